@@ -1,0 +1,155 @@
+//! Command-line grammar (clap) and the seed-compatible single-dash long flags.
+//!
+//! The seed's CLI (Go `flag`) spells long options with one dash (`lf -json get ...`,
+//! `lf -home DIR node-start`). clap wants two, so before parsing, any argument that is
+//! a single dash followed by a known long option name (optionally `=value`) gets a
+//! second dash. Known names are read from the clap definition itself, so new options
+//! are covered without a list to keep in sync.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// LF: a fully replicated, decentralized key/value store and filesystem.
+#[derive(Parser, Debug)]
+#[command(name = "lf", version, arg_required_else_help = true, propagate_version = true)]
+pub struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Node home directory (default: $HOME/.lf, or /var/lib/lf as root).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the version.
+    Version,
+    /// Check records and proof of work on this machine, with timings.
+    Selftest(SelftestArgs),
+    /// Create a new network: genesis.lf and genesis-secret.pem in the current directory.
+    Makegenesis(MakegenesisArgs),
+}
+
+/// `lf selftest` options.
+#[derive(Args, Debug)]
+pub struct SelftestArgs {
+    /// Skip the default-difficulty proof-of-work timing (seconds per record).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// `lf makegenesis` options; any not given is asked for when stdin is a terminal.
+#[derive(Args, Debug, Default)]
+pub struct MakegenesisArgs {
+    /// Network name (required).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Contact (URL or e-mail).
+    #[arg(long)]
+    pub contact: Option<String>,
+    /// Comment.
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Fewest links per record (1..=15; default 2).
+    #[arg(long, value_name = "N")]
+    pub min_links: Option<u32>,
+    /// Largest value in bytes (default 1024).
+    #[arg(long, value_name = "BYTES")]
+    pub max_value_size: Option<u32>,
+    /// Largest clock drift into the future, seconds (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_time_drift: Option<u64>,
+    /// Comma-separated fields the genesis owner may amend later.
+    #[arg(long, value_name = "FIELDS")]
+    pub amendable: Option<String>,
+    /// Proof-of-work difficulty factor; 0 = no proof of work (private test networks).
+    #[arg(long, value_name = "N")]
+    pub difficulty: Option<u32>,
+    /// Bootstrap peer multiaddr (repeatable).
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// Never prompt; use defaults for anything not given.
+    #[arg(long)]
+    pub yes: bool,
+    /// Overwrite an existing genesis.lf.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory to write into (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+fn long_names(cmd: &clap::Command, out: &mut HashSet<String>) {
+    for a in cmd.get_arguments() {
+        if let Some(l) = a.get_long() {
+            out.insert(l.to_string());
+        }
+    }
+    for s in cmd.get_subcommands() {
+        long_names(s, out);
+    }
+}
+
+/// Rewrites `-name[=v]` to `--name[=v]` for every long option `name` of the CLI.
+pub fn normalize_single_dash(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut names = HashSet::new();
+    long_names(&Cli::command(), &mut names);
+    names.insert("help".into());
+    names.insert("version".into());
+    let mut out = Vec::with_capacity(argv.len());
+    let mut passthrough = false;
+    for (i, a) in argv.into_iter().enumerate() {
+        let s = a.to_string_lossy();
+        if i == 0 || passthrough {
+            out.push(a);
+            continue;
+        }
+        if s == "--" {
+            passthrough = true;
+            out.push(a);
+            continue;
+        }
+        let is_single = s.starts_with('-') && !s.starts_with("--") && s.len() > 2;
+        let name = s.trim_start_matches('-').split('=').next().unwrap_or_default();
+        if is_single && names.contains(name) {
+            out.push(format!("-{s}").into());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(a: &[&str]) -> Vec<String> {
+        normalize_single_dash(a.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn single_dash_long_flags_become_double() {
+        assert_eq!(norm(&["lf", "-json", "version"]), ["lf", "--json", "version"]);
+        assert_eq!(norm(&["lf", "-home=/x", "version"]), ["lf", "--home=/x", "version"]);
+        assert_eq!(norm(&["lf", "--json", "-h"]), ["lf", "--json", "-h"]);
+        assert_eq!(norm(&["lf", "-bogus"]), ["lf", "-bogus"]);
+        assert_eq!(norm(&["lf", "--", "-json"]), ["lf", "--", "-json"]);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,1 @@
+//! LF proof of work (being written).
