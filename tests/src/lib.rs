@@ -12,7 +12,10 @@ pub fn lf_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test-binary> → target/<profile>/lf
         let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "lf", "--bin", "lf"]);

@@ -30,7 +30,11 @@ fn e2e_bad_arguments_give_one_line_and_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let o = lf(dir.path(), &["no-such-command"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unrecognized subcommand"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unrecognized subcommand"),
+        "{}",
+        stderr(&o)
+    );
     let o = lf(dir.path(), &["makegenesis", "--yes", "--min-links", "many"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--min-links"), "{}", stderr(&o));
@@ -40,8 +44,16 @@ fn e2e_bad_arguments_give_one_line_and_nonzero_exit() {
 fn e2e_makegenesis_scripted_network_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let args = [
-        "makegenesis", "--yes", "--name", "e2e net", "--min-links", "3", "--difficulty", "0",
-        "--amendable", "name,comment",
+        "makegenesis",
+        "--yes",
+        "--name",
+        "e2e net",
+        "--min-links",
+        "3",
+        "--difficulty",
+        "0",
+        "--amendable",
+        "name,comment",
     ];
     let o = lf(dir.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -55,24 +67,48 @@ fn e2e_makegenesis_scripted_network_verifies() {
     let owner = lf_record::OwnerSecret::from_pem(&pem).unwrap();
     assert_eq!(owner.public(), records[0].owner());
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("genesis-secret.pem")).unwrap().permissions();
+    let mode = std::fs::metadata(dir.path().join("genesis-secret.pem"))
+        .unwrap()
+        .permissions();
     assert_eq!(mode.mode() & 0o777, 0o600);
 
     // A second run refuses to overwrite; a bad field is named.
     let again = lf(dir.path(), &args);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
-    let bad = lf(dir.path(), &["makegenesis", "--yes", "--force", "--name", "x", "--amendable", "bogus"]);
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    let bad = lf(
+        dir.path(),
+        &[
+            "makegenesis",
+            "--yes",
+            "--force",
+            "--name",
+            "x",
+            "--amendable",
+            "bogus",
+        ],
+    );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("bogus"), "{}", stderr(&bad));
     let noname = lf(dir.path(), &["makegenesis", "--yes", "--force"]);
-    assert!(stderr(&noname).contains("network name is required"), "{}", stderr(&noname));
+    assert!(
+        stderr(&noname).contains("network name is required"),
+        "{}",
+        stderr(&noname)
+    );
 }
 
 #[test]
 fn e2e_makegenesis_pays_proof_of_work() {
     let dir = tempfile::tempdir().unwrap();
-    let o = lf(dir.path(), &["makegenesis", "--yes", "--name", "pow", "--difficulty", "2"]);
+    let o = lf(
+        dir.path(),
+        &["makegenesis", "--yes", "--name", "pow", "--difficulty", "2"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(dir.path().join("genesis.lf")).unwrap();
     let (config, records) = lf_record::parse_records(&bytes).unwrap();

@@ -14,7 +14,12 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// LF: a fully replicated, decentralized key/value store and filesystem.
 #[derive(Parser, Debug)]
-#[command(name = "lf", version, arg_required_else_help = true, propagate_version = true)]
+#[command(
+    name = "lf",
+    version,
+    arg_required_else_help = true,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -118,7 +123,11 @@ pub fn normalize_single_dash(argv: Vec<OsString>) -> Vec<OsString> {
             continue;
         }
         let is_single = s.starts_with('-') && !s.starts_with("--") && s.len() > 2;
-        let name = s.trim_start_matches('-').split('=').next().unwrap_or_default();
+        let name = s
+            .trim_start_matches('-')
+            .split('=')
+            .next()
+            .unwrap_or_default();
         if is_single && names.contains(name) {
             out.push(format!("-{s}").into());
         } else {
@@ -141,8 +150,14 @@ mod tests {
 
     #[test]
     fn single_dash_long_flags_become_double() {
-        assert_eq!(norm(&["lf", "-json", "version"]), ["lf", "--json", "version"]);
-        assert_eq!(norm(&["lf", "-home=/x", "version"]), ["lf", "--home=/x", "version"]);
+        assert_eq!(
+            norm(&["lf", "-json", "version"]),
+            ["lf", "--json", "version"]
+        );
+        assert_eq!(
+            norm(&["lf", "-home=/x", "version"]),
+            ["lf", "--home=/x", "version"]
+        );
         assert_eq!(norm(&["lf", "--json", "-h"]), ["lf", "--json", "-h"]);
         assert_eq!(norm(&["lf", "-bogus"]), ["lf", "-bogus"]);
         assert_eq!(norm(&["lf", "--", "-json"]), ["lf", "--", "-json"]);

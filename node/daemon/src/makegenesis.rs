@@ -32,7 +32,11 @@ impl Prompter {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let line = line.trim();
-        Ok(if line.is_empty() { default.to_string() } else { line.to_string() })
+        Ok(if line.is_empty() {
+            default.to_string()
+        } else {
+            line.to_string()
+        })
     }
 
     fn value<T: std::str::FromStr + ToString>(
@@ -76,7 +80,10 @@ fn config(a: &MakegenesisArgs, p: &Prompter) -> anyhow::Result<NetworkConfig> {
         "Proof of work difficulty (0 = none)",
         lf_pow::DEFAULT_DIFFICULTY,
     )?;
-    let amendable = a.amendable.clone().map_or_else(|| p.ask("Amendable fields", ""), Ok)?;
+    let amendable = a
+        .amendable
+        .clone()
+        .map_or_else(|| p.ask("Amendable fields", ""), Ok)?;
     let config = NetworkConfig {
         format: 1,
         id: NetworkId(id),
@@ -109,7 +116,10 @@ pub fn make_records(
     let cancel = AtomicBool::new(false);
     let recs = create_genesis_records(config, owner, now, |challenge, effort| {
         eprintln!("paying proof of work (effort {effort})...");
-        let opts = lf_pow::SolveOptions { threads: 0, start_nonce: random_nonce() };
+        let opts = lf_pow::SolveOptions {
+            threads: 0,
+            start_nonce: random_nonce(),
+        };
         lf_pow::solve(challenge, effort, &opts, &cancel, &|_| {})
     })?;
     Ok(recs)
@@ -148,9 +158,14 @@ pub fn run(a: &MakegenesisArgs, json: bool) -> anyhow::Result<()> {
     let dir = a.out.clone().unwrap_or_else(|| ".".into());
     let genesis_path = dir.join("genesis.lf");
     if genesis_path.exists() && !a.force {
-        bail!("{} already exists (use --force to overwrite)", genesis_path.display());
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            genesis_path.display()
+        );
     }
-    let prompter = Prompter { interactive: !a.yes && std::io::stdin().is_terminal() };
+    let prompter = Prompter {
+        interactive: !a.yes && std::io::stdin().is_terminal(),
+    };
     let config = config(a, &prompter)?;
     let owner = random::new_owner();
     let records = make_records(&config, &owner, now())?;

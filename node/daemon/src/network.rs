@@ -2,6 +2,7 @@
 //! nodes whose home holds no `genesis.lf`.
 //!
 //! `default-genesis.lf` was made once with `lf makegenesis --yes --name "LF Default"
+//! --contact https://example.invalid/lf --comment "Default public LF network"
 //! --min-links 2 --max-value-size 1024 --max-time-drift 60` at the default difficulty;
 //! its secret key is not kept, so the default network cannot be amended.
 
@@ -22,6 +23,9 @@ mod tests {
         let (config, records) = super::default_network().unwrap();
         assert_eq!(config.name, "LF Default");
         assert_eq!(records.len(), config.record_min_links as usize);
-        assert_eq!(config.work_difficulty, lf_record::lf_pow::DEFAULT_DIFFICULTY);
+        assert_eq!(
+            config.work_difficulty,
+            lf_record::lf_pow::DEFAULT_DIFFICULTY
+        );
     }
 }

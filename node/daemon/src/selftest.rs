@@ -17,7 +17,8 @@ struct Report {
 impl Report {
     fn row(&mut self, check: &str, detail: String) {
         if self.json {
-            self.rows.push(serde_json::json!({"check": check, "ok": true, "detail": detail}));
+            self.rows
+                .push(serde_json::json!({"check": check, "ok": true, "detail": detail}));
         } else {
             println!("ok  {check:<32} {detail}");
         }
@@ -26,7 +27,11 @@ impl Report {
 
 fn per_op(total: Duration, n: u32) -> String {
     let each = total / n;
-    format!("{:.1} µs each, {:.0}/s", each.as_secs_f64() * 1e6, 1.0 / each.as_secs_f64())
+    format!(
+        "{:.1} µs each, {:.0}/s",
+        each.as_secs_f64() * 1e6,
+        1.0 / each.as_secs_f64()
+    )
 }
 
 fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::Result<Record> {
@@ -36,8 +41,17 @@ fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::
         .build(&owner.public())?;
     let effort = u.required_effort(difficulty);
     let work = if effort > 0 {
-        let opts = lf_pow::SolveOptions { threads: 0, start_nonce: 0 };
-        Some(lf_pow::solve(&u.work_challenge(), effort, &opts, &AtomicBool::new(false), &|_| {})?)
+        let opts = lf_pow::SolveOptions {
+            threads: 0,
+            start_nonce: 0,
+        };
+        Some(lf_pow::solve(
+            &u.work_challenge(),
+            effort,
+            &opts,
+            &AtomicBool::new(false),
+            &|_| {},
+        )?)
     } else {
         None
     };
@@ -46,7 +60,10 @@ fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::
 
 /// Runs the checks.
 pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
-    let mut rep = Report { json, rows: Vec::new() };
+    let mut rep = Report {
+        json,
+        rows: Vec::new(),
+    };
     let owner = OwnerSecret::from_scalar_bytes(&[0x42; 48])?;
 
     let n = 50;
@@ -58,7 +75,10 @@ pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
     let sign_time = t.elapsed();
     let t = Instant::now();
     for (i, s) in sigs.iter().enumerate() {
-        ensure!(owner.public().verify(&[i as u8], s), "owner signature {i} did not verify");
+        ensure!(
+            owner.public().verify(&[i as u8], s),
+            "owner signature {i} did not verify"
+        );
     }
     rep.row("owner sign (P-384)", per_op(sign_time, n));
     rep.row("owner verify (P-384)", per_op(t.elapsed(), n));
@@ -68,15 +88,27 @@ pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
     for v in [1u64, 2, 1000, 1 << 40, u64::MAX] {
         let k = name.key(v);
         ensure!(k > last, "selector keys out of order at ordinal {v}");
-        ensure!(name.ordinal_mask().unmask(&k.0[16..].try_into()?) == v, "ordinal {v} unmask");
+        ensure!(
+            name.ordinal_mask().unmask(&k.0[16..].try_into()?) == v,
+            "ordinal {v} unmask"
+        );
         last = k;
     }
     rep.row("ordinal order and unmask", "5 ordinals".into());
 
-    let limits = lf_record::Limits { max_value_size: 1024, work_difficulty: 0 };
+    let limits = lf_record::Limits {
+        max_value_size: 1024,
+        work_difficulty: 0,
+    };
     let r = sample_record(&owner, b"hello selftest", 0)?;
-    ensure!(r.value(Some(b"selftest"))? == b"hello selftest", "value did not unmask");
-    ensure!(r.value(Some(b"wrong")).is_err(), "a wrong masking key was not detected");
+    ensure!(
+        r.value(Some(b"selftest"))? == b"hello selftest",
+        "value did not unmask"
+    );
+    ensure!(
+        r.value(Some(b"wrong")).is_err(),
+        "a wrong masking key was not detected"
+    );
     rep.row("value masking", "wrong key detected".into());
 
     let t = Instant::now();
@@ -96,7 +128,9 @@ pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
     rep.row("record verify (sig + 1 claim)", per_op(t.elapsed(), n));
 
     let worked = sample_record(&owner, b"work", 1)?;
-    let w = worked.work().context("record built with difficulty 1 carries no work")?;
+    let w = worked
+        .work()
+        .context("record built with difficulty 1 carries no work")?;
     let challenge = worked.work_challenge();
     let t = Instant::now();
     for _ in 0..n {
@@ -130,14 +164,22 @@ pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
     let (config, records) = crate::network::default_network()?;
     rep.row(
         "embedded default network",
-        format!("{} ({} genesis records verified)", config.name, records.len()),
+        format!(
+            "{} ({} genesis records verified)",
+            config.name,
+            records.len()
+        ),
     );
 
     let t = Instant::now();
     OwnerSecret::from_passphrase("selftest passphrase")?;
     rep.row(
         "passphrase owner",
-        format!("{}: {:.0} ms", lf_record::PASSPHRASE_KDF, t.elapsed().as_secs_f64() * 1e3),
+        format!(
+            "{}: {:.0} ms",
+            lf_record::PASSPHRASE_KDF,
+            t.elapsed().as_secs_f64() * 1e3
+        ),
     );
 
     if json {

@@ -1,1 +1,58 @@
-fn main() {}
+//! Criterion benches of the record layer: owner sign and verify, record build (encode),
+//! parse, and full verification (signature + claims + work).
+
+use std::hint::black_box;
+use std::sync::atomic::AtomicBool;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lf_record::{Limits, OwnerSecret, Record, RecordBuilder, RecordHash, RecordType, lf_pow};
+
+fn record(owner: &OwnerSecret, effort: u32) -> Record {
+    let u = RecordBuilder::new(RecordType::Datum, 1_700_000_000)
+        .value(vec![7u8; 200])
+        .selector(b"bench", 1)
+        .links([RecordHash([1; 32]), RecordHash([2; 32])])
+        .build(&owner.public())
+        .unwrap();
+    let work = (effort > 0).then(|| {
+        let o = lf_pow::SolveOptions {
+            threads: 1,
+            start_nonce: 0,
+        };
+        lf_pow::solve(
+            &u.work_challenge(),
+            effort,
+            &o,
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap()
+    });
+    u.sign(work, owner).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let owner = OwnerSecret::from_scalar_bytes(&[3; 48]).unwrap();
+    let sig = owner.sign(b"message");
+    c.bench_function("owner_sign", |b| {
+        b.iter(|| owner.sign(black_box(b"message")))
+    });
+    c.bench_function("owner_verify", |b| {
+        b.iter(|| assert!(owner.public().verify(black_box(b"message"), &sig)))
+    });
+    c.bench_function("record_build_and_sign", |b| b.iter(|| record(&owner, 0)));
+    let r = record(&owner, 1);
+    c.bench_function("record_parse", |b| {
+        b.iter(|| Record::from_bytes(black_box(r.to_bytes())).unwrap())
+    });
+    let limits = Limits {
+        max_value_size: 1024,
+        work_difficulty: 1,
+    };
+    c.bench_function("record_verify_full", |b| {
+        b.iter(|| r.verify(&limits).unwrap())
+    });
+}
+
+criterion_group!(record_benches, benches);
+criterion_main!(record_benches);

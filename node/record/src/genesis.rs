@@ -9,9 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Limits, OwnerSecret, Record, RecordBuilder, RecordError, RecordHash, RecordType,
-};
+use crate::{Limits, OwnerSecret, Record, RecordBuilder, RecordError, RecordHash, RecordType};
 
 /// The 32-byte network ID: random at creation; also the P2P pre-shared key seed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -139,7 +137,10 @@ impl NetworkConfig {
             return bad("name must not be empty".into());
         }
         if !(1..=crate::MAX_LINKS as u32).contains(&self.record_min_links) {
-            return bad(format!("record_min_links {} not in 1..=15", self.record_min_links));
+            return bad(format!(
+                "record_min_links {} not in 1..=15",
+                self.record_min_links
+            ));
         }
         if self.record_max_value_size > 60_000 {
             return bad(format!(
@@ -147,8 +148,14 @@ impl NetworkConfig {
                 self.record_max_value_size
             ));
         }
-        if let Some(f) = self.amendable_fields.iter().find(|f| !AMENDABLE.contains(&f.as_str())) {
-            return bad(format!("field {f:?} cannot be amendable (allowed: {AMENDABLE:?})"));
+        if let Some(f) = self
+            .amendable_fields
+            .iter()
+            .find(|f| !AMENDABLE.contains(&f.as_str()))
+        {
+            return bad(format!(
+                "field {f:?} cannot be amendable (allowed: {AMENDABLE:?})"
+            ));
         }
         Ok(())
     }
@@ -197,12 +204,19 @@ pub fn create_genesis_records(
     config.validate()?;
     let mut records: Vec<Record> = Vec::new();
     for i in 0..config.record_min_links as u64 {
-        let mut b = RecordBuilder::new(RecordType::Genesis, timestamp + i)
-            .links(records.iter().map(Record::hash).collect::<Vec<RecordHash>>());
+        let mut b = RecordBuilder::new(RecordType::Genesis, timestamp + i).links(
+            records
+                .iter()
+                .map(Record::hash)
+                .collect::<Vec<RecordHash>>(),
+        );
         if i == 0 {
             b = b.value(config.to_json());
         }
-        let err = |source| GenesisError::Record { index: i as usize, source };
+        let err = |source| GenesisError::Record {
+            index: i as usize,
+            source,
+        };
         let u = b.build(&owner.public()).map_err(err)?;
         let effort = u.required_effort(config.work_difficulty);
         let work = if effort > 0 {
@@ -221,8 +235,10 @@ pub fn parse_records(bytes: &[u8]) -> Result<(NetworkConfig, Vec<Record>), Genes
     let mut records = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let (r, used) = Record::parse_prefix(rest)
-            .map_err(|source| GenesisError::Record { index: records.len(), source })?;
+        let (r, used) = Record::parse_prefix(rest).map_err(|source| GenesisError::Record {
+            index: records.len(),
+            source,
+        })?;
         records.push(r);
         rest = &rest[used..];
     }
@@ -235,7 +251,8 @@ pub fn parse_records(bytes: &[u8]) -> Result<(NetworkConfig, Vec<Record>), Genes
                 source: RecordError::Invalid("not a genesis record of the genesis owner"),
             });
         }
-        r.verify(&config.limits()).map_err(|source| GenesisError::Record { index, source })?;
+        r.verify(&config.limits())
+            .map_err(|source| GenesisError::Record { index, source })?;
     }
     Ok((config, records))
 }
@@ -281,9 +298,17 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("bogus"));
         let mut c = config();
         c.record_min_links = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("record_min_links"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("record_min_links")
+        );
         assert!(NetworkConfig::from_json(b"{\"format\":1,\"extra\":2}").is_err());
         assert!(matches!(parse_records(b""), Err(GenesisError::Empty)));
-        assert!(matches!(parse_records(b"\x01"), Err(GenesisError::Record { index: 0, .. })));
+        assert!(matches!(
+            parse_records(b"\x01"),
+            Err(GenesisError::Record { index: 0, .. })
+        ));
     }
 }

@@ -57,8 +57,20 @@ mod tests {
         let s = h.to_string();
         assert!(s.starts_with('='));
         assert_eq!(s.parse::<RecordHash>().unwrap(), h);
-        assert_eq!(RecordHash([0; 32]).to_string().parse::<RecordHash>().unwrap().0, [0; 32]);
-        assert!("=abc".parse::<RecordHash>().unwrap_err().contains("32 bytes"));
+        assert_eq!(
+            RecordHash([0; 32])
+                .to_string()
+                .parse::<RecordHash>()
+                .unwrap()
+                .0,
+            [0; 32]
+        );
+        assert!(
+            "=abc"
+                .parse::<RecordHash>()
+                .unwrap_err()
+                .contains("32 bytes")
+        );
         assert!("=a/c".parse::<RecordHash>().unwrap_err().contains("base62"));
     }
 }

@@ -24,16 +24,14 @@ mod validate;
 
 pub use base62::{decode as base62_decode, encode as base62_encode};
 pub use error::RecordError;
-pub use genesis::{
-    GenesisError, NetworkConfig, NetworkId, create_genesis_records, parse_records,
-};
+pub use genesis::{GenesisError, NetworkConfig, NetworkId, create_genesis_records, parse_records};
 pub use hash::{RecordHash, RecordId};
 pub use mask::{MaskError, MaskingKey};
 pub use ordinal::{MaskedOrdinal, OrdinalMask};
 pub use owner::{Owner, OwnerError, OwnerSecret, PASSPHRASE_KDF};
 pub use record::{
-    FORMAT_VERSION, MAX_LINKS, MAX_RECORD_SIZE, MAX_SELECTORS, Record, RecordBuilder,
-    RecordType, SELECTOR_LEN, SIGNATURE_LEN, UnsignedRecord,
+    FORMAT_VERSION, MAX_LINKS, MAX_RECORD_SIZE, MAX_SELECTORS, Record, RecordBuilder, RecordType,
+    SELECTOR_LEN, SIGNATURE_LEN, UnsignedRecord,
 };
 pub use selector::{Selector, SelectorKey, SelectorName};
 pub use validate::{Limits, check_time_drift};

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(unmask(&m, b"k", &o, 5, 0).unwrap(), b"secret");
         assert_eq!(unmask(&m, b"j", &o, 5, 0), Err(MaskError::WrongKey));
         assert_eq!(unmask(&m, b"k", &o, 6, 0), Err(MaskError::WrongKey));
-        assert_eq!(unmask(&m, b"k", &Owner([3; 49]), 5, 0), Err(MaskError::WrongKey));
+        assert_eq!(
+            unmask(&m, b"k", &Owner([3; 49]), 5, 0),
+            Err(MaskError::WrongKey)
+        );
         assert!(mask(b"", b"k", &o, 5, 0).is_empty());
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! Construction (a lazily sampled random order-preserving function, in the manner of
 //! Boldyreva et al.'s OPE but with a uniform split): the domain `[0, 2^64)` is a
-//! binary tree of depth 64 and each tree node owns an interval of the range
-//! `[0, 2^128 - 1)`. At each node a pseudorandom split point, drawn from AES-256
+//! binary tree of depth 64 and each tree node owns an interval of the range; the
+//! root owns `2^127` values from a name-dependent offset below `2^127`. At each node a pseudorandom split point, drawn from AES-256
 //! (keyed from the name) applied to the node's position, divides the node's interval
 //! between its two children, leaving each child at least as many range values as it
 //! has domain values. The ordinal's bits pick the path; at the leaf a last
@@ -35,7 +35,9 @@ impl OrdinalMask {
     /// Derives the masking function from a plain selector name.
     pub fn new(name: &[u8]) -> Self {
         let key: [u8; 32] = hkdf_sha256(b"lf selector name v1", name, &[b"ordinal mask"]);
-        OrdinalMask { cipher: Aes256::new(&key.into()) }
+        OrdinalMask {
+            cipher: Aes256::new(&key.into()),
+        }
     }
 
     fn prf(&self, level: u8, prefix: u64) -> u128 {
@@ -58,9 +60,15 @@ impl OrdinalMask {
         half + self.prf(level as u8, prefix) % (slack + 1)
     }
 
+    /// The root interval: 2^127 values starting at a name-dependent offset below
+    /// 2^127, so that the smallest ordinals of a name do not sit at a fixed place.
+    fn root(&self) -> (u128, u128) {
+        (self.prf(65, 0) >> 1, 1u128 << 127)
+    }
+
     /// Masks an ordinal.
     pub fn mask(&self, ordinal: u64) -> MaskedOrdinal {
-        let (mut lo, mut size) = (0u128, u128::MAX);
+        let (mut lo, mut size) = self.root();
         for level in (0..64u32).rev() {
             let prefix = ordinal.checked_shr(level + 1).unwrap_or(0);
             let split = self.split(level, prefix, size);
@@ -71,7 +79,7 @@ impl OrdinalMask {
                 size -= split;
             }
         }
-        // Leaf: tag 64 cannot collide with a tree level (0..=63).
+        // Leaf: tag 64 cannot collide with a tree level (0..=63) or the root (65).
         (lo + self.prf(64, ordinal) % size).to_be_bytes()
     }
 
@@ -79,7 +87,8 @@ impl OrdinalMask {
     /// ordinal of another name the result is meaningless but never panics.
     pub fn unmask(&self, masked: &MaskedOrdinal) -> u64 {
         let w = u128::from_be_bytes(*masked);
-        let (mut lo, mut size, mut ordinal) = (0u128, u128::MAX, 0u64);
+        let (mut lo, mut size) = self.root();
+        let mut ordinal = 0u64;
         for level in (0..64u32).rev() {
             let prefix = ordinal.checked_shr(level + 1).unwrap_or(0);
             let split = self.split(level, prefix, size);
@@ -103,7 +112,17 @@ mod tests {
     #[test]
     fn extremes_and_neighbours_keep_order() {
         let m = OrdinalMask::new(b"bad horse");
-        let vals = [0u64, 1, 2, 3, 0xffff, 0x10000, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+        let vals = [
+            0u64,
+            1,
+            2,
+            3,
+            0xffff,
+            0x10000,
+            u64::MAX / 2,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for w in vals.windows(2) {
             assert!(m.mask(w[0]) < m.mask(w[1]), "{} vs {}", w[0], w[1]);
         }
@@ -117,7 +136,9 @@ mod tests {
         let a = OrdinalMask::new(b"a");
         let b = OrdinalMask::new(b"b");
         assert_ne!(a.mask(0), b.mask(0));
-        assert_ne!(a.mask(0)[..8], [0u8; 8][..], "masked ordinal should not leak small values");
+        // Ordinal 0 does not sit at a fixed place (a name-dependent root offset).
+        assert_ne!(a.mask(0)[..4], [0u8; 4][..]);
+        assert_ne!(a.mask(0)[..4], b.mask(0)[..4]);
     }
 
     proptest! {

@@ -95,7 +95,9 @@ impl fmt::Debug for Owner {
 impl FromStr for Owner {
     type Err = OwnerError;
     fn from_str(s: &str) -> Result<Self, OwnerError> {
-        let body = s.strip_prefix('@').ok_or_else(|| OwnerError::BadText(s.into()))?;
+        let body = s
+            .strip_prefix('@')
+            .ok_or_else(|| OwnerError::BadText(s.into()))?;
         let bytes = crate::base62::decode(body).ok_or_else(|| OwnerError::BadText(s.into()))?;
         Owner::from_bytes(&bytes)
     }
@@ -118,6 +120,9 @@ impl OwnerSecret {
     /// Makes an owner from 48 secret bytes (a P-384 scalar, big-endian); fails if the
     /// bytes are zero or not below the group order. Callers bring the randomness.
     pub fn from_scalar_bytes(bytes: &[u8]) -> Result<Self, OwnerError> {
+        if bytes.len() != 48 {
+            return Err(OwnerError::BadSecret);
+        }
         let key = SigningKey::from_slice(bytes).map_err(|_| OwnerError::BadSecret)?;
         Ok(Self::from_key(key))
     }
@@ -148,15 +153,19 @@ impl OwnerSecret {
         }
         let params = argon2::Params::new(64 * 1024, 3, 1, Some(64))
             .map_err(|_| OwnerError::EmptyPassphrase)?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut seed = [0u8; 64];
         argon
             .hash_password_into(passphrase.as_bytes(), b"lf passphrase owner v1", &mut seed)
             .map_err(|_| OwnerError::EmptyPassphrase)?;
         let mut counter = 0u32;
         let owner = loop {
-            let scalar: [u8; 48] =
-                hkdf_sha256(b"lf passphrase v1", &seed, &[b"owner", &counter.to_be_bytes()]);
+            let scalar: [u8; 48] = hkdf_sha256(
+                b"lf passphrase v1",
+                &seed,
+                &[b"owner", &counter.to_be_bytes()],
+            );
             if let Ok(o) = Self::from_scalar_bytes(&scalar) {
                 break o;
             }
@@ -170,7 +179,10 @@ impl OwnerSecret {
         let point = key.verifying_key().to_sec1_point(true);
         let mut public = [0u8; OWNER_LEN];
         public.copy_from_slice(point.as_bytes());
-        OwnerSecret { key, public: Owner(public) }
+        OwnerSecret {
+            key,
+            public: Owner(public),
+        }
     }
 
     /// The public owner.
@@ -196,7 +208,9 @@ impl OwnerSecret {
     /// SEC1 `EC PRIVATE KEY` PEM.
     pub fn to_pem(&self) -> String {
         let sk = p384::SecretKey::from_slice(&self.key.to_bytes()).expect("valid scalar");
-        sk.to_sec1_pem(LineEnding::LF).expect("pem encoding of a valid key").to_string()
+        sk.to_sec1_pem(LineEnding::LF)
+            .expect("pem encoding of a valid key")
+            .to_string()
     }
 
     /// Reads SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY` PEM.
@@ -253,7 +267,10 @@ mod tests {
         let pem = o.to_pem();
         assert!(pem.contains("BEGIN EC PRIVATE KEY"));
         assert_eq!(OwnerSecret::from_pem(&pem).unwrap().public(), o.public());
-        assert_eq!(OwnerSecret::from_pem("garbage").unwrap_err(), OwnerError::BadSecret);
+        assert_eq!(
+            OwnerSecret::from_pem("garbage").unwrap_err(),
+            OwnerError::BadSecret
+        );
     }
 
     #[test]
@@ -265,7 +282,10 @@ mod tests {
         assert_eq!(ka, kb);
         assert_ne!(a.public(), c.public());
         assert_ne!(ka, kc);
-        assert_eq!(OwnerSecret::from_passphrase(" ").unwrap_err(), OwnerError::EmptyPassphrase);
+        assert_eq!(
+            OwnerSecret::from_passphrase(" ").unwrap_err(),
+            OwnerError::EmptyPassphrase
+        );
     }
 
     #[test]

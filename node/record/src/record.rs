@@ -6,9 +6,9 @@
 
 use lf_pow::{WORK_LEN, Work};
 
-pub use crate::owner::SIGNATURE_LEN;
 use crate::hash::{RecordHash, RecordId};
 use crate::kdf::sha256;
+pub use crate::owner::SIGNATURE_LEN;
 use crate::owner::{OWNER_LEN, Owner, OwnerSecret};
 pub use crate::selector::SELECTOR_LEN;
 use crate::selector::{Selector, SelectorKey, SelectorName};
@@ -92,8 +92,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
-        let end = self.pos.checked_add(n).ok_or(RecordError::Truncated(field))?;
-        let s = self.b.get(self.pos..end).ok_or(RecordError::Truncated(field))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(RecordError::Truncated(field))?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or(RecordError::Truncated(field))?;
         self.pos = end;
         Ok(s)
     }
@@ -162,7 +168,10 @@ impl Record {
         let signature = r.array::<SIGNATURE_LEN>("signature")?;
         let len = r.pos;
         if len > MAX_RECORD_SIZE {
-            return Err(RecordError::TooLarge { size: len, max: MAX_RECORD_SIZE });
+            return Err(RecordError::TooLarge {
+                size: len,
+                max: MAX_RECORD_SIZE,
+            });
         }
         let bytes = bytes[..len].to_vec();
         let record = Record {
@@ -258,7 +267,10 @@ impl Record {
 
     /// The proof-of-work challenge: hash of the body hash and the selectors.
     pub fn work_challenge(&self) -> [u8; 32] {
-        work_challenge(&self.body_hash(), &self.bytes[self.body_len..self.billable_bytes()])
+        work_challenge(
+            &self.body_hash(),
+            &self.bytes[self.body_len..self.billable_bytes()],
+        )
     }
 
     /// What the owner signature covers.
@@ -372,10 +384,18 @@ impl RecordBuilder {
             (None, Some((n, _))) => n.name().to_vec(),
             (None, None) => Vec::new(),
         };
-        let masked =
-            mask::mask(&self.value, &key, owner, self.timestamp, self.record_type.to_byte());
+        let masked = mask::mask(
+            &self.value,
+            &key,
+            owner,
+            self.timestamp,
+            self.record_type.to_byte(),
+        );
         if masked.len() > u16::MAX as usize {
-            return Err(RecordError::TooLarge { size: masked.len(), max: MAX_RECORD_SIZE });
+            return Err(RecordError::TooLarge {
+                size: masked.len(),
+                max: MAX_RECORD_SIZE,
+            });
         }
         let mut b = Vec::with_capacity(128 + masked.len() + 32 * self.links.len());
         b.push(FORMAT_VERSION);
@@ -395,10 +415,16 @@ impl RecordBuilder {
             name.claim(*ordinal, i as u8, &body_hash).write(&mut b);
         }
         let challenge = work_challenge(&body_hash, &b[body_len..]);
-        let unsigned = UnsignedRecord { billable: b, challenge };
+        let unsigned = UnsignedRecord {
+            billable: b,
+            challenge,
+        };
         let size = unsigned.billable.len() + 1 + WORK_LEN + SIGNATURE_LEN;
         if size > MAX_RECORD_SIZE {
-            return Err(RecordError::TooLarge { size, max: MAX_RECORD_SIZE });
+            return Err(RecordError::TooLarge {
+                size,
+                max: MAX_RECORD_SIZE,
+            });
         }
         Ok(unsigned)
     }
@@ -457,7 +483,11 @@ mod tests {
             .value(b"hello".to_vec())
             .selector(b"bad horse", 3)
             .selector(b"second", 9)
-            .links([RecordHash([3; 32]), RecordHash([1; 32]), RecordHash([3; 32])])
+            .links([
+                RecordHash([3; 32]),
+                RecordHash([1; 32]),
+                RecordHash([3; 32]),
+            ])
             .build(&o.public())
             .unwrap()
             .sign(None, &o)
@@ -473,7 +503,10 @@ mod tests {
         assert_eq!(r.value(Some(b"bad horse")).unwrap(), b"hello");
         assert_eq!(r.value(Some(b"second")), Err(MaskError::WrongKey));
         assert_eq!(r.selectors().len(), 2);
-        assert_eq!(r.selector_key(0), Some(SelectorName::new(b"bad horse").key(3)));
+        assert_eq!(
+            r.selector_key(0),
+            Some(SelectorName::new(b"bad horse").key(3))
+        );
         assert_eq!(r.billable_bytes(), r.to_bytes().len() - 1 - SIGNATURE_LEN);
     }
 
@@ -504,13 +537,22 @@ mod tests {
     fn structural_errors_are_named() {
         let r = sample();
         let b = r.to_bytes();
-        assert_eq!(Record::from_bytes(&b[..10]), Err(RecordError::Truncated("owner")));
+        assert_eq!(
+            Record::from_bytes(&b[..10]),
+            Err(RecordError::Truncated("owner"))
+        );
         let mut trailing = b.to_vec();
         trailing.push(0);
-        assert_eq!(Record::from_bytes(&trailing), Err(RecordError::TrailingBytes(1)));
+        assert_eq!(
+            Record::from_bytes(&trailing),
+            Err(RecordError::TrailingBytes(1))
+        );
         let mut v = b.to_vec();
         v[0] = 9;
-        assert_eq!(Record::from_bytes(&v), Err(RecordError::UnsupportedVersion(9)));
+        assert_eq!(
+            Record::from_bytes(&v),
+            Err(RecordError::UnsupportedVersion(9))
+        );
         let mut t = b.to_vec();
         t[1] = 200;
         assert_eq!(Record::from_bytes(&t), Err(RecordError::UnknownType(200)));
@@ -522,7 +564,10 @@ mod tests {
         assert_eq!(Record::from_bytes(&links), Err(RecordError::LinksNotSorted));
         let mut many = b.to_vec();
         many[at - 1] = 16;
-        assert_eq!(Record::from_bytes(&many), Err(RecordError::TooManyLinks(16)));
+        assert_eq!(
+            Record::from_bytes(&many),
+            Err(RecordError::TooManyLinks(16))
+        );
     }
 
     #[test]
@@ -532,11 +577,20 @@ mod tests {
         for i in 0..16u8 {
             b = b.selector(&[i], 0);
         }
-        assert_eq!(b.build(&o.public()).unwrap_err(), RecordError::TooManySelectors(16));
+        assert_eq!(
+            b.build(&o.public()).unwrap_err(),
+            RecordError::TooManySelectors(16)
+        );
         let links = (0..16u8).map(|i| RecordHash([i; 32]));
         let b = RecordBuilder::new(RecordType::Datum, 1).links(links);
-        assert_eq!(b.build(&o.public()).unwrap_err(), RecordError::TooManyLinks(16));
-        let big = RecordBuilder::new(RecordType::Datum, 1).value(vec![0u8; 65_000]);
-        assert!(matches!(big.build(&o.public()), Err(RecordError::TooLarge { .. })));
+        assert_eq!(
+            b.build(&o.public()).unwrap_err(),
+            RecordError::TooManyLinks(16)
+        );
+        let big = RecordBuilder::new(RecordType::Datum, 1).value(vec![0u8; 65_400]);
+        assert!(matches!(
+            big.build(&o.public()),
+            Err(RecordError::TooLarge { .. })
+        ));
     }
 }

@@ -102,8 +102,14 @@ impl SelectorName {
     /// Makes the selector at `index` of a record whose body hash is `body_hash`.
     pub(crate) fn claim(&self, ordinal: u64, index: u8, body_hash: &[u8; 32]) -> Selector {
         let masked = self.ordinal_mask.mask(ordinal);
-        let sig = self.claim_key.sign(&claim_message(body_hash, index, &masked));
-        Selector { name_key: self.name_key(), ordinal: masked, claim: sig.to_bytes() }
+        let sig = self
+            .claim_key
+            .sign(&claim_message(body_hash, index, &masked));
+        Selector {
+            name_key: self.name_key(),
+            ordinal: masked,
+            claim: sig.to_bytes(),
+        }
     }
 
     /// Whether `selector` was made from this name.
@@ -144,7 +150,8 @@ impl Selector {
             return false;
         };
         let sig = Signature::from_bytes(&self.claim);
-        key.verify_strict(&claim_message(body_hash, index, &self.ordinal), &sig).is_ok()
+        key.verify_strict(&claim_message(body_hash, index, &self.ordinal), &sig)
+            .is_ok()
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -154,7 +161,11 @@ impl Selector {
     }
 
     pub(crate) fn read(b: &[u8; SELECTOR_LEN]) -> Self {
-        let mut s = Selector { name_key: [0; 32], ordinal: [0; 16], claim: [0; 64] };
+        let mut s = Selector {
+            name_key: [0; 32],
+            ordinal: [0; 16],
+            claim: [0; 64],
+        };
         s.name_key.copy_from_slice(&b[..32]);
         s.ordinal.copy_from_slice(&b[32..48]);
         s.claim.copy_from_slice(&b[48..]);
@@ -172,7 +183,10 @@ mod tests {
         assert!(n.key(0) < n.key(1));
         assert!(n.key(1) < n.key(u64::MAX));
         assert_eq!(n.key(5).0[..16], n.key(900).0[..16]);
-        assert_ne!(n.key(5).0[..16], SelectorName::new(b"good horse").key(5).0[..16]);
+        assert_ne!(
+            n.key(5).0[..16],
+            SelectorName::new(b"good horse").key(5).0[..16]
+        );
     }
 
     #[test]

@@ -31,11 +31,17 @@ impl Record {
         let challenge = self.work_challenge();
         match self.work() {
             Some(w) if w.effort < required => {
-                return Err(RecordError::InsufficientWork { required, carried: w.effort });
+                return Err(RecordError::InsufficientWork {
+                    required,
+                    carried: w.effort,
+                });
             }
             Some(w) => lf_pow::verify(&challenge, w)?,
             None if required > 0 => {
-                return Err(RecordError::InsufficientWork { required, carried: 0 });
+                return Err(RecordError::InsufficientWork {
+                    required,
+                    carried: 0,
+                });
             }
             None => {}
         }
@@ -45,7 +51,10 @@ impl Record {
                 return Err(RecordError::BadClaim { index: i });
             }
         }
-        if !self.owner().verify(&self.signing_message(), self.signature()) {
+        if !self
+            .owner()
+            .verify(&self.signing_message(), self.signature())
+        {
             return Err(RecordError::BadSignature);
         }
         Ok(())
@@ -55,7 +64,11 @@ impl Record {
 /// Rejects records whose timestamp is more than `drift` seconds ahead of `now`.
 pub fn check_time_drift(record: &Record, now: u64, drift: u64) -> Result<(), RecordError> {
     if record.timestamp() > now.saturating_add(drift) {
-        return Err(RecordError::FromTheFuture { timestamp: record.timestamp(), now, drift });
+        return Err(RecordError::FromTheFuture {
+            timestamp: record.timestamp(),
+            now,
+            drift,
+        });
     }
     Ok(())
 }
@@ -66,7 +79,10 @@ mod tests {
     use crate::{OwnerSecret, RecordBuilder, RecordType, SELECTOR_LEN};
     use std::sync::atomic::AtomicBool;
 
-    const LIMITS: Limits = Limits { max_value_size: 1024, work_difficulty: 0 };
+    const LIMITS: Limits = Limits {
+        max_value_size: 1024,
+        work_difficulty: 0,
+    };
 
     fn owner() -> OwnerSecret {
         OwnerSecret::from_scalar_bytes(&[7; 48]).unwrap()
@@ -81,9 +97,18 @@ mod tests {
             .unwrap();
         let effort = u.required_effort(difficulty);
         let work = (effort > 0).then(|| {
-            let opts = lf_pow::SolveOptions { threads: 1, start_nonce: 0 };
-            lf_pow::solve(&u.work_challenge(), effort, &opts, &AtomicBool::new(false), &|_| {})
-                .unwrap()
+            let opts = lf_pow::SolveOptions {
+                threads: 1,
+                start_nonce: 0,
+            };
+            lf_pow::solve(
+                &u.work_challenge(),
+                effort,
+                &opts,
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap()
         });
         u.sign(work, &o).unwrap()
     }
@@ -102,7 +127,10 @@ mod tests {
             let mut b = bytes.to_vec();
             b[i] ^= 0x01;
             if let Ok(p) = Record::from_bytes(&b) {
-                assert!(p.verify(&LIMITS).is_err(), "flipping byte {i} went unnoticed");
+                assert!(
+                    p.verify(&LIMITS).is_err(),
+                    "flipping byte {i} went unnoticed"
+                );
             }
         }
     }
@@ -122,23 +150,41 @@ mod tests {
     #[test]
     fn work_is_required_and_checked() {
         let cheap = record(0);
-        let tiny = Limits { max_value_size: 1024, work_difficulty: 1 };
+        let tiny = Limits {
+            max_value_size: 1024,
+            work_difficulty: 1,
+        };
         assert!(matches!(
             cheap.verify(&tiny),
             Err(RecordError::InsufficientWork { carried: 0, .. })
         ));
         let paid = record(1);
         paid.verify(&tiny).unwrap();
-        let more = Limits { max_value_size: 1024, work_difficulty: 1000 };
-        assert!(matches!(paid.verify(&more), Err(RecordError::InsufficientWork { .. })));
+        let more = Limits {
+            max_value_size: 1024,
+            work_difficulty: 1000,
+        };
+        assert!(matches!(
+            paid.verify(&more),
+            Err(RecordError::InsufficientWork { .. })
+        ));
     }
 
     #[test]
     fn value_limit_and_drift() {
         let r = record(0);
-        let small = Limits { max_value_size: 0, work_difficulty: 0 };
-        assert_eq!(r.verify(&small), Err(RecordError::ValueTooLarge { size: 1, max: 0 }));
+        let small = Limits {
+            max_value_size: 0,
+            work_difficulty: 0,
+        };
+        assert_eq!(
+            r.verify(&small),
+            Err(RecordError::ValueTooLarge { size: 1, max: 0 })
+        );
         assert!(check_time_drift(&r, 50, 60).is_ok());
-        assert!(matches!(check_time_drift(&r, 10, 60), Err(RecordError::FromTheFuture { .. })));
+        assert!(matches!(
+            check_time_drift(&r, 10, 60),
+            Err(RecordError::FromTheFuture { .. })
+        ));
     }
 }

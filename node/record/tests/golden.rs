@@ -18,9 +18,18 @@ fn vectors() -> Vec<(&'static str, Record)> {
     let sign = |b: RecordBuilder, effort: u32| {
         let u = b.build(&o.public()).unwrap();
         let work = (effort > 0).then(|| {
-            let opts = lf_pow::SolveOptions { threads: 1, start_nonce: 0 };
-            lf_pow::solve(&u.work_challenge(), effort, &opts, &AtomicBool::new(false), &|_| {})
-                .unwrap()
+            let opts = lf_pow::SolveOptions {
+                threads: 1,
+                start_nonce: 0,
+            };
+            lf_pow::solve(
+                &u.work_challenge(),
+                effort,
+                &opts,
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap()
         });
         u.sign(work, &o).unwrap()
     };
@@ -47,7 +56,12 @@ fn vectors() -> Vec<(&'static str, Record)> {
             .selector(b"c", 7),
         0,
     );
-    vec![("empty", empty), ("named", named), ("worked", worked), ("masked", masked)]
+    vec![
+        ("empty", empty),
+        ("named", named),
+        ("worked", worked),
+        ("masked", masked),
+    ]
 }
 
 fn render() -> String {
@@ -71,17 +85,20 @@ fn golden_vectors_match() {
         std::fs::write(path, &now).unwrap();
     }
     let want = std::fs::read_to_string(path).expect("testdata/golden.txt (regenerate?)");
-    assert_eq!(now, want, "record encoding changed: bump FORMAT_VERSION and regenerate");
+    assert_eq!(
+        now, want,
+        "record encoding changed: bump FORMAT_VERSION and regenerate"
+    );
 }
 
 #[test]
 fn golden_records_parse_and_verify() {
-    let want = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/golden.txt"
-    ))
-    .unwrap();
-    let limits = Limits { max_value_size: 1024, work_difficulty: 0 };
+    let want = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden.txt"))
+        .unwrap();
+    let limits = Limits {
+        max_value_size: 1024,
+        work_difficulty: 0,
+    };
     let mut seen = 0;
     for line in want.lines() {
         let mut parts = line.split(' ');

@@ -1,0 +1,186 @@
+//! The in-memory DAG of fully synchronized records: parents, how often each record is
+//! linked, tips, and weights.
+//!
+//! **Weight.** A record's weight is its own score plus the scores of the distinct
+//! records that link to it, transitively, up to [`WEIGHT_HORIZON`] links away. When a
+//! record becomes fully synchronized its score is added to each distinct ancestor
+//! within the horizon (breadth-first, visiting at most [`WEIGHT_VISIT_CAP`] records).
+//! The per-insert cost is therefore bounded by the DAG's width times the horizon and
+//! does not grow with the store (the seed walked every ancestor: O(N) per insert, O(N²)
+//! overall). Because "within h links" is a property of the graph, not of arrival order,
+//! every node computes the same weights for the same records. The bound is documented
+//! in the store README. Weights are derived state: rebuilt from the index at open.
+
+use std::collections::{BTreeSet, VecDeque};
+
+/// How many links away a descendant still adds its score to a record's weight.
+pub const WEIGHT_HORIZON: u32 = 64;
+/// Most ancestors one record's score is added to (guards against hostile wide DAGs).
+pub const WEIGHT_VISIT_CAP: usize = 4096;
+
+/// Graph state for records numbered by store sequence number (1-based).
+#[derive(Default)]
+pub struct Dag {
+    parents: Vec<Vec<u32>>,
+    linked: Vec<u32>,
+    weight: Vec<u64>,
+    synced: Vec<bool>,
+    stamp: Vec<u32>,
+    generation: u32,
+    tips: BTreeSet<u32>,
+    good: Vec<bool>,
+    queue: VecDeque<(u32, u32)>,
+}
+
+impl Dag {
+    fn grow(&mut self, seq: u32) {
+        let n = seq as usize + 1;
+        if self.parents.len() < n {
+            self.parents.resize_with(n, Vec::new);
+            self.linked.resize(n, 0);
+            self.weight.resize(n, 0);
+            self.synced.resize(n, false);
+            self.stamp.resize(n, 0);
+            self.good.resize(n, false);
+        }
+    }
+
+    /// Adds a fully synchronized record. `good` = eligible as a link candidate
+    /// (reputation at the default or above).
+    pub fn add_synced(&mut self, seq: u32, parents: Vec<u32>, score: u64, good: bool) {
+        self.grow(seq);
+        for &p in &parents {
+            self.linked[p as usize] += 1;
+            self.tips.remove(&p);
+        }
+        self.weight[seq as usize] += score;
+        self.synced[seq as usize] = true;
+        self.good[seq as usize] = good;
+        if good && self.linked[seq as usize] == 0 {
+            self.tips.insert(seq);
+        }
+        self.parents[seq as usize] = parents;
+        self.propagate(seq, score);
+    }
+
+    fn propagate(&mut self, seq: u32, score: u64) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        let g = self.generation;
+        self.stamp[seq as usize] = g;
+        self.queue.clear();
+        self.queue.push_back((seq, 0));
+        let mut visited = 0usize;
+        while let Some((s, depth)) = self.queue.pop_front() {
+            if depth == WEIGHT_HORIZON {
+                continue;
+            }
+            for i in 0..self.parents[s as usize].len() {
+                let p = self.parents[s as usize][i];
+                if self.stamp[p as usize] == g {
+                    continue;
+                }
+                self.stamp[p as usize] = g;
+                self.weight[p as usize] += score;
+                visited += 1;
+                if visited >= WEIGHT_VISIT_CAP {
+                    return;
+                }
+                self.queue.push_back((p, depth + 1));
+            }
+        }
+    }
+
+    /// Marks a record as no longer eligible as a link (its reputation dropped).
+    pub fn set_good(&mut self, seq: u32, good: bool) {
+        self.grow(seq);
+        self.good[seq as usize] = good;
+        if !good {
+            self.tips.remove(&seq);
+        } else if self.synced[seq as usize] && self.linked[seq as usize] == 0 {
+            self.tips.insert(seq);
+        }
+    }
+
+    /// The weight of a synchronized record (0 if unknown).
+    pub fn weight(&self, seq: u32) -> u64 {
+        self.weight.get(seq as usize).copied().unwrap_or(0)
+    }
+
+    /// Whether the record is fully synchronized.
+    pub fn is_synced(&self, seq: u32) -> bool {
+        self.synced.get(seq as usize).copied().unwrap_or(false)
+    }
+
+    /// How many records link to this one.
+    pub fn linked_count(&self, seq: u32) -> u32 {
+        self.linked.get(seq as usize).copied().unwrap_or(0)
+    }
+
+    /// Up to `n` link candidates: the newest tips first, then the newest good records
+    /// that are least linked.
+    pub fn link_candidates(&self, n: usize) -> Vec<u32> {
+        let mut out: Vec<u32> = self.tips.iter().rev().take(n).copied().collect();
+        if out.len() < n {
+            let mut more: Vec<u32> = (1..self.synced.len() as u32)
+                .rev()
+                .filter(|&s| self.good[s as usize] && !out.contains(&s))
+                .take(64)
+                .collect();
+            more.sort_by_key(|&s| (self.linked[s as usize], u32::MAX - s));
+            out.extend(more.into_iter().take(n - out.len()));
+        }
+        out
+    }
+
+    /// Number of tips (synchronized, eligible, not linked by anything).
+    pub fn tip_count(&self) -> usize {
+        self.tips.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_counts_distinct_descendants_once() {
+        // 1 <- 2, 1 <- 3, {2,3} <- 4: 4's score reaches 1 once, not twice.
+        let mut d = Dag::default();
+        d.add_synced(1, vec![], 10, true);
+        d.add_synced(2, vec![1], 1, true);
+        d.add_synced(3, vec![1], 1, true);
+        d.add_synced(4, vec![2, 3], 5, true);
+        assert_eq!(d.weight(4), 5);
+        assert_eq!(d.weight(2), 6);
+        assert_eq!(d.weight(3), 6);
+        assert_eq!(d.weight(1), 10 + 1 + 1 + 5);
+        assert_eq!(d.link_candidates(2), vec![4]);
+        assert_eq!(d.linked_count(1), 2);
+    }
+
+    #[test]
+    fn horizon_bounds_propagation() {
+        let mut d = Dag::default();
+        d.add_synced(1, vec![], 1, true);
+        for s in 2..=(WEIGHT_HORIZON + 10) {
+            d.add_synced(s, vec![s - 1], 1, true);
+        }
+        // Record 1 counts itself plus exactly WEIGHT_HORIZON descendants.
+        assert_eq!(d.weight(1), 1 + WEIGHT_HORIZON as u64);
+        assert_eq!(d.weight(WEIGHT_HORIZON + 10), 1);
+    }
+
+    #[test]
+    fn bad_records_are_not_candidates() {
+        let mut d = Dag::default();
+        d.add_synced(1, vec![], 1, true);
+        d.add_synced(2, vec![], 1, false);
+        assert_eq!(d.link_candidates(5), vec![1]);
+        d.set_good(1, false);
+        assert!(d.link_candidates(5).is_empty());
+    }
+}
