@@ -41,7 +41,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| assert!(owner.public().verify(black_box(b"message"), &sig)))
     });
     c.bench_function("record_build_and_sign", |b| b.iter(|| record(&owner, 0)));
-    let r = record(&owner, 1);
+    let r = record(&owner, 2);
     c.bench_function("record_parse", |b| {
         b.iter(|| Record::from_bytes(black_box(r.to_bytes())).unwrap())
     });

@@ -25,8 +25,14 @@ fn main() {
                 threads: 0,
                 start_nonce: 0,
             };
-            let w = lf_pow::solve(&u.work_challenge(), 1, &o, &AtomicBool::new(false), &|_| {})
-                .unwrap();
+            let w = lf_pow::solve(
+                &u.work_challenge(),
+                u.required_effort(1),
+                &o,
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap();
             u.sign(Some(w), &owner).unwrap()
         })
         .collect();

@@ -50,6 +50,7 @@ impl Dag {
     pub fn add_synced(&mut self, seq: u32, parents: Vec<u32>, score: u64, good: bool) {
         self.grow(seq);
         for &p in &parents {
+            self.grow(p);
             self.linked[p as usize] += 1;
             self.tips.remove(&p);
         }
@@ -90,6 +91,31 @@ impl Dag {
                     return;
                 }
                 self.queue.push_back((p, depth + 1));
+            }
+        }
+    }
+
+    /// Loads synchronized records in bulk at open: links first, weights after, because
+    /// sequence order is not a topological order (a record can arrive before its
+    /// parents and wait for them).
+    pub fn load(&mut self, entries: Vec<(u32, Vec<u32>, u64, bool)>) {
+        let mut scores = Vec::with_capacity(entries.len());
+        for (seq, parents, score, good) in entries {
+            self.grow(seq);
+            for &p in &parents {
+                self.grow(p);
+                self.linked[p as usize] += 1;
+            }
+            self.parents[seq as usize] = parents;
+            self.synced[seq as usize] = true;
+            self.good[seq as usize] = good;
+            scores.push((seq, score));
+        }
+        for &(seq, score) in &scores {
+            self.weight[seq as usize] += score;
+            self.propagate(seq, score);
+            if self.good[seq as usize] && self.linked[seq as usize] == 0 {
+                self.tips.insert(seq);
             }
         }
     }
@@ -158,7 +184,8 @@ mod tests {
         assert_eq!(d.weight(2), 6);
         assert_eq!(d.weight(3), 6);
         assert_eq!(d.weight(1), 10 + 1 + 1 + 5);
-        assert_eq!(d.link_candidates(2), vec![4]);
+        assert_eq!(d.link_candidates(1), vec![4]);
+        assert_eq!(d.link_candidates(2), vec![4, 3], "then the newest least-linked");
         assert_eq!(d.linked_count(1), 2);
     }
 

@@ -1,5 +1,23 @@
-//! The LF record store: the append-only `records.lf` file, the SQLite index, the DAG
-//! (links, dangling links, wanted hashes), incremental weights, local reputation and
+//! The LF record store: the append-only `records.lf` file (source of truth), the SQLite
+//! index `node.db`, the in-memory DAG with incremental weights, local reputation and
 //! queries.
 //!
-//! Not built yet: this crate lands with the node issue (#3). It holds no code until then.
+//! The write path and its durability guarantees are the numbered steps in this crate's
+//! `README.md`. The API is synchronous and internally locked; async callers reach it
+//! through `spawn_blocking`. Records handed to [`Store::put`] must already be verified
+//! (signature, work, limits): the store checks only what needs the store.
+#![forbid(unsafe_code)]
+
+mod dag;
+mod error;
+mod query;
+mod records_file;
+mod reputation;
+mod schema;
+mod store;
+
+pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
+pub use error::StoreError;
+pub use query::{KeyRange, Query, QueryResult, SortOrder};
+pub use reputation::{REPUTATION_COLLISION, REPUTATION_DEFAULT, REPUTATION_TEMPORAL};
+pub use store::{PutOutcome, RecordInfo, Store, StoreConfig, StoreStats};

@@ -63,7 +63,9 @@ impl RecordsFile {
     pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         use std::os::unix::fs::FileExt;
         let mut b = vec![0u8; len];
-        self.file.read_exact_at(&mut b, offset).map_err(StoreError::records_io)?;
+        self.file
+            .read_exact_at(&mut b, offset)
+            .map_err(StoreError::records_io)?;
         Ok(b)
     }
 
@@ -72,7 +74,8 @@ impl RecordsFile {
     pub fn recover_tail(&mut self, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut data = Vec::new();
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(from)).map_err(StoreError::records_io)?;
+        f.seek(SeekFrom::Start(from))
+            .map_err(StoreError::records_io)?;
         f.read_to_end(&mut data).map_err(StoreError::records_io)?;
         let mut out = Vec::new();
         let mut pos = 0usize;
@@ -80,7 +83,9 @@ impl RecordsFile {
             let len = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
             let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4 bytes"));
             let start = pos + FRAME_HEADER as usize;
-            let Some(bytes) = data.get(start..start + len) else { break };
+            let Some(bytes) = data.get(start..start + len) else {
+                break;
+            };
             if crc32fast::hash(bytes) != crc {
                 break;
             }
@@ -94,7 +99,9 @@ impl RecordsFile {
                 at = good_end,
                 "records.lf ends with an incomplete frame; cutting it off"
             );
-            self.file.set_len(good_end).map_err(StoreError::records_io)?;
+            self.file
+                .set_len(good_end)
+                .map_err(StoreError::records_io)?;
             self.file.sync_all().map_err(StoreError::records_io)?;
             self.end = good_end;
         }

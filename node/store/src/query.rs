@@ -1,0 +1,196 @@
+//! Queries (reference §9.5–9.6): key ranges per selector index, intersected; filters on
+//! time, owners and selector count; results grouped per selector set (record ID), one
+//! entry per owner carrying its latest record, ordered by trust then weight.
+
+use std::collections::HashMap;
+
+use lf_record::{Owner, Record, SelectorKey};
+
+use crate::reputation::REPUTATION_DEFAULT;
+use crate::{Store, StoreError};
+
+/// An inclusive range of selector keys at one selector position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRange {
+    /// First key.
+    pub start: SelectorKey,
+    /// Last key.
+    pub end: SelectorKey,
+}
+
+/// How entries of one result set are ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    /// Trust, then weight (default).
+    #[default]
+    Trust,
+    /// Weight only.
+    Weight,
+    /// Newest first.
+    Timestamp,
+}
+
+/// A query: range `i` constrains selector `i`.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// One range per selector position (at least one).
+    pub ranges: Vec<KeyRange>,
+    /// Inclusive timestamp bounds (default: everything).
+    pub time_range: Option<(u64, u64)>,
+    /// Only these owners (empty: anyone).
+    pub owners: Vec<Owner>,
+    /// Also match records with more selectors than ranges.
+    pub open: bool,
+    /// Order inside each result set.
+    pub sort: SortOrder,
+    /// Keep at most this many entries per result set.
+    pub limit: Option<usize>,
+}
+
+/// One entry of a result set: an owner's latest record for a selector set.
+#[derive(Clone, Debug)]
+pub struct QueryResult {
+    /// The owner's latest record in this set.
+    pub record: Record,
+    /// Sum of the weights of the owner's records in this set.
+    pub weight: u64,
+    /// Local trust in [0, 1] (reputation at the default or above gives 1).
+    pub trust: f64,
+    /// Lowest reputation among the owner's records in this set.
+    pub reputation: i64,
+}
+
+struct Row {
+    seq: u32,
+    id: Vec<u8>,
+    owner: Vec<u8>,
+    ts: i64,
+    reputation: i64,
+    sel_count: usize,
+    doff: i64,
+    dlen: i64,
+}
+
+impl Store {
+    /// Runs a query; returns result sets, each sorted best first.
+    pub fn query(&self, q: &Query) -> Result<Vec<Vec<QueryResult>>, StoreError> {
+        if q.ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.lock();
+        let mut sql = String::from(
+            "SELECT seq, id, owner, ts, reputation, sel_count, doff, dlen FROM record
+             WHERE synced = 1 AND reputation >= 0 AND ts BETWEEN ?1 AND ?2 AND seq IN (",
+        );
+        let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        let (t0, t1) = q.time_range.unwrap_or((0, i64::MAX as u64));
+        params.push(Box::new(t0.min(i64::MAX as u64) as i64));
+        params.push(Box::new(t1.min(i64::MAX as u64) as i64));
+        for (i, r) in q.ranges.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" INTERSECT ");
+            }
+            let n = params.len();
+            sql.push_str(&format!(
+                "SELECT seq FROM selector WHERE idx = {i} AND key BETWEEN ?{} AND ?{}",
+                n + 1,
+                n + 2
+            ));
+            params.push(Box::new(r.start.0.to_vec()));
+            params.push(Box::new(r.end.0.to_vec()));
+        }
+        sql.push(')');
+        let mut stmt = inner.db.prepare(&sql)?;
+        let rows: Vec<Row> = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                Ok(Row {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    owner: r.get(2)?,
+                    ts: r.get(3)?,
+                    reputation: r.get(4)?,
+                    sel_count: r.get::<_, i64>(5)? as usize,
+                    doff: r.get(6)?,
+                    dlen: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let owners: Vec<&[u8]> = q.owners.iter().map(|o| &o.as_bytes()[..]).collect();
+        // Group by (id, owner): latest record, weight sum, lowest reputation.
+        struct Group {
+            latest: Row,
+            weight: u64,
+            min_rep: i64,
+        }
+        let mut groups: HashMap<(Vec<u8>, Vec<u8>), Group> = HashMap::new();
+        for row in rows {
+            if row.sel_count != q.ranges.len() && !(q.open && row.sel_count > q.ranges.len()) {
+                continue;
+            }
+            if !owners.is_empty() && !owners.contains(&&row.owner[..]) {
+                continue;
+            }
+            let w = inner.dag.weight(row.seq);
+            let key = (row.id.clone(), row.owner.clone());
+            match groups.get_mut(&key) {
+                Some(g) => {
+                    g.weight += w;
+                    g.min_rep = g.min_rep.min(row.reputation);
+                    if (row.ts, row.seq) > (g.latest.ts, g.latest.seq) {
+                        g.latest = row;
+                    }
+                }
+                None => {
+                    let min_rep = row.reputation;
+                    groups.insert(
+                        key,
+                        Group {
+                            latest: row,
+                            weight: w,
+                            min_rep,
+                        },
+                    );
+                }
+            }
+        }
+        let mut sets: HashMap<Vec<u8>, Vec<QueryResult>> = HashMap::new();
+        for ((id, _), g) in groups {
+            let record = inner.read(g.latest.doff, g.latest.dlen)?;
+            let trust = if g.min_rep >= REPUTATION_DEFAULT {
+                1.0
+            } else {
+                0.0
+            };
+            sets.entry(id).or_default().push(QueryResult {
+                record,
+                weight: g.weight,
+                trust,
+                reputation: g.min_rep,
+            });
+        }
+        let mut out: Vec<Vec<QueryResult>> = sets.into_values().collect();
+        for set in &mut out {
+            match q.sort {
+                SortOrder::Trust => set.sort_by(|a, b| {
+                    b.trust
+                        .total_cmp(&a.trust)
+                        .then(b.weight.cmp(&a.weight))
+                        .then_with(|| a.record.timestamp().cmp(&b.record.timestamp()))
+                }),
+                SortOrder::Weight => set.sort_by(|a, b| b.weight.cmp(&a.weight)),
+                SortOrder::Timestamp => {
+                    set.sort_by(|a, b| b.record.timestamp().cmp(&a.record.timestamp()))
+                }
+            }
+            if let Some(l) = q.limit {
+                set.truncate(l);
+            }
+        }
+        out.sort_by(|a, b| {
+            let ka = (a[0].record.selectors().len(), a[0].record.selector_keys());
+            let kb = (b[0].record.selectors().len(), b[0].record.selector_keys());
+            ka.cmp(&kb)
+        });
+        Ok(out)
+    }
+}

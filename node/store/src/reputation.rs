@@ -1,0 +1,61 @@
+//! Local reputation (node-local, never replicated), as the reference's §9.4: the first
+//! owner to claim a selector set wins on this node; colliding records from other owners
+//! get 0; records linking to records much newer than themselves get 48.
+
+use lf_record::{Owner, RecordId};
+use rusqlite::Transaction;
+
+/// Reputation of an ordinary record.
+pub const REPUTATION_DEFAULT: i64 = 63;
+/// Reputation of a record that links to records newer than itself beyond the drift.
+pub const REPUTATION_TEMPORAL: i64 = 48;
+/// Reputation of a record that collides with another owner's claim.
+pub const REPUTATION_COLLISION: i64 = 0;
+
+/// Reputation of a new record with `id` by `owner`, lowering other owners' unsynced
+/// claims on the same ID to 0. Returns (reputation, seqs whose reputation dropped).
+pub(crate) fn at_insert(
+    tx: &Transaction<'_>,
+    id: &RecordId,
+    owner: &Owner,
+) -> rusqlite::Result<(i64, Vec<u32>)> {
+    let mut stmt =
+        tx.prepare_cached("SELECT owner, reputation, synced FROM record WHERE id = ?1")?;
+    let rows: Vec<(Vec<u8>, i64, bool)> = stmt
+        .query_map([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mine = &owner.as_bytes()[..];
+    if let Some(best) = rows
+        .iter()
+        .filter(|(o, _, s)| o == mine && *s)
+        .map(|r| r.1)
+        .max()
+    {
+        return Ok((best, Vec::new()));
+    }
+    let others: Vec<&Vec<u8>> = rows
+        .iter()
+        .filter(|(o, ..)| o != mine)
+        .map(|r| &r.0)
+        .collect();
+    if others.is_empty() {
+        return Ok((REPUTATION_DEFAULT, Vec::new()));
+    }
+    // "Collisions between unsynchronized records earn both a zero": other owners keep
+    // their reputation only if they hold a synchronized, positive record for this ID.
+    let mut dropped = Vec::new();
+    for o in others {
+        let holds = rows.iter().any(|(oo, rep, s)| oo == o && *s && *rep > 0);
+        if !holds {
+            let mut q = tx.prepare_cached(
+                "UPDATE record SET reputation = 0 WHERE id = ?1 AND owner = ?2 AND reputation > 0
+                 RETURNING seq",
+            )?;
+            let seqs: Vec<u32> = q
+                .query_map((&id.0[..], &o[..]), |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            dropped.extend(seqs);
+        }
+    }
+    Ok((REPUTATION_COLLISION, dropped))
+}

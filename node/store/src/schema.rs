@@ -1,0 +1,88 @@
+//! The SQLite index (`node.db`): schema and connection settings.
+//!
+//! The index is derived from `records.lf` and can be rebuilt from it; it runs in WAL
+//! mode with `synchronous=NORMAL`, which keeps it consistent across crashes (a commit
+//! may be lost on power failure, and recovery re-indexes the records file's tail).
+
+use rusqlite::Connection;
+
+/// Schema version stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS record (
+    seq        INTEGER PRIMARY KEY,   -- insertion order; index into the in-memory DAG
+    hash       BLOB NOT NULL UNIQUE,
+    id         BLOB NOT NULL,         -- hash of selector keys (what records compete for)
+    owner      BLOB NOT NULL,
+    ts         INTEGER NOT NULL,
+    rtype      INTEGER NOT NULL,
+    doff       INTEGER NOT NULL,      -- offset of the bytes in records.lf
+    dlen       INTEGER NOT NULL,
+    score      INTEGER NOT NULL,
+    reputation INTEGER NOT NULL,
+    synced     INTEGER NOT NULL,      -- 1 once fully synchronized
+    sel_count  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS record_id ON record(id, owner, ts);
+CREATE INDEX IF NOT EXISTS record_owner ON record(owner, ts);
+CREATE TABLE IF NOT EXISTS selector (
+    idx INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (idx, key, seq)
+) WITHOUT ROWID;
+-- Links of every record, by target hash (present or not).
+CREATE TABLE IF NOT EXISTS link (
+    seq    INTEGER NOT NULL,
+    target BLOB NOT NULL,
+    PRIMARY KEY (seq, target)
+) WITHOUT ROWID;
+-- A record waiting for `target` to be stored and fully synchronized.
+CREATE TABLE IF NOT EXISTS pending (
+    target BLOB NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (target, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
+CREATE TABLE IF NOT EXISTS meta (
+    k TEXT PRIMARY KEY,
+    v INTEGER NOT NULL
+);
+";
+
+/// Opens the index, applying pragmas and the schema.
+pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let db = Connection::open(path)?;
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=NORMAL;
+         PRAGMA foreign_keys=OFF;
+         PRAGMA cache_size=-65536;
+         PRAGMA temp_store=MEMORY;",
+    )?;
+    db.execute_batch(SCHEMA)?;
+    let v: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if v == 0 {
+        db.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+    }
+    Ok(db)
+}
+
+/// Reads a meta integer (0 if absent).
+pub fn meta(db: &Connection, k: &str) -> rusqlite::Result<i64> {
+    use rusqlite::OptionalExtension;
+    Ok(db
+        .query_row("SELECT v FROM meta WHERE k=?1", [k], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Writes a meta integer.
+pub fn set_meta(db: &Connection, k: &str, v: i64) -> rusqlite::Result<()> {
+    db.execute(
+        "INSERT INTO meta(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v=?2",
+        (k, v),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,467 @@
+//! The store: open and recover, put (the write path), reads, link candidates, stats.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use lf_record::{Owner, Record, RecordHash};
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use crate::dag::Dag;
+use crate::records_file::RecordsFile;
+use crate::{StoreError, reputation, schema};
+
+/// Settings from the network configuration that the store needs.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreConfig {
+    /// Network's `record_max_time_drift`: linking to records newer than this many
+    /// seconds after one's own timestamp lowers reputation.
+    pub max_time_drift: u64,
+}
+
+/// What [`Store::put`] did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored; `synced` tells whether it is already fully synchronized.
+    Added {
+        /// Fully synchronized now (everything it links to, transitively, is present).
+        synced: bool,
+    },
+    /// Already stored; nothing changed.
+    Duplicate,
+}
+
+/// What the store knows about one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// Insertion sequence number.
+    pub seq: u32,
+    /// Local reputation.
+    pub reputation: i64,
+    /// Fully synchronized.
+    pub synced: bool,
+    /// Weight (own score plus descendants' within the horizon).
+    pub weight: u64,
+    /// How many stored records link to it.
+    pub linked_count: u32,
+}
+
+/// Counters for status pages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Records stored.
+    pub records: u64,
+    /// Of which fully synchronized.
+    pub synced: u64,
+    /// Bytes of `records.lf`.
+    pub bytes: u64,
+    /// Hashes linked to but not stored.
+    pub wanted: u64,
+    /// Current tips.
+    pub tips: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Connection,
+    pub(crate) file: RecordsFile,
+    pub(crate) dag: Dag,
+    config: StoreConfig,
+}
+
+/// An open store. All methods take `&self`; a mutex serializes access.
+pub struct Store {
+    pub(crate) inner: Mutex<Inner>,
+    dir: PathBuf,
+    _lock: File,
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("store.lock");
+    let f = File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+    // An OS advisory lock: released by the kernel when the process dies, even by kill -9.
+    f.try_lock()
+        .map_err(|_| StoreError::Locked(dir.to_path_buf()))?;
+    Ok(f)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, then recovers: re-indexes any
+    /// complete records at the end of `records.lf` that the index lacks, cuts a torn
+    /// tail, and rebuilds the in-memory DAG and weights from the index.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let lock = lock_dir(dir)?;
+        let mut file = RecordsFile::open(&dir.join("records.lf"))?;
+        let db = schema::open(&dir.join("node.db"))?;
+        let indexed_end = schema::meta(&db, "indexed_end")? as u64;
+        if indexed_end > file.end() {
+            return Err(StoreError::Corrupt(format!(
+                "records.lf has {} bytes but the index covers {indexed_end}; \
+                 remove node.db to rebuild the index from records.lf",
+                file.end()
+            )));
+        }
+        let tail = file.recover_tail(indexed_end)?;
+        let mut inner = Inner {
+            db,
+            file,
+            dag: Dag::default(),
+            config,
+        };
+        inner.load_dag()?;
+        if !tail.is_empty() {
+            tracing::info!(
+                records = tail.len(),
+                "re-indexing records.lf tail after a crash"
+            );
+            let end = inner.file.end();
+            let tx = inner.db.transaction()?;
+            for (off, bytes) in &tail {
+                let r = Record::from_bytes(bytes)?;
+                if !exists(&tx, &r.hash())? {
+                    index_one(&tx, &mut inner.dag, &config, &r, *off, bytes.len())?;
+                }
+            }
+            schema::set_meta(&tx, "indexed_end", end as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            inner: Mutex::new(inner),
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores one verified record. Durable when this returns.
+    pub fn put(&self, record: &Record) -> Result<PutOutcome, StoreError> {
+        Ok(self.put_many(std::slice::from_ref(record))?[0])
+    }
+
+    /// Stores verified records with one fsync and one index transaction. Durable when
+    /// this returns (steps in README.md).
+    pub fn put_many(&self, records: &[Record]) -> Result<Vec<PutOutcome>, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut outcomes = vec![PutOutcome::Duplicate; records.len()];
+        let mut fresh: Vec<usize> = Vec::new();
+        {
+            let mut seen = std::collections::HashSet::new();
+            for (i, r) in records.iter().enumerate() {
+                if seen.insert(r.hash()) && !exists(&inner.db, &r.hash())? {
+                    fresh.push(i);
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(outcomes);
+        }
+        // 1-2: append the frames and make them durable before indexing them.
+        let bytes: Vec<&[u8]> = fresh.iter().map(|&i| records[i].to_bytes()).collect();
+        let offsets = inner.file.append(&bytes)?;
+        inner.file.sync()?;
+        // 3: index them in one transaction, recording how far the index reaches.
+        let end = inner.file.end();
+        let tx = inner.db.transaction()?;
+        for (k, &i) in fresh.iter().enumerate() {
+            let r = &records[i];
+            let seq = index_one(
+                &tx,
+                &mut inner.dag,
+                &inner.config,
+                r,
+                offsets[k],
+                bytes[k].len(),
+            )?;
+            outcomes[i] = PutOutcome::Added {
+                synced: inner.dag.is_synced(seq),
+            };
+        }
+        schema::set_meta(&tx, "indexed_end", end as i64)?;
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Whether a record is stored.
+    pub fn contains(&self, hash: &RecordHash) -> Result<bool, StoreError> {
+        Ok(exists(&self.lock().db, hash)?)
+    }
+
+    /// Reads a stored record.
+    pub fn get(&self, hash: &RecordHash) -> Result<Option<Record>, StoreError> {
+        let inner = self.lock();
+        let row: Option<(i64, i64)> = inner
+            .db
+            .prepare_cached("SELECT doff, dlen FROM record WHERE hash = ?1")?
+            .query_row([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((off, len)) => Ok(Some(inner.read(off, len)?)),
+        }
+    }
+
+    /// Reputation, sync state and weight of a stored record.
+    pub fn info(&self, hash: &RecordHash) -> Result<Option<RecordInfo>, StoreError> {
+        let inner = self.lock();
+        let row: Option<(u32, i64, bool)> = inner
+            .db
+            .prepare_cached("SELECT seq, reputation, synced FROM record WHERE hash = ?1")?
+            .query_row([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(row.map(|(seq, reputation, synced)| RecordInfo {
+            seq,
+            reputation,
+            synced,
+            weight: inner.dag.weight(seq),
+            linked_count: inner.dag.linked_count(seq),
+        }))
+    }
+
+    /// Up to `n` hashes to link a new record to (tips first).
+    pub fn link_candidates(&self, n: usize) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .db
+            .prepare_cached("SELECT hash FROM record WHERE seq = ?1")?;
+        let mut out = Vec::new();
+        for seq in inner.dag.link_candidates(n) {
+            let h: Vec<u8> = stmt.query_row([seq], |r| r.get(0))?;
+            out.push(hash_from(&h)?);
+        }
+        Ok(out)
+    }
+
+    /// Hashes that stored records link to but that are not stored (to fetch from peers).
+    pub fn wanted(&self, limit: usize) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner.db.prepare_cached(
+            "SELECT DISTINCT target FROM pending
+             WHERE NOT EXISTS (SELECT 1 FROM record WHERE hash = pending.target) LIMIT ?1",
+        )?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        rows.iter().map(|h| hash_from(h)).collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let inner = self.lock();
+        let (records, synced): (i64, i64) = inner.db.query_row(
+            "SELECT count(*), coalesce(sum(synced), 0) FROM record",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let wanted: i64 = inner.db.query_row(
+            "SELECT count(DISTINCT target) FROM pending
+             WHERE NOT EXISTS (SELECT 1 FROM record WHERE hash = pending.target)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(StoreStats {
+            records: records as u64,
+            synced: synced as u64,
+            bytes: inner.file.end(),
+            wanted: wanted as u64,
+            tips: inner.dag.tip_count() as u64,
+        })
+    }
+
+    /// Number of records and bytes stored for one owner.
+    pub fn owner_stats(&self, owner: &Owner) -> Result<(u64, u64), StoreError> {
+        let inner = self.lock();
+        let (n, bytes): (i64, i64) = inner.db.query_row(
+            "SELECT count(*), coalesce(sum(dlen), 0) FROM record WHERE owner = ?1",
+            [&owner.as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n as u64, bytes as u64))
+    }
+
+    /// Every record in storage order (for export and tests).
+    pub fn all_hashes(&self) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner.db.prepare("SELECT hash FROM record ORDER BY seq")?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        rows.iter().map(|h| hash_from(h)).collect()
+    }
+}
+
+impl Inner {
+    pub(crate) fn read(&self, off: i64, len: i64) -> Result<Record, StoreError> {
+        Ok(Record::from_bytes(
+            &self.file.read(off as u64, len as usize)?,
+        )?)
+    }
+
+    /// Rebuilds the DAG (parents, linked counts, tips, weights) from the index.
+    fn load_dag(&mut self) -> Result<(), StoreError> {
+        let mut parents: Vec<(u32, u32)> = self
+            .db
+            .prepare(
+                "SELECT l.seq, t.seq FROM link l JOIN record t ON t.hash = l.target
+                 JOIN record s ON s.seq = l.seq WHERE s.synced = 1",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        parents.sort_unstable();
+        let nodes: Vec<(u32, i64, i64)> = self
+            .db
+            .prepare("SELECT seq, score, reputation FROM record WHERE synced = 1 ORDER BY seq")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut p = 0;
+        let mut entries = Vec::with_capacity(nodes.len());
+        for (seq, score, rep) in nodes {
+            let mut ps = Vec::new();
+            while p < parents.len() && parents[p].0 < seq {
+                p += 1;
+            }
+            while p < parents.len() && parents[p].0 == seq {
+                ps.push(parents[p].1);
+                p += 1;
+            }
+            entries.push((seq, ps, score as u64, rep >= reputation::REPUTATION_DEFAULT));
+        }
+        self.dag.load(entries);
+        Ok(())
+    }
+}
+
+fn hash_from(b: &[u8]) -> Result<RecordHash, StoreError> {
+    b.try_into()
+        .map(RecordHash)
+        .map_err(|_| StoreError::Corrupt(format!("record hash of {} bytes in index", b.len())))
+}
+
+fn exists(db: &Connection, hash: &RecordHash) -> rusqlite::Result<bool> {
+    db.prepare_cached("SELECT 1 FROM record WHERE hash = ?1")?
+        .query_row([&hash.0[..]], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+}
+
+/// Step 3 of the write path for one record: index row, selectors, links, reputation,
+/// then synchronization (this record and any records that were waiting for it).
+fn index_one(
+    tx: &Transaction<'_>,
+    dag: &mut Dag,
+    config: &StoreConfig,
+    r: &Record,
+    doff: u64,
+    dlen: usize,
+) -> Result<u32, StoreError> {
+    let id = r.id();
+    let (rep, dropped) = reputation::at_insert(tx, &id, &r.owner())?;
+    for s in dropped {
+        dag.set_good(s, false);
+    }
+    let score = lf_record::lf_pow::score(r.work().map(|w| w.effort));
+    tx.prepare_cached(
+        "INSERT INTO record (hash, id, owner, ts, rtype, doff, dlen, score, reputation, synced,
+                             sel_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+    )?
+    .execute((
+        &r.hash().0[..],
+        &id.0[..],
+        &r.owner().as_bytes()[..],
+        r.timestamp() as i64,
+        r.record_type().to_byte(),
+        doff as i64,
+        dlen as i64,
+        score as i64,
+        rep,
+        r.selectors().len() as i64,
+    ))?;
+    let seq = tx.last_insert_rowid() as u32;
+    for (i, k) in r.selector_keys().iter().enumerate() {
+        tx.prepare_cached("INSERT OR IGNORE INTO selector (idx, key, seq) VALUES (?1, ?2, ?3)")?
+            .execute((i as i64, &k.0[..], seq))?;
+    }
+    let mut waiting = false;
+    for l in r.links() {
+        tx.prepare_cached("INSERT OR IGNORE INTO link (seq, target) VALUES (?1, ?2)")?
+            .execute((seq, &l.0[..]))?;
+        let target: Option<bool> = tx
+            .prepare_cached("SELECT synced FROM record WHERE hash = ?1")?
+            .query_row([&l.0[..]], |row| row.get(0))
+            .optional()?;
+        if target != Some(true) {
+            tx.prepare_cached("INSERT OR IGNORE INTO pending (target, seq) VALUES (?1, ?2)")?
+                .execute((&l.0[..], seq))?;
+            waiting = true;
+        }
+    }
+    if !waiting {
+        mark_synced(tx, dag, config, seq, r.hash())?;
+    }
+    Ok(seq)
+}
+
+/// Marks `seq` fully synchronized, adds it to the DAG, then does the same for every
+/// record that was waiting only for it (iteratively, no recursion depth limit).
+fn mark_synced(
+    tx: &Transaction<'_>,
+    dag: &mut Dag,
+    config: &StoreConfig,
+    seq: u32,
+    hash: RecordHash,
+) -> Result<(), StoreError> {
+    let mut queue = vec![(seq, hash)];
+    while let Some((seq, hash)) = queue.pop() {
+        let (ts, score, mut rep): (i64, i64, i64) = tx
+            .prepare_cached("SELECT ts, score, reputation FROM record WHERE seq = ?1")?
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let parents: Vec<(u32, i64)> = tx
+            .prepare_cached(
+                "SELECT t.seq, t.ts FROM link l JOIN record t ON t.hash = l.target
+                 WHERE l.seq = ?1",
+            )?
+            .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let drift = config.max_time_drift as i64;
+        if rep > reputation::REPUTATION_TEMPORAL
+            && parents
+                .iter()
+                .any(|&(_, pts)| pts > ts.saturating_add(drift))
+        {
+            rep = reputation::REPUTATION_TEMPORAL;
+        }
+        tx.prepare_cached("UPDATE record SET synced = 1, reputation = ?2 WHERE seq = ?1")?
+            .execute((seq, rep))?;
+        dag.add_synced(
+            seq,
+            parents.iter().map(|p| p.0).collect(),
+            score as u64,
+            rep >= reputation::REPUTATION_DEFAULT,
+        );
+        let waiters: Vec<u32> = tx
+            .prepare_cached("DELETE FROM pending WHERE target = ?1 RETURNING seq")?
+            .query_map([&hash.0[..]], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for w in waiters {
+            let still: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM pending WHERE seq = ?1)")?
+                .query_row([w], |r| r.get(0))?;
+            if !still {
+                let h: Vec<u8> = tx
+                    .prepare_cached("SELECT hash FROM record WHERE seq = ?1")?
+                    .query_row([w], |r| r.get(0))?;
+                queue.push((w, hash_from(&h)?));
+            }
+        }
+    }
+    Ok(())
+}

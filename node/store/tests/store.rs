@@ -1,0 +1,262 @@
+//! Store behaviour on a real SQLite index and records file: put/get, synchronization
+//! when links arrive out of order, weights, reputation on collisions, queries,
+//! restart, and recovery of a torn records file.
+
+use lf_record::{OwnerSecret, Record, RecordBuilder, RecordHash, RecordType, SelectorName};
+use lf_store::{KeyRange, PutOutcome, Query, SortOrder, Store, StoreConfig};
+
+const CONFIG: StoreConfig = StoreConfig { max_time_drift: 60 };
+
+fn owner(n: u8) -> OwnerSecret {
+    OwnerSecret::from_scalar_bytes(&[n; 48]).unwrap()
+}
+
+fn rec(
+    o: &OwnerSecret,
+    ts: u64,
+    links: &[RecordHash],
+    sel: Option<(&[u8], u64)>,
+    v: &[u8],
+) -> Record {
+    let mut b = RecordBuilder::new(RecordType::Datum, ts)
+        .value(v.to_vec())
+        .links(links.to_vec());
+    if let Some((n, ord)) = sel {
+        b = b.selector(n, ord);
+    }
+    b.build(&o.public()).unwrap().sign(None, o).unwrap()
+}
+
+fn name_query(name: &[u8], first: u64, last: u64) -> Query {
+    let n = SelectorName::new(name);
+    let (start, end) = n.key_range(first, last);
+    Query {
+        ranges: vec![KeyRange { start, end }],
+        ..Query::default()
+    }
+}
+
+#[test]
+fn put_get_duplicate_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = owner(1);
+    let g = rec(&o, 100, &[], None, b"");
+    let a = rec(&o, 101, &[g.hash()], Some((b"k", 0)), b"value");
+    {
+        let s = Store::open(dir.path(), CONFIG).unwrap();
+        assert_eq!(s.put(&g).unwrap(), PutOutcome::Added { synced: true });
+        assert_eq!(s.put(&a).unwrap(), PutOutcome::Added { synced: true });
+        assert_eq!(s.put(&a).unwrap(), PutOutcome::Duplicate);
+        assert_eq!(s.get(&a.hash()).unwrap().unwrap(), a);
+        // A second open of the same directory is refused while this one lives.
+        assert!(matches!(
+            Store::open(dir.path(), CONFIG),
+            Err(lf_store::StoreError::Locked(_))
+        ));
+    }
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(s.get(&a.hash()).unwrap().unwrap(), a);
+    let st = s.stats().unwrap();
+    assert_eq!((st.records, st.synced, st.wanted), (2, 2, 0));
+    let info = s.info(&g.hash()).unwrap().unwrap();
+    assert_eq!(
+        info.weight, 2,
+        "genesis weight = own score + one descendant"
+    );
+    assert_eq!(s.link_candidates(1).unwrap(), vec![a.hash()]);
+    assert_eq!(s.link_candidates(2).unwrap(), vec![a.hash(), g.hash()]);
+}
+
+#[test]
+fn out_of_order_arrival_synchronizes_when_links_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let o = owner(2);
+    let r1 = rec(&o, 1, &[], None, b"");
+    let r2 = rec(&o, 2, &[r1.hash()], None, b"");
+    let r3 = rec(&o, 3, &[r2.hash(), r1.hash()], Some((b"x", 1)), b"v");
+    assert_eq!(s.put(&r3).unwrap(), PutOutcome::Added { synced: false });
+    assert_eq!(s.put(&r2).unwrap(), PutOutcome::Added { synced: false });
+    let mut wanted = s.wanted(10).unwrap();
+    wanted.sort();
+    assert_eq!(wanted, vec![r1.hash()]);
+    // Not synchronized: invisible to queries.
+    assert!(s.query(&name_query(b"x", 0, 10)).unwrap().is_empty());
+    assert_eq!(s.put(&r1).unwrap(), PutOutcome::Added { synced: true });
+    assert!(s.info(&r3.hash()).unwrap().unwrap().synced);
+    assert_eq!(s.wanted(10).unwrap(), vec![]);
+    assert_eq!(s.info(&r1.hash()).unwrap().unwrap().weight, 3);
+    let res = s.query(&name_query(b"x", 0, 10)).unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0][0].record, r3);
+    drop(s);
+    // Weights and sync state survive a restart (rebuilt from the index).
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(s.info(&r1.hash()).unwrap().unwrap().weight, 3);
+    assert_eq!(s.info(&r2.hash()).unwrap().unwrap().weight, 2);
+}
+
+#[test]
+fn first_owner_wins_a_collision() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let (alice, mallory) = (owner(3), owner(4));
+    let g = rec(&alice, 1, &[], None, b"");
+    s.put(&g).unwrap();
+    let original = rec(&alice, 10, &[g.hash()], Some((b"bad horse", 0)), b"alice");
+    let impostor = rec(
+        &mallory,
+        20,
+        &[g.hash()],
+        Some((b"bad horse", 0)),
+        b"mallory",
+    );
+    s.put(&original).unwrap();
+    s.put(&impostor).unwrap();
+    assert_eq!(s.info(&impostor.hash()).unwrap().unwrap().reputation, 0);
+    assert_eq!(s.info(&original.hash()).unwrap().unwrap().reputation, 63);
+    let res = s.query(&name_query(b"bad horse", 0, 0)).unwrap();
+    assert_eq!(res.len(), 1, "one result set for one selector set");
+    assert_eq!(res[0].len(), 2);
+    assert_eq!(res[0][0].record.owner(), alice.public());
+    assert_eq!(res[0][0].trust, 1.0);
+    assert_eq!(res[0][1].trust, 0.0);
+    // Alice updating her own record keeps her reputation.
+    let update = rec(
+        &alice,
+        30,
+        &[original.hash()],
+        Some((b"bad horse", 0)),
+        b"alice 2",
+    );
+    s.put(&update).unwrap();
+    assert_eq!(s.info(&update.hash()).unwrap().unwrap().reputation, 63);
+    let res = s.query(&name_query(b"bad horse", 0, 0)).unwrap();
+    assert_eq!(
+        res[0][0].record, update,
+        "latest record of the winning owner"
+    );
+    // Impostors are never link candidates.
+    assert!(!s.link_candidates(15).unwrap().contains(&impostor.hash()));
+}
+
+#[test]
+fn temporal_violation_lowers_reputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let o = owner(5);
+    let future = rec(&o, 10_000, &[], None, b"");
+    let past = rec(&o, 100, &[future.hash()], Some((b"t", 0)), b"");
+    s.put(&future).unwrap();
+    s.put(&past).unwrap();
+    assert_eq!(s.info(&past.hash()).unwrap().unwrap().reputation, 48);
+}
+
+#[test]
+fn ranges_intersections_time_owner_and_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let (a, b) = (owner(6), owner(7));
+    let g = rec(&a, 1, &[], None, b"");
+    s.put(&g).unwrap();
+    for i in 0..10u64 {
+        s.put(&rec(
+            &a,
+            10 + i,
+            &[g.hash()],
+            Some((b"series", i)),
+            &[i as u8],
+        ))
+        .unwrap();
+    }
+    let two = RecordBuilder::new(RecordType::Datum, 50)
+        .value(b"two".to_vec())
+        .selector(b"series", 3)
+        .selector(b"tag", 1)
+        .links([g.hash()])
+        .build(&b.public())
+        .unwrap()
+        .sign(None, &b)
+        .unwrap();
+    s.put(&two).unwrap();
+    let q = name_query(b"series", 2, 5);
+    let res = s.query(&q).unwrap();
+    assert_eq!(res.len(), 4);
+    let ords: Vec<u8> = res
+        .iter()
+        .map(|set| set[0].record.value(Some(b"series")).unwrap()[0])
+        .collect();
+    assert_eq!(ords, vec![2, 3, 4, 5], "result sets in ordinal order");
+    let open = s
+        .query(&Query {
+            open: true,
+            ..q.clone()
+        })
+        .unwrap();
+    assert_eq!(open.len(), 5, "open also returns the two-selector record");
+    let tag = SelectorName::new(b"tag");
+    let (ts, te) = tag.key_range(0, 9);
+    let mut both = name_query(b"series", 0, 9);
+    both.ranges.push(KeyRange { start: ts, end: te });
+    let res = s.query(&both).unwrap();
+    assert_eq!(res.len(), 1);
+    assert_eq!(res[0][0].record, two);
+    let timed = s
+        .query(&Query {
+            time_range: Some((12, 13)),
+            ..q.clone()
+        })
+        .unwrap();
+    assert_eq!(timed.len(), 2);
+    let only_b = s
+        .query(&Query {
+            owners: vec![b.public()],
+            open: true,
+            ..q.clone()
+        })
+        .unwrap();
+    assert_eq!(only_b.len(), 1);
+    let newest = s
+        .query(&Query {
+            sort: SortOrder::Timestamp,
+            limit: Some(1),
+            ..name_query(b"series", 0, 9)
+        })
+        .unwrap();
+    assert!(newest.iter().all(|set| set.len() == 1));
+    assert!(s.query(&Query::default()).unwrap().is_empty());
+}
+
+#[test]
+fn torn_tail_is_cut_and_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = owner(8);
+    let r1 = rec(&o, 1, &[], Some((b"a", 0)), b"one");
+    let r2 = rec(&o, 2, &[r1.hash()], Some((b"a", 1)), b"two");
+    {
+        let s = Store::open(dir.path(), CONFIG).unwrap();
+        s.put(&r1).unwrap();
+        s.put(&r2).unwrap();
+    }
+    // Simulate a crash mid-append: half a frame at the end.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("records.lf"))
+            .unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    }
+    // And an index that lost its last commit: remove it so everything is re-indexed.
+    std::fs::remove_file(dir.path().join("node.db")).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("node.db-wal"));
+    let _ = std::fs::remove_file(dir.path().join("node.db-shm"));
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(s.stats().unwrap().records, 2);
+    assert_eq!(s.get(&r2.hash()).unwrap().unwrap(), r2);
+    assert!(s.info(&r2.hash()).unwrap().unwrap().synced);
+    let len = std::fs::metadata(dir.path().join("records.lf"))
+        .unwrap()
+        .len();
+    assert_eq!(len, s.stats().unwrap().bytes);
+}
