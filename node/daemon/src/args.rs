@@ -27,6 +27,9 @@ pub struct Cli {
     /// Node home directory (default: $HOME/.lf, or /var/lib/lf as root).
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// Node URL(s), comma-separated (default: from client.json in the home).
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +44,102 @@ pub enum Command {
     Selftest(SelftestArgs),
     /// Create a new network: genesis.lf and genesis-secret.pem in the current directory.
     Makegenesis(MakegenesisArgs),
+    /// Run a node in the foreground (until SIGTERM or SIGINT).
+    NodeStart(NodeStartArgs),
+    /// Show the node's status.
+    Status,
+    /// Read values: NAME (ordinal 0), NAME#ORD, NAME#FIRST#LAST, NAME# (all ordinals).
+    Get(GetArgs),
+    /// Write a value under one or more selectors: NAME[#ORD]... VALUE.
+    Set(SetArgs),
+    /// Manage owners (signing keys) kept in client.json.
+    #[command(subcommand)]
+    Owner(OwnerCommand),
+}
+
+/// `lf node-start` options.
+#[derive(Args, Debug)]
+pub struct NodeStartArgs {
+    /// HTTP API port on 127.0.0.1.
+    #[arg(long, default_value_t = 9980)]
+    pub http: u16,
+    /// P2P port (used once peer-to-peer replication lands).
+    #[arg(long, default_value_t = 9908)]
+    pub p2p: u16,
+}
+
+/// `lf get` options.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Masking key (default: the first selector's name).
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// Only records at or after this Unix time.
+    #[arg(long, value_name = "UNIX")]
+    pub tstart: Option<u64>,
+    /// Only records at or before this Unix time.
+    #[arg(long, value_name = "UNIX")]
+    pub tend: Option<u64>,
+    /// Also match records with more selectors than given.
+    #[arg(long)]
+    pub open: bool,
+    /// Print the winning values only, back to back, without formatting.
+    #[arg(long)]
+    pub raw: bool,
+    /// Selectors.
+    #[arg(required = true, value_name = "NAME[#ORD[#END]]")]
+    pub selectors: Vec<String>,
+}
+
+/// `lf set` options.
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// Read the value from this file (`-` for stdin) instead of the last argument.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Masking key (default: the first selector's name).
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// Owner name from client.json (default: the default owner).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Selectors, then the value (unless --file).
+    #[arg(required = true, value_name = "NAME[#ORD]... VALUE")]
+    pub args: Vec<String>,
+}
+
+/// `lf owner` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OwnerCommand {
+    /// List owners.
+    List,
+    /// Create a new random owner.
+    New {
+        /// Name.
+        name: String,
+    },
+    /// Create an owner from a passphrase (the same passphrase gives the same owner).
+    Newfrompass {
+        /// Name.
+        name: String,
+        /// Passphrase.
+        passphrase: String,
+    },
+    /// Make an owner the default.
+    Default {
+        /// Name.
+        name: String,
+    },
+    /// Delete an owner (its secret key is lost).
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Show an owner's status on the node (by name or @owner).
+    Show {
+        /// Name or @owner.
+        owner: String,
+    },
 }
 
 /// `lf selftest` options.

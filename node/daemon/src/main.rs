@@ -2,9 +2,15 @@
 //! line client. This file only parses arguments, dispatches and turns errors into one
 //! clear line and a non-zero exit.
 
+mod api;
+mod api_json;
 mod args;
+mod cli;
+mod client;
+mod home;
 mod makegenesis;
 mod network;
+mod node;
 mod random;
 mod selftest;
 
@@ -35,12 +41,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let home = home::resolve(cli.home.as_deref());
+    let url = cli.url.as_deref();
+    match &cli.command {
         Command::Version => {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Selftest(a) => selftest::run(&a, cli.json),
-        Command::Makegenesis(a) => makegenesis::run(&a, cli.json),
+        Command::Selftest(a) => selftest::run(a, cli.json),
+        Command::Makegenesis(a) => makegenesis::run(a, cli.json),
+        Command::NodeStart(a) => node::run(node::NodeOptions {
+            home,
+            http_port: a.http,
+            p2p_port: a.p2p,
+        }),
+        Command::Status => cli::status(&home, url, cli.json),
+        Command::Get(a) => cli::get(&home, url, cli.json, a),
+        Command::Set(a) => cli::set(&home, url, cli.json, a),
+        Command::Owner(c) => cli::owner(&home, url, cli.json, c),
     }
 }

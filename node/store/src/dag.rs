@@ -185,7 +185,11 @@ mod tests {
         assert_eq!(d.weight(3), 6);
         assert_eq!(d.weight(1), 10 + 1 + 1 + 5);
         assert_eq!(d.link_candidates(1), vec![4]);
-        assert_eq!(d.link_candidates(2), vec![4, 3], "then the newest least-linked");
+        assert_eq!(
+            d.link_candidates(2),
+            vec![4, 3],
+            "then the newest least-linked"
+        );
         assert_eq!(d.linked_count(1), 2);
     }
 

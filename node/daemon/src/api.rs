@@ -1,0 +1,436 @@
+//! The HTTP API (secondary interface; JSON shapes in `api_json.rs`, reference in
+//! `API.md`). Bound to 127.0.0.1. Every error is JSON `{"Code", "Message"}` naming the
+//! problem; privileged endpoints need `Authorization: Bearer <authtoken.secret>`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use lf_record::{Owner, Record, RecordHash, RecordType, SelectorKey, SelectorName};
+use lf_store::{KeyRange, PutOutcome, SortOrder};
+
+use crate::api_json::{self as json, ApiError};
+use crate::node::{AcceptError, Node, now};
+
+/// Largest request body: a record is at most 64 KiB.
+const BODY_LIMIT: usize = 128 * 1024;
+
+/// An API error: status and message.
+pub struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            code: self.0.as_u16(),
+            message: self.1,
+        };
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    tracing::error!("api: {e:#}");
+    Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+}
+
+type ApiResult<T> = Result<T, Failure>;
+
+/// Builds the router.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/query", post(query))
+        .route("/post", post(post_record))
+        .route("/makerecord", post(make_record))
+        .route("/status", get(status))
+        .route("/links", get(links))
+        .route("/owner/{owner}", get(owner))
+        .route("/record/{hash}", get(record))
+        .route("/record/raw/{hash}", get(record_raw))
+        .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(common_headers))
+        .with_state(node)
+}
+
+async fn common_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(
+        "X-LF-Version",
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    h.insert("X-LF-APIVersion", HeaderValue::from(json::API_VERSION));
+    r
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)?
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+fn hex_key(s: &str) -> ApiResult<SelectorKey> {
+    let b = hex::decode(s).map_err(|_| bad(format!("KeyRange entry {s:?} is not hex")))?;
+    let a: [u8; 32] = b
+        .try_into()
+        .map_err(|_| bad(format!("KeyRange entry {s:?} is not 32 bytes")))?;
+    Ok(SelectorKey(a))
+}
+
+fn parse_owner(s: &str) -> ApiResult<Owner> {
+    s.parse::<Owner>().map_err(|e| bad(format!("{e}")))
+}
+
+/// Converts a JSON query into a store query and the masking key to unmask with.
+fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<Vec<u8>>)> {
+    if q.ranges.is_empty() {
+        return Err(bad("Ranges must hold at least one range"));
+    }
+    let mut ranges = Vec::new();
+    for (i, r) in q.ranges.iter().enumerate() {
+        let (start, end) = if let Some(k) = &r.key_range {
+            match k.as_slice() {
+                [one] => (hex_key(one)?, hex_key(one)?),
+                [a, b] => (hex_key(a)?, hex_key(b)?),
+                _ => return Err(bad(format!("Ranges[{i}].KeyRange must hold 1 or 2 keys"))),
+            }
+        } else if let Some(name) = &r.name {
+            let n = SelectorName::new(name.as_bytes());
+            let (a, b) = match r.range.as_deref().unwrap_or(&[]) {
+                [] => (0, 0),
+                [v] => (*v, *v),
+                [a, b] => (*a, *b),
+                _ => {
+                    return Err(bad(format!(
+                        "Ranges[{i}].Range must hold 0, 1 or 2 ordinals"
+                    )));
+                }
+            };
+            if a > b {
+                return Err(bad(format!("Ranges[{i}].Range starts after it ends")));
+            }
+            n.key_range(a, b)
+        } else {
+            return Err(bad(format!("Ranges[{i}] needs Name or KeyRange")));
+        };
+        ranges.push(KeyRange { start, end });
+    }
+    let time_range = match q.time_range.as_deref() {
+        None => None,
+        Some([s]) => Some((*s, u64::MAX)),
+        Some([s, e]) => Some((*s, *e)),
+        Some(_) => return Err(bad("TimeRange must hold 1 or 2 timestamps")),
+    };
+    let sort = match q.sort_order.as_deref() {
+        None | Some("trust") => SortOrder::Trust,
+        Some("weight") => SortOrder::Weight,
+        Some("timestamp") => SortOrder::Timestamp,
+        Some(o) => {
+            return Err(bad(format!(
+                "SortOrder {o:?} is not trust, weight or timestamp"
+            )));
+        }
+    };
+    let owners = q
+        .owners
+        .iter()
+        .map(|o| parse_owner(o))
+        .collect::<ApiResult<Vec<_>>>()?;
+    for o in &q.oracles {
+        parse_owner(o)?;
+    }
+    let mask = q
+        .masking_key
+        .map(String::into_bytes)
+        .or_else(|| q.ranges[0].name.as_ref().map(|n| n.as_bytes().to_vec()));
+    let query = lf_store::Query {
+        ranges,
+        time_range,
+        owners,
+        open: q.open,
+        sort,
+        limit: q.limit,
+    };
+    Ok((query, mask))
+}
+
+fn result_json(r: &lf_store::QueryResult, mask: Option<&[u8]>) -> json::QueryResult {
+    let value = mask.and_then(|k| r.record.value(Some(k)).ok());
+    let (text, b64) = match value {
+        Some(v) => match String::from_utf8(v) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(B64.encode(e.as_bytes()))),
+        },
+        None => (None, None),
+    };
+    json::QueryResult {
+        hash: r.record.hash().to_string(),
+        owner: r.record.owner().to_string(),
+        timestamp: r.record.timestamp(),
+        weight: r.weight,
+        trust: r.trust,
+        reputation: r.reputation,
+        selector_keys: r
+            .record
+            .selector_keys()
+            .iter()
+            .map(|k| hex::encode(k.0))
+            .collect(),
+        value: text,
+        value_base64: b64,
+        record: B64.encode(r.record.to_bytes()),
+    }
+}
+
+async fn query(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> ApiResult<axum::Json<Vec<Vec<json::QueryResult>>>> {
+    let (q, mask) = to_store_query(parse_json(&body)?)?;
+    let sets = blocking(move || node.store.query(&q).map_err(internal)).await?;
+    Ok(axum::Json(
+        sets.iter()
+            .map(|set| {
+                set.iter()
+                    .map(|r| result_json(r, mask.as_deref()))
+                    .collect()
+            })
+            .collect(),
+    ))
+}
+
+fn type_name(t: RecordType) -> &'static str {
+    match t {
+        RecordType::Genesis => "genesis",
+        RecordType::Commentary => "commentary",
+        RecordType::Certificate => "certificate",
+        RecordType::Crl => "crl",
+        _ => "datum",
+    }
+}
+
+fn record_json(node: &Node, r: &Record) -> ApiResult<json::RecordJson> {
+    let info = node.store.info(&r.hash()).map_err(internal)?;
+    Ok(json::RecordJson {
+        hash: r.hash().to_string(),
+        id: r.id().to_string(),
+        owner: r.owner().to_string(),
+        timestamp: r.timestamp(),
+        record_type: type_name(r.record_type()).into(),
+        links: r.links().iter().map(|l| l.to_string()).collect(),
+        selector_keys: r.selector_keys().iter().map(|k| hex::encode(k.0)).collect(),
+        value_size: r.value_size(),
+        work_effort: r.work().map_or(0, |w| w.effort),
+        size: r.to_bytes().len(),
+        reputation: info.as_ref().map(|i| i.reputation),
+        weight: info.as_ref().map(|i| i.weight),
+        synchronized: info.as_ref().map(|i| i.synced),
+    })
+}
+
+async fn post_record(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> ApiResult<axum::Json<json::RecordJson>> {
+    blocking(move || {
+        let r = Record::from_bytes(&body).map_err(|e| bad(format!("malformed record: {e}")))?;
+        match node.accept(&r) {
+            Ok(PutOutcome::Added { .. }) => {
+                tracing::debug!(hash = %r.hash(), "record accepted");
+            }
+            Ok(PutOutcome::Duplicate) => {}
+            Err(AcceptError::Store(e)) => return Err(internal(e)),
+            Err(e) => return Err(bad(format!("record rejected: {e}"))),
+        }
+        Ok(axum::Json(record_json(&node, &r)?))
+    })
+    .await
+}
+
+fn authorized(node: &Node, headers: &HeaderMap) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::UNAUTHORIZED,
+                "missing Authorization: Bearer <token>".into(),
+            )
+        })?;
+    // Compare without an early exit so timing does not reveal a matching prefix.
+    let (a, b) = (given.as_bytes(), node.token.as_bytes());
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(a.len() ^ b.len(), |d, (x, y)| d | (x ^ y) as usize);
+    if diff != 0 {
+        return Err(Failure(
+            StatusCode::UNAUTHORIZED,
+            "wrong authorization token".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn make_record(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<json::RecordJson>> {
+    authorized(&node, &headers)?;
+    let m: json::MakeRecord = parse_json(&body)?;
+    let (owner, derived_mask) = match (&m.passphrase, &m.owner_private) {
+        (Some(p), _) => {
+            let (o, k) =
+                lf_record::OwnerSecret::from_passphrase(p).map_err(|e| bad(e.to_string()))?;
+            (o, Some(k))
+        }
+        (None, Some(pem)) => (
+            lf_record::OwnerSecret::from_pem(pem).map_err(|e| bad(format!("OwnerPrivate: {e}")))?,
+            None,
+        ),
+        (None, None) => (node.identity.clone(), None),
+    };
+    let mask = m.masking_key.map(String::into_bytes).or(derived_mask);
+    let selectors: Vec<(Vec<u8>, u64)> = m
+        .selectors
+        .iter()
+        .map(|s| (s.name.clone().into_bytes(), s.ordinal))
+        .collect();
+    let slot_owner = node.clone();
+    let _slot = slot_owner.pow_slot.acquire().await.map_err(internal)?;
+    let ts = m.timestamp.unwrap_or_else(now);
+    blocking(move || {
+        let r = node
+            .make_record(&owner, &selectors, m.value.into_bytes(), mask, ts)
+            .map_err(|e| bad(format!("cannot make record: {e:#}")))?;
+        Ok(axum::Json(record_json(&node, &r)?))
+    })
+    .await
+}
+
+async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Status>> {
+    let stats = {
+        let n = node.clone();
+        blocking(move || n.store.stats().map_err(internal)).await?
+    };
+    Ok(axum::Json(json::Status {
+        software: "LF".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: json::API_VERSION,
+        uptime: node.started.elapsed().as_secs(),
+        server_time: now(),
+        network: node.config.clone(),
+        genesis_owner: node.genesis_owner.to_string(),
+        identity: node.identity.public().to_string(),
+        record_count: stats.records,
+        synchronized_count: stats.synced,
+        wanted_count: stats.wanted,
+        data_size: stats.bytes,
+        fully_synchronized: stats.wanted == 0,
+        http_port: node.http_port,
+        p2p_port: node.p2p_port,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct LinksParams {
+    count: Option<String>,
+}
+
+async fn links(
+    State(node): State<Arc<Node>>,
+    UrlQuery(p): UrlQuery<LinksParams>,
+) -> ApiResult<axum::Json<json::Links>> {
+    let n = match p.count {
+        None => node.config.record_min_links as usize,
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| bad(format!("count {c:?} is not a number")))?,
+    }
+    .clamp(1, lf_record::MAX_LINKS);
+    let links = blocking(move || node.store.link_candidates(n).map_err(internal)).await?;
+    Ok(axum::Json(json::Links {
+        links: links.iter().map(|h| h.to_string()).collect(),
+        server_time: now(),
+    }))
+}
+
+async fn owner(
+    State(node): State<Arc<Node>>,
+    Path(owner): Path<String>,
+) -> ApiResult<axum::Json<json::OwnerStatus>> {
+    let o = parse_owner(&owner)?;
+    let n = node.clone();
+    let (count, bytes, links) = blocking(move || {
+        let (c, b) = n.store.owner_stats(&o).map_err(internal)?;
+        let l = n
+            .store
+            .link_candidates(n.config.record_min_links as usize)
+            .map_err(internal)?;
+        Ok((c, b, l))
+    })
+    .await?;
+    Ok(axum::Json(json::OwnerStatus {
+        owner: o.to_string(),
+        owner_type: "p384".into(),
+        record_count: count,
+        record_bytes: bytes,
+        new_record_links: links.iter().map(|h| h.to_string()).collect(),
+        server_time: now(),
+        work_difficulty: node.config.work_difficulty,
+        max_value_size: node.config.record_max_value_size,
+        auth_required: node.config.auth_required,
+        has_current_certificate: false,
+    }))
+}
+
+fn parse_hash(s: &str) -> ApiResult<RecordHash> {
+    s.parse::<RecordHash>().map_err(bad)
+}
+
+async fn load(node: &Arc<Node>, hash: &str) -> ApiResult<Record> {
+    let h = parse_hash(hash)?;
+    let n = node.clone();
+    blocking(move || n.store.get(&h).map_err(internal))
+        .await?
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("record {h} not found")))
+}
+
+async fn record(
+    State(node): State<Arc<Node>>,
+    Path(hash): Path<String>,
+) -> ApiResult<axum::Json<json::RecordJson>> {
+    let r = load(&node, &hash).await?;
+    blocking(move || Ok(axum::Json(record_json(&node, &r)?))).await
+}
+
+async fn record_raw(
+    State(node): State<Arc<Node>>,
+    Path(hash): Path<String>,
+) -> ApiResult<Response> {
+    let r = load(&node, &hash).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        r.to_bytes().to_vec(),
+    )
+        .into_response())
+}

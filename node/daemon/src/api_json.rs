@@ -1,0 +1,237 @@
+//! The HTTP API's JSON shapes (API version 1), shared by the node and the CLI.
+//! Field names follow the seed's PascalCase. Requests reject unknown fields so that a
+//! typo is an error, not a silently ignored option.
+
+use serde::{Deserialize, Serialize};
+
+/// API version served in `X-LF-APIVersion`.
+pub const API_VERSION: u32 = 1;
+
+/// One selector constraint of a query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct QueryRange {
+    /// Plain selector name (the node derives the keys; reveals the name to the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Ordinals with `Name`: `[]` = 0, `[v]`, or `[first, last]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Vec<u64>>,
+    /// Selector keys (hex, 32 bytes): `[k]` or `[first, last]`. Wins over `Name` and
+    /// keeps names secret from the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_range: Option<Vec<String>>,
+}
+
+/// A query (reference §9.5).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct QueryRequest {
+    /// One range per selector position; at least one.
+    pub ranges: Vec<QueryRange>,
+    /// `[start]` or `[start, end]`, Unix seconds, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<Vec<u64>>,
+    /// Key to unmask values with on the node (default: the first range's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking_key: Option<String>,
+    /// Only these owners (`@...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+    /// `trust` (default), `weight` or `timestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_order: Option<String>,
+    /// Entries per result set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Also return records with more selectors than ranges.
+    #[serde(default)]
+    pub open: bool,
+    /// Oracles to trust (`@...`); accepted now, used from the trust issue on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracles: Vec<String>,
+}
+
+/// One candidate in a query result set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryResult {
+    /// Record hash (`=...`).
+    pub hash: String,
+    /// Owner (`@...`).
+    pub owner: String,
+    /// Record timestamp.
+    pub timestamp: u64,
+    /// Summed weight of this owner's records in the set.
+    pub weight: u64,
+    /// Trust in [0, 1].
+    pub trust: f64,
+    /// Local reputation.
+    pub reputation: i64,
+    /// Selector keys (hex), in order.
+    pub selector_keys: Vec<String>,
+    /// Unmasked value, when the node could unmask it and it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Unmasked value in base64, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+    /// The record's bytes, base64 (clients unmask locally with names they keep).
+    pub record: String,
+}
+
+/// A record's metadata.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordJson {
+    /// `=...`
+    pub hash: String,
+    /// `=...` (hash of the selector keys).
+    pub id: String,
+    /// `@...`
+    pub owner: String,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// `datum`, `genesis`, `commentary`, `certificate`, `crl`.
+    #[serde(rename = "Type")]
+    pub record_type: String,
+    /// Linked hashes.
+    pub links: Vec<String>,
+    /// Selector keys (hex).
+    pub selector_keys: Vec<String>,
+    /// Plain value size.
+    pub value_size: usize,
+    /// Proof-of-work effort (0: none).
+    pub work_effort: u32,
+    /// Encoded size.
+    pub size: usize,
+    /// Local reputation, if stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reputation: Option<i64>,
+    /// Weight, if stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u64>,
+    /// Fully synchronized, if stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronized: Option<bool>,
+}
+
+/// `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Status {
+    /// "LF".
+    pub software: String,
+    /// Crate version.
+    pub version: String,
+    /// API version.
+    #[serde(rename = "APIVersion")]
+    pub api_version: u32,
+    /// Seconds since start.
+    pub uptime: u64,
+    /// Node clock, Unix seconds.
+    pub server_time: u64,
+    /// Network configuration in force.
+    pub network: lf_record::NetworkConfig,
+    /// Genesis owner.
+    pub genesis_owner: String,
+    /// Node identity (`@...`).
+    pub identity: String,
+    /// Records stored.
+    pub record_count: u64,
+    /// Of which fully synchronized.
+    pub synchronized_count: u64,
+    /// Hashes linked to but missing.
+    pub wanted_count: u64,
+    /// Bytes of records.lf.
+    pub data_size: u64,
+    /// No missing links.
+    pub fully_synchronized: bool,
+    /// HTTP port.
+    #[serde(rename = "HTTPPort")]
+    pub http_port: u16,
+    /// P2P port (used from the P2P issue on).
+    #[serde(rename = "P2PPort")]
+    pub p2p_port: u16,
+}
+
+/// `/owner/@...`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnerStatus {
+    /// `@...`
+    pub owner: String,
+    /// Always `p384`.
+    pub owner_type: String,
+    /// Records stored from this owner.
+    pub record_count: u64,
+    /// Their bytes.
+    pub record_bytes: u64,
+    /// Links a new record should carry (`=...`), `RecordMinLinks` of them.
+    pub new_record_links: Vec<String>,
+    /// Node clock, Unix seconds: use it as the new record's timestamp.
+    pub server_time: u64,
+    /// Network's proof-of-work difficulty factor.
+    pub work_difficulty: u32,
+    /// Network's largest value.
+    pub max_value_size: u32,
+    /// Whether records need a certificate.
+    pub auth_required: bool,
+    /// Whether this owner holds one (certificates come with the trust issue).
+    pub has_current_certificate: bool,
+}
+
+/// `/links`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Links {
+    /// `=...`
+    pub links: Vec<String>,
+    /// Node clock.
+    pub server_time: u64,
+}
+
+/// A selector in `/makerecord`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MakeSelector {
+    /// Plain name.
+    pub name: String,
+    /// Ordinal (default 0).
+    #[serde(default)]
+    pub ordinal: u64,
+}
+
+/// `/makerecord` (privileged): the node builds, pays and posts a record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MakeRecord {
+    /// Selectors.
+    #[serde(default)]
+    pub selectors: Vec<MakeSelector>,
+    /// Value (UTF-8).
+    #[serde(default)]
+    pub value: String,
+    /// Owner secret key (PEM). Default: the node's identity.
+    #[serde(default)]
+    pub owner_private: Option<String>,
+    /// Passphrase deriving owner and masking key (wins over `OwnerPrivate`).
+    #[serde(default)]
+    pub passphrase: Option<String>,
+    /// Masking key (default: passphrase-derived, else the first selector name).
+    #[serde(default)]
+    pub masking_key: Option<String>,
+    /// Timestamp (default: now).
+    #[serde(default)]
+    pub timestamp: Option<u64>,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiError {
+    /// HTTP status.
+    pub code: u16,
+    /// What was wrong.
+    pub message: String,
+}

@@ -1,0 +1,431 @@
+//! The client commands: `lf get`, `lf set`, `lf status`, `lf owner ...`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use lf_record::{OwnerSecret, Record, RecordBuilder, RecordHash, RecordType, SelectorName, lf_pow};
+
+use crate::api_json as json;
+use crate::args::{GetArgs, OwnerCommand, SetArgs};
+use crate::client::{Api, ClientConfig};
+
+/// A selector argument: name and inclusive ordinal range.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SelectorArg {
+    /// Plain name.
+    pub name: Vec<u8>,
+    /// First ordinal.
+    pub first: u64,
+    /// Last ordinal.
+    pub last: u64,
+}
+
+/// Splits on `#` not preceded by a backslash (`\#` is a literal `#`).
+fn split_hash(s: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'#') => {
+                parts.last_mut().expect("non-empty").push('#');
+                chars.next();
+            }
+            '#' => parts.push(String::new()),
+            c => parts.last_mut().expect("non-empty").push(c),
+        }
+    }
+    parts
+}
+
+fn ordinal(s: &str, arg: &str) -> anyhow::Result<u64> {
+    s.parse()
+        .map_err(|_| anyhow!("{arg:?}: ordinal {s:?} is not a number from 0 to 2^64-1"))
+}
+
+/// Parses `NAME`, `NAME#ORD`, `NAME#FIRST#LAST` or `NAME#` (every ordinal).
+pub fn parse_selector(arg: &str, allow_range: bool) -> anyhow::Result<SelectorArg> {
+    let parts = split_hash(arg);
+    if parts[0].is_empty() {
+        bail!("{arg:?}: selector name is empty");
+    }
+    let name = parts[0].clone().into_bytes();
+    let (first, last) = match parts.len() {
+        1 => (0, 0),
+        2 if parts[1].is_empty() && allow_range => (0, u64::MAX),
+        2 => {
+            let v = ordinal(&parts[1], arg)?;
+            (v, v)
+        }
+        3 if allow_range => (ordinal(&parts[1], arg)?, ordinal(&parts[2], arg)?),
+        _ if allow_range => bail!("{arg:?}: use NAME, NAME#ORD, NAME#FIRST#LAST or NAME#"),
+        _ => bail!("{arg:?}: use NAME or NAME#ORD"),
+    };
+    if first > last {
+        bail!("{arg:?}: the range starts after it ends");
+    }
+    Ok(SelectorArg { name, first, last })
+}
+
+fn api(home: &Path, url: Option<&str>, config: &ClientConfig) -> Api {
+    let urls = match url {
+        Some(u) => u.split(',').map(|s| s.trim().to_string()).collect(),
+        None => config.urls.clone(),
+    };
+    let token = std::fs::read_to_string(home.join("authtoken.secret")).ok();
+    Api::new(urls, token.map(|t| t.trim().to_string()))
+}
+
+/// `lf get`.
+pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyhow::Result<()> {
+    let config = ClientConfig::load(home)?;
+    let sels: Vec<SelectorArg> = a
+        .selectors
+        .iter()
+        .map(|s| parse_selector(s, true))
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<SelectorName> = sels.iter().map(|s| SelectorName::new(&s.name)).collect();
+    // Only keys leave this machine: the node never learns names or ordinals.
+    let ranges = sels
+        .iter()
+        .zip(&names)
+        .map(|(s, n)| {
+            let (k1, k2) = n.key_range(s.first, s.last);
+            json::QueryRange {
+                key_range: Some(vec![hex::encode(k1.0), hex::encode(k2.0)]),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let q = json::QueryRequest {
+        ranges,
+        time_range: Some(vec![
+            a.tstart.unwrap_or(0),
+            a.tend.unwrap_or(i64::MAX as u64),
+        ]),
+        open: a.open,
+        limit: if json_out { None } else { Some(1) },
+        oracles: config.oracles.clone(),
+        ..Default::default()
+    };
+    let api = api(home, url, &config);
+    let sets: Vec<Vec<json::QueryResult>> = api.post_json("/query", &serde_json::to_value(&q)?)?;
+    let mask = a
+        .mask
+        .clone()
+        .map(String::into_bytes)
+        .unwrap_or_else(|| sels[0].name.clone());
+    let mut decoded: Vec<Vec<(json::QueryResult, Record, Option<Vec<u8>>)>> = Vec::new();
+    for set in sets {
+        let mut d = Vec::new();
+        for mut r in set {
+            let bytes = B64
+                .decode(&r.record)
+                .context("node sent a record that is not base64")?;
+            let rec = Record::from_bytes(&bytes).context("node sent a malformed record")?;
+            let value = rec.value(Some(&mask)).ok();
+            if let Some(v) = &value {
+                match std::str::from_utf8(v) {
+                    Ok(s) => r.value = Some(s.into()),
+                    Err(_) => r.value_base64 = Some(B64.encode(v)),
+                }
+            }
+            d.push((r, rec, value));
+        }
+        decoded.push(d);
+    }
+    if json_out {
+        let out: Vec<Vec<&json::QueryResult>> = decoded
+            .iter()
+            .map(|s| s.iter().map(|(r, ..)| r).collect())
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if a.raw {
+        let mut out = std::io::stdout().lock();
+        for set in &decoded {
+            if let Some((_, _, Some(v))) = set.first() {
+                out.write_all(v)?;
+            }
+        }
+        return Ok(());
+    }
+    let lines: Vec<(String, String)> = decoded
+        .iter()
+        .filter_map(|set| set.first())
+        .map(|(_, rec, value)| {
+            let v = match value {
+                Some(v) => String::from_utf8_lossy(v)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect(),
+                None => "-".to_string(),
+            };
+            let sel: Vec<String> = rec
+                .selectors()
+                .iter()
+                .map(
+                    |s| match names.iter().zip(&sels).find(|(n, _)| n.is_named(s)) {
+                        Some((n, sa)) => format!(
+                            "{}#{}",
+                            String::from_utf8_lossy(&sa.name),
+                            n.ordinal_mask().unmask(&s.ordinal)
+                        ),
+                        None => format!("?{}", lf_record::base62_encode(&s.key().0)),
+                    },
+                )
+                .collect();
+            (v, sel.join(" "))
+        })
+        .collect();
+    let width = lines
+        .iter()
+        .map(|(v, _)| v.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (v, s) in lines {
+        println!("{v:<width$} | {s}");
+    }
+    Ok(())
+}
+
+/// `lf set`.
+pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyhow::Result<()> {
+    let mut config = ClientConfig::load(home)?;
+    let (sel_args, value): (&[String], Vec<u8>) = match &a.file {
+        Some(path) => {
+            let v = if path.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::stdin().read_to_end(&mut b)?;
+                b
+            } else {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            };
+            (&a.args[..], v)
+        }
+        None => {
+            if a.args.len() < 2 {
+                bail!("give at least one selector and a value (or --file)");
+            }
+            let (v, s) = a.args.split_last().expect("two or more");
+            (s, v.clone().into_bytes())
+        }
+    };
+    let sels: Vec<SelectorArg> = sel_args
+        .iter()
+        .map(|s| parse_selector(s, false))
+        .collect::<anyhow::Result<_>>()?;
+    let (owner_name, owner) = config.owner(a.owner.as_deref())?;
+    let api = api(home, url, &config);
+    let status: json::OwnerStatus = api.get(&format!("/owner/{}", owner.public()))?;
+    if status.auth_required && !status.has_current_certificate {
+        bail!("this network requires a certificate and owner {owner_name:?} has none");
+    }
+    if value.len() > status.max_value_size as usize {
+        bail!(
+            "value is {} bytes, the network allows {}",
+            value.len(),
+            status.max_value_size
+        );
+    }
+    let links = status
+        .new_record_links
+        .iter()
+        .map(|h| h.parse::<RecordHash>().map_err(|e| anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut b = RecordBuilder::new(RecordType::Datum, status.server_time)
+        .value(value)
+        .links(links);
+    for s in &sels {
+        b = b.selector(&s.name, s.first);
+    }
+    if let Some(m) = &a.mask {
+        b = b.masking_key(m.clone().into_bytes());
+    }
+    let u = b.build(&owner.public())?;
+    let effort = u.required_effort(status.work_difficulty);
+    let work = if effort > 0 {
+        Some(pay(&u.work_challenge(), effort)?)
+    } else {
+        None
+    };
+    let r = u.sign(work, &owner)?;
+    let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&posted)?);
+    } else {
+        println!("{} {}", owner.public(), r.hash());
+    }
+    Ok(())
+}
+
+/// Pays proof of work on all cores with a progress bar on stderr.
+fn pay(challenge: &[u8; 32], effort: u32) -> anyhow::Result<lf_pow::Work> {
+    let expected = lf_pow::expected_challenges(effort);
+    let bar = indicatif::ProgressBar::new(expected.ceil() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "proof of work {bar:30} {pos}/~{len} challenges, {elapsed}",
+        )
+        .expect("static template"),
+    );
+    let mut start = [0u8; 8];
+    crate::random::fill(&mut start);
+    let opts = lf_pow::SolveOptions {
+        threads: 0,
+        start_nonce: u64::from_le_bytes(start),
+    };
+    let w = lf_pow::solve(challenge, effort, &opts, &AtomicBool::new(false), &|p| {
+        bar.set_position(p.challenges_tried.min(bar.length().unwrap_or(0)))
+    })?;
+    bar.finish_and_clear();
+    Ok(w)
+}
+
+/// `lf status`.
+pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<()> {
+    let config = ClientConfig::load(home)?;
+    let s: json::Status = api(home, url, &config).get("/status")?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("network        {} ({})", s.network.name, s.network.id);
+    println!("identity       {}", s.identity);
+    println!(
+        "records        {} ({} synchronized, {} wanted), {} bytes",
+        s.record_count, s.synchronized_count, s.wanted_count, s.data_size
+    );
+    println!(
+        "synchronized   {}",
+        if s.fully_synchronized { "yes" } else { "no" }
+    );
+    println!(
+        "version        {} (API {}), up {} s",
+        s.version, s.api_version, s.uptime
+    );
+    println!(
+        "ports          HTTP {} (127.0.0.1), P2P {}",
+        s.http_port, s.p2p_port
+    );
+    Ok(())
+}
+
+/// `lf owner ...`.
+pub fn owner(
+    home: &Path,
+    url: Option<&str>,
+    json_out: bool,
+    cmd: &OwnerCommand,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::load(home)?;
+    match cmd {
+        OwnerCommand::List => {
+            if json_out {
+                let list: Vec<_> = config
+                    .owners
+                    .iter()
+                    .map(|(n, o)| serde_json::json!({"Name": n, "Public": o.public, "Default": o.default}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for (n, o) in &config.owners {
+                    println!(
+                        "{n:<24} {} p384    {}",
+                        if o.default { "*" } else { " " },
+                        o.public
+                    );
+                }
+            }
+        }
+        OwnerCommand::New { name } => {
+            let o = crate::random::new_owner();
+            config.add_owner(name, &o)?;
+            config.save()?;
+            println!("{name} {}", o.public());
+        }
+        OwnerCommand::Newfrompass { name, passphrase } => {
+            let (o, _) = OwnerSecret::from_passphrase(passphrase)?;
+            config.add_owner(name, &o)?;
+            config.save()?;
+            println!("{name} {}", o.public());
+        }
+        OwnerCommand::Default { name } => {
+            if !config.owners.contains_key(name) {
+                bail!("no owner named {name:?} (see lf owner list)");
+            }
+            for (n, o) in config.owners.iter_mut() {
+                o.default = n == name;
+            }
+            config.save()?;
+        }
+        OwnerCommand::Delete { name } => {
+            if config.owners.remove(name).is_none() {
+                bail!("no owner named {name:?} (see lf owner list)");
+            }
+            config.save()?;
+        }
+        OwnerCommand::Show { owner } => {
+            let public = if owner.starts_with('@') {
+                owner.parse::<lf_record::Owner>()?
+            } else {
+                config.owner(Some(owner))?.1.public()
+            };
+            let s: json::OwnerStatus = api(home, url, &config).get(&format!("/owner/{public}"))?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(name: &str, first: u64, last: u64) -> SelectorArg {
+        SelectorArg {
+            name: name.as_bytes().to_vec(),
+            first,
+            last,
+        }
+    }
+
+    #[test]
+    fn selector_syntax() {
+        assert_eq!(
+            parse_selector("bad horse", true).unwrap(),
+            sel("bad horse", 0, 0)
+        );
+        assert_eq!(
+            parse_selector("bad horse#7", true).unwrap(),
+            sel("bad horse", 7, 7)
+        );
+        assert_eq!(parse_selector("a#2#9", true).unwrap(), sel("a", 2, 9));
+        assert_eq!(parse_selector("a#", true).unwrap(), sel("a", 0, u64::MAX));
+        assert_eq!(parse_selector(r"a\#b#1", true).unwrap(), sel("a#b", 1, 1));
+        assert!(
+            parse_selector("a#x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("not a number")
+        );
+        assert!(
+            parse_selector("a#9#2", true)
+                .unwrap_err()
+                .to_string()
+                .contains("after it ends")
+        );
+        assert!(parse_selector("a#1#2", false).is_err());
+        assert!(parse_selector("a#", false).is_err());
+        assert!(
+            parse_selector("#1", true)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The node: its home, network, store and the acceptance rules for new records
+//! (reference §9.2), and `lf node-start`'s lifecycle: start in order, serve, and on
+//! SIGTERM/SIGINT stop HTTP, flush the store and exit 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use lf_record::{
+    NetworkConfig, Owner, OwnerSecret, Record, RecordBuilder, RecordError, RecordType, lf_pow,
+};
+use lf_store::{PutOutcome, Store, StoreConfig};
+
+use crate::{api, home, network};
+
+/// Why a record was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// Malformed or invalid record.
+    #[error("{0}")]
+    Record(#[from] RecordError),
+    /// Only the genesis owner may publish genesis records.
+    #[error("only the genesis owner may publish genesis records")]
+    GenesisProhibited,
+    /// Fewer links than the network requires.
+    #[error("record has {got} links, the network requires at least {need}")]
+    TooFewLinks {
+        /// Links carried.
+        got: usize,
+        /// Network minimum.
+        need: usize,
+    },
+    /// Store failure.
+    #[error("store: {0}")]
+    Store(#[from] lf_store::StoreError),
+}
+
+/// A running node's shared state.
+pub struct Node {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Network configuration in force.
+    pub config: NetworkConfig,
+    /// Owner of the genesis records.
+    pub genesis_owner: Owner,
+    /// Node identity.
+    pub identity: OwnerSecret,
+    /// Bearer token for privileged API calls.
+    pub token: String,
+    /// Start time.
+    pub started: Instant,
+    /// HTTP port.
+    pub http_port: u16,
+    /// P2P port.
+    pub p2p_port: u16,
+    /// Set on shutdown: cancels proof of work in progress.
+    pub stopping: AtomicBool,
+    /// One node-side proof of work at a time (it uses every core).
+    pub pow_slot: tokio::sync::Semaphore,
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    crate::makegenesis::now()
+}
+
+impl Node {
+    /// Checks a record against the network's rules and stores it (blocking: verifies a
+    /// P-384 signature; call from a blocking thread).
+    pub fn accept(&self, r: &Record) -> Result<PutOutcome, AcceptError> {
+        if self.store.contains(&r.hash())? {
+            return Ok(PutOutcome::Duplicate);
+        }
+        if r.record_type() == RecordType::Genesis && r.owner() != self.genesis_owner {
+            return Err(AcceptError::GenesisProhibited);
+        }
+        let need = self.config.record_min_links as usize;
+        if r.record_type() != RecordType::Genesis && r.links().len() < need {
+            return Err(AcceptError::TooFewLinks {
+                got: r.links().len(),
+                need,
+            });
+        }
+        lf_record::check_time_drift(r, now(), self.config.record_max_time_drift)?;
+        r.verify(&self.config.limits())?;
+        Ok(self.store.put(r)?)
+    }
+
+    /// Builds, pays for and stores a record on the node (blocking; `/makerecord`).
+    pub fn make_record(
+        &self,
+        owner: &OwnerSecret,
+        selectors: &[(Vec<u8>, u64)],
+        value: Vec<u8>,
+        masking_key: Option<Vec<u8>>,
+        timestamp: u64,
+    ) -> Result<Record, anyhow::Error> {
+        let links = self
+            .store
+            .link_candidates(self.config.record_min_links as usize)?;
+        let mut b = RecordBuilder::new(RecordType::Datum, timestamp)
+            .value(value)
+            .links(links);
+        for (n, o) in selectors {
+            b = b.selector(n, *o);
+        }
+        if let Some(k) = masking_key {
+            b = b.masking_key(k);
+        }
+        let u = b.build(&owner.public())?;
+        let effort = u.required_effort(self.config.work_difficulty);
+        let work = if effort > 0 {
+            let mut start = [0u8; 8];
+            crate::random::fill(&mut start);
+            let opts = lf_pow::SolveOptions {
+                threads: 0,
+                start_nonce: u64::from_le_bytes(start),
+            };
+            Some(lf_pow::solve(
+                &u.work_challenge(),
+                effort,
+                &opts,
+                &self.stopping,
+                &|_| {},
+            )?)
+        } else {
+            None
+        };
+        let r = u.sign(work, owner)?;
+        self.accept(&r)?;
+        Ok(r)
+    }
+}
+
+/// Options of `lf node-start`.
+pub struct NodeOptions {
+    /// Home directory.
+    pub home: PathBuf,
+    /// HTTP port on 127.0.0.1.
+    pub http_port: u16,
+    /// P2P port.
+    pub p2p_port: u16,
+}
+
+fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, &'static str)> {
+    let path = home.join("genesis.lf");
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let (c, r) = lf_record::parse_records(&b)
+                .with_context(|| format!("{} is not a valid genesis file", path.display()))?;
+            Ok((c, r, "genesis.lf in the home"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (c, r) = network::default_network()?;
+            Ok((c, r, "the embedded default network"))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn init_logging(home: &Path) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let path = home.join("node.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
+    Ok(())
+}
+
+/// Runs `lf node-start` until SIGTERM or SIGINT.
+pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.home)
+        .with_context(|| format!("cannot create home {}", opts.home.display()))?;
+    let pid = home::PidFile::acquire(&opts.home)?;
+    init_logging(&opts.home)?;
+    tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
+    let identity = home::identity(&opts.home)?;
+    let token = home::auth_token(&opts.home)?;
+    let (config, genesis, source) = load_network(&opts.home)?;
+    tracing::info!(network = %config.name, id = %config.id, from = source, "network loaded");
+    let store = Store::open(
+        &opts.home,
+        StoreConfig {
+            max_time_drift: config.record_max_time_drift,
+        },
+    )?;
+    let genesis_owner = genesis[0].owner();
+    store.put_many(&genesis)?;
+    let stats = store.stats()?;
+    tracing::info!(records = stats.records, bytes = stats.bytes, "store open");
+    let node = Arc::new(Node {
+        store: Arc::new(store),
+        config,
+        genesis_owner,
+        identity,
+        token,
+        started: Instant::now(),
+        http_port: opts.http_port,
+        p2p_port: opts.p2p_port,
+        stopping: AtomicBool::new(false),
+        pow_slot: tokio::sync::Semaphore::new(1),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(serve(node.clone(), &opts));
+    node.stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(node);
+    tracing::info!("lf node stopped");
+    drop(pid);
+    result
+}
+
+async fn serve(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<()> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], opts.http_port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => bail!("cannot listen for HTTP on {addr}: {e}"),
+    };
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut client = crate::client::ClientConfig::load(&opts.home)?;
+    client.urls = vec![url.clone()];
+    client.save()?;
+    tracing::info!(%url, "HTTP API listening");
+    let app = api::router(node.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down: stopping HTTP");
+        })
+        .await
+        .context("HTTP server failed")?;
+    node.stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the node can only be killed; keep serving.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
