@@ -79,6 +79,9 @@ fn api(home: &Path, url: Option<&str>, config: &ClientConfig) -> Api {
     Api::new(urls, token.map(|t| t.trim().to_string()))
 }
 
+/// A query candidate with its parsed record and, if the key fit, its value.
+type Candidate = (json::QueryResult, Record, Option<Vec<u8>>);
+
 /// `lf get`.
 pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyhow::Result<()> {
     let config = ClientConfig::load(home)?;
@@ -118,7 +121,7 @@ pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyho
         .clone()
         .map(String::into_bytes)
         .unwrap_or_else(|| sels[0].name.clone());
-    let mut decoded: Vec<Vec<(json::QueryResult, Record, Option<Vec<u8>>)>> = Vec::new();
+    let mut decoded: Vec<Vec<Candidate>> = Vec::new();
     for set in sets {
         let mut d = Vec::new();
         for mut r in set {

@@ -62,10 +62,10 @@ impl ClientConfig {
 
     /// Saves (mode 0600: it holds private keys), keeping exactly one default owner.
     pub fn save(&mut self) -> anyhow::Result<()> {
-        if !self.owners.is_empty() && !self.owners.values().any(|o| o.default) {
-            if let Some(o) = self.owners.values_mut().next() {
-                o.default = true;
-            }
+        if !self.owners.values().any(|o| o.default)
+            && let Some(o) = self.owners.values_mut().next()
+        {
+            o.default = true;
         }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)

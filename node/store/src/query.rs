@@ -177,9 +177,9 @@ impl Store {
                         .then(b.weight.cmp(&a.weight))
                         .then_with(|| a.record.timestamp().cmp(&b.record.timestamp()))
                 }),
-                SortOrder::Weight => set.sort_by(|a, b| b.weight.cmp(&a.weight)),
+                SortOrder::Weight => set.sort_by_key(|r| std::cmp::Reverse(r.weight)),
                 SortOrder::Timestamp => {
-                    set.sort_by(|a, b| b.record.timestamp().cmp(&a.record.timestamp()))
+                    set.sort_by_key(|r| std::cmp::Reverse(r.record.timestamp()))
                 }
             }
             if let Some(l) = q.limit {
