@@ -49,3 +49,125 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A real `lf node-start` on a temporary home and a free loopback port; stopped
+/// (SIGKILL) on drop if still running.
+pub struct TestNode {
+    /// The node's home (kept for restarts).
+    pub home: PathBuf,
+    /// HTTP port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+/// Picks a free loopback port (bind to port 0, read it, release it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a private test network without proof of work into `home/genesis.lf`.
+pub fn private_network(home: &Path) {
+    std::fs::create_dir_all(home).unwrap();
+    let o = lf(
+        home,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "test",
+            "--difficulty",
+            "0",
+            "--out",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+}
+
+impl TestNode {
+    /// Starts a node on `home` (which may hold a genesis.lf) and waits until it serves.
+    pub fn start(home: &Path) -> TestNode {
+        let mut n = TestNode {
+            home: home.to_path_buf(),
+            port: free_port(),
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    /// (Re)starts the process on the same home and port.
+    pub fn restart(&mut self) {
+        let port = self.port.to_string();
+        let log = std::fs::File::create(self.home.join("test-node.out")).unwrap();
+        let child = Command::new(lf_bin())
+            .args([
+                "-home",
+                self.home.to_str().unwrap(),
+                "node-start",
+                "-http",
+                &port,
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning lf node-start");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node exited with {st}: {}", self.output());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node did not start: {}",
+                self.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// What the node printed.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.home.join("test-node.out")).unwrap_or_default()
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `lf -home <home> args...` against this node.
+    pub fn lf(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-home", self.home.to_str().unwrap()];
+        all.extend_from_slice(args);
+        lf(&self.home, &all)
+    }
+
+    /// Sends a signal with kill(1) and waits for the exit status.
+    pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("node running");
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
