@@ -1,5 +1,20 @@
 //! LFFS, the LF filesystem: directories and files as LF records, big files cut by
-//! content (FastCDC) into SHA-256-addressed chunks, over a `Store` trait so that the
-//! core never depends on `lf-store` or `lf-p2p`.
+//! content (FastCDC) into SHA-256-addressed, deduplicated chunks.
 //!
-//! Not built yet: this crate lands with the LFFS issue (#5). It holds no code until then.
+//! The core ([`Filesystem`]) knows LF only through the [`Store`] trait: the daemon
+//! implements it over the node's record store and a background commit queue; tests use
+//! [`MemStore`]. The FUSE adapter (`fuse.rs`) is a thin layer that maps each request
+//! to one core call and one reply. `SEMANTICS.md` beside this crate is the contract.
+#![forbid(unsafe_code)]
+
+pub mod chunk;
+mod error;
+mod fs;
+mod fuse;
+pub mod layout;
+mod store;
+
+pub use error::FsError;
+pub use fs::{Attr, DirEntry, Filesystem, FsConfig, Kind};
+pub use fuse::{FuseAdapter, mount_options};
+pub use store::{MemStore, Put, Store, StoreError, Version};

@@ -1,0 +1,771 @@
+//! The filesystem core: POSIX operations over a [`Store`], FUSE-free and synchronous.
+//! Every operation waits only on the local store (never on proof of work or peers).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lf_record::Owner;
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{self, ChunkRef};
+use crate::layout::{self, Body, Entry, FileData, PASSWD_INO, PASSWD_NAME, ROOT_INO};
+use crate::{FsError, Put, Store};
+
+type Result<T> = std::result::Result<T, FsError>;
+
+/// Per-mount settings.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// Selector name of the root directory.
+    pub root: Vec<u8>,
+    /// Masking key of entries; `None` = each directory's selector name.
+    pub masking_key: Option<Vec<u8>>,
+    /// uid shown for the mount owner's entries.
+    pub uid: u32,
+    /// gid shown for every entry.
+    pub gid: u32,
+    /// Largest file, bytes.
+    pub max_file_size: u64,
+    /// Refuse every change.
+    pub read_only: bool,
+}
+
+/// Entry kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+}
+
+/// Attributes of an inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (write bits cleared when not writable).
+    pub perm: u16,
+    /// Owner uid.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// Whether the mount's owner may change it.
+    pub writable: bool,
+}
+
+/// One directory listing entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Name.
+    pub name: Vec<u8>,
+}
+
+/// Where an inode lives: its directory's selector and its name.
+#[derive(Clone, Debug)]
+struct Node {
+    dir_sel: Vec<u8>,
+    name: Vec<u8>,
+}
+
+/// Content of an open file, shared by every handle on the inode so that writes are
+/// visible to other readers at once.
+struct OpenFile {
+    content: Vec<u8>,
+    dirty: bool,
+    handles: usize,
+    entry: Entry,
+    node: Node,
+}
+
+/// The filesystem.
+pub struct Filesystem<S: Store> {
+    store: S,
+    config: FsConfig,
+    nodes: RwLock<HashMap<u64, Node>>,
+    open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
+    handles: Mutex<HashMap<u64, u64>>,
+    next_fh: Mutex<u64>,
+    cache: Mutex<(u64, HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>)>,
+    owners_seen: Mutex<HashSet<Owner>>,
+}
+
+fn time(nanos: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// uid of a foreign owner: from the hash of its key, above 65535 (as the seed).
+pub fn owner_uid(owner: &Owner) -> u32 {
+    let h = Sha256::digest(owner.as_bytes());
+    let c = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+    let uid = (c & 0x7FFF_FFFF) as u32;
+    if uid < 65536 { uid + 65536 } else { uid }
+}
+
+impl<S: Store> Filesystem<S> {
+    /// A filesystem over `store`.
+    pub fn new(store: S, config: FsConfig) -> Self {
+        let mut nodes = HashMap::new();
+        nodes.insert(ROOT_INO, Node { dir_sel: Vec::new(), name: Vec::new() });
+        Filesystem {
+            store,
+            config,
+            nodes: RwLock::new(nodes),
+            open: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: Mutex::new(1),
+            cache: Mutex::new((0, HashMap::new())),
+            owners_seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn mask_for(&self, dir_sel: &[u8]) -> Vec<u8> {
+        self.config.masking_key.clone().unwrap_or_else(|| dir_sel.to_vec())
+    }
+
+    fn node(&self, ino: u64) -> Result<Node> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).get(&ino).cloned().ok_or(FsError::Stale)
+    }
+
+    fn remember(&self, dir_sel: &[u8], name: &[u8]) -> u64 {
+        let ino = layout::inode(dir_sel, name);
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ino, Node { dir_sel: dir_sel.to_vec(), name: name.to_vec() });
+        ino
+    }
+
+    /// The winning entry for `name` in the directory with selector `dir_sel`, or `None`
+    /// (absent or deleted). Cached until the store's generation changes.
+    fn resolve(&self, dir_sel: &[u8], name: &[u8]) -> Result<Option<(Entry, Owner)>> {
+        let gen_now = self.store.generation();
+        {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 != gen_now {
+                *c = (gen_now, HashMap::new());
+            } else if let Some(hit) = c.1.get(&(dir_sel.to_vec(), name.to_vec())) {
+                return Ok(hit.clone());
+            }
+        }
+        let cands = self.store.get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
+        let mut found = None;
+        for v in cands {
+            if let Some(e) = Entry::decode(&v.value).filter(|e| e.name == name) {
+                self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(v.owner);
+                if e.body != Body::Tombstone {
+                    found = Some((e, v.owner));
+                }
+                break;
+            }
+        }
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 == gen_now {
+            c.1.insert((dir_sel.to_vec(), name.to_vec()), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Selector of the directory at `ino`.
+    fn dir_selector(&self, ino: u64) -> Result<Vec<u8>> {
+        if ino == ROOT_INO {
+            return Ok(self.config.root.clone());
+        }
+        let n = self.node(ino)?;
+        match self.resolve(&n.dir_sel, &n.name)? {
+            Some((Entry { body: Body::Dir(sel), .. }, _)) => Ok(sel),
+            Some(_) => Err(FsError::NotDir),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    fn attr_of(&self, ino: u64, e: &Entry, owner: &Owner) -> Attr {
+        let writable = *owner == self.store.owner() && !self.config.read_only;
+        let (kind, size) = match &e.body {
+            Body::File(FileData::Inline(d)) => (Kind::File, d.len() as u64),
+            Body::File(FileData::Chunked { size, .. }) => (Kind::File, *size),
+            Body::Dir(_) => (Kind::Dir, 0),
+            Body::Symlink(t) => (Kind::Symlink, t.len() as u64),
+            Body::Tombstone => (Kind::File, 0),
+        };
+        let mut perm = (e.mode & 0o7777) as u16;
+        if !writable && kind != Kind::Symlink {
+            perm &= !0o222;
+        }
+        let uid = if *owner == self.store.owner() { self.config.uid } else { owner_uid(owner) };
+        Attr { ino, kind, size, perm, uid, gid: self.config.gid, mtime: time(e.mtime), writable }
+    }
+
+    fn root_attr(&self) -> Attr {
+        Attr {
+            ino: ROOT_INO,
+            kind: Kind::Dir,
+            size: 0,
+            perm: if self.config.read_only { 0o555 } else { 0o777 },
+            uid: self.config.uid,
+            gid: self.config.gid,
+            mtime: UNIX_EPOCH,
+            writable: !self.config.read_only,
+        }
+    }
+
+    fn passwd(&self) -> Vec<u8> {
+        let mut owners: Vec<Owner> =
+            self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        owners.push(self.store.owner());
+        owners.sort();
+        owners.dedup();
+        let mut out = String::new();
+        for o in owners {
+            let uid = if o == self.store.owner() { self.config.uid } else { owner_uid(&o) };
+            out.push_str(&format!("lf{uid}:x:{uid}:{}:{o}:/:/usr/bin/false\n", self.config.gid));
+        }
+        out.into_bytes()
+    }
+
+    fn passwd_attr(&self) -> Attr {
+        Attr {
+            ino: PASSWD_INO,
+            kind: Kind::File,
+            size: self.passwd().len() as u64,
+            perm: 0o444,
+            uid: self.config.uid,
+            gid: self.config.gid,
+            mtime: UNIX_EPOCH,
+            writable: false,
+        }
+    }
+
+    /// Looks `name` up in directory `parent`.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if parent == ROOT_INO && name == PASSWD_NAME {
+            return Ok(self.passwd_attr());
+        }
+        let sel = self.dir_selector(parent)?;
+        let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
+        let ino = self.remember(&sel, name);
+        Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
+    }
+
+    fn with_open_size(&self, mut a: Attr) -> Attr {
+        if let Some(f) = self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&a.ino) {
+            a.size = f.lock().unwrap_or_else(|e| e.into_inner()).content.len() as u64;
+        }
+        a
+    }
+
+    fn entry_of(&self, ino: u64) -> Result<(Node, Entry, Owner)> {
+        let n = self.node(ino)?;
+        let (e, o) = self.resolve(&n.dir_sel, &n.name)?.ok_or(FsError::NotFound)?;
+        Ok((n, e, o))
+    }
+
+    /// Attributes of an inode.
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        match ino {
+            ROOT_INO => Ok(self.root_attr()),
+            PASSWD_INO => Ok(self.passwd_attr()),
+            _ => {
+                let (_, e, o) = self.entry_of(ino)?;
+                Ok(self.with_open_size(self.attr_of(ino, &e, &o)))
+            }
+        }
+    }
+
+    /// Lists a directory (without `.` and `..`), sorted by name.
+    pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
+        let sel = self.dir_selector(ino)?;
+        let mut out = Vec::new();
+        for (_, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
+            let Some((e, owner)) = cands.iter().find_map(|v| Entry::decode(&v.value).map(|e| (e, v.owner)))
+            else {
+                continue;
+            };
+            self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(owner);
+            let kind = match e.body {
+                Body::Tombstone => continue,
+                Body::Dir(_) => Kind::Dir,
+                Body::Symlink(_) => Kind::Symlink,
+                Body::File(_) => Kind::File,
+            };
+            out.push(DirEntry { ino: self.remember(&sel, &e.name), kind, name: e.name });
+        }
+        if ino == ROOT_INO {
+            out.push(DirEntry { ino: PASSWD_INO, kind: Kind::File, name: PASSWD_NAME.to_vec() });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn check_writable_dir(&self) -> Result<()> {
+        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+    }
+
+    fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<Vec<u8>> {
+        self.check_writable_dir()?;
+        if !layout::valid_name(name) || (parent == ROOT_INO && name == PASSWD_NAME) {
+            return Err(FsError::InvalidName);
+        }
+        let sel = self.dir_selector(parent)?;
+        match self.resolve(&sel, name)? {
+            Some(_) => Err(FsError::Exists),
+            None => Ok(sel),
+        }
+    }
+
+    fn put_entry(&self, dir_sel: &[u8], e: &Entry, mut extra: Vec<Put>) -> Result<()> {
+        let value = e.encode();
+        if value.len() > self.store.max_value_size() {
+            return Err(FsError::TooBig);
+        }
+        extra.push(Put {
+            name: dir_sel.to_vec(),
+            ordinal: layout::name_ordinal(&e.name),
+            mask: self.mask_for(dir_sel),
+            value,
+        });
+        self.store.put(extra)?;
+        Ok(())
+    }
+
+    /// Creates an empty regular file and opens it; returns its attributes and handle.
+    pub fn create(&self, parent: u64, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        let sel = self.check_new_name(parent, name)?;
+        let e = Entry {
+            name: name.to_vec(),
+            mode: mode & 0o7777,
+            mtime: self.store.now_nanos(),
+            body: Body::File(FileData::Inline(Vec::new())),
+        };
+        self.put_entry(&sel, &e, Vec::new())?;
+        let ino = self.remember(&sel, name);
+        let fh = self.open(ino, true)?;
+        Ok((self.getattr(ino)?, fh))
+    }
+
+    /// Creates a directory with a fresh selector name (stable across renames).
+    pub fn mkdir(&self, parent: u64, name: &[u8], mode: u32) -> Result<Attr> {
+        let sel = self.check_new_name(parent, name)?;
+        let now = self.store.now_nanos();
+        let h = Sha256::new()
+            .chain_update(&sel)
+            .chain_update([0])
+            .chain_update(name)
+            .chain_update(now.to_be_bytes())
+            .finalize();
+        let mut own = self.config.root.clone();
+        own.extend_from_slice(b"/d/");
+        own.extend(h[..16].iter().flat_map(|b| format!("{b:02x}").into_bytes()));
+        let e = Entry { name: name.to_vec(), mode: mode & 0o7777, mtime: now, body: Body::Dir(own) };
+        self.put_entry(&sel, &e, Vec::new())?;
+        self.lookup(parent, name)
+    }
+
+    /// Creates a symbolic link.
+    pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8]) -> Result<Attr> {
+        let sel = self.check_new_name(parent, name)?;
+        let e = Entry {
+            name: name.to_vec(),
+            mode: 0o777,
+            mtime: self.store.now_nanos(),
+            body: Body::Symlink(target.to_vec()),
+        };
+        self.put_entry(&sel, &e, Vec::new())?;
+        self.lookup(parent, name)
+    }
+
+    /// Reads a symbolic link.
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.entry_of(ino)?.1.body {
+            Body::Symlink(t) => Ok(t),
+            _ => Err(FsError::InvalidName),
+        }
+    }
+
+    fn load(&self, e: &Entry) -> Result<Vec<u8>> {
+        match &e.body {
+            Body::File(FileData::Inline(d)) => Ok(d.clone()),
+            Body::File(FileData::Chunked { depth, refs, .. }) => {
+                let mut refs = refs.clone();
+                for level in (0..*depth).rev() {
+                    let mut data = Vec::new();
+                    for r in &refs {
+                        data.extend_from_slice(&self.load_chunk(r)?);
+                    }
+                    if level == 0 {
+                        return Ok(data);
+                    }
+                    refs = chunk::decode_refs(&data)
+                        .ok_or_else(|| FsError::Corrupt("bad chunk manifest".into()))?;
+                }
+                Err(FsError::Corrupt("manifest depth 0".into()))
+            }
+            Body::Dir(_) => Err(FsError::IsDir),
+            _ => Err(FsError::InvalidName),
+        }
+    }
+
+    fn load_chunk(&self, r: &ChunkRef) -> Result<Vec<u8>> {
+        let cands = self.store.get(&layout::chunk_selector(&r.id), 0, &r.id)?;
+        cands
+            .into_iter()
+            .map(|v| v.value)
+            .find(|v| chunk::chunk_id(v) == r.id && v.len() == r.len as usize)
+            .ok_or_else(|| FsError::Corrupt("chunk not (yet) in the store".into()))
+    }
+
+    /// Opens a file; `write` checks that the mount's owner may change it.
+    pub fn open(&self, ino: u64, write: bool) -> Result<u64> {
+        if ino == PASSWD_INO {
+            if write {
+                return Err(FsError::Access);
+            }
+        } else {
+            let (node, e, owner) = self.entry_of(ino)?;
+            if matches!(e.body, Body::Dir(_)) {
+                return Err(FsError::IsDir);
+            }
+            if write {
+                self.check_writable_dir()?;
+                if owner != self.store.owner() {
+                    return Err(FsError::Access);
+                }
+            }
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            match open.get(&ino) {
+                Some(f) => f.lock().unwrap_or_else(|e| e.into_inner()).handles += 1,
+                None => {
+                    let content = self.load(&e)?;
+                    open.insert(
+                        ino,
+                        Arc::new(Mutex::new(OpenFile { content, dirty: false, handles: 1, entry: e, node })),
+                    );
+                }
+            }
+        }
+        let mut next = self.next_fh.lock().unwrap_or_else(|e| e.into_inner());
+        let fh = *next;
+        *next += 1;
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, ino);
+        Ok(fh)
+    }
+
+    fn open_file(&self, ino: u64) -> Result<Arc<Mutex<OpenFile>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&ino).cloned().ok_or(FsError::Stale)
+    }
+
+    /// Reads from an open file.
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let data = if ino == PASSWD_INO {
+            self.passwd()
+        } else {
+            let f = self.open_file(ino)?;
+            let f = f.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (offset as usize).min(f.content.len());
+            let end = start.saturating_add(size as usize).min(f.content.len());
+            return Ok(f.content[start..end].to_vec());
+        };
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(size as usize).min(data.len());
+        Ok(data[start..end].to_vec())
+    }
+
+    /// Writes into an open file's buffer (visible to readers on this node at once;
+    /// durable at flush/fsync/close).
+    pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let end = offset.checked_add(data.len() as u64).ok_or(FsError::TooBig)?;
+        if end > self.config.max_file_size {
+            return Err(FsError::TooBig);
+        }
+        let f = self.open_file(ino)?;
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, end) = (offset as usize, end as usize);
+        if f.content.len() < end {
+            f.content.resize(end, 0);
+        }
+        f.content[start..end].copy_from_slice(data);
+        f.dirty = true;
+        Ok(data.len() as u32)
+    }
+
+    /// Makes an open file's changes durable and visible (flush, fsync).
+    pub fn flush(&self, ino: u64) -> Result<()> {
+        let Ok(f) = self.open_file(ino) else { return Ok(()) };
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        if !f.dirty {
+            return Ok(());
+        }
+        let mut e = f.entry.clone();
+        e.mtime = self.store.now_nanos();
+        let puts = self.store_content(&mut e, &f.content)?;
+        self.put_entry(&f.node.dir_sel, &e, puts)?;
+        f.entry = e;
+        f.dirty = false;
+        Ok(())
+    }
+
+    /// Closes a handle: flushes, then forgets the buffer when no handle is left.
+    pub fn release(&self, fh: u64) -> Result<()> {
+        let Some(ino) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh) else {
+            return Ok(());
+        };
+        let result = self.flush(ino);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = open.get(&ino) {
+            let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+            g.handles = g.handles.saturating_sub(1);
+            if g.handles == 0 && !g.dirty {
+                drop(g);
+                open.remove(&ino);
+            }
+        }
+        result
+    }
+
+    /// Sets `e.body` to hold `content` (inline or chunked) and returns the chunk puts
+    /// needed (chunks already stored are not written again).
+    fn store_content(&self, e: &mut Entry, content: &[u8]) -> Result<Vec<Put>> {
+        let max = self.store.max_value_size();
+        if Entry::inline_size(e.name.len(), content.len()) <= max {
+            e.body = Body::File(FileData::Inline(content.to_vec()));
+            return Ok(Vec::new());
+        }
+        let mut puts = Vec::new();
+        let mut level = content.to_vec();
+        let mut depth = 0u8;
+        loop {
+            let mut refs = Vec::new();
+            for (off, len) in chunk::cut(&level, max) {
+                let data = &level[off..off + len];
+                let r = ChunkRef { id: chunk::chunk_id(data), len: len as u32 };
+                let sel = layout::chunk_selector(&r.id);
+                if self.store.get(&sel, 0, &r.id)?.is_empty() && !puts.iter().any(|p: &Put| p.name == sel) {
+                    puts.push(Put { name: sel, ordinal: 0, mask: r.id.to_vec(), value: data.to_vec() });
+                }
+                refs.push(r);
+            }
+            depth += 1;
+            let manifest = chunk::encode_refs(&refs);
+            if Entry::inline_size(e.name.len(), manifest.len()) + 9 <= max || depth == u8::MAX {
+                e.body = Body::File(FileData::Chunked { size: content.len() as u64, depth, refs });
+                return Ok(puts);
+            }
+            level = manifest;
+        }
+    }
+
+    fn writable_entry(&self, dir_sel: &[u8], name: &[u8]) -> Result<Entry> {
+        self.check_writable_dir()?;
+        let (e, owner) = self.resolve(dir_sel, name)?.ok_or(FsError::NotFound)?;
+        if owner != self.store.owner() {
+            return Err(FsError::Access);
+        }
+        Ok(e)
+    }
+
+    /// Changes mode, size (truncate) and times; changing uid/gid is refused (EPERM):
+    /// ownership is the signing key, not a number.
+    pub fn setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<SystemTime>,
+    ) -> Result<Attr> {
+        let current = self.getattr(ino)?;
+        if uid.is_some_and(|u| u != current.uid) || gid.is_some_and(|g| g != current.gid) {
+            return Err(FsError::Perm);
+        }
+        if mode.is_none() && size.is_none() && mtime.is_none() {
+            return Ok(current);
+        }
+        if ino == ROOT_INO || ino == PASSWD_INO {
+            return Err(FsError::Perm);
+        }
+        let node = self.node(ino)?;
+        let mut e = self.writable_entry(&node.dir_sel, &node.name)?;
+        if let Some(m) = mode {
+            e.mode = m & 0o7777;
+        }
+        e.mtime = match mtime {
+            Some(t) => t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+            None => self.store.now_nanos(),
+        };
+        if let Some(sz) = size {
+            if sz > self.config.max_file_size {
+                return Err(FsError::TooBig);
+            }
+            if let Ok(f) = self.open_file(ino) {
+                let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                f.content.resize(sz as usize, 0);
+                f.entry.mode = e.mode;
+                f.dirty = true;
+                drop(f);
+                self.flush(ino)?;
+                return self.getattr(ino);
+            }
+            let mut content = self.load(&e)?;
+            content.resize(sz as usize, 0);
+            let puts = self.store_content(&mut e, &content)?;
+            self.put_entry(&node.dir_sel, &e, puts)?;
+        } else {
+            self.put_entry(&node.dir_sel, &e, Vec::new())?;
+        }
+        if let Ok(f) = self.open_file(ino) {
+            f.lock().unwrap_or_else(|e| e.into_inner()).entry.mode = e.mode;
+        }
+        self.getattr(ino)
+    }
+
+    fn tombstone(&self, e: &Entry) -> Entry {
+        Entry { name: e.name.clone(), mode: 0, mtime: self.store.now_nanos(), body: Body::Tombstone }
+    }
+
+    /// Removes a file or symlink.
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        let sel = self.dir_selector(parent)?;
+        let e = self.writable_entry(&sel, name)?;
+        if matches!(e.body, Body::Dir(_)) {
+            return Err(FsError::IsDir);
+        }
+        self.put_entry(&sel, &self.tombstone(&e), Vec::new())
+    }
+
+    fn is_empty_dir(&self, own_sel: &[u8]) -> Result<bool> {
+        for (_, cands) in self.store.list(own_sel, &self.mask_for(own_sel))? {
+            if let Some(e) = cands.iter().find_map(|v| Entry::decode(&v.value))
+                && e.body != Body::Tombstone
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        let sel = self.dir_selector(parent)?;
+        let e = self.writable_entry(&sel, name)?;
+        let Body::Dir(own) = &e.body else { return Err(FsError::NotDir) };
+        if !self.is_empty_dir(own)? {
+            return Err(FsError::NotEmpty);
+        }
+        self.put_entry(&sel, &self.tombstone(&e), Vec::new())
+    }
+
+    /// Renames atomically for readers on this node: the new entry and the old name's
+    /// tombstone are one store batch. A directory keeps its selector, so its contents.
+    pub fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()> {
+        if !layout::valid_name(newname) || (newparent == ROOT_INO && newname == PASSWD_NAME) {
+            return Err(FsError::InvalidName);
+        }
+        let src_sel = self.dir_selector(parent)?;
+        let dst_sel = self.dir_selector(newparent)?;
+        // Commit pending writes of the source first so the moved entry carries them.
+        if let Some(ino) = self.resolve(&src_sel, name)?.map(|_| layout::inode(&src_sel, name)) {
+            self.flush(ino)?;
+        }
+        let e = self.writable_entry(&src_sel, name)?;
+        if src_sel == dst_sel && name == newname {
+            return Ok(());
+        }
+        if let Some((dst, owner)) = self.resolve(&dst_sel, newname)? {
+            if owner != self.store.owner() {
+                return Err(FsError::Access);
+            }
+            match (&e.body, &dst.body) {
+                (Body::Dir(_), Body::Dir(own)) if !self.is_empty_dir(own)? => {
+                    return Err(FsError::NotEmpty);
+                }
+                (Body::Dir(_), Body::Dir(_)) => {}
+                (Body::Dir(_), _) => return Err(FsError::NotDir),
+                (_, Body::Dir(_)) => return Err(FsError::IsDir),
+                _ => {}
+            }
+        }
+        if let Body::Dir(own) = &e.body
+            && self.is_inside(&dst_sel, own)?
+        {
+            return Err(FsError::InvalidName);
+        }
+        let mut moved = e.clone();
+        moved.name = newname.to_vec();
+        let moved_value = moved.encode();
+        if moved_value.len() > self.store.max_value_size() {
+            return Err(FsError::TooBig);
+        }
+        let stone = self.tombstone(&e);
+        let puts = vec![
+            Put {
+                name: src_sel.clone(),
+                ordinal: layout::name_ordinal(name),
+                mask: self.mask_for(&src_sel),
+                value: stone.encode(),
+            },
+            Put {
+                name: dst_sel.clone(),
+                ordinal: layout::name_ordinal(newname),
+                mask: self.mask_for(&dst_sel),
+                value: moved_value,
+            },
+        ];
+        self.store.put(puts)?;
+        let old_ino = layout::inode(&src_sel, name);
+        if let Some(f) = self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&old_ino) {
+            let new_ino = self.remember(&dst_sel, newname);
+            {
+                let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+                g.node = Node { dir_sel: dst_sel.clone(), name: newname.to_vec() };
+                g.entry = moved;
+            }
+            self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(new_ino, f);
+        }
+        Ok(())
+    }
+
+    /// Whether directory selector `sel` is `dir` or below it (moving a directory into
+    /// itself is refused). Walks up through the remembered inodes.
+    fn is_inside(&self, sel: &[u8], dir: &[u8]) -> Result<bool> {
+        if sel == dir {
+            return Ok(true);
+        }
+        let nodes: Vec<Node> =
+            self.nodes.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut current = sel.to_vec();
+        for _ in 0..4096 {
+            if current == self.config.root {
+                return Ok(false);
+            }
+            let Some(parent) = nodes.iter().find(|n| {
+                matches!(self.resolve(&n.dir_sel, &n.name), Ok(Some((Entry { body: Body::Dir(ref s), .. }, _))) if *s == current)
+            }) else {
+                return Ok(false);
+            };
+            if parent.dir_sel == dir {
+                return Ok(true);
+            }
+            current = parent.dir_sel.clone();
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,144 @@
+//! The `Store` trait LFFS is written against, and an in-memory implementation for
+//! tests and the reference model.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lf_record::Owner;
+
+/// Store failures (I/O, database, journal).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// One candidate value for a (selector name, ordinal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Who wrote it.
+    pub owner: Owner,
+    /// Record timestamp (seconds).
+    pub timestamp: u64,
+    /// Unmasked value.
+    pub value: Vec<u8>,
+}
+
+/// One write: a value under (name, ordinal), masked with `mask`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    /// Selector name.
+    pub name: Vec<u8>,
+    /// Ordinal.
+    pub ordinal: u64,
+    /// Masking key.
+    pub mask: Vec<u8>,
+    /// Plain value.
+    pub value: Vec<u8>,
+}
+
+/// What LFFS needs from LF. Implementations must make [`Store::put`] durable and
+/// visible to `get`/`list` before returning, and must never wait for proof of work
+/// or the network inside it.
+pub trait Store: Send + Sync + 'static {
+    /// The mount's owner: entries it wrote are writable.
+    fn owner(&self) -> Owner;
+    /// Largest record value on this network.
+    fn max_value_size(&self) -> usize;
+    /// Candidates under (name, ordinal), best first (trust, then weight).
+    fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError>;
+    /// Every ordinal under `name` with its candidates, best first, in ordinal order.
+    fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError>;
+    /// Writes a batch; all of it is visible at once, and durable, when this returns.
+    fn put(&self, puts: Vec<Put>) -> Result<(), StoreError>;
+    /// Changes whenever anything readable may have changed (local writes, records
+    /// from peers): caches compare it to know they are stale.
+    fn generation(&self) -> u64;
+    /// Current time in nanoseconds since the epoch (a parameter so tests are
+    /// deterministic).
+    fn now_nanos(&self) -> u64;
+}
+
+type Key = (Vec<u8>, u64);
+
+/// An in-memory store: the latest write per (name, ordinal, owner) wins for that
+/// owner; owners are ranked by who wrote a key first, like local reputation.
+pub struct MemStore {
+    owner: Owner,
+    max_value: usize,
+    data: Mutex<BTreeMap<Key, Vec<(Version, Vec<u8>)>>>,
+    generation: AtomicU64,
+    clock: AtomicU64,
+    puts: AtomicU64,
+}
+
+impl MemStore {
+    /// An empty store for `owner` with a value limit.
+    pub fn new(owner: Owner, max_value: usize) -> Self {
+        MemStore {
+            owner,
+            max_value,
+            data: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(1),
+            clock: AtomicU64::new(1_700_000_000_000_000_000),
+            puts: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of values written so far (to count chunk records in tests).
+    pub fn put_count(&self) -> u64 {
+        self.puts.load(Ordering::Relaxed)
+    }
+
+    /// Writes as another owner, as if the record had arrived from a peer.
+    pub fn put_as(&self, owner: Owner, p: Put) {
+        let ts = self.now_nanos() / 1_000_000_000;
+        let mut d = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = d.entry((p.name, p.ordinal)).or_default();
+        let v = Version { owner, timestamp: ts, value: p.value };
+        match slot.iter_mut().find(|(x, _)| x.owner == owner) {
+            Some(existing) => *existing = (v, p.mask),
+            None => slot.push((v, p.mask)),
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn visible(slot: &[(Version, Vec<u8>)], mask: &[u8]) -> Vec<Version> {
+        slot.iter().filter(|(_, m)| m == mask).map(|(v, _)| v.clone()).collect()
+    }
+}
+
+impl Store for MemStore {
+    fn owner(&self) -> Owner {
+        self.owner
+    }
+    fn max_value_size(&self) -> usize {
+        self.max_value
+    }
+    fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError> {
+        let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(d.get(&(name.to_vec(), ordinal)).map(|s| Self::visible(s, mask)).unwrap_or_default())
+    }
+    fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
+        let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(d.range((name.to_vec(), 0)..=(name.to_vec(), u64::MAX))
+            .map(|((_, o), s)| (*o, Self::visible(s, mask)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect())
+    }
+    fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
+        for p in puts {
+            if p.value.len() > self.max_value {
+                return Err(StoreError(format!("value of {} bytes over the limit", p.value.len())));
+            }
+            self.puts.fetch_add(1, Ordering::Relaxed);
+            self.put_as(self.owner, p);
+        }
+        Ok(())
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+    fn now_nanos(&self) -> u64 {
+        self.clock.fetch_add(1_000_000, Ordering::Relaxed)
+    }
+}
