@@ -22,7 +22,11 @@ pub const REF_LEN: usize = 36;
 /// the largest power of two that fits (at least FastCDC's 1 KiB floor), a quarter of
 /// it on average, a sixteenth at least.
 pub fn sizes(max_value: usize) -> (usize, usize, usize) {
-    let max = if max_value < 2048 { 1024 } else { 1 << (usize::BITS - 1 - max_value.leading_zeros()) };
+    let max = if max_value < 2048 {
+        1024
+    } else {
+        1 << (usize::BITS - 1 - max_value.leading_zeros())
+    };
     let max = max.min(1 << 20);
     (max / 16, max / 4, max)
 }
@@ -30,7 +34,9 @@ pub fn sizes(max_value: usize) -> (usize, usize, usize) {
 /// Cuts `data` into content-defined chunks; returns (offset, length) pairs.
 pub fn cut(data: &[u8], max_value: usize) -> Vec<(usize, usize)> {
     let (min, avg, max) = sizes(max_value);
-    fastcdc::v2020::FastCDC::new(data, min, avg, max).map(|c| (c.offset, c.length)).collect()
+    fastcdc::v2020::FastCDC::new(data, min, avg, max)
+        .map(|c| (c.offset, c.length))
+        .collect()
 }
 
 /// SHA-256 of a chunk.
@@ -106,18 +112,31 @@ mod tests {
     #[test]
     fn small_edit_changes_few_chunks() {
         let mut data = pseudo_random(1 << 20, 7);
-        let before: Vec<ChunkId> =
-            cut(&data, 60_000).iter().map(|&(o, l)| chunk_id(&data[o..o + l])).collect();
+        let before: Vec<ChunkId> = cut(&data, 60_000)
+            .iter()
+            .map(|&(o, l)| chunk_id(&data[o..o + l]))
+            .collect();
         data[500_000] ^= 0xff;
-        let after: Vec<ChunkId> =
-            cut(&data, 60_000).iter().map(|&(o, l)| chunk_id(&data[o..o + l])).collect();
+        let after: Vec<ChunkId> = cut(&data, 60_000)
+            .iter()
+            .map(|&(o, l)| chunk_id(&data[o..o + l]))
+            .collect();
         let new = after.iter().filter(|c| !before.contains(c)).count();
         assert!(new <= 2, "{new} chunks changed for a 1-byte edit");
     }
 
     #[test]
     fn refs_round_trip() {
-        let refs = vec![ChunkRef { id: [1; 32], len: 5 }, ChunkRef { id: [2; 32], len: 9 }];
+        let refs = vec![
+            ChunkRef {
+                id: [1; 32],
+                len: 5,
+            },
+            ChunkRef {
+                id: [2; 32],
+                len: 9,
+            },
+        ];
         assert_eq!(decode_refs(&encode_refs(&refs)).unwrap(), refs);
         assert!(decode_refs(&[0; 35]).is_none());
     }

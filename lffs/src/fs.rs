@@ -119,7 +119,13 @@ impl<S: Store> Filesystem<S> {
     /// A filesystem over `store`.
     pub fn new(store: S, config: FsConfig) -> Self {
         let mut nodes = HashMap::new();
-        nodes.insert(ROOT_INO, Node { dir_sel: Vec::new(), name: Vec::new() });
+        nodes.insert(
+            ROOT_INO,
+            Node {
+                dir_sel: Vec::new(),
+                name: Vec::new(),
+            },
+        );
         Filesystem {
             store,
             config,
@@ -138,11 +144,19 @@ impl<S: Store> Filesystem<S> {
     }
 
     fn mask_for(&self, dir_sel: &[u8]) -> Vec<u8> {
-        self.config.masking_key.clone().unwrap_or_else(|| dir_sel.to_vec())
+        self.config
+            .masking_key
+            .clone()
+            .unwrap_or_else(|| dir_sel.to_vec())
     }
 
     fn node(&self, ino: u64) -> Result<Node> {
-        self.nodes.read().unwrap_or_else(|e| e.into_inner()).get(&ino).cloned().ok_or(FsError::Stale)
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()
+            .ok_or(FsError::Stale)
     }
 
     fn remember(&self, dir_sel: &[u8], name: &[u8]) -> u64 {
@@ -150,7 +164,13 @@ impl<S: Store> Filesystem<S> {
         self.nodes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(ino, Node { dir_sel: dir_sel.to_vec(), name: name.to_vec() });
+            .insert(
+                ino,
+                Node {
+                    dir_sel: dir_sel.to_vec(),
+                    name: name.to_vec(),
+                },
+            );
         ino
     }
 
@@ -166,11 +186,16 @@ impl<S: Store> Filesystem<S> {
                 return Ok(hit.clone());
             }
         }
-        let cands = self.store.get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
+        let cands = self
+            .store
+            .get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
         let mut found = None;
         for v in cands {
             if let Some(e) = Entry::decode(&v.value).filter(|e| e.name == name) {
-                self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(v.owner);
+                self.owners_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(v.owner);
                 if e.body != Body::Tombstone {
                     found = Some((e, v.owner));
                 }
@@ -191,7 +216,13 @@ impl<S: Store> Filesystem<S> {
         }
         let n = self.node(ino)?;
         match self.resolve(&n.dir_sel, &n.name)? {
-            Some((Entry { body: Body::Dir(sel), .. }, _)) => Ok(sel),
+            Some((
+                Entry {
+                    body: Body::Dir(sel),
+                    ..
+                },
+                _,
+            )) => Ok(sel),
             Some(_) => Err(FsError::NotDir),
             None => Err(FsError::NotFound),
         }
@@ -210,8 +241,21 @@ impl<S: Store> Filesystem<S> {
         if !writable && kind != Kind::Symlink {
             perm &= !0o222;
         }
-        let uid = if *owner == self.store.owner() { self.config.uid } else { owner_uid(owner) };
-        Attr { ino, kind, size, perm, uid, gid: self.config.gid, mtime: time(e.mtime), writable }
+        let uid = if *owner == self.store.owner() {
+            self.config.uid
+        } else {
+            owner_uid(owner)
+        };
+        Attr {
+            ino,
+            kind,
+            size,
+            perm,
+            uid,
+            gid: self.config.gid,
+            mtime: time(e.mtime),
+            writable,
+        }
     }
 
     fn root_attr(&self) -> Attr {
@@ -228,15 +272,27 @@ impl<S: Store> Filesystem<S> {
     }
 
     fn passwd(&self) -> Vec<u8> {
-        let mut owners: Vec<Owner> =
-            self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        let mut owners: Vec<Owner> = self
+            .owners_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
         owners.push(self.store.owner());
         owners.sort();
         owners.dedup();
         let mut out = String::new();
         for o in owners {
-            let uid = if o == self.store.owner() { self.config.uid } else { owner_uid(&o) };
-            out.push_str(&format!("lf{uid}:x:{uid}:{}:{o}:/:/usr/bin/false\n", self.config.gid));
+            let uid = if o == self.store.owner() {
+                self.config.uid
+            } else {
+                owner_uid(&o)
+            };
+            out.push_str(&format!(
+                "lf{uid}:x:{uid}:{}:{o}:/:/usr/bin/false\n",
+                self.config.gid
+            ));
         }
         out.into_bytes()
     }
@@ -266,7 +322,12 @@ impl<S: Store> Filesystem<S> {
     }
 
     fn with_open_size(&self, mut a: Attr) -> Attr {
-        if let Some(f) = self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&a.ino) {
+        if let Some(f) = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a.ino)
+        {
             a.size = f.lock().unwrap_or_else(|e| e.into_inner()).content.len() as u64;
         }
         a
@@ -274,7 +335,9 @@ impl<S: Store> Filesystem<S> {
 
     fn entry_of(&self, ino: u64) -> Result<(Node, Entry, Owner)> {
         let n = self.node(ino)?;
-        let (e, o) = self.resolve(&n.dir_sel, &n.name)?.ok_or(FsError::NotFound)?;
+        let (e, o) = self
+            .resolve(&n.dir_sel, &n.name)?
+            .ok_or(FsError::NotFound)?;
         Ok((n, e, o))
     }
 
@@ -295,28 +358,45 @@ impl<S: Store> Filesystem<S> {
         let sel = self.dir_selector(ino)?;
         let mut out = Vec::new();
         for (_, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
-            let Some((e, owner)) = cands.iter().find_map(|v| Entry::decode(&v.value).map(|e| (e, v.owner)))
+            let Some((e, owner)) = cands
+                .iter()
+                .find_map(|v| Entry::decode(&v.value).map(|e| (e, v.owner)))
             else {
                 continue;
             };
-            self.owners_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(owner);
+            self.owners_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(owner);
             let kind = match e.body {
                 Body::Tombstone => continue,
                 Body::Dir(_) => Kind::Dir,
                 Body::Symlink(_) => Kind::Symlink,
                 Body::File(_) => Kind::File,
             };
-            out.push(DirEntry { ino: self.remember(&sel, &e.name), kind, name: e.name });
+            out.push(DirEntry {
+                ino: self.remember(&sel, &e.name),
+                kind,
+                name: e.name,
+            });
         }
         if ino == ROOT_INO {
-            out.push(DirEntry { ino: PASSWD_INO, kind: Kind::File, name: PASSWD_NAME.to_vec() });
+            out.push(DirEntry {
+                ino: PASSWD_INO,
+                kind: Kind::File,
+                name: PASSWD_NAME.to_vec(),
+            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     fn check_writable_dir(&self) -> Result<()> {
-        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+        if self.config.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
     }
 
     fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<Vec<u8>> {
@@ -374,7 +454,12 @@ impl<S: Store> Filesystem<S> {
         let mut own = self.config.root.clone();
         own.extend_from_slice(b"/d/");
         own.extend(h[..16].iter().flat_map(|b| format!("{b:02x}").into_bytes()));
-        let e = Entry { name: name.to_vec(), mode: mode & 0o7777, mtime: now, body: Body::Dir(own) };
+        let e = Entry {
+            name: name.to_vec(),
+            mode: mode & 0o7777,
+            mtime: now,
+            body: Body::Dir(own),
+        };
         self.put_entry(&sel, &e, Vec::new())?;
         self.lookup(parent, name)
     }
@@ -456,7 +541,13 @@ impl<S: Store> Filesystem<S> {
                     let content = self.load(&e)?;
                     open.insert(
                         ino,
-                        Arc::new(Mutex::new(OpenFile { content, dirty: false, handles: 1, entry: e, node })),
+                        Arc::new(Mutex::new(OpenFile {
+                            content,
+                            dirty: false,
+                            handles: 1,
+                            entry: e,
+                            node,
+                        })),
                     );
                 }
             }
@@ -464,12 +555,20 @@ impl<S: Store> Filesystem<S> {
         let mut next = self.next_fh.lock().unwrap_or_else(|e| e.into_inner());
         let fh = *next;
         *next += 1;
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, ino);
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, ino);
         Ok(fh)
     }
 
     fn open_file(&self, ino: u64) -> Result<Arc<Mutex<OpenFile>>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&ino).cloned().ok_or(FsError::Stale)
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()
+            .ok_or(FsError::Stale)
     }
 
     /// Reads from an open file.
@@ -491,7 +590,9 @@ impl<S: Store> Filesystem<S> {
     /// Writes into an open file's buffer (visible to readers on this node at once;
     /// durable at flush/fsync/close).
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32> {
-        let end = offset.checked_add(data.len() as u64).ok_or(FsError::TooBig)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::TooBig)?;
         if end > self.config.max_file_size {
             return Err(FsError::TooBig);
         }
@@ -508,7 +609,9 @@ impl<S: Store> Filesystem<S> {
 
     /// Makes an open file's changes durable and visible (flush, fsync).
     pub fn flush(&self, ino: u64) -> Result<()> {
-        let Ok(f) = self.open_file(ino) else { return Ok(()) };
+        let Ok(f) = self.open_file(ino) else {
+            return Ok(());
+        };
         let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
         if !f.dirty {
             return Ok(());
@@ -524,7 +627,12 @@ impl<S: Store> Filesystem<S> {
 
     /// Closes a handle: flushes, then forgets the buffer when no handle is left.
     pub fn release(&self, fh: u64) -> Result<()> {
-        let Some(ino) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh) else {
+        let Some(ino) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh)
+        else {
             return Ok(());
         };
         let result = self.flush(ino);
@@ -555,17 +663,31 @@ impl<S: Store> Filesystem<S> {
             let mut refs = Vec::new();
             for (off, len) in chunk::cut(&level, max) {
                 let data = &level[off..off + len];
-                let r = ChunkRef { id: chunk::chunk_id(data), len: len as u32 };
+                let r = ChunkRef {
+                    id: chunk::chunk_id(data),
+                    len: len as u32,
+                };
                 let sel = layout::chunk_selector(&r.id);
-                if self.store.get(&sel, 0, &r.id)?.is_empty() && !puts.iter().any(|p: &Put| p.name == sel) {
-                    puts.push(Put { name: sel, ordinal: 0, mask: r.id.to_vec(), value: data.to_vec() });
+                if self.store.get(&sel, 0, &r.id)?.is_empty()
+                    && !puts.iter().any(|p: &Put| p.name == sel)
+                {
+                    puts.push(Put {
+                        name: sel,
+                        ordinal: 0,
+                        mask: r.id.to_vec(),
+                        value: data.to_vec(),
+                    });
                 }
                 refs.push(r);
             }
             depth += 1;
             let manifest = chunk::encode_refs(&refs);
             if Entry::inline_size(e.name.len(), manifest.len()) + 9 <= max || depth == u8::MAX {
-                e.body = Body::File(FileData::Chunked { size: content.len() as u64, depth, refs });
+                e.body = Body::File(FileData::Chunked {
+                    size: content.len() as u64,
+                    depth,
+                    refs,
+                });
                 return Ok(puts);
             }
             level = manifest;
@@ -608,7 +730,10 @@ impl<S: Store> Filesystem<S> {
             e.mode = m & 0o7777;
         }
         e.mtime = match mtime {
-            Some(t) => t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+            Some(t) => t
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
             None => self.store.now_nanos(),
         };
         if let Some(sz) = size {
@@ -638,7 +763,12 @@ impl<S: Store> Filesystem<S> {
     }
 
     fn tombstone(&self, e: &Entry) -> Entry {
-        Entry { name: e.name.clone(), mode: 0, mtime: self.store.now_nanos(), body: Body::Tombstone }
+        Entry {
+            name: e.name.clone(),
+            mode: 0,
+            mtime: self.store.now_nanos(),
+            body: Body::Tombstone,
+        }
     }
 
     /// Removes a file or symlink.
@@ -666,7 +796,9 @@ impl<S: Store> Filesystem<S> {
     pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
         let sel = self.dir_selector(parent)?;
         let e = self.writable_entry(&sel, name)?;
-        let Body::Dir(own) = &e.body else { return Err(FsError::NotDir) };
+        let Body::Dir(own) = &e.body else {
+            return Err(FsError::NotDir);
+        };
         if !self.is_empty_dir(own)? {
             return Err(FsError::NotEmpty);
         }
@@ -682,7 +814,10 @@ impl<S: Store> Filesystem<S> {
         let src_sel = self.dir_selector(parent)?;
         let dst_sel = self.dir_selector(newparent)?;
         // Commit pending writes of the source first so the moved entry carries them.
-        if let Some(ino) = self.resolve(&src_sel, name)?.map(|_| layout::inode(&src_sel, name)) {
+        if let Some(ino) = self
+            .resolve(&src_sel, name)?
+            .map(|_| layout::inode(&src_sel, name))
+        {
             self.flush(ino)?;
         }
         let e = self.writable_entry(&src_sel, name)?;
@@ -731,14 +866,37 @@ impl<S: Store> Filesystem<S> {
         ];
         self.store.put(puts)?;
         let old_ino = layout::inode(&src_sel, name);
-        if let Some(f) = self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&old_ino) {
+        // The kernel keeps the source's inode number for the moved dentry: point it at
+        // the new location.
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                old_ino,
+                Node {
+                    dir_sel: dst_sel.clone(),
+                    name: newname.to_vec(),
+                },
+            );
+        if let Some(f) = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&old_ino)
+        {
             let new_ino = self.remember(&dst_sel, newname);
             {
                 let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
-                g.node = Node { dir_sel: dst_sel.clone(), name: newname.to_vec() };
+                g.node = Node {
+                    dir_sel: dst_sel.clone(),
+                    name: newname.to_vec(),
+                };
                 g.entry = moved;
             }
-            self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(new_ino, f);
+            self.open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(new_ino, f);
         }
         Ok(())
     }
@@ -749,8 +907,13 @@ impl<S: Store> Filesystem<S> {
         if sel == dir {
             return Ok(true);
         }
-        let nodes: Vec<Node> =
-            self.nodes.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let nodes: Vec<Node> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut current = sel.to_vec();
         for _ in 0..4096 {
             if current == self.config.root {

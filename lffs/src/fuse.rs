@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, LockOwner, MountOption,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::{Attr, FsError, Kind, Store, fs::Filesystem};
@@ -122,7 +122,10 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.fs.setattr(ino.0, mode, uid, gid, size, mtime.map(time_of)) {
+        match self
+            .fs
+            .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
+        {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(self.fail("setattr", ino.0, &e)),
         }
@@ -172,7 +175,11 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        match self.fs.symlink(parent.0, link_name.as_bytes(), target.as_os_str().as_bytes()) {
+        match self.fs.symlink(
+            parent.0,
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+        ) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(self.fail("symlink", parent.0, &e)),
         }
@@ -193,7 +200,10 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
             reply.error(Errno::EINVAL);
             return;
         }
-        match self.fs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes()) {
+        match self
+            .fs
+            .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes())
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("rename", parent.0, &e)),
         }
@@ -291,7 +301,10 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
             Ok(e) => e,
             Err(e) => return reply.error(self.fail("readdir", ino.0, &e)),
         };
-        let dots = [(ino.0, FileType::Directory, &b"."[..]), (ino.0, FileType::Directory, b"..")];
+        let dots = [
+            (ino.0, FileType::Directory, &b"."[..]),
+            (ino.0, FileType::Directory, b".."),
+        ];
         let all = dots.into_iter().chain(entries.iter().map(|e| {
             let kind = match e.kind {
                 Kind::File => FileType::RegularFile,
@@ -323,9 +336,13 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyCreate,
     ) {
         match self.fs.create(parent.0, name.as_bytes(), mode & !umask) {
-            Ok((a, fh)) => {
-                reply.created(&TTL, &file_attr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
-            }
+            Ok((a, fh)) => reply.created(
+                &TTL,
+                &file_attr(&a),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(self.fail("create", parent.0, &e)),
         }
     }

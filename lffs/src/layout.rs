@@ -80,7 +80,11 @@ pub fn name_ordinal(name: &[u8]) -> u64 {
 /// selector name and the entry name; never below [`FIRST_INO`].
 pub fn inode(dir_selector: &[u8], name: &[u8]) -> u64 {
     let ino = name_ordinal(dir_selector).wrapping_add(name_ordinal(name));
-    if ino < FIRST_INO { ino + FIRST_INO } else { ino }
+    if ino < FIRST_INO {
+        ino + FIRST_INO
+    } else {
+        ino
+    }
 }
 
 /// Selector name of a chunk.
@@ -162,7 +166,12 @@ impl Entry {
             4 => Body::Tombstone,
             _ => return None,
         };
-        Some(Entry { name, mode, mtime, body })
+        Some(Entry {
+            name,
+            mode,
+            mtime,
+            body,
+        })
     }
 
     /// Encoded size of an entry with this name and inline data of `data_len` bytes.
@@ -198,14 +207,22 @@ mod tests {
             Body::File(FileData::Chunked {
                 size: 10,
                 depth: 1,
-                refs: vec![ChunkRef { id: [3; 32], len: 10 }],
+                refs: vec![ChunkRef {
+                    id: [3; 32],
+                    len: 10,
+                }],
             }),
             Body::Dir(b"root/d/ab".to_vec()),
             Body::Symlink(b"../x".to_vec()),
             Body::Tombstone,
         ];
         for body in bodies {
-            let e = Entry { name: b"n".to_vec(), mode: 0o644, mtime: 5, body };
+            let e = Entry {
+                name: b"n".to_vec(),
+                mode: 0o644,
+                mtime: 5,
+                body,
+            };
             assert_eq!(Entry::decode(&e.encode()), Some(e));
         }
     }

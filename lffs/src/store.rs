@@ -94,7 +94,11 @@ impl MemStore {
         let ts = self.now_nanos() / 1_000_000_000;
         let mut d = self.data.lock().unwrap_or_else(|e| e.into_inner());
         let slot = d.entry((p.name, p.ordinal)).or_default();
-        let v = Version { owner, timestamp: ts, value: p.value };
+        let v = Version {
+            owner,
+            timestamp: ts,
+            value: p.value,
+        };
         match slot.iter_mut().find(|(x, _)| x.owner == owner) {
             Some(existing) => *existing = (v, p.mask),
             None => slot.push((v, p.mask)),
@@ -103,7 +107,10 @@ impl MemStore {
     }
 
     fn visible(slot: &[(Version, Vec<u8>)], mask: &[u8]) -> Vec<Version> {
-        slot.iter().filter(|(_, m)| m == mask).map(|(v, _)| v.clone()).collect()
+        slot.iter()
+            .filter(|(_, m)| m == mask)
+            .map(|(v, _)| v.clone())
+            .collect()
     }
 }
 
@@ -116,7 +123,9 @@ impl Store for MemStore {
     }
     fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError> {
         let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(d.get(&(name.to_vec(), ordinal)).map(|s| Self::visible(s, mask)).unwrap_or_default())
+        Ok(d.get(&(name.to_vec(), ordinal))
+            .map(|s| Self::visible(s, mask))
+            .unwrap_or_default())
     }
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
         let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,7 +137,10 @@ impl Store for MemStore {
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
         for p in puts {
             if p.value.len() > self.max_value {
-                return Err(StoreError(format!("value of {} bytes over the limit", p.value.len())));
+                return Err(StoreError(format!(
+                    "value of {} bytes over the limit",
+                    p.value.len()
+                )));
             }
             self.puts.fetch_add(1, Ordering::Relaxed);
             self.put_as(self.owner, p);

@@ -59,6 +59,8 @@ pub struct Node {
     pub stopping: AtomicBool,
     /// One node-side proof of work at a time (it uses every core).
     pub pow_slot: tokio::sync::Semaphore,
+    /// Bumped whenever a record is added: LFFS caches compare it to know they are stale.
+    pub generation: std::sync::atomic::AtomicU64,
 }
 
 /// Unix seconds now.
@@ -85,7 +87,12 @@ impl Node {
         }
         lf_record::check_time_drift(r, now(), self.config.record_max_time_drift)?;
         r.verify(&self.config.limits())?;
-        Ok(self.store.put(r)?)
+        let outcome = self.store.put(r)?;
+        if outcome != PutOutcome::Duplicate {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(outcome)
     }
 
     /// Builds, pays for and stores a record on the node (blocking; `/makerecord`).
@@ -211,23 +218,90 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         p2p_port: opts.p2p_port,
         stopping: AtomicBool::new(false),
         pow_slot: tokio::sync::Semaphore::new(1),
+        generation: std::sync::atomic::AtomicU64::new(1),
     });
+    let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
+    let queue_thread = {
+        let q = queue.clone();
+        std::thread::Builder::new()
+            .name("lffs-commit".into())
+            .spawn(move || q.run())?
+    };
+    let mounts = crate::mount_manager::MountManager::start(node.clone(), queue, &opts.home)?;
+    let _watcher = watch_mounts(&opts.home, mounts.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(serve(node.clone(), &opts));
+    let result = rt.block_on(serve(node.clone(), &opts, mounts.clone()));
+    // Shutdown in reverse start order: HTTP has stopped; unmount; stop background
+    // work (proof of work is cancelled); the store flushes when dropped.
+    tracing::info!("shutting down: unmounting");
+    mounts.unmount_all();
     node.stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = queue_thread.join();
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(mounts);
     drop(node);
     tracing::info!("lf node stopped");
     drop(pid);
     result
 }
 
-async fn serve(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<()> {
+/// Watches the home for changes to `mounts.yaml` and reloads (debounced).
+fn watch_mounts(
+    home: &Path,
+    mounts: Arc<crate::mount_manager::MountManager>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let file = crate::mount_manager::mounts_file(home);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let target = file.clone();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && ev.paths.iter().any(|p| p.file_name() == target.file_name())
+        {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| tracing::warn!("cannot watch mounts.yaml (SIGHUP still reloads): {e}"))
+    .ok()?;
+    watcher
+        .watch(home, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| tracing::warn!("cannot watch {}: {e}", home.display()))
+        .ok()?;
+    std::thread::Builder::new()
+        .name("mounts-reload".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                // Editors write in several steps: wait for the burst to end.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                while rx.try_recv().is_ok() {}
+                mounts.reload();
+            }
+        })
+        .ok()?;
+    Some(watcher)
+}
+
+async fn serve(
+    node: Arc<Node>,
+    opts: &NodeOptions,
+    mounts: Arc<crate::mount_manager::MountManager>,
+) -> anyhow::Result<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading mounts.yaml");
+            let m = mounts.clone();
+            let _ = tokio::task::spawn_blocking(move || m.reload()).await;
+        }
+    });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], opts.http_port));
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,

@@ -1,0 +1,297 @@
+//! The LFFS commit queue: what FUSE writes become durable in a local journal at once
+//! and are published as records (links, proof of work, signature) in the background.
+//!
+//! Steps of a write (`submit`): (1) the batch is written to
+//! `<home>/lffs-journal/<seq>.json` via a temp file, fsync, rename and a directory
+//! fsync; (2) it enters the in-memory overlay, so readers on this node see it; (3) the
+//! worker thread turns each put into a record, pays its proof of work (cancelled on
+//! shutdown) and hands it to `Node::accept`; (4) once every put of the batch is in the
+//! store, the journal file is deleted and the overlay entries of that batch dropped.
+//! At start, journal files left by a crash are replayed into the overlay and queue.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use lf_record::OwnerSecret;
+use lffs::{Put, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::node::{Node, now};
+
+#[derive(Serialize, Deserialize)]
+struct JournalPut {
+    name: String,
+    ordinal: u64,
+    mask: String,
+    value: String,
+}
+
+/// A journal file (JSON, mode 0600: it holds the owner key that will sign).
+#[derive(Serialize, Deserialize)]
+struct JournalFile {
+    owner: String,
+    created: u64,
+    puts: Vec<JournalPut>,
+}
+
+struct Batch {
+    owner: OwnerSecret,
+    created: u64,
+    puts: Vec<Put>,
+}
+
+type Key = (Vec<u8>, u64, Vec<u8>);
+
+#[derive(Default)]
+struct State {
+    next_seq: u64,
+    batches: BTreeMap<u64, Arc<Batch>>,
+    overlay: HashMap<Key, (u64, Version)>,
+    last_ts: HashMap<(Vec<u8>, u64), u64>,
+}
+
+/// Queue depth for status pages.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueStats {
+    /// Batches waiting.
+    pub batches: usize,
+    /// Records waiting.
+    pub records: usize,
+    /// Age of the oldest batch, seconds.
+    pub oldest_age: u64,
+}
+
+/// The queue; one per node, shared by every mount.
+pub struct CommitQueue {
+    node: Arc<Node>,
+    dir: PathBuf,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl CommitQueue {
+    /// Opens the journal directory and replays what a previous run left.
+    pub fn open(node: Arc<Node>, home: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+        let dir = home.join("lffs-journal");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut state = State {
+            next_seq: 1,
+            ..State::default()
+        };
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let p = e.path();
+                let seq = p.file_stem()?.to_str()?.parse::<u64>().ok()?;
+                (p.extension()? == "json").then_some((seq, p))
+            })
+            .collect();
+        files.sort();
+        for (seq, path) in files {
+            let batch = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| decode(&b))
+                .with_context(|| format!("journal file {} is unreadable", path.display()))?;
+            for p in &batch.puts {
+                let v = Version {
+                    owner: batch.owner.public(),
+                    timestamp: batch.created,
+                    value: p.value.clone(),
+                };
+                state
+                    .overlay
+                    .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
+            }
+            state.batches.insert(seq, Arc::new(batch));
+            state.next_seq = seq + 1;
+        }
+        if !state.batches.is_empty() {
+            tracing::info!(
+                batches = state.batches.len(),
+                "replaying the LFFS commit journal"
+            );
+        }
+        Ok(Arc::new(CommitQueue {
+            node,
+            dir,
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes a batch durable and visible, then queues it for publication.
+    pub fn submit(&self, owner: &OwnerSecret, puts: Vec<Put>) -> anyhow::Result<()> {
+        let created = now();
+        let file = JournalFile {
+            owner: owner.to_pem(),
+            created,
+            puts: puts
+                .iter()
+                .map(|p| JournalPut {
+                    name: B64.encode(&p.name),
+                    ordinal: p.ordinal,
+                    mask: B64.encode(&p.mask),
+                    value: B64.encode(&p.value),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&file)?;
+        let mut st = self.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let path = self.dir.join(format!("{seq:020}.json"));
+        crate::home::write_private(&path, &bytes)?;
+        std::fs::File::open(&self.dir).and_then(|d| d.sync_all())?;
+        for p in &puts {
+            let v = Version {
+                owner: owner.public(),
+                timestamp: created,
+                value: p.value.clone(),
+            };
+            st.overlay
+                .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
+        }
+        st.batches.insert(
+            seq,
+            Arc::new(Batch {
+                owner: owner.clone(),
+                created,
+                puts,
+            }),
+        );
+        drop(st);
+        self.node.generation.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// A pending value for exactly (name, ordinal, mask), if any.
+    pub fn overlay_get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Option<Version> {
+        self.lock()
+            .overlay
+            .get(&(name.to_vec(), ordinal, mask.to_vec()))
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Pending values under `name` with `mask`.
+    pub fn overlay_list(&self, name: &[u8], mask: &[u8]) -> Vec<(u64, Version)> {
+        self.lock()
+            .overlay
+            .iter()
+            .filter(|((n, _, m), _)| n == name && m == mask)
+            .map(|((_, o, _), (_, v))| (*o, v.clone()))
+            .collect()
+    }
+
+    /// Depth and age.
+    pub fn stats(&self) -> QueueStats {
+        let st = self.lock();
+        QueueStats {
+            batches: st.batches.len(),
+            records: st.batches.values().map(|b| b.puts.len()).sum(),
+            oldest_age: st
+                .batches
+                .values()
+                .next()
+                .map_or(0, |b| now().saturating_sub(b.created)),
+        }
+    }
+
+    /// Publishes batches until the node stops. Runs on its own thread: proof of work
+    /// never runs on the async runtime or in a FUSE callback.
+    pub fn run(self: Arc<Self>) {
+        while !self.node.stopping.load(Ordering::Relaxed) {
+            let next = {
+                let st = self.lock();
+                let st = if st.batches.is_empty() {
+                    self.wake
+                        .wait_timeout(st, Duration::from_millis(500))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                } else {
+                    st
+                };
+                st.batches.iter().next().map(|(s, b)| (*s, b.clone()))
+            };
+            let Some((seq, batch)) = next else { continue };
+            match self.publish(&batch) {
+                Ok(()) => self.finish(seq),
+                Err(e) if self.node.stopping.load(Ordering::Relaxed) => {
+                    tracing::info!("commit queue stopped: {e:#}");
+                    return;
+                }
+                Err(e) => {
+                    // Keep the batch (it is acknowledged data); retry after a pause.
+                    tracing::warn!(seq, "cannot publish an LFFS change yet: {e:#}");
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn publish(&self, batch: &Batch) -> anyhow::Result<()> {
+        for p in &batch.puts {
+            let ts = {
+                let mut st = self.lock();
+                let last = st.last_ts.entry((p.name.clone(), p.ordinal)).or_insert(0);
+                // Later versions of one entry must carry later timestamps.
+                let ts = now().max(*last + 1);
+                *last = ts;
+                ts
+            };
+            let mask = Some(p.mask.clone());
+            self.node
+                .make_record(
+                    &batch.owner,
+                    &[(p.name.clone(), p.ordinal)],
+                    p.value.clone(),
+                    mask,
+                    ts,
+                )
+                .context("publishing a record")?;
+        }
+        Ok(())
+    }
+
+    fn finish(&self, seq: u64) {
+        let mut st = self.lock();
+        st.batches.remove(&seq);
+        st.overlay.retain(|_, (s, _)| *s != seq);
+        drop(st);
+        let _ = std::fs::remove_file(self.dir.join(format!("{seq:020}.json")));
+        self.node.generation.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn decode(bytes: &[u8]) -> anyhow::Result<Batch> {
+    let f: JournalFile = serde_json::from_slice(bytes)?;
+    let owner = OwnerSecret::from_pem(&f.owner)?;
+    let puts = f
+        .puts
+        .into_iter()
+        .map(|p| {
+            Ok(Put {
+                name: B64.decode(p.name)?,
+                ordinal: p.ordinal,
+                mask: B64.decode(p.mask)?,
+                value: B64.decode(p.value)?,
+            })
+        })
+        .collect::<Result<Vec<_>, base64::DecodeError>>()?;
+    Ok(Batch {
+        owner,
+        created: f.created,
+        puts,
+    })
+}

@@ -1,0 +1,130 @@
+//! `lffs::Store` over the node: reads query the record store (winners first) and the
+//! commit queue's overlay of writes not yet published; writes go to the commit queue
+//! (durable in the journal when `put` returns). One per mount: it carries the mount's
+//! owner key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lf_record::{Owner, OwnerSecret, SelectorName};
+use lf_store::{KeyRange, Query};
+use lffs::{Put, StoreError, Version};
+
+use crate::commit_queue::CommitQueue;
+use crate::node::Node;
+
+/// The store of one mount.
+pub struct LffsStore {
+    node: Arc<Node>,
+    queue: Arc<CommitQueue>,
+    owner: OwnerSecret,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{e:#}"))
+}
+
+impl LffsStore {
+    /// A store for a mount signing as `owner`.
+    pub fn new(node: Arc<Node>, queue: Arc<CommitQueue>, owner: OwnerSecret) -> Self {
+        LffsStore { node, queue, owner }
+    }
+
+    /// Candidates from the record store for a key range of `name`, per ordinal.
+    fn query(
+        &self,
+        name: &SelectorName,
+        first: u64,
+        last: u64,
+        mask: &[u8],
+    ) -> Result<BTreeMap<u64, Vec<Version>>, StoreError> {
+        let (start, end) = name.key_range(first, last);
+        let q = Query {
+            ranges: vec![KeyRange { start, end }],
+            ..Query::default()
+        };
+        let mut out = BTreeMap::new();
+        for set in self.node.store.query(&q).map_err(err)? {
+            let Some(ordinal) = set
+                .first()
+                .and_then(|r| r.record.selectors().first())
+                .map(|s| name.ordinal_mask().unmask(&s.ordinal))
+            else {
+                continue;
+            };
+            let versions: Vec<Version> = set
+                .iter()
+                .filter_map(|r| {
+                    let value = r.record.value(Some(mask)).ok()?;
+                    Some(Version {
+                        owner: r.record.owner(),
+                        timestamp: r.record.timestamp(),
+                        value,
+                    })
+                })
+                .collect();
+            if !versions.is_empty() {
+                out.insert(ordinal, versions);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Puts a pending write of `owner` in place of that owner's stored candidate (it is
+/// newer), or after the others when the owner had none.
+fn merge(mut versions: Vec<Version>, pending: Version) -> Vec<Version> {
+    match versions.iter().position(|v| v.owner == pending.owner) {
+        Some(i) => versions[i] = pending,
+        None => versions.push(pending),
+    }
+    versions
+}
+
+impl lffs::Store for LffsStore {
+    fn owner(&self) -> Owner {
+        self.owner.public()
+    }
+
+    fn max_value_size(&self) -> usize {
+        self.node.config.record_max_value_size as usize
+    }
+
+    fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError> {
+        let n = SelectorName::new(name);
+        let mut found = self
+            .query(&n, ordinal, ordinal, mask)?
+            .remove(&ordinal)
+            .unwrap_or_default();
+        if let Some(p) = self.queue.overlay_get(name, ordinal, mask) {
+            found = merge(found, p);
+        }
+        Ok(found)
+    }
+
+    fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
+        let n = SelectorName::new(name);
+        let mut all = self.query(&n, 0, u64::MAX, mask)?;
+        for (ordinal, p) in self.queue.overlay_list(name, mask) {
+            let v = all.remove(&ordinal).unwrap_or_default();
+            all.insert(ordinal, merge(v, p));
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
+        self.queue.submit(&self.owner, puts).map_err(err)
+    }
+
+    fn generation(&self) -> u64 {
+        self.node.generation.load(Ordering::Relaxed)
+    }
+
+    fn now_nanos(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    }
+}
