@@ -91,6 +91,13 @@ pub fn private_network(home: &Path) {
 impl TestNode {
     /// Starts a node on `home` (which may hold a genesis.lf) and waits until it serves.
     pub fn start(home: &Path) -> TestNode {
+        // No FUSE mounts unless the test writes its own mounts.yaml (the shipped one
+        // would mount /mnt/lf).
+        let mounts = home.join("mounts.yaml");
+        if !mounts.exists() {
+            std::fs::create_dir_all(home).unwrap();
+            std::fs::write(mounts, "[]\n").unwrap();
+        }
         let mut n = TestNode {
             home: home.to_path_buf(),
             port: free_port(),
@@ -168,6 +175,118 @@ impl Drop for TestNode {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// A node with one LFFS mount at `<dir>/mnt` on a private network without proof of
+/// work (values up to `max_value` bytes).
+pub struct FuseNode {
+    /// The node.
+    pub node: TestNode,
+    /// The mount point.
+    pub mnt: PathBuf,
+}
+
+/// Whether `path` is a mount point now.
+pub fn is_mounted(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let p = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+}
+
+/// Polls `f` until it is true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
+
+impl FuseNode {
+    /// Creates the network and mounts.yaml in `dir/home`, starts the node, waits for
+    /// the mount.
+    pub fn start(dir: &Path, max_value: u32) -> FuseNode {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let o = lf(
+            &home,
+            &[
+                "makegenesis",
+                "--yes",
+                "--name",
+                "fuse",
+                "--difficulty",
+                "0",
+                "--max-value-size",
+                &max_value.to_string(),
+                "--out",
+                ".",
+            ],
+        );
+        assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+        let mnt = dir.join("mnt");
+        std::fs::write(
+            home.join("mounts.yaml"),
+            format!(
+                "- path: {}\n  root: test.root\n  owner_private: identity-secret.pem\n  \
+                 allow_other: true\n",
+                mnt.display()
+            ),
+        )
+        .unwrap();
+        let node = TestNode::start(&home);
+        let n = FuseNode { node, mnt };
+        n.wait_mounted();
+        n
+    }
+
+    /// Waits until the mount is up.
+    pub fn wait_mounted(&self) {
+        assert!(
+            wait_until(20, || is_mounted(&self.mnt)),
+            "not mounted: {}",
+            self.node.output()
+        );
+    }
+
+    /// Runs `sh -c script` with `$M` set to the mount point; returns stdout, panics on
+    /// failure.
+    pub fn sh(&self, script: &str) -> String {
+        let o = self.sh_status(script);
+        assert!(
+            o.status.success(),
+            "script failed: {script}\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    /// Like [`FuseNode::sh`] but returns the output whatever the status.
+    pub fn sh_status(&self, script: &str) -> Output {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("M", &self.mnt)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for FuseNode {
+    fn drop(&mut self) {
+        // Kill the node, then make sure no mount outlives the test.
+        if let Some(mut c) = self.node.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
         }
     }
 }

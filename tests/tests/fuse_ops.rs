@@ -1,0 +1,162 @@
+//! FUSE end-to-end tests on a real kernel mount served by a real `lf node-start`
+//! (needs root and /dev/fuse, as in CI).
+
+use lf_tests::{FuseNode, is_mounted, wait_until};
+
+#[test]
+fn fuse_shell_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    f.sh("echo hello > $M/a.txt");
+    assert_eq!(f.sh("cat $M/a.txt"), "hello\n");
+    f.sh("mkdir $M/etc && echo 'port=1' > $M/etc/app.conf");
+    assert_eq!(f.sh("ls $M/etc"), "app.conf\n");
+    assert!(f.sh("ls -a $M").contains(".passwd"));
+    // Directory rename keeps its contents (the seed lost them).
+    f.sh("mv $M/etc $M/config");
+    assert_eq!(f.sh("cat $M/config/app.conf"), "port=1\n");
+    assert!(!f.sh_status("ls $M/etc").status.success());
+    // File rename, write-temp-then-rename (how config tools write), sed -i.
+    f.sh("mv $M/a.txt $M/b.txt && cat $M/b.txt >/dev/null");
+    f.sh(
+        "echo 'port=2' > $M/config/.app.conf.tmp && mv $M/config/.app.conf.tmp $M/config/app.conf",
+    );
+    assert_eq!(f.sh("cat $M/config/app.conf"), "port=2\n");
+    f.sh("sed -i s/port=2/port=3/ $M/config/app.conf");
+    assert_eq!(f.sh("cat $M/config/app.conf"), "port=3\n");
+    // truncate, chmod stored, chown refused.
+    f.sh("truncate -s 2 $M/b.txt");
+    assert_eq!(f.sh("cat $M/b.txt"), "he");
+    f.sh("truncate -s 5 $M/b.txt");
+    assert_eq!(f.sh("stat -c %s $M/b.txt"), "5\n");
+    f.sh("chmod 600 $M/b.txt");
+    assert_eq!(f.sh("stat -c %a $M/b.txt"), "600\n");
+    let chown = f.sh_status("chown 12345 $M/b.txt");
+    assert!(!chown.status.success());
+    assert!(String::from_utf8_lossy(&chown.stderr).contains("not permitted"));
+    // Symlinks.
+    f.sh("ln -s config/app.conf $M/link");
+    assert_eq!(f.sh("readlink $M/link"), "config/app.conf\n");
+    assert_eq!(f.sh("cat $M/link"), "port=3\n");
+    // rm, rmdir (and ENOTEMPTY).
+    let busy = f.sh_status("rmdir $M/config");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("not empty"));
+    f.sh("rm $M/config/app.conf $M/link && rmdir $M/config");
+    assert_eq!(f.sh("ls $M"), "b.txt\n");
+}
+
+#[test]
+fn fuse_second_process_sees_a_write_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    // Writer keeps the file open; a separate reader process sees the bytes already.
+    f.sh("exec 3>$M/live; printf 'first' >&3; cat $M/live > $M/../seen; exec 3>&-");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("seen")).unwrap(),
+        "first"
+    );
+    assert_eq!(f.sh("cat $M/live"), "first");
+}
+
+#[test]
+fn fuse_large_file_copy_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    f.sh("head -c 10485760 /dev/urandom > $M/../big && cp $M/../big $M/big");
+    f.sh("cmp $M/../big $M/big");
+    // Change one byte in the middle: still equal to the edited original.
+    f.sh("printf 'X' | dd of=$M/big bs=1 seek=5000000 conv=notrunc status=none");
+    f.sh("printf 'X' | dd of=$M/../big bs=1 seek=5000000 conv=notrunc status=none");
+    f.sh("cmp $M/../big $M/big");
+}
+
+#[test]
+fn fuse_unmount_remount_and_kill9_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = FuseNode::start(dir.path(), 1024);
+    f.sh("mkdir $M/d && echo kept > $M/d/file && head -c 20000 /dev/urandom > $M/chunked");
+    let sum = f.sh("md5sum < $M/chunked");
+    let st = f.node.stop("TERM");
+    assert_eq!(st.code(), Some(0));
+    assert!(!is_mounted(&f.mnt), "SIGTERM unmounts");
+    f.node.restart();
+    f.wait_mounted();
+    assert_eq!(f.sh("cat $M/d/file"), "kept\n");
+    assert_eq!(f.sh("md5sum < $M/chunked"), sum);
+    // Acknowledged by close, then kill -9 at once: nothing is lost, the stale mount
+    // is cleared at the next start.
+    f.sh("echo acknowledged > $M/d/after && head -c 30000 /dev/urandom > $M/more");
+    let more = f.sh("md5sum < $M/more");
+    f.node.stop("KILL");
+    f.node.restart();
+    assert!(wait_until(20, || f
+        .sh_status("cat $M/d/after")
+        .status
+        .success()));
+    assert_eq!(f.sh("cat $M/d/after"), "acknowledged\n");
+    assert_eq!(f.sh("md5sum < $M/more"), more);
+}
+
+#[test]
+fn fuse_broken_mounts_yaml_edit_keeps_running_mounts_and_good_edit_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    f.sh("echo before > $M/x");
+    let yaml = f.node.home.join("mounts.yaml");
+    let good = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, format!("{good}  colour: blue\n")).unwrap();
+    let log = f.node.home.join("node.log");
+    assert!(wait_until(10, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("colour")
+    }));
+    assert!(is_mounted(&f.mnt));
+    assert_eq!(f.sh("cat $M/x"), "before\n");
+    // A valid edit adding a second mount applies without a restart.
+    let second = dir.path().join("second");
+    std::fs::write(
+        &yaml,
+        format!(
+            "{good}- path: {}\n  root: other.root\n  passphrase: \"second mount\"\n",
+            second.display()
+        ),
+    )
+    .unwrap();
+    assert!(
+        wait_until(20, || is_mounted(&second)),
+        "{}",
+        f.node.output()
+    );
+    std::fs::write(second.join("y"), "in second").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(second.join("y")).unwrap(),
+        "in second"
+    );
+    // Removing it from the file unmounts it.
+    std::fs::write(&yaml, &good).unwrap();
+    assert!(wait_until(20, || !is_mounted(&second)));
+    assert!(is_mounted(&f.mnt));
+}
+
+#[test]
+fn fuse_bind_mount_into_another_namespace_with_allow_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    f.sh("echo shared > $M/app.conf");
+    let target = dir.path().join("container");
+    std::fs::create_dir_all(&target).unwrap();
+    // As a container runtime does: a private mount namespace with a bind mount.
+    let out = f.sh(&format!(
+        "unshare -m sh -c 'mount --bind $M {t} && cat {t}/app.conf && echo from-ns > {t}/ns.txt'",
+        t = target.display()
+    ));
+    assert_eq!(out, "shared\n");
+    assert_eq!(f.sh("cat $M/ns.txt"), "from-ns\n");
+    // A non-root user reads through the mount (allow_other).
+    let o = f.sh(&format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups cat {}/app.conf",
+        f.mnt.display()
+    ));
+    assert_eq!(o, "shared\n");
+}
