@@ -56,7 +56,7 @@ pub fn encode_refs(refs: &[ChunkRef]) -> Vec<u8> {
 
 /// Decodes manifest entries; `None` if the length is not a multiple of 36.
 pub fn decode_refs(b: &[u8]) -> Option<Vec<ChunkRef>> {
-    if b.len() % REF_LEN != 0 {
+    if !b.len().is_multiple_of(REF_LEN) {
         return None;
     }
     Some(

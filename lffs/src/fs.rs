@@ -91,6 +91,9 @@ struct OpenFile {
     node: Node,
 }
 
+/// Resolved entries by (directory selector, name), valid for one store generation.
+type LookupCache = HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>;
+
 /// The filesystem.
 pub struct Filesystem<S: Store> {
     store: S,
@@ -99,7 +102,7 @@ pub struct Filesystem<S: Store> {
     open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
     handles: Mutex<HashMap<u64, u64>>,
     next_fh: Mutex<u64>,
-    cache: Mutex<(u64, HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>)>,
+    cache: Mutex<(u64, LookupCache)>,
     owners_seen: Mutex<HashSet<Owner>>,
 }
 

@@ -59,13 +59,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 type Key = (Vec<u8>, u64);
+/// Versions under one key, each with the masking key it was written with.
+type Slot = Vec<(Version, Vec<u8>)>;
 
 /// An in-memory store: the latest write per (name, ordinal, owner) wins for that
 /// owner; owners are ranked by who wrote a key first, like local reputation.
 pub struct MemStore {
     owner: Owner,
     max_value: usize,
-    data: Mutex<BTreeMap<Key, Vec<(Version, Vec<u8>)>>>,
+    data: Mutex<BTreeMap<Key, Slot>>,
     generation: AtomicU64,
     clock: AtomicU64,
     puts: AtomicU64,

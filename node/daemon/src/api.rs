@@ -348,6 +348,22 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Sta
         fully_synchronized: stats.wanted == 0,
         http_port: node.http_port,
         p2p_port: node.p2p_port,
+        mounts: node
+            .lffs
+            .get()
+            .map(|l| {
+                l.mounts
+                    .mounted()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        pending_commits: node
+            .lffs
+            .get()
+            .map_or(0, |l| l.queue.stats().records as u64),
+        oldest_pending_seconds: node.lffs.get().map_or(0, |l| l.queue.stats().oldest_age),
     }))
 }
 

@@ -153,6 +153,15 @@ pub struct Status {
     /// P2P port (used from the P2P issue on).
     #[serde(rename = "P2PPort")]
     pub p2p_port: u16,
+    /// LFFS mount points up now.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// LFFS changes written locally and not yet published (records).
+    #[serde(default)]
+    pub pending_commits: u64,
+    /// Age of the oldest unpublished LFFS change, seconds.
+    #[serde(default)]
+    pub oldest_pending_seconds: u64,
 }
 
 /// `/owner/@...`.

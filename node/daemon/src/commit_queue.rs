@@ -59,8 +59,6 @@ struct State {
 /// Queue depth for status pages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QueueStats {
-    /// Batches waiting.
-    pub batches: usize,
     /// Records waiting.
     pub records: usize,
     /// Age of the oldest batch, seconds.
@@ -198,7 +196,6 @@ impl CommitQueue {
     pub fn stats(&self) -> QueueStats {
         let st = self.lock();
         QueueStats {
-            batches: st.batches.len(),
             records: st.batches.values().map(|b| b.puts.len()).sum(),
             oldest_age: st
                 .batches

@@ -230,10 +230,16 @@ mod tests {
             .remove(0);
         let mut b2 = b.clone();
         b2.read_only = true;
-        assert_eq!(plan(&[], &[a.clone()]), vec![MountAction::Mount(a.clone())]);
-        assert_eq!(plan(&[a.clone()], &[a.clone()]), vec![]);
         assert_eq!(
-            plan(&[a.clone()], &[]),
+            plan(&[], std::slice::from_ref(&a)),
+            vec![MountAction::Mount(a.clone())]
+        );
+        assert_eq!(
+            plan(std::slice::from_ref(&a), std::slice::from_ref(&a)),
+            vec![]
+        );
+        assert_eq!(
+            plan(std::slice::from_ref(&a), &[]),
             vec![MountAction::Unmount("/a".into())]
         );
         assert_eq!(

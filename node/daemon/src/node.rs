@@ -61,6 +61,16 @@ pub struct Node {
     pub pow_slot: tokio::sync::Semaphore,
     /// Bumped whenever a record is added: LFFS caches compare it to know they are stale.
     pub generation: std::sync::atomic::AtomicU64,
+    /// The LFFS commit queue and mount manager, once started (for status).
+    pub lffs: std::sync::OnceLock<LffsHandles>,
+}
+
+/// What the status page needs from LFFS.
+pub struct LffsHandles {
+    /// Commit queue.
+    pub queue: Arc<crate::commit_queue::CommitQueue>,
+    /// Mount manager.
+    pub mounts: Arc<crate::mount_manager::MountManager>,
 }
 
 /// Unix seconds now.
@@ -219,6 +229,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         stopping: AtomicBool::new(false),
         pow_slot: tokio::sync::Semaphore::new(1),
         generation: std::sync::atomic::AtomicU64::new(1),
+        lffs: std::sync::OnceLock::new(),
     });
     let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
     let queue_thread = {
@@ -227,7 +238,12 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
             .name("lffs-commit".into())
             .spawn(move || q.run())?
     };
-    let mounts = crate::mount_manager::MountManager::start(node.clone(), queue, &opts.home)?;
+    let mounts =
+        crate::mount_manager::MountManager::start(node.clone(), queue.clone(), &opts.home)?;
+    let _ = node.lffs.set(LffsHandles {
+        queue,
+        mounts: mounts.clone(),
+    });
     let _watcher = watch_mounts(&opts.home, mounts.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
