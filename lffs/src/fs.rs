@@ -104,6 +104,18 @@ pub struct Filesystem<S: Store> {
     next_fh: Mutex<u64>,
     cache: Mutex<(u64, LookupCache)>,
     owners_seen: Mutex<HashSet<Owner>>,
+    /// Version (mtime, size) of each file whose pages the kernel may hold.
+    cached: Mutex<HashMap<u64, (u64, u64)>>,
+}
+
+/// What identifies a version of a file's content for the kernel's page cache.
+fn version(e: &Entry) -> (u64, u64) {
+    let size = match &e.body {
+        Body::File(FileData::Inline(d)) => d.len() as u64,
+        Body::File(FileData::Chunked { size, .. }) => *size,
+        _ => 0,
+    };
+    (e.mtime, size)
 }
 
 fn time(nanos: u64) -> SystemTime {
@@ -138,6 +150,7 @@ impl<S: Store> Filesystem<S> {
             next_fh: Mutex::new(1),
             cache: Mutex::new((0, HashMap::new())),
             owners_seen: Mutex::new(HashSet::new()),
+            cached: Mutex::new(HashMap::new()),
         }
     }
 
@@ -520,6 +533,45 @@ impl<S: Store> Filesystem<S> {
             .ok_or_else(|| FsError::Corrupt("chunk not (yet) in the store".into()))
     }
 
+    /// Opens a file like [`Filesystem::open`] and tells whether the kernel may keep
+    /// the pages it cached at the previous open (the file has not changed since).
+    pub fn open_keep_cache(&self, ino: u64, write: bool) -> Result<(u64, bool)> {
+        let fh = self.open(ino, write)?;
+        let current = self.entry_of(ino).ok().map(|(_, e, _)| version(&e));
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = current.is_some() && cached.get(&ino) == current.as_ref();
+        if let Some(v) = current {
+            cached.insert(ino, v);
+        }
+        Ok((fh, keep))
+    }
+
+    /// Files whose pages the kernel may cache and that changed since (records from
+    /// other nodes): the caller invalidates them with `notify_inval_inode`. Called from
+    /// a background thread, never from inside a FUSE request.
+    pub fn changed_cached_files(&self) -> Vec<u64> {
+        let known: Vec<(u64, (u64, u64))> = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        let mut changed = Vec::new();
+        for (ino, v) in known {
+            let now = self.entry_of(ino).ok().map(|(_, e, _)| version(&e));
+            if now != Some(v) {
+                changed.push(ino);
+                let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+                match now {
+                    Some(n) => cached.insert(ino, n),
+                    None => cached.remove(&ino),
+                };
+            }
+        }
+        changed
+    }
+
     /// Opens a file; `write` checks that the mount's owner may change it.
     pub fn open(&self, ino: u64, write: bool) -> Result<u64> {
         if ino == PASSWD_INO {
@@ -623,6 +675,15 @@ impl<S: Store> Filesystem<S> {
         e.mtime = self.store.now_nanos();
         let puts = self.store_content(&mut e, &f.content)?;
         self.put_entry(&f.node.dir_sel, &e, puts)?;
+        // The kernel's pages hold what was just written: they stay valid.
+        if let Some(v) = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&ino)
+        {
+            *v = version(&e);
+        }
         f.entry = e;
         f.dirty = false;
         Ok(())

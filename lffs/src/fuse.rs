@@ -19,6 +19,30 @@ use crate::{Attr, FsError, Kind, Store, fs::Filesystem};
 /// other nodes can change any entry at any time.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Invalidates the kernel's cached pages of files that changed under it (records
+/// from other nodes), until `stop` is set. Runs on its own thread: the notifier must
+/// never be called from inside a request on the same inode (kernel deadlock).
+pub fn invalidate_changes<S: Store>(
+    fs: Arc<Filesystem<S>>,
+    notifier: fuser::Notifier,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut last = fs.store().generation();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = fs.store().generation();
+        if now == last {
+            continue;
+        }
+        last = now;
+        for ino in fs.changed_cached_files() {
+            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
+                tracing::debug!(ino, "inval_inode: {e}");
+            }
+        }
+    }
+}
+
 /// Adapts a [`Filesystem`] to fuser.
 pub struct FuseAdapter<S: Store> {
     fs: Arc<Filesystem<S>>,
@@ -209,10 +233,23 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         }
     }
 
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // Big writes mean fewer requests; the kernel caps what it accepts.
+        let _ = config.set_max_write(1 << 20);
+        Ok(())
+    }
+
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
-        match self.fs.open(ino.0, write) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.fs.open_keep_cache(ino.0, write) {
+            Ok((fh, keep)) => {
+                let flags = if keep {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), flags)
+            }
             Err(e) => reply.error(self.fail("open", ino.0, &e)),
         }
     }

@@ -16,5 +16,5 @@ mod store;
 
 pub use error::FsError;
 pub use fs::{Attr, DirEntry, Filesystem, FsConfig, Kind};
-pub use fuse::{FuseAdapter, mount_options};
+pub use fuse::{FuseAdapter, invalidate_changes, mount_options};
 pub use store::{MemStore, Put, Store, StoreError, Version};

@@ -18,6 +18,8 @@ use crate::node::Node;
 struct Running {
     spec: MountSpec,
     session: fuser::BackgroundSession,
+    /// Stops the mount's cache-invalidation thread.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The mount manager.
@@ -123,9 +125,13 @@ impl MountManager {
             match a {
                 MountAction::Unmount(path) => self.unmount(&path),
                 MountAction::Mount(spec) => match self.mount(&spec) {
-                    Ok(session) => {
+                    Ok((session, stop)) => {
                         tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
-                        self.lock().push(Running { spec, session });
+                        self.lock().push(Running {
+                            spec,
+                            session,
+                            stop,
+                        });
                     }
                     Err(e) => {
                         tracing::error!(path = %spec.path.display(), "cannot mount: {e:#}")
@@ -143,6 +149,7 @@ impl MountManager {
                 .map(|i| r.remove(i))
         };
         if let Some(m) = taken {
+            m.stop.store(true, std::sync::atomic::Ordering::Relaxed);
             match m.session.umount_and_join() {
                 Ok(()) => tracing::info!(path = %path.display(), "unmounted"),
                 Err(e) => {
@@ -187,7 +194,10 @@ impl MountManager {
         }
     }
 
-    fn mount(&self, spec: &MountSpec) -> anyhow::Result<fuser::BackgroundSession> {
+    fn mount(
+        &self,
+        spec: &MountSpec,
+    ) -> anyhow::Result<(fuser::BackgroundSession, Arc<std::sync::atomic::AtomicBool>)> {
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
             bail!("{} is already mounted", spec.path.display());
         }
@@ -222,8 +232,15 @@ impl MountManager {
         };
         config.n_threads = Some(4);
         config.clone_fd = true;
-        let adapter = FuseAdapter::new(Arc::new(fs), spec.path.display().to_string());
-        fuser::spawn_mount(adapter, &spec.path, &config)
-            .with_context(|| format!("fuse mount of {} failed", spec.path.display()))
+        let fs = Arc::new(fs);
+        let adapter = FuseAdapter::new(fs.clone(), spec.path.display().to_string());
+        let session = fuser::spawn_mount(adapter, &spec.path, &config)
+            .with_context(|| format!("fuse mount of {} failed", spec.path.display()))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (notifier, flag) = (session.notifier(), stop.clone());
+        std::thread::Builder::new()
+            .name("lffs-inval".into())
+            .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
+        Ok((session, stop))
     }
 }
