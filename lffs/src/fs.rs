@@ -914,18 +914,20 @@ impl<S: Store> Filesystem<S> {
             return Err(FsError::TooBig);
         }
         let stone = self.tombstone(&e);
+        // The new name first: a node that receives these records one by one sees the
+        // file under both names for a moment, never under neither.
         let puts = vec![
-            Put {
-                name: src_sel.clone(),
-                ordinal: layout::name_ordinal(name),
-                mask: self.mask_for(&src_sel),
-                value: stone.encode(),
-            },
             Put {
                 name: dst_sel.clone(),
                 ordinal: layout::name_ordinal(newname),
                 mask: self.mask_for(&dst_sel),
                 value: moved_value,
+            },
+            Put {
+                name: src_sel.clone(),
+                ordinal: layout::name_ordinal(name),
+                mask: self.mask_for(&src_sel),
+                value: stone.encode(),
             },
         ];
         self.store.put(puts)?;
