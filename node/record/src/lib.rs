@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod base62;
+pub mod commentary;
 mod error;
 mod genesis;
 mod hash;

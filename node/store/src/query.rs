@@ -45,6 +45,8 @@ pub struct Query {
     pub sort: SortOrder,
     /// Keep at most this many entries per result set.
     pub limit: Option<usize>,
+    /// Oracles whose commentary to trust (reference §9.6).
+    pub oracles: Vec<Owner>,
 }
 
 /// One entry of a result set: an owner's latest record for a selector set.
@@ -62,6 +64,7 @@ pub struct QueryResult {
 
 struct Row {
     seq: u32,
+    hash: Vec<u8>,
     id: Vec<u8>,
     owner: Vec<u8>,
     ts: i64,
@@ -79,7 +82,7 @@ impl Store {
         }
         let inner = self.lock();
         let mut sql = String::from(
-            "SELECT seq, id, owner, ts, reputation, sel_count, doff, dlen FROM record
+            "SELECT seq, hash, id, owner, ts, reputation, sel_count, doff, dlen FROM record
              WHERE synced = 1 AND reputation >= 0 AND ts BETWEEN ?1 AND ?2 AND seq IN (",
         );
         let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -105,13 +108,14 @@ impl Store {
             .query_map(rusqlite::params_from_iter(params.iter()), |r| {
                 Ok(Row {
                     seq: r.get(0)?,
-                    id: r.get(1)?,
-                    owner: r.get(2)?,
-                    ts: r.get(3)?,
-                    reputation: r.get(4)?,
-                    sel_count: r.get::<_, i64>(5)? as usize,
-                    doff: r.get(6)?,
-                    dlen: r.get(7)?,
+                    hash: r.get(1)?,
+                    id: r.get(2)?,
+                    owner: r.get(3)?,
+                    ts: r.get(4)?,
+                    reputation: r.get(5)?,
+                    sel_count: r.get::<_, i64>(6)? as usize,
+                    doff: r.get(7)?,
+                    dlen: r.get(8)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -121,6 +125,7 @@ impl Store {
             latest: Row,
             weight: u64,
             min_rep: i64,
+            hashes: Vec<Vec<u8>>,
         }
         let mut groups: HashMap<(Vec<u8>, Vec<u8>), Group> = HashMap::new();
         for row in rows {
@@ -134,6 +139,7 @@ impl Store {
             let key = (row.id.clone(), row.owner.clone());
             match groups.get_mut(&key) {
                 Some(g) => {
+                    g.hashes.push(row.hash.clone());
                     g.weight += w;
                     g.min_rep = g.min_rep.min(row.reputation);
                     if (row.ts, row.seq) > (g.latest.ts, g.latest.seq) {
@@ -142,12 +148,14 @@ impl Store {
                 }
                 None => {
                     let min_rep = row.reputation;
+                    let hashes = vec![row.hash.clone()];
                     groups.insert(
                         key,
                         Group {
                             latest: row,
                             weight: w,
                             min_rep,
+                            hashes,
                         },
                     );
                 }
@@ -156,10 +164,30 @@ impl Store {
         let mut sets: HashMap<Vec<u8>, Vec<QueryResult>> = HashMap::new();
         for ((id, _), g) in groups {
             let record = inner.read(g.latest.doff, g.latest.dlen)?;
-            let trust = if g.min_rep >= REPUTATION_DEFAULT {
+            let local = if g.min_rep >= REPUTATION_DEFAULT {
                 1.0
             } else {
                 0.0
+            };
+            let trust = if q.oracles.is_empty() {
+                local
+            } else {
+                // Reference §9.6: each oracle comment calling a record of this group an
+                // impostor lowers the oracles' trust; local trust counts as one voice.
+                let k = q.oracles.len() as f64;
+                let mut negative = 0u64;
+                let mut stmt = inner.db.prepare_cached(
+                    "SELECT count(*) FROM comment WHERE subject = ?1 AND by_owner = ?2
+                     AND assertion = 1",
+                )?;
+                for h in &g.hashes {
+                    for o in &q.oracles {
+                        let n: i64 = stmt.query_row((&h[..], &o.as_bytes()[..]), |r| r.get(0))?;
+                        negative += n as u64;
+                    }
+                }
+                let oracle_trust = (1.0 - negative as f64 / k).max(0.0);
+                (local + oracle_trust * k) / (k + 1.0)
             };
             sets.entry(id).or_default().push(QueryResult {
                 record,

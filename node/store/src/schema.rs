@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (target, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
+-- Oracle commentary: `by_owner` says `assertion` about the record hash `subject`.
+CREATE TABLE IF NOT EXISTS comment (
+    subject   BLOB NOT NULL,
+    by_owner  BLOB NOT NULL,
+    assertion INTEGER NOT NULL,
+    by_seq    INTEGER NOT NULL,
+    PRIMARY KEY (subject, by_owner, assertion, by_seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     k TEXT PRIMARY KEY,
     v INTEGER NOT NULL

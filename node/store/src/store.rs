@@ -253,6 +253,48 @@ impl Store {
         rows.iter().map(|h| hash_from(h)).collect()
     }
 
+    /// Stored hashes `h` with `start <= h <= end`, ascending, at most `limit` (P2P set
+    /// reconciliation pages through hash ranges; a range scan of the hash index).
+    pub fn hashes_in_range(
+        &self,
+        start: &RecordHash,
+        end: &RecordHash,
+        limit: usize,
+    ) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner.db.prepare_cached(
+            "SELECT hash FROM record WHERE hash >= ?1 AND hash <= ?2 ORDER BY hash LIMIT ?3",
+        )?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map((&start.0[..], &end.0[..], limit as i64), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        rows.iter().map(|h| hash_from(h)).collect()
+    }
+
+    /// Records that lost a collision here (reputation 0 while another owner holds a
+    /// synchronized record with the same ID at the default reputation) and that
+    /// `oracle` has not commented on yet: what an oracle node flags.
+    pub fn collision_suspects(
+        &self,
+        oracle: &Owner,
+        limit: usize,
+    ) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner.db.prepare_cached(
+            "SELECT r.hash FROM record r
+             WHERE r.reputation = 0 AND r.synced = 1
+               AND EXISTS (SELECT 1 FROM record w WHERE w.id = r.id AND w.owner != r.owner
+                           AND w.synced = 1 AND w.reputation >= 63)
+               AND NOT EXISTS (SELECT 1 FROM comment c WHERE c.subject = r.hash
+                               AND c.by_owner = ?1 AND c.assertion = 1)
+             ORDER BY r.seq LIMIT ?2",
+        )?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map((&oracle.as_bytes()[..], limit as i64), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        rows.iter().map(|h| hash_from(h)).collect()
+    }
+
     /// Counters.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let inner = self.lock();
@@ -386,6 +428,9 @@ fn index_one(
         r.selectors().len() as i64,
     ))?;
     let seq = tx.last_insert_rowid() as u32;
+    if r.record_type() == lf_record::RecordType::Commentary {
+        index_comments(tx, r, seq)?;
+    }
     for (i, k) in r.selector_keys().iter().enumerate() {
         tx.prepare_cached("INSERT OR IGNORE INTO selector (idx, key, seq) VALUES (?1, ?2, ?3)")?
             .execute((i as i64, &k.0[..], seq))?;
@@ -408,6 +453,22 @@ fn index_one(
         mark_synced(tx, dag, config, seq, r.hash())?;
     }
     Ok(seq)
+}
+
+/// Indexes the comments of a commentary record (from anyone: which oracles to trust
+/// is decided per query).
+fn index_comments(tx: &Transaction<'_>, r: &Record, seq: u32) -> Result<(), StoreError> {
+    let Ok(value) = r.value(None) else {
+        return Ok(());
+    };
+    for c in lf_record::commentary::decode_comments(&value) {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO comment (subject, by_owner, assertion, by_seq)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute((&c.subject[..], &r.owner().as_bytes()[..], c.assertion, seq))?;
+    }
+    Ok(())
 }
 
 /// Marks `seq` fully synchronized, adds it to the DAG, then does the same for every

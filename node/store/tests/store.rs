@@ -260,3 +260,82 @@ fn torn_tail_is_cut_and_index_rebuilt() {
         .len();
     assert_eq!(len, s.stats().unwrap().bytes);
 }
+
+fn commentary(o: &OwnerSecret, ts: u64, links: &[RecordHash], suspects: &[RecordHash]) -> Record {
+    let comments: Vec<_> = suspects
+        .iter()
+        .map(|h| lf_record::commentary::Comment::collision(*h))
+        .collect();
+    RecordBuilder::new(RecordType::Commentary, ts)
+        .value(lf_record::commentary::encode_comments(&comments))
+        .links(links.to_vec())
+        .build(&o.public())
+        .unwrap()
+        .sign(None, o)
+        .unwrap()
+}
+
+#[test]
+fn oracle_commentary_ranks_the_impostor_below_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let (alice, mallory, oracle) = (owner(10), owner(11), owner(12));
+    let g = rec(&alice, 1, &[], None, b"");
+    let late = rec(&alice, 2, &[g.hash()], None, b"");
+    s.put(&g).unwrap();
+    // Both claims arrive before the record they link to: neither is synchronized when
+    // they collide, so this node gives both reputation 0 and cannot tell them apart.
+    let original = rec(&alice, 10, &[late.hash()], Some((b"name", 0)), b"alice");
+    let impostor = rec(&mallory, 11, &[late.hash()], Some((b"name", 0)), b"mallory");
+    s.put(&original).unwrap();
+    s.put(&impostor).unwrap();
+    s.put(&late).unwrap();
+    let plain = s.query(&name_query(b"name", 0, 0)).unwrap();
+    assert!(plain[0].iter().all(|r| r.trust == 0.0));
+    // An oracle that saw the collision in order says the impostor is one.
+    s.put(&commentary(&oracle, 20, &[g.hash()], &[impostor.hash()]))
+        .unwrap();
+    let q = Query {
+        oracles: vec![oracle.public()],
+        ..name_query(b"name", 0, 0)
+    };
+    let res = s.query(&q).unwrap();
+    assert_eq!(res[0][0].record, original);
+    assert_eq!(res[0][0].trust, 0.5);
+    assert_eq!(res[0][1].record, impostor);
+    assert_eq!(res[0][1].trust, 0.0);
+    // Commentary from an owner the query does not trust changes nothing.
+    let q = Query {
+        oracles: vec![mallory.public()],
+        ..name_query(b"name", 0, 0)
+    };
+    assert!(s.query(&q).unwrap()[0].iter().all(|r| r.trust == 0.5));
+}
+
+#[test]
+fn collision_suspects_are_what_an_oracle_flags_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let (alice, mallory, oracle) = (owner(13), owner(14), owner(15));
+    let g = rec(&alice, 1, &[], None, b"");
+    s.put(&g).unwrap();
+    let original = rec(&alice, 10, &[g.hash()], Some((b"n", 0)), b"a");
+    let impostor = rec(&mallory, 11, &[g.hash()], Some((b"n", 0)), b"m");
+    s.put(&original).unwrap();
+    s.put(&impostor).unwrap();
+    assert_eq!(
+        s.collision_suspects(&oracle.public(), 10).unwrap(),
+        vec![impostor.hash()]
+    );
+    s.put(&commentary(&oracle, 20, &[g.hash()], &[impostor.hash()]))
+        .unwrap();
+    assert!(
+        s.collision_suspects(&oracle.public(), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.collision_suspects(&alice.public(), 10).unwrap(),
+        vec![impostor.hash()]
+    );
+}
