@@ -96,7 +96,8 @@ fn file_attr(a: &Attr) -> FileAttr {
 }
 
 impl<S: Store> FuseAdapter<S> {
-    fn fail(&self, op: &str, ino: u64, e: &FsError) -> Errno {
+    fn fail(&self, op: &'static str, ino: u64, e: &FsError) -> Errno {
+        crate::fuse_metrics::error(op, e.errno());
         if e.is_serious() {
             tracing::error!(mount = %self.name, op, ino, "lffs: {e}");
         } else {
@@ -115,6 +116,7 @@ fn time_of(t: TimeOrNow) -> SystemTime {
 
 impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _t = crate::fuse_metrics::OpTimer::start("lookup");
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(self.fail("lookup", parent.0, &e)),
@@ -122,6 +124,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _t = crate::fuse_metrics::OpTimer::start("getattr");
         match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(self.fail("getattr", ino.0, &e)),
@@ -146,6 +149,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("setattr");
         match self
             .fs
             .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
@@ -156,6 +160,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _t = crate::fuse_metrics::OpTimer::start("readlink");
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(self.fail("readlink", ino.0, &e)),
@@ -171,6 +176,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("mkdir");
         match self.fs.mkdir(parent.0, name.as_bytes(), mode & !umask) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(self.fail("mkdir", parent.0, &e)),
@@ -178,6 +184,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = crate::fuse_metrics::OpTimer::start("unlink");
         match self.fs.unlink(parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("unlink", parent.0, &e)),
@@ -185,6 +192,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _t = crate::fuse_metrics::OpTimer::start("rmdir");
         match self.fs.rmdir(parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("rmdir", parent.0, &e)),
@@ -199,6 +207,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("symlink");
         match self.fs.symlink(
             parent.0,
             link_name.as_bytes(),
@@ -219,6 +228,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("rename");
         if !flags.is_empty() {
             // RENAME_EXCHANGE / RENAME_NOREPLACE are not supported: say so.
             reply.error(Errno::EINVAL);
@@ -240,6 +250,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _t = crate::fuse_metrics::OpTimer::start("open");
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
         match self.fs.open_keep_cache(ino.0, write) {
             Ok((fh, keep)) => {
@@ -265,6 +276,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("read");
         match self.fs.read(ino.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(self.fail("read", ino.0, &e)),
@@ -283,6 +295,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("write");
         match self.fs.write(ino.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(self.fail("write", ino.0, &e)),
@@ -297,6 +310,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("flush");
         match self.fs.flush(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("flush", ino.0, &e)),
@@ -313,6 +327,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("release");
         match self.fs.release(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("release", ino.0, &e)),
@@ -320,6 +335,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
+        let _t = crate::fuse_metrics::OpTimer::start("fsync");
         match self.fs.flush(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("fsync", ino.0, &e)),
@@ -334,6 +350,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("readdir");
         let entries = match self.fs.readdir(ino.0) {
             Ok(e) => e,
             Err(e) => return reply.error(self.fail("readdir", ino.0, &e)),
@@ -359,6 +376,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _t = crate::fuse_metrics::OpTimer::start("statfs");
         reply.statfs(1 << 30, 1 << 29, 1 << 29, 1 << 30, 1 << 29, 4096, 255, 4096);
     }
 
@@ -372,6 +390,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let _t = crate::fuse_metrics::OpTimer::start("create");
         match self.fs.create(parent.0, name.as_bytes(), mode & !umask) {
             Ok((a, fh)) => reply.created(
                 &TTL,

@@ -11,6 +11,7 @@ pub mod chunk;
 mod error;
 mod fs;
 mod fuse;
+mod fuse_metrics;
 pub mod layout;
 mod store;
 

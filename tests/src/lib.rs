@@ -57,6 +57,12 @@ pub struct TestNode {
     pub home: PathBuf,
     /// HTTP port.
     pub port: u16,
+    /// P2P port (bound on 127.0.0.1).
+    pub p2p_port: u16,
+    /// Peers given with `-peer` at every (re)start.
+    pub peers: Vec<String>,
+    /// More `node-start` options given at every (re)start.
+    pub extra: Vec<String>,
     child: Option<std::process::Child>,
 }
 
@@ -91,6 +97,20 @@ pub fn private_network(home: &Path) {
 impl TestNode {
     /// Starts a node on `home` (which may hold a genesis.lf) and waits until it serves.
     pub fn start(home: &Path) -> TestNode {
+        TestNode::start_with_peers(home, &[])
+    }
+
+    /// Like [`TestNode::start`], with extra `node-start` options.
+    pub fn start_with_args(home: &Path, extra: &[&str]) -> TestNode {
+        TestNode::launch(home, &[], extra)
+    }
+
+    /// Like [`TestNode::start`], dialing `peers` (multiaddrs) at start.
+    pub fn start_with_peers(home: &Path, peers: &[String]) -> TestNode {
+        TestNode::launch(home, peers, &[])
+    }
+
+    fn launch(home: &Path, peers: &[String], extra: &[&str]) -> TestNode {
         // No FUSE mounts unless the test writes its own mounts.yaml (the shipped one
         // would mount /mnt/lf).
         let mounts = home.join("mounts.yaml");
@@ -101,6 +121,9 @@ impl TestNode {
         let mut n = TestNode {
             home: home.to_path_buf(),
             port: free_port(),
+            p2p_port: free_port(),
+            peers: peers.to_vec(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         n.restart();
@@ -110,15 +133,25 @@ impl TestNode {
     /// (Re)starts the process on the same home and port.
     pub fn restart(&mut self) {
         let port = self.port.to_string();
+        let p2p = self.p2p_port.to_string();
         let log = std::fs::File::create(self.home.join("test-node.out")).unwrap();
+        let mut args: Vec<&str> = vec![
+            "-home",
+            self.home.to_str().unwrap(),
+            "node-start",
+            "-http",
+            &port,
+            "-p2p",
+            &p2p,
+            "-p2p-bind",
+            "127.0.0.1",
+        ];
+        for p in &self.peers {
+            args.extend(["-peer", p.as_str()]);
+        }
+        args.extend(self.extra.iter().map(String::as_str));
         let child = Command::new(lf_bin())
-            .args([
-                "-home",
-                self.home.to_str().unwrap(),
-                "node-start",
-                "-http",
-                &port,
-            ])
+            .args(&args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -126,7 +159,11 @@ impl TestNode {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Serving, and client.json points at this node (the CLI reads it).
+            let client = std::fs::read_to_string(self.home.join("client.json")).unwrap_or_default();
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && client.contains(&format!(":{}", self.port))
+            {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -144,6 +181,11 @@ impl TestNode {
     /// What the node printed.
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.home.join("test-node.out")).unwrap_or_default()
+    }
+
+    /// The node's P2P address.
+    pub fn p2p_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
     }
 
     /// The node's URL.

@@ -39,6 +39,7 @@ fn bad(msg: impl Into<String>) -> Failure {
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {
+    crate::metrics::error("api_internal");
     tracing::error!("api: {e:#}");
     Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
 }
@@ -52,10 +53,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/post", post(post_record))
         .route("/makerecord", post(make_record))
         .route("/status", get(status))
+        .route("/connect", post(connect))
         .route("/links", get(links))
         .route("/owner/{owner}", get(owner))
         .route("/record/{hash}", get(record))
         .route("/record/raw/{hash}", get(record_raw))
+        .route("/metrics", get(metrics))
+        .route("/", get(crate::status_page::page))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(common_headers))
@@ -153,9 +158,11 @@ fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<V
         .iter()
         .map(|o| parse_owner(o))
         .collect::<ApiResult<Vec<_>>>()?;
-    for o in &q.oracles {
-        parse_owner(o)?;
-    }
+    let oracles = q
+        .oracles
+        .iter()
+        .map(|o| parse_owner(o))
+        .collect::<ApiResult<Vec<_>>>()?;
     let mask = q
         .masking_key
         .map(String::into_bytes)
@@ -167,6 +174,7 @@ fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<V
         open: q.open,
         sort,
         limit: q.limit,
+        oracles,
     };
     Ok((query, mask))
 }
@@ -327,7 +335,7 @@ async fn make_record(
     .await
 }
 
-async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Status>> {
+pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Status>> {
     let stats = {
         let n = node.clone();
         blocking(move || n.store.stats().map_err(internal)).await?
@@ -364,6 +372,64 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Sta
             .get()
             .map_or(0, |l| l.queue.stats().records as u64),
         oldest_pending_seconds: node.lffs.get().map_or(0, |l| l.queue.stats().oldest_age),
+        p2p_identity: node
+            .p2p
+            .get()
+            .map(|p| p.peer_id().to_string())
+            .unwrap_or_default(),
+        peers: match node.p2p.get() {
+            Some(p) => p
+                .peers()
+                .await
+                .into_iter()
+                .map(|p| json::Peer {
+                    peer_id: p.peer.to_string(),
+                    address: p.addr.to_string(),
+                    inbound: p.inbound,
+                    score: p.score,
+                })
+                .collect(),
+            None => vec![],
+        },
+    }))
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    match crate::metrics::render(&node).await {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are disabled".into(),
+        )
+        .into_response(),
+    }
+}
+
+async fn connect(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<json::Connected>> {
+    authorized(&node, &headers)?;
+    let c: json::Connect = parse_json(&body)?;
+    let addr = crate::replication::parse_peer(&c.address).map_err(|e| bad(format!("{e:#}")))?;
+    let p2p = node
+        .p2p
+        .get()
+        .ok_or_else(|| Failure(StatusCode::SERVICE_UNAVAILABLE, "P2P is not running".into()))?;
+    let peer = p2p
+        .connect(addr)
+        .await
+        .map_err(|e| Failure(StatusCode::BAD_GATEWAY, format!("cannot connect: {e}")))?;
+    Ok(axum::Json(json::Connected {
+        peer_id: peer.to_string(),
     }))
 }
 

@@ -162,6 +162,44 @@ pub struct Status {
     /// Age of the oldest unpublished LFFS change, seconds.
     #[serde(default)]
     pub oldest_pending_seconds: u64,
+    /// P2P identity (libp2p peer ID).
+    #[serde(default, rename = "P2PIdentity")]
+    pub p2p_identity: String,
+    /// Connected peers.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+/// A connected peer in `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Peer {
+    /// libp2p peer ID.
+    #[serde(rename = "PeerID")]
+    pub peer_id: String,
+    /// Address of the connection.
+    pub address: String,
+    /// Whether the peer dialed this node.
+    pub inbound: bool,
+    /// Misbehaviour score (0 = none; banned at -100).
+    pub score: i32,
+}
+
+/// `/connect` (privileged): dial a peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Connect {
+    /// The peer's multiaddr.
+    pub address: String,
+}
+
+/// Answer to `/connect`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Connected {
+    /// The peer's libp2p peer ID.
+    #[serde(rename = "PeerID")]
+    pub peer_id: String,
 }
 
 /// `/owner/@...`.

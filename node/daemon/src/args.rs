@@ -48,6 +48,12 @@ pub enum Command {
     NodeStart(NodeStartArgs),
     /// Show the node's status.
     Status,
+    /// Connect the running node to a peer (privileged).
+    NodeConnect {
+        /// The peer's address, e.g. /ip4/192.0.2.1/tcp/9908.
+        #[arg(value_name = "MULTIADDR")]
+        addr: String,
+    },
     /// Read values: NAME (ordinal 0), NAME#ORD, NAME#FIRST#LAST, NAME# (all ordinals).
     Get(GetArgs),
     /// Write a value under one or more selectors: NAME[#ORD]... VALUE.
@@ -55,6 +61,17 @@ pub enum Command {
     /// Manage owners (signing keys) kept in client.json.
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// Manage the oracles whose commentary `lf get` trusts (kept in client.json).
+    #[command(subcommand)]
+    Oracle(OracleCommand),
+    /// Print a shell completion script (e.g. `lf completions bash > /etc/bash_completion.d/lf`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `lf man > /usr/local/share/man/man1/lf.1`.
+    Man,
 }
 
 /// `lf node-start` options.
@@ -63,9 +80,21 @@ pub struct NodeStartArgs {
     /// HTTP API port on 127.0.0.1.
     #[arg(long, default_value_t = 9980)]
     pub http: u16,
-    /// P2P port (used once peer-to-peer replication lands).
+    /// P2P port (TCP).
     #[arg(long, default_value_t = 9908)]
     pub p2p: u16,
+    /// Address the P2P port listens on (the HTTP API stays on 127.0.0.1).
+    #[arg(long = "p2p-bind", value_name = "IP", default_value = "0.0.0.0")]
+    pub p2p_bind: std::net::IpAddr,
+    /// Peer to connect to, e.g. /ip4/192.0.2.1/tcp/9908 (repeatable).
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// Oracle mode: publish commentary flagging records that lost a collision here.
+    #[arg(long)]
+    pub oracle: bool,
+    /// Seconds between oracle rounds.
+    #[arg(long = "oracle-interval", value_name = "SECONDS", default_value_t = 10)]
+    pub oracle_interval: u64,
 }
 
 /// `lf get` options.
@@ -106,6 +135,23 @@ pub struct SetArgs {
     /// Selectors, then the value (unless --file).
     #[arg(required = true, value_name = "NAME[#ORD]... VALUE")]
     pub args: Vec<String>,
+}
+
+/// `lf oracle` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OracleCommand {
+    /// List trusted oracles.
+    List,
+    /// Trust an oracle (`@owner`, e.g. an oracle node's identity from `lf status`).
+    Add {
+        /// `@owner`.
+        owner: String,
+    },
+    /// Stop trusting an oracle.
+    Remove {
+        /// `@owner`.
+        owner: String,
+    },
 }
 
 /// `lf owner` subcommands.

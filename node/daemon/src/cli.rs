@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use lf_record::{OwnerSecret, Record, RecordBuilder, RecordHash, RecordType, SelectorName, lf_pow};
 
 use crate::api_json as json;
-use crate::args::{GetArgs, OwnerCommand, SetArgs};
+use crate::args::{GetArgs, OracleCommand, OwnerCommand, SetArgs};
 use crate::client::{Api, ClientConfig};
 
 /// A selector argument: name and inclusive ordinal range.
@@ -315,6 +315,47 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
         "ports          HTTP {} (127.0.0.1), P2P {}",
         s.http_port, s.p2p_port
     );
+    println!("p2p identity   {}", s.p2p_identity);
+    println!("peers          {}", s.peers.len());
+    for p in &s.peers {
+        println!(
+            "  {} {} {}{}",
+            p.peer_id,
+            if p.inbound { "in " } else { "out" },
+            p.address,
+            if p.score < 0 {
+                format!(" (score {})", p.score)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!("mounts         {}", s.mounts.len());
+    for m in &s.mounts {
+        println!("  {m}");
+    }
+    println!(
+        "pending        {} LFFS records (oldest {} s)",
+        s.pending_commits, s.oldest_pending_seconds
+    );
+    Ok(())
+}
+
+/// `lf node-connect MULTIADDR`.
+pub fn node_connect(
+    home: &Path,
+    url: Option<&str>,
+    json_out: bool,
+    addr: &str,
+) -> anyhow::Result<()> {
+    let config = ClientConfig::load(home)?;
+    let c: json::Connected =
+        api(home, url, &config).post_json("/connect", &serde_json::json!({ "Address": addr }))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else {
+        println!("connected to {}", c.peer_id);
+    }
     Ok(())
 }
 
@@ -380,6 +421,38 @@ pub fn owner(
             };
             let s: json::OwnerStatus = api(home, url, &config).get(&format!("/owner/{public}"))?;
             println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+    }
+    Ok(())
+}
+
+/// `lf oracle ...`.
+pub fn oracle(home: &Path, json_out: bool, cmd: &OracleCommand) -> anyhow::Result<()> {
+    let mut config = ClientConfig::load(home)?;
+    match cmd {
+        OracleCommand::List => {
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&config.oracles)?);
+            } else {
+                for o in &config.oracles {
+                    println!("{o}");
+                }
+            }
+        }
+        OracleCommand::Add { owner } => {
+            let o = owner.parse::<lf_record::Owner>()?.to_string();
+            if !config.oracles.contains(&o) {
+                config.oracles.push(o);
+                config.save()?;
+            }
+        }
+        OracleCommand::Remove { owner } => {
+            let before = config.oracles.len();
+            config.oracles.retain(|o| o != owner);
+            if config.oracles.len() == before {
+                bail!("{owner} is not a trusted oracle (see lf oracle list)");
+            }
+            config.save()?;
         }
     }
     Ok(())

@@ -230,6 +230,7 @@ impl CommitQueue {
                 }
                 Err(e) => {
                     // Keep the batch (it is acknowledged data); retry after a pause.
+                    crate::metrics::error("commit_publish");
                     tracing::warn!(seq, "cannot publish an LFFS change yet: {e:#}");
                     std::thread::sleep(Duration::from_secs(2));
                 }
@@ -263,7 +264,11 @@ impl CommitQueue {
 
     fn finish(&self, seq: u64) {
         let mut st = self.lock();
-        st.batches.remove(&seq);
+        if let Some(b) = st.batches.remove(&seq) {
+            ::metrics::counter!("lf_commit_queue_published_total").increment(1);
+            ::metrics::histogram!("lf_commit_queue_publish_delay_seconds")
+                .record(now().saturating_sub(b.created) as f64);
+        }
         st.overlay.retain(|_, (s, _)| *s != seq);
         drop(st);
         let _ = std::fs::remove_file(self.dir.join(format!("{seq:020}.json")));

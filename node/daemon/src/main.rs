@@ -10,13 +10,20 @@ mod client;
 mod commit_queue;
 mod home;
 mod lffs_store;
+mod logfile;
 mod makegenesis;
+mod metrics;
 mod mount_manager;
 mod mounts;
 mod network;
 mod node;
+mod oracle;
 mod random;
+mod replication;
+mod sdnotify;
 mod selftest;
+mod shell;
+mod status_page;
 
 use std::process::ExitCode;
 
@@ -58,10 +65,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             home,
             http_port: a.http,
             p2p_port: a.p2p,
+            p2p_bind: a.p2p_bind,
+            peers: a.peers.clone(),
+            oracle: a
+                .oracle
+                .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),
         }),
         Command::Status => cli::status(&home, url, cli.json),
+        Command::NodeConnect { addr } => cli::node_connect(&home, url, cli.json, addr),
         Command::Get(a) => cli::get(&home, url, cli.json, a),
         Command::Set(a) => cli::set(&home, url, cli.json, a),
         Command::Owner(c) => cli::owner(&home, url, cli.json, c),
+        Command::Oracle(c) => cli::oracle(&home, cli.json, c),
+        Command::Completions { shell } => shell::completions(*shell, &mut std::io::stdout()),
+        Command::Man => shell::man(&mut std::io::stdout()),
     }
 }

@@ -112,7 +112,10 @@ impl MountManager {
                 }
                 self.apply(actions);
             }
-            Err(e) => tracing::error!("{e:#}; keeping the running mounts as they are"),
+            Err(e) => {
+                crate::metrics::error("mounts_yaml_invalid");
+                tracing::error!("{e:#}; keeping the running mounts as they are")
+            }
         }
     }
 
@@ -134,6 +137,7 @@ impl MountManager {
                         });
                     }
                     Err(e) => {
+                        crate::metrics::error("mount");
                         tracing::error!(path = %spec.path.display(), "cannot mount: {e:#}")
                     }
                 },

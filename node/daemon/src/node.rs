@@ -63,6 +63,8 @@ pub struct Node {
     pub generation: std::sync::atomic::AtomicU64,
     /// The LFFS commit queue and mount manager, once started (for status).
     pub lffs: std::sync::OnceLock<LffsHandles>,
+    /// The P2P node, once started (local writes are announced through it).
+    pub p2p: std::sync::OnceLock<lf_p2p::P2pNode>,
 }
 
 /// What the status page needs from LFFS.
@@ -85,6 +87,25 @@ impl Node {
         if self.store.contains(&r.hash())? {
             return Ok(PutOutcome::Duplicate);
         }
+        if let Err(e) = self.check(r) {
+            crate::metrics::error("record_rejected");
+            return Err(e);
+        }
+        let outcome = self.store.put(r)?;
+        if outcome != PutOutcome::Duplicate {
+            ::metrics::counter!("lf_records_added_total").increment(1);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A local write: tell peers (records from peers are stored by replication.rs).
+            if let Some(p) = self.p2p.get() {
+                p.announce(vec![r.hash()]);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Every rule that makes a record acceptable here, without storing it (blocking).
+    pub fn check(&self, r: &Record) -> Result<(), AcceptError> {
         if r.record_type() == RecordType::Genesis && r.owner() != self.genesis_owner {
             return Err(AcceptError::GenesisProhibited);
         }
@@ -97,12 +118,7 @@ impl Node {
         }
         lf_record::check_time_drift(r, now(), self.config.record_max_time_drift)?;
         r.verify(&self.config.limits())?;
-        let outcome = self.store.put(r)?;
-        if outcome != PutOutcome::Duplicate {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(outcome)
+        Ok(())
     }
 
     /// Builds, pays for and stores a record on the node (blocking; `/makerecord`).
@@ -135,13 +151,10 @@ impl Node {
                 threads: 0,
                 start_nonce: u64::from_le_bytes(start),
             };
-            Some(lf_pow::solve(
-                &u.work_challenge(),
-                effort,
-                &opts,
-                &self.stopping,
-                &|_| {},
-            )?)
+            let start = Instant::now();
+            let w = lf_pow::solve(&u.work_challenge(), effort, &opts, &self.stopping, &|_| {})?;
+            ::metrics::histogram!("lf_pow_duration_seconds").record(start.elapsed().as_secs_f64());
+            Some(w)
         } else {
             None
         };
@@ -159,19 +172,29 @@ pub struct NodeOptions {
     pub http_port: u16,
     /// P2P port.
     pub p2p_port: u16,
+    /// P2P bind address.
+    pub p2p_bind: std::net::IpAddr,
+    /// Peers to dial (multiaddrs from `-peer`).
+    pub peers: Vec<String>,
+    /// Oracle mode and its round interval.
+    pub oracle: Option<std::time::Duration>,
 }
 
-fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, &'static str)> {
+fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, String)> {
     let path = home.join("genesis.lf");
     match std::fs::read(&path) {
         Ok(b) => {
             let (c, r) = lf_record::parse_records(&b)
                 .with_context(|| format!("{} is not a valid genesis file", path.display()))?;
-            Ok((c, r, "genesis.lf in the home"))
+            Ok((c, r, path.display().to_string()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (c, r) = network::default_network()?;
-            Ok((c, r, "the embedded default network"))
+            Ok((
+                c,
+                r,
+                format!("the embedded default network ({} absent)", path.display()),
+            ))
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -180,19 +203,34 @@ fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, &'st
 fn init_logging(home: &Path) -> anyhow::Result<()> {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     let path = home.join("node.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // LF_LOG_MAX_BYTES caps node.log (rotated to node.log.1); default 10 MiB.
+    let max = std::env::var("LF_LOG_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(crate::logfile::DEFAULT_MAX_BYTES);
+    let file = crate::logfile::LogFile::open(&path, max)?;
+    let (filter, filter_from) = match std::env::var("LF_LOG") {
+        Ok(f) => (
+            tracing_subscriber::EnvFilter::try_new(&f)
+                .with_context(|| format!("LF_LOG={f:?} is not a valid log filter"))?,
+            "LF_LOG",
+        ),
+        Err(_) => (tracing_subscriber::EnvFilter::new("info"), "the default"),
+    };
+    let shown = filter.to_string();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
         .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
+    tracing::info!(
+        file = %path.display(),
+        max_bytes = max,
+        filter = %shown,
+        from = filter_from,
+        "logging to stderr and the log file"
+    );
     Ok(())
 }
 
@@ -202,11 +240,18 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create home {}", opts.home.display()))?;
     let pid = home::PidFile::acquire(&opts.home)?;
     init_logging(&opts.home)?;
+    crate::metrics::install();
     tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
     let identity = home::identity(&opts.home)?;
+    tracing::info!(
+        identity = %identity.public(),
+        file = %opts.home.join("identity-secret.pem").display(),
+        "identity loaded"
+    );
     let token = home::auth_token(&opts.home)?;
+    tracing::info!(file = %opts.home.join("authtoken.secret").display(), "API token loaded");
     let (config, genesis, source) = load_network(&opts.home)?;
-    tracing::info!(network = %config.name, id = %config.id, from = source, "network loaded");
+    tracing::info!(network = %config.name, id = %config.id, from = %source, "network loaded");
     let store = Store::open(
         &opts.home,
         StoreConfig {
@@ -216,7 +261,12 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let genesis_owner = genesis[0].owner();
     store.put_many(&genesis)?;
     let stats = store.stats()?;
-    tracing::info!(records = stats.records, bytes = stats.bytes, "store open");
+    tracing::info!(
+        dir = %opts.home.display(),
+        records = stats.records,
+        bytes = stats.bytes,
+        "store open"
+    );
     let node = Arc::new(Node {
         store: Arc::new(store),
         config,
@@ -230,6 +280,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         pow_slot: tokio::sync::Semaphore::new(1),
         generation: std::sync::atomic::AtomicU64::new(1),
         lffs: std::sync::OnceLock::new(),
+        p2p: std::sync::OnceLock::new(),
     });
     let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
     let queue_thread = {
@@ -245,12 +296,29 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         mounts: mounts.clone(),
     });
     let _watcher = watch_mounts(&opts.home, mounts.clone());
+    let oracle_thread = match opts.oracle {
+        Some(interval) => {
+            let n = node.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("oracle".into())
+                    .spawn(move || crate::oracle::run(n, interval))?,
+            )
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(serve(node.clone(), &opts, mounts.clone()));
+    let (replication, result) = match rt.block_on(crate::replication::start(node.clone(), &opts)) {
+        Ok(r) => (
+            Some(r),
+            rt.block_on(serve(node.clone(), &opts, mounts.clone())),
+        ),
+        Err(e) => (None, Err(e)),
+    };
     // Shutdown in reverse start order: HTTP has stopped; unmount; stop background
     // work (proof of work is cancelled); the store flushes when dropped.
     tracing::info!("shutting down: unmounting");
@@ -258,6 +326,12 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     node.stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = queue_thread.join();
+    if let Some(t) = oracle_thread {
+        let _ = t.join();
+    }
+    if let Some(r) = replication {
+        rt.block_on(r.stop());
+    }
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(mounts);
     drop(node);
@@ -327,11 +401,18 @@ async fn serve(
     let mut client = crate::client::ClientConfig::load(&opts.home)?;
     client.urls = vec![url.clone()];
     client.save()?;
-    tracing::info!(%url, "HTTP API listening");
+    tracing::info!(%url, client = %opts.home.join("client.json").display(), "HTTP API listening");
+    // Mounts were made before the runtime started: the node is ready now.
+    crate::sdnotify::ready(&format!(
+        "serving {url}, {} mounts",
+        node.lffs.get().map_or(0, |l| l.mounts.mounted().len())
+    ));
+    tokio::spawn(crate::metrics::upkeep());
     let app = api::router(node.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             shutdown_signal().await;
+            crate::sdnotify::stopping();
             tracing::info!("shutting down: stopping HTTP");
         })
         .await

@@ -1,5 +1,139 @@
 //! LF peer-to-peer replication over libp2p: gossip announcements, record fetch by
-//! hash, catch-up by set reconciliation, peer scoring and bans, and an in-process
-//! multi-node test harness.
+//! hash, catch-up by set reconciliation over hash buckets, peer scoring and bans, and an
+//! in-process multi-node test harness.
 //!
-//! Not built yet: this crate lands with the P2P issue (#4). It holds no code until then.
+//! The crate knows neither the store nor the daemon: it reaches records through
+//! [`RecordSource`], which the daemon implements over `lf-store` (and the harness over
+//! memory). Transport: TCP → pnet (pre-shared key derived from the network ID) → Noise →
+//! Yamux. QUIC stays off: it would bypass the key.
+//!
+//! Protocols (versioned names in [`wire`]):
+//! - gossipsub topic `lf/records/1`: [`wire::Announce`] messages carry hashes of new
+//!   records. A receiver fetches what it lacks from the announcer, has it validated by
+//!   [`RecordSource::accept`], and only then lets gossipsub relay the announcement.
+//! - request-response `/lf/sync/1` (CBOR): fetch records by hash in batches, bucket
+//!   digests and hash listings for reconciliation, and peer exchange.
+
+#![forbid(unsafe_code)]
+
+pub mod buckets;
+pub mod harness;
+pub mod peers;
+mod service;
+mod sync;
+pub mod transport;
+pub mod wire;
+
+use std::time::Duration;
+
+pub use lf_record::RecordHash;
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};
+pub use service::{P2pNode, PeerInfo};
+
+/// What [`RecordSource::accept`] did with one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Verified and stored now; `links` are the hashes it links to (to fetch if missing).
+    New {
+        /// Linked hashes.
+        links: Vec<RecordHash>,
+    },
+    /// Already stored.
+    Duplicate,
+}
+
+/// Why [`RecordSource::accept`] refused one record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// Malformed or invalid: the sender is at fault (its score is lowered).
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    /// The node could not store it now (local failure; the sender is not blamed).
+    #[error("cannot store record: {0}")]
+    Unavailable(String),
+}
+
+/// The node's records as the P2P layer sees them. Every method may block (disk I/O,
+/// signature checks): the P2P layer calls them from blocking threads.
+///
+/// Records stored other than through [`RecordSource::accept`] (local writes) must be
+/// passed to [`P2pNode::announce`]: that also keeps the reconciliation digests current
+/// (they are recomputed from scratch only every ten minutes or so).
+pub trait RecordSource: Send + Sync + 'static {
+    /// Whether the record is stored.
+    fn has(&self, hash: &RecordHash) -> bool;
+    /// The stored record's bytes.
+    fn get(&self, hash: &RecordHash) -> Option<Vec<u8>>;
+    /// Verifies records received from a peer (every rule that makes a record valid) and
+    /// stores the valid ones; one result per input, in order.
+    fn accept(&self, records: &[Vec<u8>]) -> Vec<Result<Accepted, Rejected>>;
+    /// Stored hashes `h` with `start <= h <= end`, ascending, at most `limit`.
+    fn hashes_in(&self, start: &RecordHash, end: &RecordHash, limit: usize) -> Vec<RecordHash>;
+    /// Hashes that stored records link to but that are not stored, at most `limit`.
+    fn wanted(&self, limit: usize) -> Vec<RecordHash>;
+}
+
+/// Settings of a P2P node.
+#[derive(Clone, Debug)]
+pub struct P2pConfig {
+    /// The network ID: the pre-shared key is derived from it.
+    pub network_id: [u8; 32],
+    /// The node's libp2p identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/9908`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and to redial while below `target_peers`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Established inbound connections allowed.
+    pub max_inbound: u32,
+    /// Established outbound connections allowed.
+    pub max_outbound: u32,
+    /// Below this many connected peers the node dials known peers.
+    pub target_peers: usize,
+    /// How often to reconcile with one peer.
+    pub sync_interval: Duration,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Dial and handshake timeout (a wrong network's key can make handshakes hang).
+    pub connection_timeout: Duration,
+}
+
+impl P2pConfig {
+    /// Defaults for a node of network `network_id` with identity `keypair`.
+    pub fn new(network_id: [u8; 32], keypair: Keypair) -> P2pConfig {
+        P2pConfig {
+            network_id,
+            keypair,
+            listen: vec![],
+            bootstrap: vec![],
+            max_inbound: 64,
+            max_outbound: 16,
+            target_peers: 8,
+            sync_interval: Duration::from_secs(30),
+            ban_duration: Duration::from_secs(600),
+            connection_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors starting the P2P node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum P2pError {
+    /// The transport or behaviour could not be built.
+    #[error("cannot build the P2P stack: {0}")]
+    Build(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The node has stopped.
+    #[error("the P2P node has stopped")]
+    Stopped,
+}

@@ -214,6 +214,8 @@ impl Store {
                 set.truncate(l);
             }
         }
+        // `Limit: 0` empties every set: return no sets rather than empty ones.
+        out.retain(|set| !set.is_empty());
         out.sort_by(|a, b| {
             let ka = (a[0].record.selectors().len(), a[0].record.selector_keys());
             let kb = (b[0].record.selectors().len(), b[0].record.selector_keys());

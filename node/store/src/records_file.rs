@@ -59,6 +59,15 @@ impl RecordsFile {
         self.file.sync_data().map_err(StoreError::records_io)
     }
 
+    /// Cuts the file back to `len`, undoing appends that were never acknowledged.
+    /// Afterwards `end` is the file's real length even if the cut failed, so offsets
+    /// of later appends stay right.
+    pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
+        let cut = self.file.set_len(len);
+        self.end = self.file.metadata().map_err(StoreError::records_io)?.len();
+        cut.map_err(StoreError::records_io)
+    }
+
     /// Reads the record bytes at `offset` (as returned by `append`).
     pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         use std::os::unix::fs::FileExt;

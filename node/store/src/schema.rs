@@ -3,6 +3,11 @@
 //! The index is derived from `records.lf` and can be rebuilt from it; it runs in WAL
 //! mode with `synchronous=NORMAL`, which keeps it consistent across crashes (a commit
 //! may be lost on power failure, and recovery re-indexes the records file's tail).
+//!
+//! The WAL is checkpointed every 16,384 pages (64 MiB) rather than SQLite's default
+//! 1,000: once the random indexes (hash, ID, selector keys) are much larger than a
+//! batch, every insert dirties its own page in each of them, and a large checkpoint
+//! writes a page dirtied by several batches once (1.6x the insert rate at 300k records).
 
 use rusqlite::Connection;
 
@@ -67,7 +72,9 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
          PRAGMA synchronous=NORMAL;
          PRAGMA foreign_keys=OFF;
          PRAGMA cache_size=-65536;
-         PRAGMA temp_store=MEMORY;",
+         PRAGMA temp_store=MEMORY;
+         PRAGMA wal_autocheckpoint=16384;
+         PRAGMA journal_size_limit=134217728;",
     )?;
     db.execute_batch(SCHEMA)?;
     let v: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;

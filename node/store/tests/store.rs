@@ -339,3 +339,31 @@ fn collision_suspects_are_what_an_oracle_flags_once() {
         vec![impostor.hash()]
     );
 }
+
+#[test]
+fn regression_limit_zero_returns_no_sets() {
+    // A query with Limit 0 over several result sets used to panic while sorting them.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CONFIG).unwrap();
+    let o = owner(16);
+    let g = rec(&o, 1, &[], None, b"");
+    s.put(&g).unwrap();
+    for i in 0..3 {
+        s.put(&rec(&o, 2 + i, &[g.hash()], Some((b"z", i)), b"v"))
+            .unwrap();
+    }
+    let q = Query {
+        limit: Some(0),
+        ..name_query(b"z", 0, 9)
+    };
+    assert!(s.query(&q).unwrap().is_empty());
+    assert_eq!(
+        s.query(&Query {
+            limit: Some(1),
+            ..q
+        })
+        .unwrap()
+        .len(),
+        3
+    );
+}

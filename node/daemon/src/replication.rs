@@ -1,0 +1,313 @@
+//! The daemon side of P2P replication: the node's P2P identity (`p2p-identity.key`),
+//! the peers it remembers (`peers.json`), the [`RecordSource`] over the node's store
+//! (batch verification on every core, one fsync per batch), and starting and stopping
+//! the `lf-p2p` node on the daemon's runtime.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use lf_p2p::{Accepted, Keypair, Multiaddr, P2pConfig, P2pNode, RecordSource, Rejected};
+use lf_record::{Record, RecordHash};
+use lf_store::PutOutcome;
+
+use crate::home;
+use crate::node::{AcceptError, Node, NodeOptions};
+
+/// File holding the node's libp2p key (protobuf encoding, mode 0600).
+const IDENTITY_FILE: &str = "p2p-identity.key";
+/// File remembering peers' addresses across restarts.
+const PEERS_FILE: &str = "peers.json";
+/// How often `peers.json` is rewritten.
+const SAVE_PEERS_EVERY: Duration = Duration::from_secs(60);
+
+/// Loads the node's P2P identity or creates it.
+pub fn identity(home: &Path) -> anyhow::Result<Keypair> {
+    let path = home.join(IDENTITY_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => Keypair::from_protobuf_encoding(&b)
+            .with_context(|| format!("{} is not a libp2p key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            crate::random::fill(&mut seed);
+            let k = Keypair::ed25519_from_bytes(seed).context("cannot make a P2P key")?;
+            let bytes = k
+                .to_protobuf_encoding()
+                .context("cannot encode the P2P key")?;
+            home::write_private(&path, &bytes)?;
+            Ok(k)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `peers.json`: the addresses (with `/p2p/<id>`) of peers seen.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct PeersFile {
+    peers: Vec<String>,
+}
+
+fn load_peers(home: &Path) -> Vec<Multiaddr> {
+    let path = home.join(PEERS_FILE);
+    let Ok(b) = std::fs::read(&path) else {
+        return vec![];
+    };
+    match serde_json::from_slice::<PeersFile>(&b) {
+        Ok(f) => f.peers.iter().filter_map(|s| s.parse().ok()).collect(),
+        Err(e) => {
+            tracing::warn!("ignoring {}: {e}", path.display());
+            vec![]
+        }
+    }
+}
+
+fn save_peers(home: &Path, peers: &[Multiaddr]) {
+    if peers.is_empty() {
+        return;
+    }
+    let f = PeersFile {
+        peers: peers.iter().map(|a| a.to_string()).collect(),
+    };
+    let path = home.join(PEERS_FILE);
+    let r = serde_json::to_vec_pretty(&f)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| home::write_private(&path, &b));
+    if let Err(e) = r {
+        tracing::warn!("cannot save {}: {e:#}", path.display());
+    }
+}
+
+/// Parses a peer address given by an operator or a genesis record.
+pub fn parse_peer(s: &str) -> anyhow::Result<Multiaddr> {
+    s.trim()
+        .parse::<Multiaddr>()
+        .with_context(|| format!("{s:?} is not a multiaddr (e.g. /ip4/192.0.2.1/tcp/9908)"))
+}
+
+/// The node's records as the P2P layer sees them.
+struct NodeSource {
+    // Weak: the node owns the P2P handle, which owns this.
+    node: Weak<Node>,
+}
+
+fn unavailable<T>() -> Result<T, Rejected> {
+    Err(Rejected::Unavailable("the node is stopping".into()))
+}
+
+impl RecordSource for NodeSource {
+    fn has(&self, hash: &RecordHash) -> bool {
+        self.node
+            .upgrade()
+            .is_some_and(|n| n.store.contains(hash).unwrap_or(false))
+    }
+
+    fn get(&self, hash: &RecordHash) -> Option<Vec<u8>> {
+        let n = self.node.upgrade()?;
+        n.store
+            .get(hash)
+            .ok()
+            .flatten()
+            .map(|r| r.to_bytes().to_vec())
+    }
+
+    fn accept(&self, records: &[Vec<u8>]) -> Vec<Result<Accepted, Rejected>> {
+        let Some(node) = self.node.upgrade() else {
+            return records.iter().map(|_| unavailable()).collect();
+        };
+        // Parse, skip what is stored, check the rest on every core, store in one batch.
+        let mut results: Vec<Option<Result<Accepted, Rejected>>> = vec![None; records.len()];
+        let mut todo: Vec<(usize, Record)> = Vec::new();
+        for (i, b) in records.iter().enumerate() {
+            match Record::from_bytes(b) {
+                Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
+                Ok(r) => match node.store.contains(&r.hash()) {
+                    Ok(true) => results[i] = Some(Ok(Accepted::Duplicate)),
+                    Ok(false) => todo.push((i, r)),
+                    Err(e) => results[i] = Some(Err(Rejected::Unavailable(e.to_string()))),
+                },
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = todo.len().div_ceil(threads).max(1);
+        let checks: Vec<Result<(), AcceptError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|chunk| {
+                    let node = &node;
+                    s.spawn(move || chunk.iter().map(|(_, r)| node.check(r)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(AcceptError::Store(lf_store::StoreError::Corrupt(
+                            "verification thread panicked".into(),
+                        )))]
+                    })
+                })
+                .collect()
+        });
+        let mut valid: Vec<(usize, Record)> = Vec::new();
+        for ((i, r), c) in todo.into_iter().zip(checks) {
+            match c {
+                Ok(()) => valid.push((i, r)),
+                Err(AcceptError::Store(e)) => {
+                    results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
+                }
+                Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
+            }
+        }
+        if !valid.is_empty() {
+            let batch: Vec<Record> = valid.iter().map(|(_, r)| r.clone()).collect();
+            match node.store.put_many(&batch) {
+                Ok(outcomes) => {
+                    let mut added = false;
+                    for ((i, r), o) in valid.iter().zip(outcomes) {
+                        results[*i] = Some(Ok(match o {
+                            PutOutcome::Added { .. } => {
+                                added = true;
+                                Accepted::New {
+                                    links: r.links().to_vec(),
+                                }
+                            }
+                            PutOutcome::Duplicate => Accepted::Duplicate,
+                        }));
+                    }
+                    if added {
+                        node.generation
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("cannot store records from peers: {e}");
+                    for (i, _) in &valid {
+                        results[*i] = Some(Err(Rejected::Unavailable(e.to_string())));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(unavailable))
+            .collect()
+    }
+
+    fn hashes_in(&self, start: &RecordHash, end: &RecordHash, limit: usize) -> Vec<RecordHash> {
+        let Some(n) = self.node.upgrade() else {
+            return vec![];
+        };
+        n.store
+            .hashes_in_range(start, end, limit)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot list hashes: {e}");
+                vec![]
+            })
+    }
+
+    fn wanted(&self, limit: usize) -> Vec<RecordHash> {
+        let Some(n) = self.node.upgrade() else {
+            return vec![];
+        };
+        n.store.wanted(limit).unwrap_or_default()
+    }
+}
+
+/// The running replication: stop it with [`Replication::stop`].
+pub struct Replication {
+    p2p: P2pNode,
+    home: PathBuf,
+    saver: tokio::task::JoinHandle<()>,
+}
+
+/// Starts P2P on the current runtime: listens on `-p2p-bind`:`-p2p`, dials the genesis
+/// bootstrap peers, the `-peer` flags and `peers.json`, and hooks local writes.
+pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replication> {
+    let keypair = identity(&opts.home)?;
+    let mut config = P2pConfig::new(node.config.id.0, keypair);
+    let ip = match opts.p2p_bind {
+        IpAddr::V4(a) => format!("/ip4/{a}"),
+        IpAddr::V6(a) => format!("/ip6/{a}"),
+    };
+    config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.p2p_port))?];
+    let mut bootstrap = Vec::new();
+    for p in &node.config.bootstrap_peers {
+        match parse_peer(p) {
+            Ok(a) => bootstrap.push(a),
+            Err(e) => tracing::warn!("genesis bootstrap peer ignored: {e:#}"),
+        }
+    }
+    for p in &opts.peers {
+        bootstrap.push(parse_peer(p)?);
+    }
+    bootstrap.extend(load_peers(&opts.home));
+    bootstrap.dedup();
+    config.bootstrap = bootstrap;
+    let source = Arc::new(NodeSource {
+        node: Arc::downgrade(&node),
+    });
+    let p2p = P2pNode::start(config, source)
+        .await
+        .context("cannot start P2P")?;
+    let _ = node.p2p.set(p2p.clone());
+    let saver = {
+        let p2p = p2p.clone();
+        let home = opts.home.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SAVE_PEERS_EVERY).await;
+                let peers = p2p.known_peers().await;
+                let h = home.clone();
+                let _ = tokio::task::spawn_blocking(move || save_peers(&h, &peers)).await;
+            }
+        })
+    };
+    Ok(Replication {
+        p2p,
+        home: opts.home.clone(),
+        saver,
+    })
+}
+
+impl Replication {
+    /// Saves `peers.json` and stops the P2P node.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: stopping P2P");
+        self.saver.abort();
+        let peers = self.p2p.known_peers().await;
+        save_peers(&self.home, &peers);
+        self.p2p.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_stable_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let a = identity(d.path()).unwrap();
+        let b = identity(d.path()).unwrap();
+        assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        let mode = std::fs::metadata(d.path().join(IDENTITY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn peers_file_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(load_peers(d.path()).is_empty());
+        let a: Multiaddr = "/ip4/127.0.0.1/tcp/9908".parse().unwrap();
+        save_peers(d.path(), std::slice::from_ref(&a));
+        assert_eq!(load_peers(d.path()), vec![a]);
+        assert!(parse_peer("not an address").is_err());
+    }
+}

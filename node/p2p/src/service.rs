@@ -1,0 +1,797 @@
+//! The running P2P node: one tokio task owns the swarm and serves commands from the
+//! [`P2pNode`] handle and from the tasks it spawns (record fetches, reconciliation,
+//! serving requests). Work on records runs in those tasks and in blocking threads, so
+//! the swarm task only moves messages.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lf_record::RecordHash;
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::buckets::HashBuckets;
+use crate::peers::{Offence, PeerScores};
+use crate::transport::{self, Behaviour, BehaviourEvent};
+use crate::wire::{self, Request, Response};
+use crate::{P2pConfig, P2pError, RecordSource, sync};
+
+/// A connected peer, for status pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its identity.
+    pub peer: PeerId,
+    /// Address of the first connection.
+    pub addr: Multiaddr,
+    /// Whether it dialed us.
+    pub inbound: bool,
+    /// Its score (0 = never misbehaved; banned at [`crate::peers::BAN_SCORE`]).
+    pub score: i32,
+}
+
+pub(crate) enum Command {
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+    Announce(Vec<RecordHash>),
+    Request(
+        PeerId,
+        Request,
+        oneshot::Sender<Result<Response, request_response::OutboundFailure>>,
+    ),
+    Respond(ResponseChannel<Response>, Response),
+    Validate(MessageId, PeerId, MessageAcceptance),
+    Penalize(PeerId, Offence),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    KnownPeers(oneshot::Sender<Vec<Multiaddr>>),
+    Learn(Vec<Multiaddr>),
+    Block(PeerId, bool),
+    SyncDone(PeerId),
+    WantedDone,
+    SyncNow,
+    Shutdown,
+}
+
+/// State shared by the swarm task, the tasks it spawns and the handle.
+pub(crate) struct Shared {
+    pub(crate) source: Arc<dyn RecordSource>,
+    pub(crate) buckets: Mutex<HashBuckets>,
+    pub(crate) refresh_lock: Mutex<()>,
+    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+    /// Records received from peers and stored.
+    pub(crate) received: AtomicU64,
+    /// Bounds concurrent announcement fetches.
+    pub(crate) fetch_slots: Semaphore,
+    /// Bounds concurrent request serving (each may hold a batch of records).
+    pub(crate) serve_slots: Semaphore,
+}
+
+impl Shared {
+    pub(crate) fn send(&self, c: Command) {
+        // Fails only once the swarm task has stopped; then nothing is left to do.
+        let _ = self.cmd.send(c);
+    }
+
+    pub(crate) fn penalize(&self, peer: PeerId, o: Offence) {
+        self.send(Command::Penalize(peer, o));
+    }
+}
+
+/// A running P2P node (a cheap, cloneable handle). Stop it with [`P2pNode::shutdown`].
+#[derive(Clone)]
+pub struct P2pNode {
+    shared: Arc<Shared>,
+    peer_id: PeerId,
+    listen: Vec<Multiaddr>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl P2pNode {
+    /// Builds the stack, binds the listen addresses, dials the bootstrap peers and starts
+    /// the swarm task on the current tokio runtime.
+    pub async fn start(
+        config: P2pConfig,
+        source: Arc<dyn RecordSource>,
+    ) -> Result<P2pNode, P2pError> {
+        let mut swarm = transport::build(&config)?;
+        let peer_id = *swarm.local_peer_id();
+        let topic = gossipsub::IdentTopic::new(wire::TOPIC);
+        swarm
+            .behaviour_mut()
+            .gossip
+            .subscribe(&topic)
+            .map_err(|e| P2pError::Build(format!("gossipsub subscribe: {e}")))?;
+        let mut listeners = HashSet::new();
+        for a in &config.listen {
+            let id = swarm.listen_on(a.clone()).map_err(|e| P2pError::Listen {
+                addr: a.clone(),
+                reason: e.to_string(),
+            })?;
+            listeners.insert(id);
+        }
+        // Wait for the bound addresses (port 0 resolves here) or a bind error.
+        let mut listen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !listeners.is_empty() {
+            let ev = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
+            match ev {
+                Ok(SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                }) => {
+                    listeners.remove(&listener_id);
+                    listen.push(address);
+                }
+                Ok(SwarmEvent::ListenerClosed { reason: Err(e), .. })
+                | Ok(SwarmEvent::ListenerError { error: e, .. }) => {
+                    return Err(P2pError::Listen {
+                        addr: config.listen[0].clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let fingerprint = transport::psk_fingerprint(&config.network_id);
+        tracing::info!(%peer_id, psk_fingerprint = %fingerprint, addrs = ?listen, "P2P listening");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            source,
+            buckets: Mutex::new(HashBuckets::new()),
+            refresh_lock: Mutex::new(()),
+            cmd: tx,
+            received: AtomicU64::new(0),
+            fetch_slots: Semaphore::new(4),
+            serve_slots: Semaphore::new(8),
+        });
+        // Compute the bucket digests in the background (a full scan of the hashes).
+        {
+            let s = shared.clone();
+            tokio::task::spawn_blocking(move || sync::refresh_blocking(&s));
+        }
+        let service = Service {
+            swarm,
+            shared: shared.clone(),
+            rx,
+            topic,
+            pending: HashMap::new(),
+            dials: HashMap::new(),
+            dial_addr: HashMap::new(),
+            connected: HashMap::new(),
+            known: HashMap::new(),
+            addr_peer: HashMap::new(),
+            last_dial: HashMap::new(),
+            scores: PeerScores::new(config.ban_duration),
+            announce: Vec::new(),
+            flush_at: None,
+            syncing: HashSet::new(),
+            wanted_busy: false,
+            next_sync: 0,
+            ticks: 0,
+            fingerprint,
+            config,
+        };
+        let task = tokio::spawn(service.run());
+        let node = P2pNode {
+            shared,
+            peer_id,
+            listen,
+            task: Arc::new(Mutex::new(Some(task))),
+        };
+        Ok(node)
+    }
+
+    /// This node's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Bound listen addresses.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen
+    }
+
+    /// A dialable address of this node (first listen address with `/p2p/<id>`).
+    pub fn addr(&self) -> Option<Multiaddr> {
+        self.listen
+            .first()
+            .map(|a| a.clone().with(Protocol::P2p(self.peer_id)))
+    }
+
+    /// Dials `addr` and waits until the connection is up (or failed).
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.send(Command::Dial(addr, tx));
+        rx.await
+            .map_err(|_| "the P2P node has stopped".to_string())?
+    }
+
+    /// Tells peers about records stored locally (not received from peers): call after
+    /// each local write. Never blocks.
+    pub fn announce(&self, hashes: Vec<RecordHash>) {
+        self.shared.send(Command::Announce(hashes));
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.send(Command::Peers(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Addresses of peers worth redialing after a restart (for `peers.json`).
+    pub async fn known_peers(&self) -> Vec<Multiaddr> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.send(Command::KnownPeers(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Blocks (disconnects and refuses) or unblocks a peer: for tests that cut the
+    /// network, and for operators.
+    pub fn set_blocked(&self, peer: PeerId, blocked: bool) {
+        self.shared.send(Command::Block(peer, blocked));
+    }
+
+    /// Starts a reconciliation round with the next peer now.
+    pub fn sync_now(&self) {
+        self.shared.send(Command::SyncNow);
+    }
+
+    /// Records received from peers and stored since start.
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Stops the swarm (closing every connection) and waits for it.
+    pub async fn shutdown(&self) {
+        self.shared.send(Command::Shutdown);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Service {
+    swarm: Swarm<Behaviour>,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    config: P2pConfig,
+    topic: gossipsub::IdentTopic,
+    pending: HashMap<
+        OutboundRequestId,
+        oneshot::Sender<Result<Response, request_response::OutboundFailure>>,
+    >,
+    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
+    dial_addr: HashMap<ConnectionId, Multiaddr>,
+    connected: HashMap<PeerId, (Multiaddr, bool)>,
+    /// Listen addresses peers told us about (identify, peer exchange, successful dials).
+    known: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Which peer an address turned out to be (bootstrap addresses carry no peer ID).
+    addr_peer: HashMap<Multiaddr, Option<PeerId>>,
+    last_dial: HashMap<Multiaddr, Instant>,
+    scores: PeerScores,
+    announce: Vec<RecordHash>,
+    flush_at: Option<tokio::time::Instant>,
+    syncing: HashSet<PeerId>,
+    wanted_busy: bool,
+    next_sync: usize,
+    ticks: u64,
+    fingerprint: String,
+}
+
+/// Announcements kept while no peer is subscribed yet (reconciliation covers the rest).
+const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
+/// How long announcements of local writes wait to be batched.
+const ANNOUNCE_DELAY: Duration = Duration::from_millis(2);
+
+impl Service {
+    async fn run(mut self) {
+        let start = tokio::time::Instant::now();
+        let mut sync_tick =
+            tokio::time::interval_at(start + self.config.sync_interval, self.config.sync_interval);
+        let maint_every = self.config.sync_interval.min(Duration::from_secs(5));
+        let mut maint = tokio::time::interval_at(start + Duration::from_millis(200), maint_every);
+        for a in self.config.bootstrap.clone() {
+            self.dial(a, None);
+        }
+        loop {
+            let flush_at = self.flush_at;
+            let flush = async move {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_event(ev),
+                cmd = self.rx.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(c) => self.on_command(c),
+                },
+                _ = sync_tick.tick() => self.start_sync(None),
+                _ = maint.tick() => self.maintain(),
+                _ = flush => self.flush_announcements(),
+            }
+        }
+        tracing::info!(peers = self.connected.len(), "P2P stopping");
+        // Dropping the swarm closes every connection.
+        for (_, tx) in self.pending.drain() {
+            let _ = tx.send(Err(request_response::OutboundFailure::ConnectionClosed));
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: Option<oneshot::Sender<Result<PeerId, String>>>) {
+        if let Some(Protocol::P2p(p)) = addr.iter().last()
+            && (self.scores.is_banned(&p) || p == *self.swarm.local_peer_id())
+        {
+            if let Some(r) = reply {
+                let _ = r.send(Err(format!("peer {p} is banned or is this node")));
+            }
+            return;
+        }
+        self.last_dial.insert(addr.clone(), Instant::now());
+        let opts = DialOpts::from(addr.clone());
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dial_addr.insert(id, addr);
+                if let Some(r) = reply {
+                    self.dials.insert(id, r);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%addr, "cannot dial: {e}");
+                if let Some(r) = reply {
+                    let _ = r.send(Err(format!("cannot dial {addr}: {e}")));
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let Some(r) = self.dials.remove(&connection_id) {
+                    let _ = r.send(Ok(peer_id));
+                }
+                if let Some(a) = self.dial_addr.remove(&connection_id) {
+                    self.addr_peer.insert(a.clone(), Some(peer_id));
+                    let known = self.known.entry(peer_id).or_default();
+                    let plain = strip_p2p(&a);
+                    if !known.contains(&plain) {
+                        known.push(plain);
+                    }
+                }
+                if num_established.get() == 1 {
+                    let addr = endpoint.get_remote_address().clone();
+                    tracing::info!(peer = %peer_id, %addr, inbound = endpoint.is_listener(), "peer connected");
+                    self.connected
+                        .insert(peer_id, (addr, endpoint.is_listener()));
+                    self.start_sync(Some(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } if self.connected.remove(&peer_id).is_some() => {
+                tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                let addr = self.dial_addr.remove(&connection_id);
+                if let libp2p::swarm::DialError::LocalPeerId { .. } = error
+                    && let Some(a) = &addr
+                {
+                    // Our own address (e.g. in the genesis bootstrap list): never again.
+                    self.addr_peer
+                        .insert(a.clone(), Some(*self.swarm.local_peer_id()));
+                }
+                let msg = format!(
+                    "{error} (if the peer runs another network, the handshake fails: this \
+                     node's network key fingerprint is {})",
+                    self.fingerprint
+                );
+                if let Some(r) = self.dials.remove(&connection_id) {
+                    tracing::warn!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
+                    let _ = r.send(Err(msg));
+                } else {
+                    tracing::debug!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::info!(
+                    from = %send_back_addr,
+                    "inbound connection failed: {error} (a peer of another network fails \
+                     here; this node's network key fingerprint is {})",
+                    self.fingerprint
+                );
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::debug!(%address, "P2P listen address");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != wire::IDENTIFY_VERSION {
+                    tracing::info!(peer = %peer_id, version = %info.protocol_version, "peer speaks another protocol version; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let addrs: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .into_iter()
+                    .filter(dialable)
+                    .take(8)
+                    .collect();
+                if !addrs.is_empty() {
+                    self.known.insert(peer_id, addrs);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => match wire::decode_announce(&message.data) {
+                Ok(hashes) => {
+                    let shared = self.shared.clone();
+                    tokio::spawn(sync::on_announce(
+                        shared,
+                        propagation_source,
+                        message_id,
+                        hashes,
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %propagation_source, "bad announcement: {e}");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    self.penalize(propagation_source, Offence::Garbage);
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Subscribed {
+                ..
+            })) if !self.announce.is_empty() => {
+                self.flush_at = Some(tokio::time::Instant::now());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, ev: request_response::Event<Request, Response>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if self.scores.is_banned(&peer) {
+                    return;
+                }
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    let resp = sync::serve(&shared, peer, request).await;
+                    shared.send(Command::Respond(channel, resp));
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(tx) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let request_response::OutboundFailure::Io(e) = &error {
+                    self.penalize(peer, io_offence(e));
+                }
+                if let Some(tx) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    self.penalize(peer, io_offence(e));
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Dial(addr, reply) => self.dial(addr, Some(reply)),
+            Command::Announce(hashes) => {
+                {
+                    let mut b = self
+                        .shared
+                        .buckets
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    hashes.iter().for_each(|h| b.mark(h));
+                }
+                self.announce.extend(hashes);
+                if self.flush_at.is_none() {
+                    self.flush_at = Some(tokio::time::Instant::now() + ANNOUNCE_DELAY);
+                }
+            }
+            Command::Request(peer, req, reply) => {
+                if !self.connected.contains_key(&peer) {
+                    let _ = reply.send(Err(request_response::OutboundFailure::DialFailure));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond(channel, resp) => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            }
+            Command::Validate(id, peer, acceptance) => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &peer, acceptance);
+            }
+            Command::Penalize(peer, o) => self.penalize(peer, o),
+            Command::Peers(reply) => {
+                let mut v: Vec<PeerInfo> = self
+                    .connected
+                    .iter()
+                    .map(|(p, (a, inbound))| PeerInfo {
+                        peer: *p,
+                        addr: a.clone(),
+                        inbound: *inbound,
+                        score: self.scores.score(p),
+                    })
+                    .collect();
+                v.sort_by_key(|p| p.peer.to_bytes());
+                let _ = reply.send(v);
+            }
+            Command::KnownPeers(reply) => {
+                let _ = reply.send(self.known_addrs());
+            }
+            Command::Learn(addrs) => {
+                for a in addrs.into_iter().take(wire::MAX_PEERS) {
+                    if let Some(Protocol::P2p(p)) = a.iter().last()
+                        && p != *self.swarm.local_peer_id()
+                        && dialable(&a)
+                    {
+                        let e = self.known.entry(p).or_default();
+                        let plain = strip_p2p(&a);
+                        if e.len() < 8 && !e.contains(&plain) {
+                            e.push(plain);
+                        }
+                    }
+                }
+            }
+            Command::Block(peer, on) => {
+                let b = &mut self.swarm.behaviour_mut().blocked;
+                if on {
+                    b.block_peer(peer);
+                } else {
+                    b.unblock_peer(peer);
+                }
+            }
+            Command::SyncDone(peer) => {
+                self.syncing.remove(&peer);
+            }
+            Command::WantedDone => self.wanted_busy = false,
+            Command::SyncNow => self.start_sync(None),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, o: Offence) {
+        if self.scores.penalize(peer, o, Instant::now()) {
+            tracing::warn!(%peer, offence = ?o, until = ?self.config.ban_duration, "peer misbehaved: banned");
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.known.remove(&peer);
+        } else {
+            tracing::debug!(%peer, offence = ?o, score = self.scores.score(&peer), "peer penalized");
+        }
+    }
+
+    fn known_addrs(&self) -> Vec<Multiaddr> {
+        let mut out = Vec::new();
+        for (p, addrs) in &self.known {
+            if self.scores.is_banned(p) {
+                continue;
+            }
+            for a in addrs {
+                out.push(a.clone().with(Protocol::P2p(*p)));
+            }
+        }
+        out.sort_by_key(|a| a.to_string());
+        out
+    }
+
+    fn flush_announcements(&mut self) {
+        self.flush_at = None;
+        while !self.announce.is_empty() {
+            let n = self.announce.len().min(wire::MAX_ANNOUNCE);
+            let data = wire::encode_announce(&self.announce[..n]);
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossip
+                .publish(self.topic.clone(), data)
+            {
+                Ok(_) => {
+                    self.announce.drain(..n);
+                }
+                Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
+                | Err(gossipsub::PublishError::AllQueuesFull(_)) => {
+                    // Retried when a peer subscribes; reconciliation covers anything dropped.
+                    if self.announce.len() > MAX_QUEUED_ANNOUNCEMENTS {
+                        let excess = self.announce.len() - MAX_QUEUED_ANNOUNCEMENTS;
+                        self.announce.drain(..excess);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("announcement not published: {e}");
+                    self.announce.drain(..n);
+                }
+            }
+        }
+    }
+
+    fn start_sync(&mut self, target: Option<PeerId>) {
+        let peer = match target {
+            Some(p) => Some(p),
+            None => {
+                let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
+                peers.sort_by_key(|p| p.to_bytes());
+                if peers.is_empty() {
+                    None
+                } else {
+                    self.next_sync = self.next_sync.wrapping_add(1);
+                    Some(peers[self.next_sync % peers.len()])
+                }
+            }
+        };
+        let Some(peer) = peer else { return };
+        if self.scores.is_banned(&peer) || !self.syncing.insert(peer) {
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            sync::reconcile(&shared, peer).await;
+            shared.send(Command::SyncDone(peer));
+        });
+    }
+
+    fn maintain(&mut self) {
+        self.ticks += 1;
+        let now = Instant::now();
+        for p in self.scores.expire(now) {
+            tracing::info!(peer = %p, "ban lifted");
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
+        // Recompute every digest now and then, in case an update was missed.
+        if self.ticks.is_multiple_of(120) {
+            self.shared
+                .buckets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .mark_all();
+        }
+        if self.connected.len() < self.config.target_peers {
+            let mut candidates: Vec<Multiaddr> = self.config.bootstrap.clone();
+            candidates.extend(self.known_addrs());
+            let redial = Duration::from_secs(30).min(self.config.sync_interval * 4);
+            let mut dialed = 0;
+            for a in candidates {
+                if dialed >= 3 {
+                    break;
+                }
+                let peer = match a.iter().last() {
+                    Some(Protocol::P2p(p)) => Some(p),
+                    _ => self.addr_peer.get(&a).copied().flatten(),
+                };
+                if let Some(p) = peer
+                    && (self.connected.contains_key(&p)
+                        || self.scores.is_banned(&p)
+                        || p == *self.swarm.local_peer_id())
+                {
+                    continue;
+                }
+                if self
+                    .last_dial
+                    .get(&a)
+                    .is_some_and(|t| now.duration_since(*t) < redial)
+                {
+                    continue;
+                }
+                self.dial(a, None);
+                dialed += 1;
+            }
+        }
+        // Missing links are fetched by reconciliation too: not both at once.
+        if !self.wanted_busy && self.syncing.is_empty() && !self.connected.is_empty() {
+            let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
+            peers.sort_by_key(|p| p.to_bytes());
+            let peer = peers[(self.ticks as usize) % peers.len()];
+            self.wanted_busy = true;
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                sync::fetch_wanted(&shared, peer).await;
+                shared.send(Command::WantedDone);
+            });
+        }
+    }
+}
+
+/// How bad an I/O failure on a request stream is: undecodable or oversized messages
+/// are the peer's doing; others (resets) may not be.
+fn io_offence(e: &std::io::Error) -> Offence {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        InvalidData | Unsupported | UnexpectedEof => Offence::Garbage,
+        _ => Offence::Unresponsive,
+    }
+}
+
+fn strip_p2p(a: &Multiaddr) -> Multiaddr {
+    a.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+/// Whether an address is worth dialing (TCP, not unspecified).
+fn dialable(a: &Multiaddr) -> bool {
+    let mut tcp = false;
+    for p in a.iter() {
+        match p {
+            Protocol::Ip4(ip) if ip.is_unspecified() => return false,
+            Protocol::Ip6(ip) if ip.is_unspecified() => return false,
+            Protocol::Tcp(_) => tcp = true,
+            _ => {}
+        }
+    }
+    tcp
+}

@@ -1,0 +1,448 @@
+//! Replication tasks: fetching records by hash (following missing links), handling
+//! announcements, set reconciliation over hash buckets, and serving peers' requests.
+//!
+//! Memory stays bounded whatever the gap: reconciliation walks the hash space bucket
+//! group by bucket group, lists at most [`wire::MAX_HASH_PAGE`] hashes per request and
+//! fetches missing records as soon as [`FETCH_BUFFER`] of them are known.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lf_record::RecordHash;
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::oneshot;
+
+use crate::buckets::{self, BUCKETS, Digest};
+use crate::peers::Offence;
+use crate::service::{Command, Shared};
+use crate::wire::{self, HashList, Request, Response};
+use crate::{Accepted, RecordSource, Rejected};
+
+/// Missing hashes gathered before fetching them.
+const FETCH_BUFFER: usize = 1024;
+/// Buckets per digest in the first reconciliation round.
+const GROUP: usize = 16;
+/// Most links followed in one fetch (the rest is fetched later through `wanted`).
+const MAX_FOLLOWED: usize = 1 << 20;
+
+/// Sends a request and waits for the answer.
+async fn request(shared: &Shared, peer: PeerId, req: Request) -> Result<Response, String> {
+    let (tx, rx) = oneshot::channel();
+    shared.send(Command::Request(peer, req, tx));
+    match rx.await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the P2P node has stopped".into()),
+    }
+}
+
+/// Runs `f` on the record source in a blocking thread.
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&dyn RecordSource) -> T + Send + 'static,
+) -> Option<T> {
+    let s = shared.clone();
+    match tokio::task::spawn_blocking(move || f(&*s.source)).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!("record source task failed: {e}");
+            None
+        }
+    }
+}
+
+async fn absent(shared: &Arc<Shared>, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
+    blocking(shared, move |s| {
+        hashes.into_iter().filter(|h| !s.has(h)).collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Recomputes dirty bucket digests (blocking).
+pub(crate) fn refresh_blocking(shared: &Shared) {
+    let _one = shared
+        .refresh_lock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let dirty = shared
+        .buckets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take_dirty();
+    for b in dirty {
+        let d = buckets::compute(&*shared.source, b);
+        shared
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(b, d);
+    }
+}
+
+async fn refresh(shared: &Arc<Shared>) {
+    let s = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || refresh_blocking(&s)).await;
+}
+
+fn grouped(shared: &Shared, first: usize, count: usize, group: usize) -> Vec<Digest> {
+    shared
+        .buckets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .grouped(first, count, group)
+}
+
+/// What a fetch achieved.
+#[derive(Default, Debug)]
+pub(crate) struct Fetched {
+    pub(crate) new: usize,
+    pub(crate) invalid: usize,
+    /// The peer broke the protocol or failed; stop talking to it for this task.
+    pub(crate) failed: bool,
+}
+
+/// Fetches `hashes` from `peer` in batches, validates and stores them, then fetches
+/// the links they carry that are missing too.
+pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
+    let mut out = Fetched::default();
+    let mut asked: HashSet<RecordHash> = hashes.iter().copied().collect();
+    let mut queue: VecDeque<RecordHash> = hashes.into();
+    while !queue.is_empty() {
+        let n = queue.len().min(wire::MAX_GET);
+        let batch: Vec<RecordHash> = queue.drain(..n).collect();
+        let list = match request(shared, peer, Request::Get(HashList::new(&batch))).await {
+            Ok(Response::Records(list)) => list,
+            Ok(_) => {
+                shared.penalize(peer, Offence::Garbage);
+                out.failed = true;
+                return out;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "fetch failed: {e}");
+                out.failed = true;
+                return out;
+            }
+        };
+        let want: HashSet<&RecordHash> = batch.iter().collect();
+        let mut records = Vec::with_capacity(list.len());
+        let mut hashes = Vec::with_capacity(list.len());
+        for r in list {
+            if r.len() > wire::MAX_RECORD_SIZE {
+                shared.penalize(peer, Offence::Oversized);
+                out.failed = true;
+                return out;
+            }
+            let h = RecordHash(Sha256::digest(&r).into());
+            if !want.contains(&h) {
+                shared.penalize(peer, Offence::Unsolicited);
+                out.failed = true;
+                return out;
+            }
+            hashes.push(h);
+            records.push(r.into_vec());
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let Some(results) = blocking(shared, move |s| s.accept(&records)).await else {
+            out.failed = true;
+            return out;
+        };
+        let mut links = Vec::new();
+        let mut invalid = 0;
+        {
+            let mut b = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            for (h, r) in hashes.iter().zip(results) {
+                match r {
+                    Ok(Accepted::New { links: l }) => {
+                        b.mark(h);
+                        out.new += 1;
+                        if asked.len() < MAX_FOLLOWED {
+                            links.extend(l.into_iter().filter(|x| asked.insert(*x)));
+                        }
+                    }
+                    Ok(Accepted::Duplicate) => {}
+                    Err(Rejected::Invalid(why)) => {
+                        tracing::debug!(%peer, hash = %h, "invalid record: {why}");
+                        invalid += 1;
+                    }
+                    Err(e) => tracing::warn!(hash = %h, "record from a peer not stored: {e}"),
+                }
+            }
+        }
+        if invalid > 0 {
+            out.invalid += invalid;
+            shared.penalize(peer, Offence::InvalidRecord);
+        }
+        shared.received.fetch_add(out.new as u64, Ordering::Relaxed);
+        if !links.is_empty() {
+            queue.extend(absent(shared, links).await);
+        }
+    }
+    out
+}
+
+/// Handles an announcement: fetch what is missing from the peer that relayed it, and
+/// let gossipsub relay it further only once every announced record is validated here.
+pub(crate) async fn on_announce(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    id: MessageId,
+    hashes: Vec<RecordHash>,
+) {
+    let _slot = shared.fetch_slots.acquire().await;
+    let missing = absent(&shared, hashes).await;
+    let acceptance = if missing.is_empty() {
+        MessageAcceptance::Accept
+    } else {
+        let r = fetch(&shared, peer, missing.clone()).await;
+        if r.invalid > 0 {
+            MessageAcceptance::Reject
+        } else if absent(&shared, missing).await.is_empty() {
+            MessageAcceptance::Accept
+        } else {
+            if !r.failed {
+                shared.penalize(peer, Offence::Unresponsive);
+            }
+            MessageAcceptance::Ignore
+        }
+    };
+    shared.send(Command::Validate(id, peer, acceptance));
+}
+
+/// Fetches records that stored records link to but that are missing.
+pub(crate) async fn fetch_wanted(shared: &Arc<Shared>, peer: PeerId) {
+    let wanted = blocking(shared, |s| s.wanted(FETCH_BUFFER))
+        .await
+        .unwrap_or_default();
+    if !wanted.is_empty() {
+        let r = fetch(shared, peer, wanted).await;
+        if r.new > 0 {
+            tracing::debug!(%peer, records = r.new, "fetched wanted records");
+        }
+    }
+}
+
+/// One reconciliation round with `peer`: pulls every record the peer has and this node
+/// lacks (the peer pulls the other way in its own rounds).
+pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
+    let started = std::time::Instant::now();
+    if let Ok(Response::Peers(list)) = request(shared, peer, Request::Peers).await {
+        let addrs = list
+            .iter()
+            .take(wire::MAX_PEERS)
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        shared.send(Command::Learn(addrs));
+    }
+    refresh(shared).await;
+    tracing::debug!(%peer, "reconciling");
+    let before = shared.received.load(Ordering::Relaxed);
+    let mut missing = Vec::new();
+    let remote = match digests(shared, peer, 0, BUCKETS, GROUP).await {
+        Some(d) => d,
+        None => return,
+    };
+    let local = grouped(shared, 0, BUCKETS, GROUP);
+    let count = |v: &[Digest]| v.iter().map(|d| d.count as u64).sum::<u64>();
+    tracing::debug!(%peer, remote = count(&remote), local = count(&local), "digests");
+    // A run of consecutive far-apart groups is listed as one range (few round trips for
+    // a fresh node).
+    let mut run: Option<(usize, usize)> = None;
+    for (g, (r, l)) in remote.iter().zip(&local).enumerate() {
+        let differs = r != l && r.count > 0;
+        // Far apart: list the whole group. Close: find the differing buckets first.
+        let far = differs
+            && (l.count == 0 || r.count <= 64 || (l.count as u64) * 4 < (r.count as u64) * 3);
+        if far {
+            run = Some((run.map_or(g, |(a, _)| a), g));
+            if g + 1 < remote.len() {
+                continue;
+            }
+        }
+        if let Some((a, b)) = run.take() {
+            let (s, e) = buckets::buckets_range(a * GROUP, (b - a + 1) * GROUP);
+            if !list_range(shared, peer, s, e, &mut missing).await {
+                return;
+            }
+        }
+        if !differs || far {
+            continue;
+        }
+        let first = g * GROUP;
+        let Some(remote_b) = digests(shared, peer, first, GROUP, 1).await else {
+            return;
+        };
+        let local_b = grouped(shared, first, GROUP, 1);
+        for (i, (rb, lb)) in remote_b.iter().zip(&local_b).enumerate() {
+            if rb != lb && rb.count > 0 {
+                let (s, e) = buckets::bucket_range(first + i);
+                if !list_range(shared, peer, s, e, &mut missing).await {
+                    return;
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        fetch(shared, peer, std::mem::take(&mut missing)).await;
+    }
+    let got = shared.received.load(Ordering::Relaxed) - before;
+    if got > 0 {
+        tracing::info!(%peer, records = got, ms = started.elapsed().as_millis() as u64, "caught up from peer");
+    }
+}
+
+async fn digests(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    first: usize,
+    count: usize,
+    group: usize,
+) -> Option<Vec<Digest>> {
+    let req = Request::Digests {
+        first: first as u16,
+        count: count as u16,
+        group: group as u16,
+    };
+    match request(shared, peer, req).await {
+        Ok(Response::Digests(b)) => match Digest::decode_list(&b) {
+            Some(d) if d.len() == count.div_ceil(group) => Some(d),
+            _ => {
+                shared.penalize(peer, Offence::Garbage);
+                None
+            }
+        },
+        Ok(Response::Refused(why)) => {
+            tracing::debug!(%peer, "digests refused: {why}");
+            None
+        }
+        Ok(_) => {
+            shared.penalize(peer, Offence::Garbage);
+            None
+        }
+        Err(e) => {
+            tracing::debug!(%peer, "digests failed: {e}");
+            None
+        }
+    }
+}
+
+/// Lists the peer's hashes in `start..=end` page by page, collecting those missing
+/// here into `missing` and fetching whenever it fills. False if the peer failed.
+async fn list_range(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    mut start: RecordHash,
+    end: RecordHash,
+    missing: &mut Vec<RecordHash>,
+) -> bool {
+    loop {
+        let req = Request::Hashes {
+            start: start.0,
+            end: end.0,
+            limit: wire::MAX_HASH_PAGE as u16,
+        };
+        let page = match request(shared, peer, req).await {
+            Ok(Response::Hashes(l)) => match l.decode(wire::MAX_HASH_PAGE) {
+                Ok(p) => p,
+                Err(_) => {
+                    shared.penalize(peer, Offence::Garbage);
+                    return false;
+                }
+            },
+            Ok(_) => {
+                shared.penalize(peer, Offence::Garbage);
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "hash listing failed: {e}");
+                return false;
+            }
+        };
+        let ordered = page.windows(2).all(|w| w[0] < w[1])
+            && page.first().is_none_or(|h| *h >= start)
+            && page.last().is_none_or(|h| *h <= end);
+        if !ordered {
+            shared.penalize(peer, Offence::Garbage);
+            return false;
+        }
+        let full = page.len() == wire::MAX_HASH_PAGE;
+        let next = page.last().and_then(buckets::next_hash);
+        missing.extend(absent(shared, page).await);
+        if missing.len() >= FETCH_BUFFER
+            && fetch(shared, peer, std::mem::take(missing)).await.failed
+        {
+            return false;
+        }
+        match next {
+            Some(n) if full && n <= end => start = n,
+            _ => return true,
+        }
+    }
+}
+
+/// Answers a peer's request.
+pub(crate) async fn serve(shared: &Arc<Shared>, peer: PeerId, req: Request) -> Response {
+    let _slot = shared.serve_slots.acquire().await;
+    match req {
+        Request::Get(list) => match list.decode(wire::MAX_GET) {
+            Ok(hashes) => {
+                let records = blocking(shared, move |s| {
+                    hashes
+                        .iter()
+                        .filter_map(|h| s.get(h))
+                        .map(serde_bytes::ByteBuf::from)
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
+                Response::Records(records)
+            }
+            Err(e) => refuse(shared, peer, e.to_string()),
+        },
+        Request::Digests {
+            first,
+            count,
+            group,
+        } => {
+            let (first, count, group) = (first as usize, count as usize, group as usize);
+            if count == 0 || group == 0 || first + count > BUCKETS {
+                return refuse(shared, peer, "digest range out of bounds".into());
+            }
+            refresh(shared).await;
+            let mut out = Vec::with_capacity(count.div_ceil(group) * buckets::DIGEST_BYTES);
+            for d in grouped(shared, first, count, group) {
+                d.encode(&mut out);
+            }
+            Response::Digests(out)
+        }
+        Request::Hashes { start, end, limit } => {
+            let limit = (limit as usize).min(wire::MAX_HASH_PAGE);
+            let (s, e) = (RecordHash(start), RecordHash(end));
+            let page = blocking(shared, move |src| src.hashes_in(&s, &e, limit))
+                .await
+                .unwrap_or_default();
+            Response::Hashes(HashList::new(&page))
+        }
+        Request::Peers => {
+            let (tx, rx) = oneshot::channel();
+            shared.send(Command::KnownPeers(tx));
+            let mut addrs = rx.await.unwrap_or_default();
+            addrs.retain(|a| {
+                !a.iter()
+                    .any(|p| p == libp2p::multiaddr::Protocol::P2p(peer))
+            });
+            addrs.truncate(wire::MAX_PEERS);
+            Response::Peers(addrs.iter().map(|a| a.to_string()).collect())
+        }
+    }
+}
+
+fn refuse(shared: &Shared, peer: PeerId, why: String) -> Response {
+    shared.penalize(peer, Offence::Garbage);
+    Response::Refused(why)
+}

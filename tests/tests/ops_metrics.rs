@@ -1,0 +1,264 @@
+//! Operations: `/metrics` (Prometheus text) after real activity, and the status page
+//! at `/` in a real headless Chromium.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
+
+/// A node and its mount; the node is killed and the mount cleared on drop.
+struct Mounted {
+    node: Option<TestNode>,
+    mnt: std::path::PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        drop(self.node.take());
+        if is_mounted(&self.mnt) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.mnt)
+                .status();
+        }
+    }
+}
+
+/// A node with proof of work at difficulty 1 (about one Equi-X challenge per record,
+/// so the node really pays work) and one LFFS mount at `<dir>/mnt`.
+fn node_with_mount(dir: &Path) -> Mounted {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let o = lf(
+        &home,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "metrics-net",
+            "--difficulty",
+            "1",
+            "--max-value-size",
+            "4096",
+            "--out",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let mnt = dir.join("mnt");
+    std::fs::write(
+        home.join("mounts.yaml"),
+        format!(
+            "- path: {}\n  root: metrics.root\n  owner_private: identity-secret.pem\n",
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    let node = TestNode::start(&home);
+    assert!(
+        wait_until(20, || is_mounted(&mnt)),
+        "not mounted: {}",
+        node.output()
+    );
+    Mounted {
+        node: Some(node),
+        mnt,
+    }
+}
+
+fn get(url: &str) -> (String, String) {
+    let mut r = ureq::get(url).call().unwrap();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (ct, r.body_mut().read_to_string().unwrap())
+}
+
+/// The value of the first sample of `name` whose labels include every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn fuse_metrics_after_set_get_and_a_fuse_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = node_with_mount(dir.path());
+    let (node, mnt) = (m.node.as_ref().unwrap(), &m.mnt);
+    let o = node.lf(&["set", "metrics key", "some value"]);
+    assert!(o.status.success(), "set: {}", stderr(&o));
+    let o = node.lf(&["get", "metrics key"]);
+    assert!(stdout(&o).contains("some value"), "get: {}", stderr(&o));
+    std::fs::write(mnt.join("app.conf"), "port=1\n").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("app.conf")).unwrap(),
+        "port=1\n"
+    );
+    assert!(std::fs::metadata(mnt.join("missing")).is_err());
+    let url = format!("{}/metrics", node.url());
+    // The node publishes the FUSE write in the background (paying work): wait for it.
+    let mut text = String::new();
+    assert!(
+        wait_until(30, || {
+            text = get(&url).1;
+            sample(&text, "lf_commit_queue_published_total", &[]).is_some_and(|v| v >= 1.0)
+                && sample(&text, "lf_commit_queue_records", &[]) == Some(0.0)
+        }),
+        "LFFS write not published: {text}\n{}",
+        node.output()
+    );
+    let (ct, text) = get(&url);
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let s = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
+    };
+    // Store: the genesis records, the `lf set` record and the LFFS records.
+    assert!(s("lf_records", &[]) >= 3.0);
+    assert!(s("lf_data_bytes", &[]) > 0.0);
+    assert_eq!(s("lf_fully_synchronized", &[]), 1.0);
+    assert_eq!(s("lf_records_wanted", &[]), 0.0);
+    assert!(s("lf_records_added_total", &[]) >= 2.0);
+    assert_eq!(s("lf_mounts", &[]), 1.0);
+    assert_eq!(s("lf_peers", &[]), 0.0);
+    assert!(s("lf_uptime_seconds", &[]) >= 0.0);
+    assert_eq!(s("lf_build_info", &[]), 1.0);
+    // Queries and posts by endpoint, with latency histograms.
+    assert!(
+        s(
+            "lf_http_requests_total",
+            &[("endpoint", "/query"), ("code", "200")]
+        ) >= 1.0
+    );
+    assert!(
+        s(
+            "lf_http_requests_total",
+            &[("endpoint", "/post"), ("code", "200")]
+        ) >= 1.0
+    );
+    assert!(
+        s(
+            "lf_http_request_duration_seconds_count",
+            &[("endpoint", "/query")]
+        ) >= 1.0
+    );
+    assert!(
+        s(
+            "lf_http_request_duration_seconds_bucket",
+            &[("endpoint", "/query"), ("le", "+Inf")]
+        ) >= 1.0
+    );
+    // FUSE operations by type with latency histograms; the failed lookup as an error.
+    for op in ["write", "create", "read", "lookup", "getattr"] {
+        assert!(
+            s("lf_fuse_op_duration_seconds_count", &[("op", op)]) >= 1.0,
+            "{op}"
+        );
+    }
+    assert!(s("lf_fuse_op_duration_seconds_sum", &[("op", "write")]) > 0.0);
+    assert!(s("lf_fuse_errors_total", &[("op", "lookup"), ("errno", "2")]) >= 1.0);
+    // The node paid proof of work for the LFFS records; the queue drained.
+    assert!(s("lf_pow_duration_seconds_count", &[]) >= 1.0);
+    assert!(s("lf_commit_queue_publish_delay_seconds_count", &[]) >= 1.0);
+    assert_eq!(s("lf_commit_queue_oldest_age_seconds", &[]), 0.0);
+    // Every name is documented.
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/daemon/METRICS.md"),
+    )
+    .unwrap();
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(name.starts_with("lf_"), "{name}");
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} not in METRICS.md"
+        );
+    }
+}
+
+/// Chromium's binary, if installed.
+fn chromium() -> Option<std::path::PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+#[test]
+fn e2e_status_page_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    lf_tests::private_network(&home);
+    let node = TestNode::start(&home);
+    let o = node.lf(&["set", "page key", "v"]);
+    assert!(o.status.success(), "set: {}", stderr(&o));
+    let (_, status) = get(&format!("{}/status", node.url()));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let records = status["RecordCount"].as_u64().unwrap();
+    assert!(records >= 2);
+    // The HTML itself: self-contained, refreshing, escaped.
+    let (ct, html) = get(&format!("{}/", node.url()));
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(html.contains("http-equiv=\"refresh\""));
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("@import"));
+    let Some(chromium) = chromium() else {
+        panic!("chromium is not installed (.ci/run installs it)");
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("{}/", node.url()))
+        .stdout(std::fs::File::create(dir.path().join("dom.html")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("chromium.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_or_kill(child, Duration::from_secs(60));
+    let dom = std::fs::read_to_string(dir.path().join("dom.html")).unwrap();
+    let err = std::fs::read_to_string(dir.path().join("chromium.err")).unwrap_or_default();
+    assert!(
+        dom.contains("<span id=\"network\">test</span>"),
+        "network name not rendered: {dom}\n{err}"
+    );
+    assert!(
+        dom.contains(&format!("<td id=\"records\">{records}</td>")),
+        "record count {records} not rendered: {dom}"
+    );
+    assert!(dom.contains("fully synchronized"), "{dom}");
+}
+
+/// Waits for a child with a deadline (kills it past the deadline).
+fn wait_or_kill(mut child: std::process::Child, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
