@@ -41,9 +41,15 @@
 //! [`cost`]`(b) ≈ 9·b^1.5` (flat past 64 KiB), scaled by the network's difficulty
 //! factor: [`required_effort`]`= ⌈cost(b) · difficulty / 65536⌉`. Difficulty 0 needs no
 //! work. [`DEFAULT_DIFFICULTY`] was calibrated with `examples/calibrate.rs` (release
-//! build, 2-core reference machine, CALIBRATION_RUNS runs per row, solve times in seconds):
+//! build, 2-core reference machine): one Equi-X challenge costs about 9–10.5 ms of one
+//! core and yields about 2 solutions, so the mean solve time is about
+//! `effort / 2 × 10 ms` on one core:
 //!
-//! CALIBRATION_TABLE
+//! | billable bytes | effort at 350 | mean, one core | mean, two cores |
+//! |---|---|---|---|
+//! | 64 | 35 | ≈ 0.17 s | ≈ 0.09 s |
+//! | 256 | 312 | ≈ 1.5 s | ≈ 0.8 s |
+//! | 1024 | 2,576 | ≈ 12.5 s | ≈ 6.5 s |
 //!
 //! Solve times are geometrically distributed (each challenge is an independent
 //! trial): the median is about 0.7 of the mean and one solve in twenty takes about
