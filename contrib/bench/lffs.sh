@@ -126,8 +126,8 @@ PY="$WORK/stats.py"
 cat >"$PY" <<'EOF'
 import json, re, statistics, subprocess, sys, time
 
-def median_exec(runs, warmup, argv):
-    """Median wall time (s) of running argv, output discarded."""
+def exec_times(runs, warmup, argv):
+    """Wall times (s) of running argv, output discarded."""
     for _ in range(warmup):
         subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
     ts = []
@@ -135,7 +135,7 @@ def median_exec(runs, warmup, argv):
         t = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
         ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return ts
 
 def dd_seconds(argv):
     """Runs dd and returns the seconds it reports."""
@@ -147,10 +147,14 @@ def dd_seconds(argv):
     return float(m.group(1))
 
 cmd = sys.argv[1]
-if cmd == "cat":                        # cat RUNS WARMUP FILE -> median s
-    print(median_exec(int(sys.argv[2]), int(sys.argv[3]), ["cat", sys.argv[4]]))
-elif cmd == "hyperfine-median":         # hyperfine-median JSON -> median s
-    print(json.load(open(sys.argv[2]))["results"][0]["median"])
+if cmd == "cat-times":                  # cat-times RUNS WARMUP FILE -> one s per line
+    for t in exec_times(int(sys.argv[2]), int(sys.argv[3]), ["cat", sys.argv[4]]):
+        print(t)
+elif cmd == "hyperfine-times":          # hyperfine-times JSON -> one s per line
+    for t in json.load(open(sys.argv[2]))["results"][0]["times"]:
+        print(t)
+elif cmd == "median-file":              # median-file FILE (one number a line) -> median
+    print(statistics.median(float(l) for l in open(sys.argv[2]) if l.strip()))
 elif cmd == "dd":                       # dd MIB RUNS ARGV... -> median MiB/s and the runs
     mib, runs = float(sys.argv[2]), int(sys.argv[3])
     rates = [mib / dd_seconds(sys.argv[4:]) for _ in range(runs)]
@@ -255,33 +259,40 @@ DETAILS=()
 # ---------------------------------------------------------- 1. warm cat of 1 KiB
 say "1. warm cat of a 1 KiB file"
 head -c 1024 /dev/urandom >"$WORK/small.src"
-cat_median() { # cat_median FILE -> median seconds
-  if [[ $HAVE_HYPERFINE -eq 1 ]]; then
-    hyperfine -N --warmup 20 --runs 200 --style none --export-json "$WORK/hf.json" \
-      "cat $1" >/dev/null 2>&1
-    py hyperfine-median "$WORK/hf.json"
-  else
-    py cat 200 20 "$1"
-  fi
-}
 for d in "$TMPFS" "$BINDFS" "$LFFS"; do
   [[ $d == "$BINDFS" && $HAVE_BINDFS -eq 0 ]] && continue
   cp "$WORK/small.src" "$d/small"
 done
 settle >/dev/null
 cmp "$WORK/small.src" "$LFFS/small" || die "LFFS returned other bytes for the 1 KiB file"
-cat_tmpfs="$(cat_median "$TMPFS/small")"
-cat_lffs="$(cat_median "$LFFS/small")"
+FSES=(tmpfs lffs)
+[[ $HAVE_BINDFS -eq 1 ]] && FSES+=(bindfs)
+dir_of() { case $1 in tmpfs) echo "$TMPFS" ;; bindfs) echo "$BINDFS" ;; lffs) echo "$LFFS" ;; esac; }
+# 4 rounds of 50 timed runs, the filesystems taking turns, so that load from other
+# processes falls on all of them alike; the median is over all 200 runs.
+for round in 1 2 3 4; do
+  for name in "${FSES[@]}"; do
+    f="$(dir_of "$name")/small"
+    if [[ $HAVE_HYPERFINE -eq 1 ]]; then
+      hyperfine -N --warmup 5 --runs 50 --style none --export-json "$WORK/hf.json" \
+        "cat $f" >/dev/null 2>&1
+      py hyperfine-times "$WORK/hf.json" >>"$WORK/cat.$name"
+    else
+      py cat-times 50 5 "$f" >>"$WORK/cat.$name"
+    fi
+  done
+done
+us() { python3 -c "import sys; print(f'{float(sys.argv[1])*1e6:.0f}')" "$1"; }
+cat_tmpfs="$(py median-file "$WORK/cat.tmpfs")"
+cat_lffs="$(py median-file "$WORK/cat.lffs")"
 cat_bfs="$BFS_NA"
 cat_ratio="$(ratio "$cat_lffs" "$cat_tmpfs") tmpfs"
 if [[ $HAVE_BINDFS -eq 1 ]]; then
-  b="$(cat_median "$BINDFS/small")"
-  cat_bfs="$(fmt "$(python3 -c "print($b*1e6)")" .0f)"
+  b="$(py median-file "$WORK/cat.bindfs")"
+  cat_bfs="$(us "$b")"
   cat_ratio+=", $(ratio "$cat_lffs" "$b") bindfs"
 fi
-row "warm cat 1 KiB (median of 200, µs)" \
-  "$(fmt "$(python3 -c "print($cat_lffs*1e6)")" .0f)" \
-  "$(fmt "$(python3 -c "print($cat_tmpfs*1e6)")" .0f)" \
+row "warm cat 1 KiB (median of 200, µs)" "$(us "$cat_lffs")" "$(us "$cat_tmpfs")" \
   "$cat_bfs" "$cat_ratio" \
   "<= 1.5x tmpfs: $(verdict "$(python3 -c "print($cat_lffs/$cat_tmpfs)")" le 1.5)"
 
@@ -341,25 +352,29 @@ rm -f "$TMPFS/big" "$BSRC/big"
 
 # --------------------------------------- 3. create+write+close of 1,000 small files
 say "3. create+write+close of 1,000 small files (3 runs per filesystem)"
-creates() { # creates DIR -> median seconds of 3 runs, each in a fresh subdirectory
-  local ts=() r
-  for r in 1 2 3; do
-    mkdir "$1/c$r"
-    ts+=("$(py time bash -c 'for i in $(seq 1000); do echo $i > "$1/f$i"; done' _ "$1/c$r")")
-    [[ $1 == "$LFFS" ]] && settle >/dev/null
+# 3 rounds, the filesystems taking turns; each run in a fresh subdirectory.
+for r in 1 2 3; do
+  for name in "${FSES[@]}"; do
+    d="$(dir_of "$name")/c$r"
+    mkdir "$d"
+    py time bash -c 'for i in $(seq 1000); do echo $i > "$1/f$i"; done' _ "$d" \
+      >>"$WORK/create.$name"
+    if [[ $name == lffs ]]; then settle >/dev/null; fi
   done
-  py median "${ts[@]}"
-}
-cr_tmpfs="$(creates "$TMPFS")"
-cr_lffs="$(creates "$LFFS")"
+done
 [[ "$(cat "$LFFS/c3/f1000")" == 1000 ]] || die "LFFS lost a small file"
+cr_tmpfs="$(py median-file "$WORK/create.tmpfs")"
+cr_lffs="$(py median-file "$WORK/create.lffs")"
 cr_bfs="$BFS_NA"
 cr_ratio="$(ratio "$cr_lffs" "$cr_tmpfs") tmpfs"
 if [[ $HAVE_BINDFS -eq 1 ]]; then
-  b="$(creates "$BINDFS")"
+  b="$(py median-file "$WORK/create.bindfs")"
   cr_bfs="$(fmt "$b" .3f)"
   cr_ratio+=", $(ratio "$cr_lffs" "$b") bindfs"
 fi
+for name in "${FSES[@]}"; do
+  DETAILS+=("create 1,000 files, s per run, $name: $(python3 -c "import sys; print(' '.join(f'{float(x):.3f}' for x in sys.argv[1:]))" $(cat "$WORK/create.$name"))")
+done
 row "create+write+close 1,000 files (median of 3, s)" "$(fmt "$cr_lffs" .3f)" \
   "$(fmt "$cr_tmpfs" .3f)" "$cr_bfs" "$cr_ratio" "-"
 
