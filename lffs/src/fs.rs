@@ -944,12 +944,14 @@ impl<S: Store> Filesystem<S> {
                     name: newname.to_vec(),
                 },
             );
-        if let Some(f) = self
+        // Take the buffer out first: the lock guard must not live through the block
+        // below, which locks `open` again.
+        let moved_file = self
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&old_ino)
-        {
+            .remove(&old_ino);
+        if let Some(f) = moved_file {
             let new_ino = self.remember(&dst_sel, newname);
             {
                 let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
