@@ -75,7 +75,7 @@ pub struct DirEntry {
 }
 
 /// Where an inode lives: its directory's selector and its name.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {
     dir_sel: Vec<u8>,
     name: Vec<u8>,
@@ -89,7 +89,17 @@ struct OpenFile {
     handles: usize,
     entry: Entry,
     node: Node,
+    /// Store generation at which `content` was last known to match the stored entry
+    /// (a clean buffer is reloaded when a newer version arrives).
+    generation: u64,
+    /// The name was unlinked or replaced while open: the open handles keep reading and
+    /// writing this buffer (POSIX: an unlinked open file), but it is never stored.
+    detached: bool,
 }
+
+/// An open handle: the inode the kernel names it by and the buffer it holds (which may
+/// no longer be the one registered under that inode, after a rename or unlink).
+type Handle = (u64, Option<Arc<Mutex<OpenFile>>>);
 
 /// Resolved entries by (directory selector, name), valid for one store generation.
 type LookupCache = HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>;
@@ -100,7 +110,7 @@ pub struct Filesystem<S: Store> {
     config: FsConfig,
     nodes: RwLock<HashMap<u64, Node>>,
     open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
-    handles: Mutex<HashMap<u64, u64>>,
+    handles: Mutex<HashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
     cache: Mutex<(u64, LookupCache)>,
     owners_seen: Mutex<HashSet<Owner>>,
@@ -337,16 +347,85 @@ impl<S: Store> Filesystem<S> {
         Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
     }
 
+    /// The size of unflushed writes wins over the stored size; a clean buffer may be
+    /// older than the store (a newer version arrived), so the store's size counts.
     fn with_open_size(&self, mut a: Attr) -> Attr {
-        if let Some(f) = self
+        if let Some(f) = self.live_open(a.ino) {
+            let g = f.lock().unwrap_or_else(|e| e.into_inner());
+            if g.dirty {
+                a.size = g.content.len() as u64;
+            }
+        }
+        a
+    }
+
+    /// The open buffer registered under `ino` if it still holds the entry the inode
+    /// names now (not unlinked, replaced, or of another file that had the same inode).
+    fn live_open(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        let node = self.node(ino).ok()?;
+        let f = self
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&a.ino)
-        {
-            a.size = f.lock().unwrap_or_else(|e| e.into_inner()).content.len() as u64;
+            .get(&ino)
+            .cloned()?;
+        let live = {
+            let g = f.lock().unwrap_or_else(|e| e.into_inner());
+            !g.detached && g.node == node
+        };
+        live.then_some(f)
+    }
+
+    /// Reloads a clean buffer when a newer version of its entry arrived (records from
+    /// another node). If the new version cannot be assembled yet (its chunks have not
+    /// arrived), the old content stays and the check is repeated later.
+    fn refresh(&self, f: &Mutex<OpenFile>) {
+        let gen_now = self.store.generation();
+        let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+        if g.dirty || g.detached || g.generation == gen_now {
+            return;
         }
-        a
+        if let Ok(Some((e, _))) = self.resolve(&g.node.dir_sel, &g.node.name)
+            && e != g.entry
+            && matches!(e.body, Body::File(_))
+        {
+            match self.load(&e) {
+                Ok(content) => {
+                    g.content = content;
+                    g.entry = e;
+                }
+                Err(_) => return,
+            }
+        }
+        g.generation = gen_now;
+    }
+
+    /// Marks every open buffer of (`dir_sel`, `name`) as detached: its name was
+    /// unlinked or replaced, so closing it must not write the entry back.
+    fn detach(&self, dir_sel: &[u8], name: &[u8]) {
+        let gone = Node {
+            dir_sel: dir_sel.to_vec(),
+            name: name.to_vec(),
+        };
+        for f in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+            if g.node == gone {
+                g.detached = true;
+            }
+        }
+    }
+
+    /// Whether another owner's record wins `name` in `dir_sel` although nothing is
+    /// visible there (they deleted it): first owner wins, even after a deletion, so an
+    /// entry we wrote there would never be seen.
+    fn claimed_by_other(&self, dir_sel: &[u8], name: &[u8]) -> Result<bool> {
+        let cands = self
+            .store
+            .get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
+        Ok(cands
+            .iter()
+            .find(|v| Entry::decode(&v.value).is_some_and(|e| e.name == name))
+            .is_some_and(|v| v.owner != self.store.owner()))
     }
 
     fn entry_of(&self, ino: u64) -> Result<(Node, Entry, Owner)> {
@@ -423,6 +502,7 @@ impl<S: Store> Filesystem<S> {
         let sel = self.dir_selector(parent)?;
         match self.resolve(&sel, name)? {
             Some(_) => Err(FsError::Exists),
+            None if self.claimed_by_other(&sel, name)? => Err(FsError::Access),
             None => Ok(sel),
         }
     }
@@ -589,32 +669,50 @@ impl<S: Store> Filesystem<S> {
                     return Err(FsError::Access);
                 }
             }
+            let gen_now = self.store.generation();
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            match open.get(&ino) {
-                Some(f) => f.lock().unwrap_or_else(|e| e.into_inner()).handles += 1,
+            // A buffer under this inode is shared only if it is still this entry's: an
+            // unlinked or replaced file, or another file that had this inode, is not.
+            let existing = open.get(&ino).cloned().filter(|f| {
+                let g = f.lock().unwrap_or_else(|e| e.into_inner());
+                !g.detached && g.node == node
+            });
+            let f = match existing {
+                Some(f) => {
+                    f.lock().unwrap_or_else(|e| e.into_inner()).handles += 1;
+                    drop(open);
+                    self.refresh(&f);
+                    f
+                }
                 None => {
                     let content = self.load(&e)?;
-                    open.insert(
-                        ino,
-                        Arc::new(Mutex::new(OpenFile {
-                            content,
-                            dirty: false,
-                            handles: 1,
-                            entry: e,
-                            node,
-                        })),
-                    );
+                    let f = Arc::new(Mutex::new(OpenFile {
+                        content,
+                        dirty: false,
+                        handles: 1,
+                        entry: e,
+                        node,
+                        generation: gen_now,
+                        detached: false,
+                    }));
+                    open.insert(ino, f.clone());
+                    f
                 }
-            }
+            };
+            return Ok(self.new_handle(ino, Some(f)));
         }
+        Ok(self.new_handle(ino, None))
+    }
+
+    fn new_handle(&self, ino: u64, f: Option<Arc<Mutex<OpenFile>>>) -> u64 {
         let mut next = self.next_fh.lock().unwrap_or_else(|e| e.into_inner());
         let fh = *next;
         *next += 1;
         self.handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, ino);
-        Ok(fh)
+            .insert(fh, (ino, f));
+        fh
     }
 
     fn open_file(&self, ino: u64) -> Result<Arc<Mutex<OpenFile>>> {
@@ -632,6 +730,7 @@ impl<S: Store> Filesystem<S> {
             self.passwd()
         } else {
             let f = self.open_file(ino)?;
+            self.refresh(&f);
             let f = f.lock().unwrap_or_else(|e| e.into_inner());
             let start = (offset as usize).min(f.content.len());
             let end = start.saturating_add(size as usize).min(f.content.len());
@@ -652,6 +751,7 @@ impl<S: Store> Filesystem<S> {
             return Err(FsError::TooBig);
         }
         let f = self.open_file(ino)?;
+        self.refresh(&f);
         let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
         let (start, end) = (offset as usize, end as usize);
         if f.content.len() < end {
@@ -664,16 +764,27 @@ impl<S: Store> Filesystem<S> {
 
     /// Makes an open file's changes durable and visible (flush, fsync).
     pub fn flush(&self, ino: u64) -> Result<()> {
-        let Ok(f) = self.open_file(ino) else {
-            return Ok(());
-        };
+        match self.live_open(ino) {
+            Some(f) => self.flush_file(ino, &f),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_file(&self, ino: u64, f: &Mutex<OpenFile>) -> Result<()> {
         let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        if f.detached {
+            // Unlinked or replaced while open: its data goes with its last handle.
+            f.dirty = false;
+            return Ok(());
+        }
         if !f.dirty {
             return Ok(());
         }
         let mut e = f.entry.clone();
         e.mtime = self.store.now_nanos();
         let puts = self.store_content(&mut e, &f.content)?;
+        // Taken before the put: a record arriving meanwhile still triggers a check.
+        let generation = self.store.generation();
         self.put_entry(&f.node.dir_sel, &e, puts)?;
         // The kernel's pages hold what was just written: they stay valid.
         if let Some(v) = self
@@ -686,12 +797,13 @@ impl<S: Store> Filesystem<S> {
         }
         f.entry = e;
         f.dirty = false;
+        f.generation = generation;
         Ok(())
     }
 
     /// Closes a handle: flushes, then forgets the buffer when no handle is left.
     pub fn release(&self, fh: u64) -> Result<()> {
-        let Some(ino) = self
+        let Some((ino, Some(f))) = self
             .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -699,15 +811,15 @@ impl<S: Store> Filesystem<S> {
         else {
             return Ok(());
         };
-        let result = self.flush(ino);
+        // The handle's own buffer: after a rename or unlink it may no longer be the
+        // one registered under `ino`.
+        let result = self.flush_file(ino, &f);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = open.get(&ino) {
-            let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
-            g.handles = g.handles.saturating_sub(1);
-            if g.handles == 0 && !g.dirty {
-                drop(g);
-                open.remove(&ino);
-            }
+        let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+        g.handles = g.handles.saturating_sub(1);
+        if g.handles == 0 && !g.dirty {
+            drop(g);
+            open.retain(|_, v| !Arc::ptr_eq(v, &f));
         }
         result
     }
@@ -804,7 +916,8 @@ impl<S: Store> Filesystem<S> {
             if sz > self.config.max_file_size {
                 return Err(FsError::TooBig);
             }
-            if let Ok(f) = self.open_file(ino) {
+            if let Some(f) = self.live_open(ino) {
+                self.refresh(&f);
                 let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
                 f.content.resize(sz as usize, 0);
                 f.entry.mode = e.mode;
@@ -818,10 +931,18 @@ impl<S: Store> Filesystem<S> {
             let puts = self.store_content(&mut e, &content)?;
             self.put_entry(&node.dir_sel, &e, puts)?;
         } else {
+            let generation = self.store.generation();
             self.put_entry(&node.dir_sel, &e, Vec::new())?;
-        }
-        if let Ok(f) = self.open_file(ino) {
-            f.lock().unwrap_or_else(|e| e.into_inner()).entry.mode = e.mode;
+            if let Some(f) = self.live_open(ino) {
+                let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+                g.entry.mode = e.mode;
+                if !g.dirty {
+                    // Same content, new mode and time: nothing to reload.
+                    g.entry = e;
+                    g.generation = generation;
+                }
+            }
+            return self.getattr(ino);
         }
         self.getattr(ino)
     }
@@ -842,7 +963,9 @@ impl<S: Store> Filesystem<S> {
         if matches!(e.body, Body::Dir(_)) {
             return Err(FsError::IsDir);
         }
-        self.put_entry(&sel, &self.tombstone(&e), Vec::new())
+        self.put_entry(&sel, &self.tombstone(&e), Vec::new())?;
+        self.detach(&sel, name);
+        Ok(())
     }
 
     fn is_empty_dir(&self, own_sel: &[u8]) -> Result<bool> {
@@ -877,12 +1000,18 @@ impl<S: Store> Filesystem<S> {
         }
         let src_sel = self.dir_selector(parent)?;
         let dst_sel = self.dir_selector(newparent)?;
+        let src_node = Node {
+            dir_sel: src_sel.clone(),
+            name: name.to_vec(),
+        };
+        let dst_node = Node {
+            dir_sel: dst_sel.clone(),
+            name: newname.to_vec(),
+        };
         // Commit pending writes of the source first so the moved entry carries them.
-        if let Some(ino) = self
-            .resolve(&src_sel, name)?
-            .map(|_| layout::inode(&src_sel, name))
-        {
-            self.flush(ino)?;
+        let old_ino = layout::inode(&src_sel, name);
+        for f in self.buffers_of(&src_node) {
+            self.flush_file(old_ino, &f)?;
         }
         let e = self.writable_entry(&src_sel, name)?;
         if src_sel == dst_sel && name == newname {
@@ -901,6 +1030,9 @@ impl<S: Store> Filesystem<S> {
                 (_, Body::Dir(_)) => return Err(FsError::IsDir),
                 _ => {}
             }
+        } else if self.claimed_by_other(&dst_sel, newname)? {
+            // Our entry there would lose to their deletion: the file would vanish.
+            return Err(FsError::Access);
         }
         if let Body::Dir(own) = &e.body
             && self.is_inside(&dst_sel, own)?
@@ -909,14 +1041,23 @@ impl<S: Store> Filesystem<S> {
         }
         let mut moved = e.clone();
         moved.name = newname.to_vec();
+        let mut puts = Vec::new();
+        if moved.encode().len() > self.store.max_value_size() && matches!(e.body, Body::File(_)) {
+            // A longer name can push a file that was just inline (or a manifest that
+            // just fitted) over the record limit: store its content again for the new
+            // name (chunks already stored are not written again).
+            let content = self.load(&e)?;
+            puts = self.store_content(&mut moved, &content)?;
+        }
         let moved_value = moved.encode();
         if moved_value.len() > self.store.max_value_size() {
             return Err(FsError::TooBig);
         }
         let stone = self.tombstone(&e);
         // The new name first: a node that receives these records one by one sees the
-        // file under both names for a moment, never under neither.
-        let puts = vec![
+        // file under both names for a moment, never under neither. Chunks (if any)
+        // come before both.
+        puts.extend([
             Put {
                 name: dst_sel.clone(),
                 ordinal: layout::name_ordinal(newname),
@@ -929,44 +1070,45 @@ impl<S: Store> Filesystem<S> {
                 mask: self.mask_for(&src_sel),
                 value: stone.encode(),
             },
-        ];
+        ]);
         self.store.put(puts)?;
-        let old_ino = layout::inode(&src_sel, name);
+        // A replaced target's open handles keep their (now nameless) buffer.
+        self.detach(&dst_sel, newname);
         // The kernel keeps the source's inode number for the moved dentry: point it at
-        // the new location.
+        // the new location. Open buffers stay registered under it (the kernel sends
+        // their reads, writes and flushes there) and are shared with the new name's
+        // inode, which later lookups return.
         self.nodes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                old_ino,
-                Node {
-                    dir_sel: dst_sel.clone(),
-                    name: newname.to_vec(),
-                },
-            );
-        // Take the buffer out first: the lock guard must not live through the block
-        // below, which locks `open` again.
-        let moved_file = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&old_ino);
-        if let Some(f) = moved_file {
+            .insert(old_ino, dst_node.clone());
+        let moving = self.buffers_of(&src_node);
+        if let Some(first) = moving.first() {
             let new_ino = self.remember(&dst_sel, newname);
-            {
+            for f in &moving {
                 let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
-                g.node = Node {
-                    dir_sel: dst_sel.clone(),
-                    name: newname.to_vec(),
-                };
-                g.entry = moved;
+                g.node = dst_node.clone();
+                g.entry = moved.clone();
             }
             self.open
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(new_ino, f);
+                .insert(new_ino, first.clone());
         }
         Ok(())
+    }
+
+    /// The open, not detached buffers of the entry at `node`.
+    fn buffers_of(&self, node: &Node) -> Vec<Arc<Mutex<OpenFile>>> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Arc<Mutex<OpenFile>>> = Vec::new();
+        for f in open.values() {
+            let g = f.lock().unwrap_or_else(|e| e.into_inner());
+            if !g.detached && g.node == *node && !out.iter().any(|o| Arc::ptr_eq(o, f)) {
+                out.push(f.clone());
+            }
+        }
+        out
     }
 
     /// Whether directory selector `sel` is `dir` or below it (moving a directory into

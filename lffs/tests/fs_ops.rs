@@ -458,6 +458,86 @@ fn rename_directory_rules() {
     }));
 }
 
+#[test]
+fn rename_of_an_open_file_keeps_its_handle_working() {
+    // Bug found by this test: renaming an open file deadlocked (the open-files lock was
+    // taken again while held); past that, the buffer moved to the new name's inode while
+    // the kernel keeps using the source inode, so later writes failed (ESTALE) and close
+    // neither stored them nor dropped the buffer.
+    let fs = fs_with(1024);
+    let (attr, fh) = fs.create(ROOT_INO, b"log", 0o644).unwrap();
+    fs.write(attr.ino, 0, b"one\n").unwrap();
+    fs.rename(ROOT_INO, b"log", ROOT_INO, b"log.1").unwrap();
+    fs.write(attr.ino, 4, b"two\n").unwrap();
+    assert_eq!(fs.read(attr.ino, 0, 100).unwrap(), b"one\ntwo\n");
+    fs.release(fh).unwrap();
+    assert_eq!(read_path(&fs, ROOT_INO, b"log.1"), b"one\ntwo\n");
+    assert!(is(fs.lookup(ROOT_INO, b"log"), |e| matches!(
+        e,
+        FsError::NotFound
+    )));
+}
+
+#[test]
+fn rename_over_a_file_another_handle_holds_open_shows_the_new_content() {
+    // Bug found by this test: a process holding the old file open made every later
+    // open on this node read the replaced content (temp-file-then-rename is how config
+    // tools write).
+    let fs = fs_with(1024);
+    let old = write_file(&fs, ROOT_INO, b"app.conf", b"old config");
+    let daemon = fs.open(old, false).unwrap();
+    assert_eq!(fs.read(old, 0, 100).unwrap(), b"old config");
+    write_file(&fs, ROOT_INO, b"app.conf.tmp", b"new");
+    fs.rename(ROOT_INO, b"app.conf.tmp", ROOT_INO, b"app.conf")
+        .unwrap();
+    let a = fs.lookup(ROOT_INO, b"app.conf").unwrap();
+    assert_eq!(a.size, 3);
+    let fh = fs.open(a.ino, false).unwrap();
+    assert_eq!(fs.read(a.ino, 0, 100).unwrap(), b"new");
+    fs.release(fh).unwrap();
+    fs.release(daemon).unwrap();
+    assert_eq!(read_path(&fs, ROOT_INO, b"app.conf"), b"new");
+}
+
+#[test]
+fn rename_to_a_longer_name_rechunks_a_file_that_no_longer_fits_inline() {
+    // Bug found by this test: a file stored inline just under the record limit could not
+    // be renamed to a longer name (EFBIG).
+    let fs = fs_with(1024);
+    let data = pseudo_random(1024 - 17 - 1, 9);
+    write_file(&fs, ROOT_INO, b"a", &data);
+    assert!(matches!(
+        stored_entry(&fs, ROOT, b"a").body,
+        Body::File(FileData::Inline(_))
+    ));
+    let long = vec![b'n'; 200];
+    fs.rename(ROOT_INO, b"a", ROOT_INO, &long).unwrap();
+    assert_eq!(read_path(&fs, ROOT_INO, &long), data);
+}
+
+#[test]
+fn unlink_of_an_open_file_is_not_undone_by_close() {
+    // Bug found by this test: closing a handle with unflushed writes after unlink wrote
+    // the entry again (the file came back).
+    let fs = fs_with(1024);
+    let (attr, fh) = fs.create(ROOT_INO, b"scratch", 0o600).unwrap();
+    fs.write(attr.ino, 0, b"temp data").unwrap();
+    fs.unlink(ROOT_INO, b"scratch").unwrap();
+    // The open handle still reads and writes its (now nameless) file.
+    fs.write(attr.ino, 9, b"!").unwrap();
+    assert_eq!(fs.read(attr.ino, 0, 100).unwrap(), b"temp data!");
+    fs.flush(attr.ino).unwrap();
+    fs.release(fh).unwrap();
+    assert!(is(fs.lookup(ROOT_INO, b"scratch"), |e| matches!(
+        e,
+        FsError::NotFound
+    )));
+    // A new file of the same name starts empty.
+    let (attr, fh) = fs.create(ROOT_INO, b"scratch", 0o600).unwrap();
+    assert_eq!(fs.read(attr.ino, 0, 100).unwrap(), b"");
+    fs.release(fh).unwrap();
+}
+
 // ---- symlinks --------------------------------------------------------------------------
 
 #[test]
@@ -557,6 +637,43 @@ fn ownership_first_owner_wins_a_name() {
     assert_eq!(listed.iter().filter(|e| e.name == b"theirs").count(), 1);
 }
 
+#[test]
+fn ownership_a_name_another_owner_deleted_stays_theirs() {
+    // Bug found by this test: create and rename onto a name whose winning record is
+    // another owner's tombstone wrote an entry nobody can see; rename also deleted the
+    // source, so the file was lost.
+    let fs = fs_with(1024);
+    let other = owner(7);
+    let now = fs.store().now_nanos();
+    fs.store()
+        .put_as(other, entry_put(ROOT, &inline_entry(b"gone", b"x", now)));
+    let stone = Entry {
+        name: b"gone".to_vec(),
+        mode: 0,
+        mtime: now + 1,
+        body: Body::Tombstone,
+    };
+    fs.store().put_as(other, entry_put(ROOT, &stone));
+    assert!(is(fs.lookup(ROOT_INO, b"gone"), |e| matches!(
+        e,
+        FsError::NotFound
+    )));
+    assert!(is(fs.create(ROOT_INO, b"gone", 0o644), |e| matches!(
+        e,
+        FsError::Access
+    )));
+    assert!(is(fs.mkdir(ROOT_INO, b"gone", 0o755), |e| matches!(
+        e,
+        FsError::Access
+    )));
+    write_file(&fs, ROOT_INO, b"precious", b"keep me");
+    assert!(is(
+        fs.rename(ROOT_INO, b"precious", ROOT_INO, b"gone"),
+        |e| matches!(e, FsError::Access)
+    ));
+    assert_eq!(read_path(&fs, ROOT_INO, b"precious"), b"keep me");
+}
+
 // ---- records from other nodes -----------------------------------------------------------
 
 #[test]
@@ -596,6 +713,29 @@ fn remote_newer_record_is_seen_by_lookup_and_read() {
         FsError::NotFound
     )));
     assert_eq!(read_path(&fs, ROOT_INO, b"new"), b"n");
+}
+
+#[test]
+fn remote_newer_record_is_seen_through_a_handle_held_open() {
+    // Bug found by this test: while any handle kept the file open, its buffer was never
+    // reloaded, so the kernel (after invalidation) and new opens kept reading the old
+    // version.
+    let fs = fs_with(1024);
+    let me = fs.store().owner();
+    let ino = write_file(&fs, ROOT_INO, b"cfg", b"v1");
+    let held = fs.open(ino, false).unwrap();
+    assert_eq!(fs.read(ino, 0, 100).unwrap(), b"v1");
+    let now = fs.store().now_nanos();
+    fs.store().put_as(
+        me,
+        entry_put(ROOT, &inline_entry(b"cfg", b"v2 longer", now)),
+    );
+    assert_eq!(fs.getattr(ino).unwrap().size, 9);
+    assert_eq!(fs.read(ino, 0, 100).unwrap(), b"v2 longer");
+    let fh = fs.open(ino, false).unwrap();
+    assert_eq!(fs.read(ino, 0, 100).unwrap(), b"v2 longer");
+    fs.release(fh).unwrap();
+    fs.release(held).unwrap();
 }
 
 // ---- chunked files ---------------------------------------------------------------------
