@@ -328,7 +328,7 @@ async fn make_record(
     let ts = m.timestamp.unwrap_or_else(now);
     blocking(move || {
         let r = node
-            .make_record(&owner, &selectors, m.value.into_bytes(), mask, ts)
+            .make_record(&owner, &selectors, m.value.into_bytes(), mask, ts, &|_| {})
             .map_err(|e| bad(format!("cannot make record: {e:#}")))?;
         Ok(axum::Json(record_json(&node, &r)?))
     })
@@ -340,6 +340,7 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
         let n = node.clone();
         blocking(move || n.store.stats().map_err(internal)).await?
     };
+    let queue = node.lffs.get().map(|l| l.queue.stats()).unwrap_or_default();
     Ok(axum::Json(json::Status {
         software: "LF".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -359,19 +360,18 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
         mounts: node
             .lffs
             .get()
-            .map(|l| {
-                l.mounts
-                    .mounted()
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect()
-            })
+            .map(|l| l.mounts.states().into_iter().map(mount_json).collect())
             .unwrap_or_default(),
-        pending_commits: node
-            .lffs
-            .get()
-            .map_or(0, |l| l.queue.stats().records as u64),
-        oldest_pending_seconds: node.lffs.get().map_or(0, |l| l.queue.stats().oldest_age),
+        mounts_file_error: node.lffs.get().and_then(|l| l.mounts.file_error()),
+        pending_commits: queue.records as u64,
+        oldest_pending_seconds: queue.oldest_age,
+        pending_batches: queue.batches as u64,
+        proof_of_work: queue.pow.map(|p| json::PowStatus {
+            name: p.name,
+            elapsed_seconds: p.elapsed,
+            challenges_tried: p.tried,
+            expected_challenges: p.expected,
+        }),
         p2p_identity: node
             .p2p
             .get()
@@ -392,6 +392,24 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
             None => vec![],
         },
     }))
+}
+
+fn mount_json(m: crate::mount_manager::MountState) -> json::MountStatus {
+    json::MountStatus {
+        path: m.path.display().to_string(),
+        root: m.root,
+        owner: m.owner,
+        state: if m.error.is_some() {
+            "failed"
+        } else {
+            "mounted"
+        }
+        .into(),
+        since: m.since,
+        error: m.error,
+        read_only: m.read_only,
+        allow_other: m.allow_other,
+    }
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

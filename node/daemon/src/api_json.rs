@@ -153,21 +153,79 @@ pub struct Status {
     /// P2P port (used from the P2P issue on).
     #[serde(rename = "P2PPort")]
     pub p2p_port: u16,
-    /// LFFS mount points up now.
+    /// Every mount of `mounts.yaml` and its state.
     #[serde(default)]
-    pub mounts: Vec<String>,
+    pub mounts: Vec<MountStatus>,
+    /// Why the last edit of `mounts.yaml` was refused (the running mounts were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts_file_error: Option<String>,
     /// LFFS changes written locally and not yet published (records).
     #[serde(default)]
     pub pending_commits: u64,
     /// Age of the oldest unpublished LFFS change, seconds.
     #[serde(default)]
     pub oldest_pending_seconds: u64,
+    /// LFFS batches (one per close, fsync, mkdir, rename, ...) not yet published.
+    #[serde(default)]
+    pub pending_batches: u64,
+    /// The proof of work the commit queue is paying now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_work: Option<PowStatus>,
     /// P2P identity (libp2p peer ID).
     #[serde(default, rename = "P2PIdentity")]
     pub p2p_identity: String,
     /// Connected peers.
     #[serde(default)]
     pub peers: Vec<Peer>,
+}
+
+/// A mount in `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountStatus {
+    /// Mount point.
+    pub path: String,
+    /// Root selector name.
+    pub root: String,
+    /// Owner (`@...`), empty if it could not be derived.
+    pub owner: String,
+    /// "mounted" or "failed".
+    pub state: String,
+    /// Mounted since, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// Why it is not mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Other users (containers) may use it.
+    pub allow_other: bool,
+}
+
+/// Proof of work in progress in `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PowStatus {
+    /// Selector name of the record being paid for.
+    pub name: String,
+    /// Seconds spent so far.
+    pub elapsed_seconds: f64,
+    /// Equi-X challenges tried so far.
+    pub challenges_tried: u64,
+    /// Challenges expected on average (0 until the solver first reports).
+    pub expected_challenges: f64,
+}
+
+impl PowStatus {
+    /// Progress as a percentage of the expected work (may pass 100: work is random).
+    pub fn percent(&self) -> f64 {
+        if self.expected_challenges > 0.0 {
+            100.0 * self.challenges_tried as f64 / self.expected_challenges
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A connected peer in `/status`.

@@ -330,14 +330,30 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
             }
         );
     }
-    println!("mounts         {}", s.mounts.len());
+    let up = s.mounts.iter().filter(|m| m.error.is_none()).count();
+    println!("mounts         {up} up of {}", s.mounts.len());
     for m in &s.mounts {
-        println!("  {m}");
+        let mode = if m.read_only { "ro" } else { "rw" };
+        match &m.error {
+            None => println!("  {}  {}  {mode}  owner {}", m.path, m.root, m.owner),
+            Some(e) => println!("  {}  {}  FAILED: {e}", m.path, m.root),
+        }
+    }
+    if let Some(e) = &s.mounts_file_error {
+        println!("  mounts.yaml edit refused (running mounts kept): {e}");
     }
     println!(
-        "pending        {} LFFS records (oldest {} s)",
-        s.pending_commits, s.oldest_pending_seconds
+        "pending        {} LFFS records in {} batches (oldest {} s)",
+        s.pending_commits, s.pending_batches, s.oldest_pending_seconds
     );
+    if let Some(p) = &s.proof_of_work {
+        println!(
+            "proof of work  {}: {:.0}% of the expected work, {:.1} s",
+            p.name,
+            p.percent(),
+            p.elapsed_seconds
+        );
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine;
@@ -54,15 +54,42 @@ struct State {
     batches: BTreeMap<u64, Arc<Batch>>,
     overlay: HashMap<Key, (u64, Version)>,
     last_ts: HashMap<(Vec<u8>, u64), u64>,
+    /// The proof of work being paid now, if any.
+    pow: Option<PowState>,
+}
+
+/// The record whose proof of work the worker is paying now.
+struct PowState {
+    name: Vec<u8>,
+    started: Instant,
+    tried: u64,
+    expected: f64,
+}
+
+/// Proof of work in progress, for status pages.
+#[derive(Clone, Debug)]
+pub struct PowProgress {
+    /// Selector name of the record (masked names are shown as they are stored).
+    pub name: String,
+    /// Seconds spent on it so far.
+    pub elapsed: f64,
+    /// Equi-X challenges tried so far.
+    pub tried: u64,
+    /// Challenges expected on average for this record's effort.
+    pub expected: f64,
 }
 
 /// Queue depth for status pages.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct QueueStats {
     /// Records waiting.
     pub records: usize,
+    /// Batches (one per close, fsync, create, rename, ...) waiting.
+    pub batches: usize,
     /// Age of the oldest batch, seconds.
     pub oldest_age: u64,
+    /// The proof of work being paid now.
+    pub pow: Option<PowProgress>,
 }
 
 /// The queue; one per node, shared by every mount.
@@ -197,6 +224,13 @@ impl CommitQueue {
         let st = self.lock();
         QueueStats {
             records: st.batches.values().map(|b| b.puts.len()).sum(),
+            batches: st.batches.len(),
+            pow: st.pow.as_ref().map(|p| PowProgress {
+                name: printable(&p.name),
+                elapsed: p.started.elapsed().as_secs_f64(),
+                tried: p.tried,
+                expected: p.expected,
+            }),
             oldest_age: st
                 .batches
                 .values()
@@ -208,6 +242,7 @@ impl CommitQueue {
     /// Publishes batches until the node stops. Runs on its own thread: proof of work
     /// never runs on the async runtime or in a FUSE callback.
     pub fn run(self: Arc<Self>) {
+        crate::priority::background_thread();
         while !self.node.stopping.load(Ordering::Relaxed) {
             let next = {
                 let st = self.lock();
@@ -249,15 +284,28 @@ impl CommitQueue {
                 ts
             };
             let mask = Some(p.mask.clone());
-            self.node
-                .make_record(
-                    &batch.owner,
-                    &[(p.name.clone(), p.ordinal)],
-                    p.value.clone(),
-                    mask,
-                    ts,
-                )
-                .context("publishing a record")?;
+            self.lock().pow = Some(PowState {
+                name: p.name.clone(),
+                started: Instant::now(),
+                tried: 0,
+                expected: 0.0,
+            });
+            let progress = |pr: lf_pow::Progress| {
+                if let Some(s) = self.lock().pow.as_mut() {
+                    s.tried = pr.challenges_tried;
+                    s.expected = pr.expected_challenges;
+                }
+            };
+            let made = self.node.make_record(
+                &batch.owner,
+                &[(p.name.clone(), p.ordinal)],
+                p.value.clone(),
+                mask,
+                ts,
+                &progress,
+            );
+            self.lock().pow = None;
+            made.context("publishing a record")?;
         }
         Ok(())
     }
@@ -274,6 +322,24 @@ impl CommitQueue {
         let _ = std::fs::remove_file(self.dir.join(format!("{seq:020}.json")));
         self.node.generation.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A selector name for humans: its printable prefix, then the rest in hex (chunk
+/// selectors end in a binary SHA-256), shortened.
+fn printable(name: &[u8]) -> String {
+    let cut = name
+        .iter()
+        .position(|b| !b.is_ascii_graphic() && *b != b' ')
+        .unwrap_or(name.len());
+    let mut s = String::from_utf8_lossy(&name[..cut]).into_owned();
+    if cut < name.len() {
+        let rest = &name[cut..];
+        s.push_str(&hex::encode(&rest[..rest.len().min(8)]));
+        if rest.len() > 8 {
+            s.push('…');
+        }
+    }
+    s
 }
 
 fn decode(bytes: &[u8]) -> anyhow::Result<Batch> {
@@ -296,4 +362,18 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Batch> {
         created: f.created,
         puts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_names_keep_text_and_shorten_binary() {
+        assert_eq!(printable(b"lf.shared/dir"), "lf.shared/dir");
+        let mut chunk = b"lffs-chunk:".to_vec();
+        chunk.extend_from_slice(&[0xab; 32]);
+        assert_eq!(printable(&chunk), "lffs-chunk:abababababababab…");
+        assert_eq!(printable(&[1, 2]), "0102");
+    }
 }

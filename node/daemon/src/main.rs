@@ -18,6 +18,7 @@ mod mounts;
 mod network;
 mod node;
 mod oracle;
+mod priority;
 mod random;
 mod replication;
 mod sdnotify;

@@ -17,6 +17,10 @@ use crate::node::Node;
 
 struct Running {
     spec: MountSpec,
+    /// The mount's owner (`@...`).
+    owner: String,
+    /// When it was mounted, Unix seconds.
+    since: u64,
     session: fuser::BackgroundSession,
     /// Stops the mount's cache-invalidation thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -28,6 +32,43 @@ pub struct MountManager {
     queue: Arc<CommitQueue>,
     home: PathBuf,
     running: Mutex<Vec<Running>>,
+    /// Mounts of the file that could not be mounted, with why (retried at each reload).
+    failed: Mutex<Vec<MountState>>,
+    /// Why the last reload of `mounts.yaml` was refused, if it was.
+    file_error: Mutex<Option<String>>,
+}
+
+/// A mount's state, for `lf status` and the status page.
+#[derive(Clone, Debug)]
+pub struct MountState {
+    /// Mount point.
+    pub path: PathBuf,
+    /// Root selector name.
+    pub root: String,
+    /// Owner (`@...`); empty if it could not be derived.
+    pub owner: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Other users (containers) may use it.
+    pub allow_other: bool,
+    /// Mounted since (Unix seconds), if it is up.
+    pub since: Option<u64>,
+    /// Why it is not mounted, if it is not.
+    pub error: Option<String>,
+}
+
+impl MountState {
+    fn of(spec: &MountSpec, owner: String, since: Option<u64>, error: Option<String>) -> Self {
+        MountState {
+            path: spec.path.clone(),
+            root: spec.root.clone(),
+            owner,
+            read_only: spec.read_only,
+            allow_other: spec.allow_other,
+            since,
+            error,
+        }
+    }
 }
 
 /// The path of `mounts.yaml` in a home.
@@ -95,6 +136,8 @@ impl MountManager {
             queue,
             home: home.to_path_buf(),
             running: Mutex::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
+            file_error: Mutex::new(None),
         });
         m.apply(mounts::plan(&[], &specs));
         Ok(m)
@@ -105,6 +148,9 @@ impl MountManager {
         let file = mounts_file(&self.home);
         match mounts::load(&file) {
             Ok(specs) => {
+                *self.file_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.failed_lock()
+                    .retain(|f| specs.iter().any(|s| s.path == f.path));
                 let running: Vec<MountSpec> = self.lock().iter().map(|r| r.spec.clone()).collect();
                 let actions = mounts::plan(&running, &specs);
                 if !actions.is_empty() {
@@ -114,7 +160,8 @@ impl MountManager {
             }
             Err(e) => {
                 crate::metrics::error("mounts_yaml_invalid");
-                tracing::error!("{e:#}; keeping the running mounts as they are")
+                tracing::error!("{e:#}; keeping the running mounts as they are");
+                *self.file_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{e:#}"));
             }
         }
     }
@@ -123,24 +170,46 @@ impl MountManager {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn failed_lock(&self) -> std::sync::MutexGuard<'_, Vec<MountState>> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn apply(&self, actions: Vec<MountAction>) {
         for a in actions {
             match a {
-                MountAction::Unmount(path) => self.unmount(&path),
-                MountAction::Mount(spec) => match self.mount(&spec) {
-                    Ok((session, stop)) => {
-                        tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
-                        self.lock().push(Running {
-                            spec,
-                            session,
-                            stop,
-                        });
+                MountAction::Unmount(path) => {
+                    self.failed_lock().retain(|f| f.path != path);
+                    self.unmount(&path)
+                }
+                MountAction::Mount(spec) => {
+                    self.failed_lock().retain(|f| f.path != spec.path);
+                    match self.mount(&spec) {
+                        Ok((session, stop, owner)) => {
+                            tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
+                            self.lock().push(Running {
+                                spec,
+                                owner,
+                                since: crate::node::now(),
+                                session,
+                                stop,
+                            });
+                        }
+                        Err(e) => {
+                            crate::metrics::error("mount");
+                            tracing::error!(path = %spec.path.display(), "cannot mount: {e:#}");
+                            let owner = self
+                                .owner(&spec)
+                                .map(|(o, _)| o.public().to_string())
+                                .unwrap_or_default();
+                            self.failed_lock().push(MountState::of(
+                                &spec,
+                                owner,
+                                None,
+                                Some(format!("{e:#}")),
+                            ));
+                        }
                     }
-                    Err(e) => {
-                        crate::metrics::error("mount");
-                        tracing::error!(path = %spec.path.display(), "cannot mount: {e:#}")
-                    }
-                },
+                }
             }
         }
     }
@@ -177,6 +246,25 @@ impl MountManager {
         self.lock().iter().map(|m| m.spec.path.clone()).collect()
     }
 
+    /// Every mount of `mounts.yaml`: up ones first, then those that failed.
+    pub fn states(&self) -> Vec<MountState> {
+        let mut v: Vec<MountState> = self
+            .lock()
+            .iter()
+            .map(|m| MountState::of(&m.spec, m.owner.clone(), Some(m.since), None))
+            .collect();
+        v.extend(self.failed_lock().iter().cloned());
+        v
+    }
+
+    /// Why the last edit of `mounts.yaml` was refused (the running mounts were kept).
+    pub fn file_error(&self) -> Option<String> {
+        self.file_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn owner(&self, spec: &MountSpec) -> anyhow::Result<(OwnerSecret, Option<Vec<u8>>)> {
         match &spec.owner {
             OwnerSource::Passphrase(p) => {
@@ -201,7 +289,11 @@ impl MountManager {
     fn mount(
         &self,
         spec: &MountSpec,
-    ) -> anyhow::Result<(fuser::BackgroundSession, Arc<std::sync::atomic::AtomicBool>)> {
+    ) -> anyhow::Result<(
+        fuser::BackgroundSession,
+        Arc<std::sync::atomic::AtomicBool>,
+        String,
+    )> {
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
             bail!("{} is already mounted", spec.path.display());
         }
@@ -215,6 +307,7 @@ impl MountManager {
         std::fs::create_dir_all(&spec.path)
             .with_context(|| format!("cannot create {}", spec.path.display()))?;
         let (uid, gid) = proc_ids();
+        let owner_id = owner.public().to_string();
         let store = LffsStore::new(self.node.clone(), self.queue.clone(), owner);
         let fs = lffs::Filesystem::new(
             store,
@@ -245,6 +338,6 @@ impl MountManager {
         std::thread::Builder::new()
             .name("lffs-inval".into())
             .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
-        Ok((session, stop))
+        Ok((session, stop, owner_id))
     }
 }

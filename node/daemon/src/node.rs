@@ -121,7 +121,8 @@ impl Node {
         Ok(())
     }
 
-    /// Builds, pays for and stores a record on the node (blocking; `/makerecord`).
+    /// Builds, pays for and stores a record on the node (blocking; `/makerecord` and
+    /// the LFFS commit queue). `progress` hears from the proof-of-work solver.
     pub fn make_record(
         &self,
         owner: &OwnerSecret,
@@ -129,6 +130,7 @@ impl Node {
         value: Vec<u8>,
         masking_key: Option<Vec<u8>>,
         timestamp: u64,
+        progress: &(dyn Fn(lf_pow::Progress) + Sync),
     ) -> Result<Record, anyhow::Error> {
         let links = self
             .store
@@ -152,7 +154,7 @@ impl Node {
                 start_nonce: u64::from_le_bytes(start),
             };
             let start = Instant::now();
-            let w = lf_pow::solve(&u.work_challenge(), effort, &opts, &self.stopping, &|_| {})?;
+            let w = lf_pow::solve(&u.work_challenge(), effort, &opts, &self.stopping, progress)?;
             ::metrics::histogram!("lf_pow_duration_seconds").record(start.elapsed().as_secs_f64());
             Some(w)
         } else {

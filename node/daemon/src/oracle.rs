@@ -17,6 +17,7 @@ use crate::node::{Node, now};
 
 /// Runs until the node stops: every `interval`, flags new collision losers.
 pub fn run(node: Arc<Node>, interval: Duration) {
+    crate::priority::background_thread();
     tracing::info!(oracle = %node.identity.public(), "oracle mode: publishing commentary");
     while !node.stopping.load(Ordering::Relaxed) {
         let mut waited = Duration::ZERO;

@@ -136,24 +136,59 @@ pub fn render(s: &Status) -> String {
         );
     }
     o.push_str("</table>\n<h2>LFFS</h2><table>\n");
-    row(
-        &mut o,
-        "mount-count",
-        "mounts up",
-        &s.mounts.len().to_string(),
-    );
+    let up = s.mounts.iter().filter(|m| m.error.is_none()).count();
+    row(&mut o, "mount-count", "mounts up", &up.to_string());
     for m in &s.mounts {
-        row(&mut o, "mount", "mounted", m);
+        let mode = if m.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        match &m.error {
+            None => row(
+                &mut o,
+                "mount",
+                &m.path,
+                &format!("mounted: {} ({mode}), owner {}", m.root, m.owner),
+            ),
+            Some(e) => row(
+                &mut o,
+                "mount-failed",
+                &m.path,
+                &format!("FAILED: {} ({e})", m.root),
+            ),
+        }
+    }
+    if let Some(e) = &s.mounts_file_error {
+        row(
+            &mut o,
+            "mounts-file-error",
+            "mounts.yaml",
+            &format!("edit refused, running mounts kept: {e}"),
+        );
     }
     row(
         &mut o,
         "pending",
         "pending commits",
         &format!(
-            "{} (oldest {} s)",
-            s.pending_commits, s.oldest_pending_seconds
+            "{} records in {} batches (oldest {} s)",
+            s.pending_commits, s.pending_batches, s.oldest_pending_seconds
         ),
     );
+    if let Some(p) = &s.proof_of_work {
+        row(
+            &mut o,
+            "pow",
+            "proof of work",
+            &format!(
+                "{}: {:.0}% of the expected work, {:.1} s",
+                p.name,
+                p.percent(),
+                p.elapsed_seconds
+            ),
+        );
+    }
     let _ = write!(
         o,
         "</table>\n<p><small>Reloads every {REFRESH_SECONDS} s. Also: \

@@ -1,0 +1,146 @@
+//! `lf status` (text and `-json`) and the status page report each mount's state, a
+//! refused `mounts.yaml` edit, and the proof of work the commit queue is paying while
+//! the files stay usable (needs root and /dev/fuse, as in CI).
+
+use std::path::Path;
+
+use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
+use serde_json::Value;
+
+fn genesis(home: &Path, difficulty: &str) {
+    std::fs::create_dir_all(home).unwrap();
+    let o = lf(
+        home,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "status",
+            "--difficulty",
+            difficulty,
+            "--out",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+}
+
+fn mount_yaml(path: &Path, root: &str) -> String {
+    format!(
+        "- path: {}\n  root: {root}\n  owner_private: identity-secret.pem\n",
+        path.display()
+    )
+}
+
+fn status_json(n: &TestNode) -> Value {
+    let o = n.lf(&["-json", "status"]);
+    assert!(o.status.success(), "lf status: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("status JSON")
+}
+
+fn status_text(n: &TestNode) -> String {
+    let o = n.lf(&["status"]);
+    assert!(o.status.success(), "lf status: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn status_shows_each_mount_a_failed_mount_and_a_refused_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    genesis(&home, "0");
+    let good = dir.path().join("mnt");
+    // A mount point below a regular file cannot be created: that mount fails.
+    std::fs::write(dir.path().join("plain-file"), "x").unwrap();
+    let bad = dir.path().join("plain-file").join("mnt");
+    let yaml = format!(
+        "{}{}",
+        mount_yaml(&good, "status.good"),
+        mount_yaml(&bad, "status.bad")
+    );
+    std::fs::write(home.join("mounts.yaml"), &yaml).unwrap();
+    let n = TestNode::start(&home);
+    assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
+
+    let s = status_json(&n);
+    let mounts = s["Mounts"].as_array().expect("Mounts");
+    assert_eq!(mounts.len(), 2, "{s}");
+    let up = &mounts[0];
+    assert_eq!(up["Path"], good.display().to_string());
+    assert_eq!(up["Root"], "status.good");
+    assert_eq!(up["State"], "mounted");
+    assert_eq!(
+        up["Owner"], s["Identity"],
+        "the mount's owner is the node key"
+    );
+    assert!(up["Since"].as_u64().is_some_and(|t| t > 0));
+    let failed = &mounts[1];
+    assert_eq!(failed["State"], "failed");
+    assert_eq!(failed["Root"], "status.bad");
+    assert!(
+        failed["Error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plain-file")),
+        "{failed}"
+    );
+    let text = status_text(&n);
+    assert!(text.contains("mounts         1 up of 2"), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+
+    // A broken edit is refused and shown; the running mount stays.
+    std::fs::write(home.join("mounts.yaml"), format!("{yaml}  colour: blue\n")).unwrap();
+    assert!(wait_until(20, || status_json(&n)["MountsFileError"]
+        .as_str()
+        .is_some_and(|e| e.contains("colour"))));
+    assert!(is_mounted(&good));
+    assert!(status_text(&n).contains("mounts.yaml edit refused"));
+
+    // Fixing the file (and dropping the bad mount) clears both.
+    std::fs::write(home.join("mounts.yaml"), mount_yaml(&good, "status.good")).unwrap();
+    assert!(wait_until(20, || {
+        let s = status_json(&n);
+        s["MountsFileError"].is_null() && s["Mounts"].as_array().is_some_and(|m| m.len() == 1)
+    }));
+    assert!(is_mounted(&good));
+}
+
+#[test]
+fn status_shows_proof_of_work_progress_while_files_stay_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // The default network's difficulty: a 1,000-byte file costs seconds of work.
+    genesis(&home, "350");
+    let mnt = dir.path().join("mnt");
+    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.pow")).unwrap();
+    let n = TestNode::start(&home);
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+
+    let content = "k=v;".repeat(250);
+    let file = mnt.join("big.conf");
+    std::fs::write(&file, &content).unwrap();
+
+    let mut seen = None;
+    assert!(
+        wait_until(60, || {
+            let s = status_json(&n);
+            let pow = &s["ProofOfWork"];
+            let ok = pow["ChallengesTried"].as_u64().is_some_and(|t| t > 0)
+                && pow["ExpectedChallenges"].as_f64().is_some_and(|e| e > 0.0);
+            if ok {
+                seen = Some(s);
+            }
+            ok
+        }),
+        "no proof-of-work progress in status: {}",
+        n.output()
+    );
+    let s = seen.unwrap();
+    assert!(s["PendingCommits"].as_u64().is_some_and(|p| p >= 1), "{s}");
+    assert!(s["PendingBatches"].as_u64().is_some_and(|p| p >= 1), "{s}");
+    // While the work runs, the file reads back and new files can be made.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), content);
+    std::fs::write(mnt.join("other"), "x").unwrap();
+    assert_eq!(std::fs::read_to_string(mnt.join("other")).unwrap(), "x");
+    // The text form shows it too (the 1,000-byte record keeps the solver busy).
+    assert!(wait_until(30, || status_text(&n).contains("proof of work")));
+}
