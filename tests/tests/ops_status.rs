@@ -1,6 +1,7 @@
-//! `lf status` (text and `-json`) and the status page report each mount's state, a
-//! refused `mounts.yaml` edit, and the proof of work the commit queue is paying while
-//! the files stay usable (needs root and /dev/fuse, as in CI).
+//! `lf status` (text and `-json`) reports each mount's state, a refused `mounts.yaml`
+//! edit, and the proof of work the commit queue is paying while the files stay usable;
+//! a node killed with commits pending replays its journal (needs root and /dev/fuse,
+//! as in CI).
 
 use std::path::Path;
 
@@ -143,4 +144,49 @@ fn status_shows_proof_of_work_progress_while_files_stay_usable() {
     assert_eq!(std::fs::read_to_string(mnt.join("other")).unwrap(), "x");
     // The text form shows it too (the 1,000-byte record keeps the solver busy).
     assert!(wait_until(30, || status_text(&n).contains("proof of work")));
+}
+
+#[test]
+fn kill_9_with_commits_pending_replays_the_journal_and_publishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    genesis(&home, "350");
+    let mnt = dir.path().join("mnt");
+    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.journal")).unwrap();
+    let mut n = TestNode::start(&home);
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    for i in 0..10 {
+        std::fs::write(mnt.join("d").join(format!("f{i}")), format!("value {i}\n")).unwrap();
+    }
+    let pending = status_json(&n)["PendingCommits"].as_u64().unwrap();
+    assert!(pending > 0, "proof of work should still be running");
+    n.stop("KILL");
+    n.restart();
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+    for i in 0..10 {
+        assert_eq!(
+            std::fs::read_to_string(mnt.join("d").join(format!("f{i}"))).unwrap(),
+            format!("value {i}\n")
+        );
+    }
+    assert!(n.output().contains("replaying the LFFS commit journal"));
+    // The replayed batches get published; then the journal is down to one segment.
+    assert!(
+        wait_until(180, || status_json(&n)["PendingCommits"] == 0),
+        "{}",
+        n.output()
+    );
+    let segments = std::fs::read_dir(home.join("lffs-journal"))
+        .unwrap()
+        .count();
+    assert_eq!(segments, 1);
+    // And the published records serve the files after another restart.
+    n.stop("TERM");
+    n.restart();
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("d").join("f9")).unwrap(),
+        "value 9\n"
+    );
 }

@@ -1,13 +1,14 @@
 //! The LFFS commit queue: what FUSE writes become durable in a local journal at once
 //! and are published as records (links, proof of work, signature) in the background.
 //!
-//! Steps of a write (`submit`): (1) the batch is written to
-//! `<home>/lffs-journal/<seq>.json` via a temp file, fsync, rename and a directory
-//! fsync; (2) it enters the in-memory overlay, so readers on this node see it; (3) the
-//! worker thread turns each put into a record, pays its proof of work (cancelled on
-//! shutdown) and hands it to `Node::accept`; (4) once every put of the batch is in the
-//! store, the journal file is deleted and the overlay entries of that batch dropped.
-//! At start, journal files left by a crash are replayed into the overlay and queue.
+//! Steps of a write (`submit`): (1) the batch is appended to the journal
+//! (`crate::journal`, `<home>/lffs-journal/`) and synced, sharing the sync with
+//! concurrent writers; (2) it enters the in-memory overlay, so readers on this node see
+//! it; (3) the worker thread turns each put into a record, pays its proof of work
+//! (cancelled on shutdown) and hands it to `Node::accept`; (4) once every put of the
+//! batch is in the store, a `Done` entry is appended and the overlay entries of that
+//! batch dropped. At start, batches without `Done` are replayed into the overlay and
+//! queue (and `<seq>.json` files of the older one-file-per-batch journal, if any).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use lf_record::OwnerSecret;
 use lffs::{Put, Version};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{Entry, Journal};
 use crate::node::{Node, now};
 
 #[derive(Serialize, Deserialize)]
@@ -41,6 +43,8 @@ struct JournalFile {
 }
 
 struct Batch {
+    /// Journal segment holding it.
+    segment: u64,
     owner: OwnerSecret,
     created: u64,
     puts: Vec<Put>,
@@ -95,7 +99,7 @@ pub struct QueueStats {
 /// The queue; one per node, shared by every mount.
 pub struct CommitQueue {
     node: Arc<Node>,
-    dir: PathBuf,
+    journal: Journal,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -104,13 +108,22 @@ impl CommitQueue {
     /// Opens the journal directory and replays what a previous run left.
     pub fn open(node: Arc<Node>, home: &std::path::Path) -> anyhow::Result<Arc<Self>> {
         let dir = home.join("lffs-journal");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut state = State {
-            next_seq: 1,
-            ..State::default()
-        };
-        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)?
+        let (journal, entries) = Journal::open::<JournalFile>(&dir)?;
+        let mut pending: BTreeMap<u64, (u64, JournalFile)> = BTreeMap::new();
+        let mut next_seq = 1;
+        for (segment, e) in entries {
+            match e {
+                Entry::Batch(seq, f) => {
+                    next_seq = next_seq.max(seq + 1);
+                    pending.insert(seq, (segment, f));
+                }
+                Entry::Done(seq) => {
+                    pending.remove(&seq);
+                }
+            }
+        }
+        // Batches of the older journal (one JSON file each): moved into the log.
+        let mut legacy: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let p = e.path();
@@ -118,12 +131,27 @@ impl CommitQueue {
                 (p.extension()? == "json").then_some((seq, p))
             })
             .collect();
-        files.sort();
-        for (seq, path) in files {
-            let batch = std::fs::read(&path)
+        legacy.sort();
+        for (_, path) in &legacy {
+            let f: JournalFile = std::fs::read(path)
                 .map_err(anyhow::Error::from)
-                .and_then(|b| decode(&b))
+                .and_then(|b| Ok(serde_json::from_slice(&b)?))
                 .with_context(|| format!("journal file {} is unreadable", path.display()))?;
+            let seq = next_seq;
+            next_seq += 1;
+            let segment = journal.append_durable(&Entry::Batch(seq, &f))?;
+            pending.insert(seq, (segment, f));
+        }
+        for (_, path) in &legacy {
+            let _ = std::fs::remove_file(path);
+        }
+        let mut state = State {
+            next_seq,
+            ..State::default()
+        };
+        for (seq, (segment, f)) in pending {
+            let batch = decode(segment, f)
+                .with_context(|| format!("LFFS journal batch {seq} is unreadable"))?;
             for p in &batch.puts {
                 let v = Version {
                     owner: batch.owner.public(),
@@ -135,17 +163,17 @@ impl CommitQueue {
                     .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
             }
             state.batches.insert(seq, Arc::new(batch));
-            state.next_seq = seq + 1;
         }
         if !state.batches.is_empty() {
             tracing::info!(
                 batches = state.batches.len(),
+                dir = %dir.display(),
                 "replaying the LFFS commit journal"
             );
         }
         Ok(Arc::new(CommitQueue {
             node,
-            dir,
+            journal,
             state: Mutex::new(state),
             wake: Condvar::new(),
         }))
@@ -171,25 +199,30 @@ impl CommitQueue {
                 })
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&file)?;
+        let seq = {
+            let mut st = self.lock();
+            st.next_seq += 1;
+            st.next_seq - 1
+        };
+        // No lock held while syncing: readers of the overlay never wait for the disk.
+        let segment = self.journal.append_durable(&Entry::Batch(seq, &file))?;
         let mut st = self.lock();
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        let path = self.dir.join(format!("{seq:020}.json"));
-        crate::home::write_private(&path, &bytes)?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all())?;
         for p in &puts {
             let v = Version {
                 owner: owner.public(),
                 timestamp: created,
                 value: p.value.clone(),
             };
-            st.overlay
-                .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
+            let key = (p.name.clone(), p.ordinal, p.mask.clone());
+            // Concurrent submits may finish out of order: the later batch wins.
+            if st.overlay.get(&key).is_none_or(|(s, _)| *s < seq) {
+                st.overlay.insert(key, (seq, v));
+            }
         }
         st.batches.insert(
             seq,
             Arc::new(Batch {
+                segment,
                 owner: owner.clone(),
                 created,
                 puts,
@@ -311,6 +344,10 @@ impl CommitQueue {
     }
 
     fn finish(&self, seq: u64) {
+        if let Err(e) = self.journal.append_lazy(&Entry::<()>::Done(seq)) {
+            // Harmless: the batch is published again after a restart.
+            tracing::warn!(seq, "cannot mark an LFFS batch as published: {e:#}");
+        }
         let mut st = self.lock();
         if let Some(b) = st.batches.remove(&seq) {
             ::metrics::counter!("lf_commit_queue_published_total").increment(1);
@@ -318,8 +355,12 @@ impl CommitQueue {
                 .record(now().saturating_sub(b.created) as f64);
         }
         st.overlay.retain(|_, (s, _)| *s != seq);
+        let oldest = st.batches.values().next().map(|b| b.segment);
+        let idle = st.batches.is_empty();
         drop(st);
-        let _ = std::fs::remove_file(self.dir.join(format!("{seq:020}.json")));
+        if let Err(e) = self.journal.rotate(idle, oldest) {
+            tracing::warn!("cannot rotate the LFFS journal: {e:#}");
+        }
         self.node.generation.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -342,8 +383,7 @@ fn printable(name: &[u8]) -> String {
     s
 }
 
-fn decode(bytes: &[u8]) -> anyhow::Result<Batch> {
-    let f: JournalFile = serde_json::from_slice(bytes)?;
+fn decode(segment: u64, f: JournalFile) -> anyhow::Result<Batch> {
     let owner = OwnerSecret::from_pem(&f.owner)?;
     let puts = f
         .puts
@@ -358,6 +398,7 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Batch> {
         })
         .collect::<Result<Vec<_>, base64::DecodeError>>()?;
     Ok(Batch {
+        segment,
         owner,
         created: f.created,
         puts,

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commit_queue;
 mod home;
+mod journal;
 mod lffs_store;
 mod logfile;
 mod makegenesis;

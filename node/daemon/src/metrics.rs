@@ -93,7 +93,11 @@ fn describe() {
     );
     describe_counter!(
         "lf_commit_queue_published_total",
-        "LFFS journal batches published and removed from the journal"
+        "LFFS journal batches published and marked done in the journal"
+    );
+    describe_counter!(
+        "lf_commit_journal_syncs_total",
+        "fdatasyncs of the LFFS journal (concurrent writers share one)"
     );
     describe_histogram!(
         "lf_commit_queue_publish_delay_seconds",

@@ -35,10 +35,4 @@ impl StoreError {
             source,
         }
     }
-    pub(crate) fn records_io(source: std::io::Error) -> Self {
-        StoreError::Io {
-            path: "records.lf".into(),
-            source,
-        }
-    }
 }

@@ -19,5 +19,6 @@ mod store;
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
 pub use query::{KeyRange, Query, QueryResult, SortOrder};
+pub use records_file::{FRAME_HEADER, RecordsFile};
 pub use reputation::{REPUTATION_COLLISION, REPUTATION_DEFAULT, REPUTATION_TEMPORAL};
 pub use store::{PutOutcome, RecordInfo, Store, StoreConfig, StoreStats};

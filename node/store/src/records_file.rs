@@ -4,10 +4,13 @@
 //! frame is complete only if its length fits in the file and its checksum matches;
 //! recovery stops at the first incomplete frame and cuts the file there, so a torn
 //! tail is never parsed as a record.
+//!
+//! The daemon's LFFS commit journal uses the same framing (it is exported as
+//! [`RecordsFile`]): errors name the file it was opened on.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
@@ -18,6 +21,7 @@ pub const FRAME_HEADER: u64 = 8;
 pub struct RecordsFile {
     file: File,
     end: u64,
+    path: PathBuf,
 }
 
 impl RecordsFile {
@@ -30,7 +34,15 @@ impl RecordsFile {
             .open(path)
             .map_err(|e| StoreError::io(path, e))?;
         let end = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
-        Ok(RecordsFile { file, end })
+        Ok(RecordsFile {
+            file,
+            end,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(std::io::Error) -> StoreError + '_ {
+        |e| StoreError::io(&self.path, e)
     }
 
     /// Offset where the next frame will start.
@@ -49,14 +61,14 @@ impl RecordsFile {
             buf.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
             buf.extend_from_slice(r);
         }
-        self.file.write_all(&buf).map_err(StoreError::records_io)?;
+        self.file.write_all(&buf).map_err(self.err())?;
         self.end += buf.len() as u64;
         Ok(offsets)
     }
 
     /// Makes everything appended so far durable (fdatasync).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(StoreError::records_io)
+        self.file.sync_data().map_err(self.err())
     }
 
     /// Cuts the file back to `len`, undoing appends that were never acknowledged.
@@ -64,8 +76,8 @@ impl RecordsFile {
     /// of later appends stay right.
     pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
         let cut = self.file.set_len(len);
-        self.end = self.file.metadata().map_err(StoreError::records_io)?.len();
-        cut.map_err(StoreError::records_io)
+        self.end = self.file.metadata().map_err(self.err())?.len();
+        cut.map_err(self.err())
     }
 
     /// Reads the record bytes at `offset` (as returned by `append`).
@@ -74,7 +86,7 @@ impl RecordsFile {
         let mut b = vec![0u8; len];
         self.file
             .read_exact_at(&mut b, offset)
-            .map_err(StoreError::records_io)?;
+            .map_err(self.err())?;
         Ok(b)
     }
 
@@ -83,9 +95,8 @@ impl RecordsFile {
     pub fn recover_tail(&mut self, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut data = Vec::new();
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(from))
-            .map_err(StoreError::records_io)?;
-        f.read_to_end(&mut data).map_err(StoreError::records_io)?;
+        f.seek(SeekFrom::Start(from)).map_err(self.err())?;
+        f.read_to_end(&mut data).map_err(self.err())?;
         let mut out = Vec::new();
         let mut pos = 0usize;
         while data.len() - pos >= FRAME_HEADER as usize {
@@ -106,12 +117,11 @@ impl RecordsFile {
             tracing::warn!(
                 cut = self.end - good_end,
                 at = good_end,
-                "records.lf ends with an incomplete frame; cutting it off"
+                file = %self.path.display(),
+                "the file ends with an incomplete frame; cutting it off"
             );
-            self.file
-                .set_len(good_end)
-                .map_err(StoreError::records_io)?;
-            self.file.sync_all().map_err(StoreError::records_io)?;
+            self.file.set_len(good_end).map_err(self.err())?;
+            self.file.sync_all().map_err(self.err())?;
             self.end = good_end;
         }
         Ok(out)
