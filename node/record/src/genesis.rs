@@ -84,10 +84,12 @@ pub struct NetworkConfig {
     /// Fields the genesis owner may change later, from [`AMENDABLE`].
     #[serde(default)]
     pub amendable_fields: Vec<String>,
-    /// Root CA certificates, base64 DER (used by the certificates issue).
+    /// Root CA certificates, base64 (standard alphabet, padded) of DER: self-signed
+    /// P-384 CAs that certify owners (see `cert.rs`).
     #[serde(default)]
     pub auth_certificates: Vec<String>,
-    /// Whether records need a certificate (proof of work alone is not enough).
+    /// Whether records need a certificate (proof of work alone is not enough); needs at
+    /// least one root in `auth_certificates`.
     #[serde(default)]
     pub auth_required: bool,
     /// Fewest links a new record must carry.
@@ -148,6 +150,11 @@ impl NetworkConfig {
                 self.record_max_value_size
             ));
         }
+        let roots = self.root_certificates()?;
+        crate::CertRegistry::new(&roots).map_err(|e| GenesisError::Invalid(e.to_string()))?;
+        if self.auth_required && roots.is_empty() {
+            return bad("auth_required needs at least one root in auth_certificates".into());
+        }
         if let Some(f) = self
             .amendable_fields
             .iter()
@@ -158,6 +165,20 @@ impl NetworkConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The DER of each root certificate in `auth_certificates`.
+    pub fn root_certificates(&self) -> Result<Vec<Vec<u8>>, GenesisError> {
+        use base64::Engine;
+        self.auth_certificates
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|e| GenesisError::Invalid(format!("auth_certificates[{i}]: {e}")))
+            })
+            .collect()
     }
 
     /// The record limits this configuration imposes.

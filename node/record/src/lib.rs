@@ -1,5 +1,6 @@
 //! LF records: the canonical wire format, hashes, owners, selectors with masked
-//! ordinals, value masking, validation and the genesis network configuration.
+//! ordinals, value masking, validation, the genesis network configuration and X.509
+//! owner certificates.
 //!
 //! This crate is pure: no I/O, no clock, no threads, no randomness of its own. Time,
 //! keys and nonces come in as parameters, which keeps it deterministic, fuzzable and
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod base62;
+pub mod cert;
 pub mod commentary;
 mod error;
 mod genesis;
@@ -24,6 +26,7 @@ mod selector;
 mod validate;
 
 pub use base62::{decode as base62_decode, encode as base62_encode};
+pub use cert::{CertError, CertRegistry, CertStatus, Certificate, CertificateRequest, Crl};
 pub use error::RecordError;
 pub use genesis::{GenesisError, NetworkConfig, NetworkId, create_genesis_records, parse_records};
 pub use hash::{RecordHash, RecordId};

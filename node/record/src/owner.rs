@@ -213,6 +213,25 @@ impl OwnerSecret {
             .to_string()
     }
 
+    /// PKCS#8 `PrivateKeyInfo` DER (what X.509 tooling such as rcgen reads).
+    pub fn to_pkcs8_der(&self) -> Vec<u8> {
+        use p384::pkcs8::EncodePrivateKey;
+        let sk = p384::SecretKey::from_slice(&self.key.to_bytes()).expect("valid scalar");
+        sk.to_pkcs8_der()
+            .expect("pkcs8 encoding of a valid key")
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// The public key as an uncompressed SEC1 point (97 bytes; X.509 SubjectPublicKeyInfo).
+    pub fn public_uncompressed(&self) -> Vec<u8> {
+        self.key
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
     /// Reads SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY` PEM.
     pub fn from_pem(pem: &str) -> Result<Self, OwnerError> {
         let sk = p384::SecretKey::from_sec1_pem(pem)
