@@ -175,6 +175,7 @@ fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<V
         sort,
         limit: q.limit,
         oracles,
+        certification: None,
     };
     Ok((query, mask))
 }
@@ -195,6 +196,7 @@ fn result_json(r: &lf_store::QueryResult, mask: Option<&[u8]>) -> json::QueryRes
         weight: r.weight,
         trust: r.trust,
         reputation: r.reputation,
+        signed: r.signed,
         selector_keys: r
             .record
             .selector_keys()
@@ -211,7 +213,10 @@ async fn query(
     State(node): State<Arc<Node>>,
     body: Bytes,
 ) -> ApiResult<axum::Json<Vec<Vec<json::QueryResult>>>> {
-    let (q, mask) = to_store_query(parse_json(&body)?)?;
+    let (mut q, mask) = to_store_query(parse_json(&body)?)?;
+    if node.certs.read().has_roots() {
+        q.certification = Some(Arc::new(node.certs.clone()));
+    }
     let sets = blocking(move || node.store.query(&q).map_err(internal)).await?;
     Ok(axum::Json(
         sets.iter()
@@ -489,6 +494,7 @@ async fn owner(
         Ok((c, b, l))
     })
     .await?;
+    let standing = node.certs.status(&o, now());
     Ok(axum::Json(json::OwnerStatus {
         owner: o.to_string(),
         owner_type: "p384".into(),
@@ -499,7 +505,8 @@ async fn owner(
         work_difficulty: node.config.work_difficulty,
         max_value_size: node.config.record_max_value_size,
         auth_required: node.config.auth_required,
-        has_current_certificate: false,
+        has_current_certificate: standing == lf_record::CertStatus::Certified,
+        certificate_revoked: standing == lf_record::CertStatus::Revoked,
     }))
 }
 

@@ -68,6 +68,10 @@ pub struct QueryResult {
     pub trust: f64,
     /// Local reputation.
     pub reputation: i64,
+    /// Whether the owner was certified at the record's timestamp (certified entries
+    /// rank first on networks with root CAs).
+    #[serde(default)]
+    pub signed: bool,
     /// Selector keys (hex), in order.
     pub selector_keys: Vec<String>,
     /// Unmasked value, when the node could unmask it and it is UTF-8.
@@ -282,8 +286,12 @@ pub struct OwnerStatus {
     pub max_value_size: u32,
     /// Whether records need a certificate.
     pub auth_required: bool,
-    /// Whether this owner holds one (certificates come with the trust issue).
+    /// Whether this owner holds a certificate valid now and not revoked (then its
+    /// records need no proof of work).
     pub has_current_certificate: bool,
+    /// Whether the owner's certificate was revoked (its new records are refused).
+    #[serde(default)]
+    pub certificate_revoked: bool,
 }
 
 /// `/links`.

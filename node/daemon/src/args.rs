@@ -186,6 +186,63 @@ pub enum OwnerCommand {
         /// Name or @owner.
         owner: String,
     },
+    /// Write a certificate signing request (PKCS#10, PEM) for an owner, to be signed
+    /// by the network's CA with `lf owner sign`.
+    Csr {
+        /// Owner name from client.json (default: the default owner).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Common name to request (informational: the certificate binds the key).
+        #[arg(long)]
+        cn: Option<String>,
+        /// Output file (default: NAME.csr in the current directory).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Sign a certificate request with a CA file (from `lf makegenesis -ca`): writes
+    /// the owner's certificate (PEM).
+    Sign {
+        /// The CA file (certificate and private key, PEM).
+        #[arg(long, value_name = "PEM")]
+        ca: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Output file (default: the request's name with .crt).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// The request (PEM or DER).
+        csr: PathBuf,
+    },
+    /// Publish an owner certificate as a record (signed by the certified owner from
+    /// client.json, or by the CA with -ca); nodes pick it up on arrival.
+    PublishCert {
+        /// Sign the record with this CA file instead of the certified owner.
+        #[arg(long, value_name = "PEM")]
+        ca: Option<PathBuf>,
+        /// The certificate (PEM or DER).
+        cert: PathBuf,
+    },
+    /// Revoke certificates: make a CRL with the CA file and publish it as a record.
+    Revoke {
+        /// The CA file that issued the certificates.
+        #[arg(long, value_name = "PEM")]
+        ca: PathBuf,
+        /// Also write the CRL (DER) here.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// The certificates to revoke (PEM or DER).
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+    },
+    /// Publish a CRL (DER or PEM) made elsewhere, signed by the CA file's key.
+    PublishCrl {
+        /// The CA file whose key signs the record.
+        #[arg(long, value_name = "PEM")]
+        ca: PathBuf,
+        /// The CRL.
+        crl: PathBuf,
+    },
 }
 
 /// `lf selftest` options.
@@ -226,6 +283,19 @@ pub struct MakegenesisArgs {
     /// Bootstrap peer multiaddr (repeatable).
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
+    /// Create a root CA (P-384): its certificate goes into the network configuration,
+    /// its certificate and key into genesis-ca.pem (mode 0600).
+    #[arg(long)]
+    pub ca: bool,
+    /// The root CA's common name (default: "<network name> root CA").
+    #[arg(long, value_name = "NAME")]
+    pub ca_name: Option<String>,
+    /// Days the root CA is valid.
+    #[arg(long, value_name = "DAYS", default_value_t = 36500)]
+    pub ca_days: u64,
+    /// Refuse records from owners without a valid certificate (needs -ca).
+    #[arg(long)]
+    pub auth_required: bool,
     /// Never prompt; use defaults for anything not given.
     #[arg(long)]
     pub yes: bool,

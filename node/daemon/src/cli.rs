@@ -1,4 +1,5 @@
-//! The client commands: `lf get`, `lf set`, `lf status`, `lf owner ...`.
+//! The client commands: `lf get`, `lf set`, `lf status`, `lf owner ...` (including the
+//! certificate commands: `csr`, `sign`, `publish-cert`, `revoke`, `publish-crl`).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -225,8 +226,19 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     let (owner_name, owner) = config.owner(a.owner.as_deref())?;
     let api = api(home, url, &config);
     let status: json::OwnerStatus = api.get(&format!("/owner/{}", owner.public()))?;
+    if status.certificate_revoked {
+        bail!(
+            "owner {owner_name:?} ({}) has a revoked certificate: the network refuses its new records",
+            owner.public()
+        );
+    }
     if status.auth_required && !status.has_current_certificate {
-        bail!("this network requires a certificate and owner {owner_name:?} has none");
+        bail!(
+            "this network requires a certificate and owner {owner_name:?} ({}) has no valid one \
+             (make a request with `lf owner csr`, have the network's CA sign it with \
+             `lf owner sign`, then `lf owner publish-cert`)",
+            owner.public()
+        );
     }
     if value.len() > status.max_value_size as usize {
         bail!(
@@ -250,7 +262,12 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
         b = b.masking_key(m.clone().into_bytes());
     }
     let u = b.build(&owner.public())?;
-    let effort = u.required_effort(status.work_difficulty);
+    // A certified owner's records need no proof of work (reference §7.5).
+    let effort = if status.has_current_certificate {
+        0
+    } else {
+        u.required_effort(status.work_difficulty)
+    };
     let work = if effort > 0 {
         Some(pay(&u.work_challenge(), effort)?)
     } else {
@@ -262,6 +279,47 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
         println!("{}", serde_json::to_string_pretty(&posted)?);
     } else {
         println!("{} {}", owner.public(), r.hash());
+    }
+    Ok(())
+}
+
+/// Publishes a certificate or CRL record (value: the DER, readable by anyone) signed by
+/// `signer`. `self_certifying`: the value is `signer`'s own certificate, which lets the
+/// record skip proof of work even before the node knows the certificate.
+fn publish(
+    api: &Api,
+    json_out: bool,
+    signer: &OwnerSecret,
+    t: RecordType,
+    der: Vec<u8>,
+    self_certifying: bool,
+) -> anyhow::Result<()> {
+    let status: json::OwnerStatus = api.get(&format!("/owner/{}", signer.public()))?;
+    let links = status
+        .new_record_links
+        .iter()
+        .map(|h| h.parse::<RecordHash>().map_err(|e| anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let u = RecordBuilder::new(t, status.server_time)
+        .value(der)
+        .links(links)
+        .build(&signer.public())?;
+    let effort = if status.has_current_certificate || self_certifying {
+        0
+    } else {
+        u.required_effort(status.work_difficulty)
+    };
+    let work = if effort > 0 {
+        Some(pay(&u.work_challenge(), effort)?)
+    } else {
+        None
+    };
+    let r = u.sign(work, signer)?;
+    let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&posted)?);
+    } else {
+        println!("published {} {}", posted.record_type, r.hash());
     }
     Ok(())
 }
@@ -437,6 +495,87 @@ pub fn owner(
             };
             let s: json::OwnerStatus = api(home, url, &config).get(&format!("/owner/{public}"))?;
             println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        OwnerCommand::Csr { owner, cn, out } => {
+            let (name, secret) = config.owner(owner.as_deref())?;
+            let der = crate::certs::make_request(&secret, cn.as_deref().unwrap_or(&name))?;
+            let path = out.clone().unwrap_or_else(|| format!("{name}.csr").into());
+            std::fs::write(&path, crate::certs::pem("CERTIFICATE REQUEST", &der))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{} {}", secret.public(), path.display());
+        }
+        OwnerCommand::Sign { ca, days, out, csr } => {
+            let ca = crate::certs::Ca::load(ca)?;
+            let der = crate::certs::read_der(csr, "CERTIFICATE REQUEST")?;
+            let req = lf_record::CertificateRequest::from_der(&der)
+                .with_context(|| format!("{} is not a valid request", csr.display()))?;
+            let cert = ca.sign(&req, *days, crate::makegenesis::now())?;
+            let path = out.clone().unwrap_or_else(|| csr.with_extension("crt"));
+            std::fs::write(&path, crate::certs::pem("CERTIFICATE", &cert))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let c = lf_record::Certificate::from_der(&cert)?;
+            println!(
+                "{} serial {} valid {} days: {}",
+                req.owner,
+                hex::encode(c.serial()),
+                days,
+                path.display()
+            );
+        }
+        OwnerCommand::PublishCert { ca, cert } => {
+            let der = crate::certs::read_der(cert, "CERTIFICATE")?;
+            let c = lf_record::Certificate::from_der(&der)
+                .with_context(|| format!("{} is not a valid certificate", cert.display()))?;
+            let (signer, own) = match ca {
+                Some(path) => (crate::certs::Ca::load(path)?.key, false),
+                None => {
+                    let owned = config
+                        .owners
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .filter_map(|n| config.owner(Some(&n)).ok())
+                        .find(|(_, o)| o.public() == c.owner());
+                    match owned {
+                        Some((_, o)) => (o, true),
+                        None => bail!(
+                            "the certificate is for {}, which is not an owner in client.json \
+                             (publish it with -ca instead)",
+                            c.owner()
+                        ),
+                    }
+                }
+            };
+            let api = api(home, url, &config);
+            publish(&api, json_out, &signer, RecordType::Certificate, der, own)?;
+        }
+        OwnerCommand::Revoke { ca, out, certs } => {
+            let ca = crate::certs::Ca::load(ca)?;
+            let serials = certs
+                .iter()
+                .map(|p| {
+                    let der = crate::certs::read_der(p, "CERTIFICATE")?;
+                    let c = lf_record::Certificate::from_der(&der)
+                        .with_context(|| format!("{} is not a valid certificate", p.display()))?;
+                    Ok(c.serial().to_vec())
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let crl = ca.crl(&serials, crate::makegenesis::now())?;
+            if let Some(path) = out {
+                std::fs::write(path, &crl)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let api = api(home, url, &config);
+            publish(&api, json_out, &ca.key, RecordType::Crl, crl, false)?;
+        }
+        OwnerCommand::PublishCrl { ca, crl } => {
+            let ca = crate::certs::Ca::load(ca)?;
+            let der = crate::certs::read_der(crl, "X509 CRL")?;
+            lf_record::Crl::from_der(&der)
+                .with_context(|| format!("{} is not a valid CRL", crl.display()))?;
+            let api = api(home, url, &config);
+            publish(&api, json_out, &ca.key, RecordType::Crl, der, false)?;
         }
     }
     Ok(())

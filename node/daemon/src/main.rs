@@ -5,6 +5,7 @@
 mod api;
 mod api_json;
 mod args;
+mod certs;
 mod cli;
 mod client;
 mod commit_queue;

@@ -2,7 +2,9 @@
 //!
 //! Asks the seed's questions for anything not given as a flag when stdin is a
 //! terminal; with `--yes` or without a terminal it uses the defaults, so scripts can
-//! create networks. Writes `genesis.lf` and `genesis-secret.pem` (mode 0600).
+//! create networks. Writes `genesis.lf` and `genesis-secret.pem` (mode 0600), and with
+//! `-ca` a root CA in `genesis-ca.pem` (certificate and key, mode 0600) whose certificate
+//! goes into the configuration's `auth_certificates`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -166,7 +168,28 @@ pub fn run(a: &MakegenesisArgs, json: bool) -> anyhow::Result<()> {
     let prompter = Prompter {
         interactive: !a.yes && std::io::stdin().is_terminal(),
     };
-    let config = config(a, &prompter)?;
+    if a.auth_required && !a.ca {
+        bail!("--auth-required needs a root CA (--ca)");
+    }
+    let mut config = config(a, &prompter)?;
+    let ca = if a.ca {
+        let name = a
+            .ca_name
+            .clone()
+            .unwrap_or_else(|| format!("{} root CA", config.name));
+        let ca = crate::certs::Ca::create(&name, a.ca_days, now())?;
+        use base64::Engine;
+        config
+            .auth_certificates
+            .push(base64::engine::general_purpose::STANDARD.encode(&ca.der));
+        config.auth_required = a.auth_required;
+        config.validate()?;
+        let path = dir.join("genesis-ca.pem");
+        write_private(&path, ca.to_pem().as_bytes())?;
+        Some((ca, path))
+    } else {
+        None
+    };
     let owner = random::new_owner();
     let records = make_records(&config, &owner, now())?;
     let bytes: Vec<u8> = records.iter().flat_map(|r| r.to_bytes().to_vec()).collect();
@@ -185,6 +208,10 @@ pub fn run(a: &MakegenesisArgs, json: bool) -> anyhow::Result<()> {
         println!("max time drift {} s", config.record_max_time_drift);
         println!("difficulty     {}", config.work_difficulty);
         println!("amendable      {}", config.amendable_fields.join(","));
+        if let Some((ca, path)) = &ca {
+            println!("root CA        {} in {}", ca.key.public(), path.display());
+            println!("auth required  {}", config.auth_required);
+        }
         println!(
             "wrote {} ({} records, {} bytes) and {}",
             genesis_path.display(),

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use lf_record::{
-    NetworkConfig, Owner, OwnerSecret, Record, RecordBuilder, RecordError, RecordType, lf_pow,
+    CertError, CertStatus, NetworkConfig, Owner, OwnerSecret, Record, RecordBuilder, RecordError,
+    RecordType, lf_pow,
 };
 use lf_store::{PutOutcome, Store, StoreConfig};
 
@@ -31,6 +32,36 @@ pub enum AcceptError {
         got: usize,
         /// Network minimum.
         need: usize,
+    },
+    /// The network requires a certificate and the owner has none valid at the record's
+    /// time (or this node has not received it yet).
+    #[error(
+        "this network requires a certificate: owner {owner} has no valid certificate at {timestamp} \
+         (make a request with `lf owner csr`, have it signed by the network's CA and publish it \
+         with `lf owner publish-cert`)"
+    )]
+    NotCertified {
+        /// The record's owner.
+        owner: Owner,
+        /// The record's timestamp.
+        timestamp: u64,
+    },
+    /// The owner's certificate was revoked (CRL) at or before the record's time.
+    #[error("owner {owner}'s certificate was revoked before {timestamp}")]
+    Revoked {
+        /// The record's owner.
+        owner: Owner,
+        /// The record's timestamp.
+        timestamp: u64,
+    },
+    /// A certificate or CRL record whose contents do not verify against the network's
+    /// root CAs.
+    #[error("{kind} record: {source}")]
+    BadCertificate {
+        /// "certificate" or "CRL".
+        kind: &'static str,
+        /// Why.
+        source: CertError,
     },
     /// Store failure.
     #[error("store: {0}")]
@@ -65,6 +96,8 @@ pub struct Node {
     pub lffs: std::sync::OnceLock<LffsHandles>,
     /// The P2P node, once started (local writes are announced through it).
     pub p2p: std::sync::OnceLock<lf_p2p::P2pNode>,
+    /// Root CAs and the certificates and CRLs received so far.
+    pub certs: crate::certs::Certs,
 }
 
 /// What the status page needs from LFFS.
@@ -117,8 +150,68 @@ impl Node {
             });
         }
         lf_record::check_time_drift(r, now(), self.config.record_max_time_drift)?;
-        r.verify(&self.config.limits())?;
+        let mut limits = self.config.limits();
+        match self.standing(r)? {
+            // Reference §7.5: a certified owner's records need no proof of work.
+            CertStatus::Certified => limits.work_difficulty = 0,
+            CertStatus::Revoked => {
+                return Err(AcceptError::Revoked {
+                    owner: r.owner(),
+                    timestamp: r.timestamp(),
+                });
+            }
+            // The genesis owner amends the configuration with proof of work alone.
+            CertStatus::Uncertified
+                if self.config.auth_required && r.record_type() != RecordType::Genesis =>
+            {
+                return Err(AcceptError::NotCertified {
+                    owner: r.owner(),
+                    timestamp: r.timestamp(),
+                });
+            }
+            CertStatus::Uncertified => {}
+        }
+        r.verify(&limits)?;
+        // A verified certificate or CRL counts from now on, even before the record is
+        // stored: its contents are signed by a root whatever happens to the record.
+        let value = || r.value(None).unwrap_or_default();
+        match r.record_type() {
+            RecordType::Certificate => {
+                let added = self.certs.write().add_certificate(&value());
+                if let Ok(owner) = added {
+                    tracing::info!(%owner, hash = %r.hash(), "owner certificate added");
+                }
+            }
+            RecordType::Crl => {
+                if let Ok(n) = self.certs.write().add_crl(&value()) {
+                    tracing::info!(revoked = n, hash = %r.hash(), "CRL added");
+                }
+            }
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// The record owner's certification at the record's time. A certificate or CRL
+    /// record must hold a certificate or CRL from one of the network's roots; a
+    /// certificate record certifies its own publisher when it is that owner's.
+    pub fn standing(&self, r: &Record) -> Result<CertStatus, AcceptError> {
+        let bad = |kind| move |source| AcceptError::BadCertificate { kind, source };
+        match r.record_type() {
+            RecordType::Certificate => {
+                let der = r.value(None).map_err(RecordError::Mask)?;
+                let mut reg = self.certs.read().clone();
+                reg.add_certificate(&der).map_err(bad("certificate"))?;
+                Ok(reg.status(&r.owner(), r.timestamp()))
+            }
+            RecordType::Crl => {
+                let der = r.value(None).map_err(RecordError::Mask)?;
+                let reg = self.certs.read();
+                reg.check_crl(&der).map_err(bad("CRL"))?;
+                Ok(reg.status(&r.owner(), r.timestamp()))
+            }
+            _ => Ok(self.certs.status(&r.owner(), r.timestamp())),
+        }
     }
 
     /// Builds, pays for and stores a record on the node (blocking; `/makerecord` and
@@ -145,7 +238,21 @@ impl Node {
             b = b.masking_key(k);
         }
         let u = b.build(&owner.public())?;
-        let effort = u.required_effort(self.config.work_difficulty);
+        let effort = match self.certs.status(&owner.public(), timestamp) {
+            // Certified owners publish at once: no proof of work (reference §7.5).
+            CertStatus::Certified => 0,
+            CertStatus::Revoked => bail!(AcceptError::Revoked {
+                owner: owner.public(),
+                timestamp
+            }),
+            CertStatus::Uncertified if self.config.auth_required => {
+                bail!(AcceptError::NotCertified {
+                    owner: owner.public(),
+                    timestamp
+                })
+            }
+            CertStatus::Uncertified => u.required_effort(self.config.work_difficulty),
+        };
         let work = if effort > 0 {
             let mut start = [0u8; 8];
             crate::random::fill(&mut start);
@@ -262,6 +369,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     )?;
     let genesis_owner = genesis[0].owner();
     store.put_many(&genesis)?;
+    let certs = crate::certs::Certs::load(&config, &store)?;
     let stats = store.stats()?;
     tracing::info!(
         dir = %opts.home.display(),
@@ -283,6 +391,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         generation: std::sync::atomic::AtomicU64::new(1),
         lffs: std::sync::OnceLock::new(),
         p2p: std::sync::OnceLock::new(),
+        certs,
     });
     let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
     let queue_thread = {

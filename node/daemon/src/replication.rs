@@ -158,6 +158,10 @@ impl RecordSource for NodeSource {
                 Err(AcceptError::Store(e)) => {
                     results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
                 }
+                // Not the sender's fault: this node may not have the certificate yet.
+                Err(e @ AcceptError::NotCertified { .. }) => {
+                    results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
+                }
                 Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
             }
         }

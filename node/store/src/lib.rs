@@ -8,6 +8,7 @@
 //! (signature, work, limits): the store checks only what needs the store.
 #![forbid(unsafe_code)]
 
+mod certs;
 mod dag;
 mod error;
 mod query;
@@ -16,6 +17,7 @@ mod reputation;
 mod schema;
 mod store;
 
+pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
 pub use query::{KeyRange, Query, QueryResult, SortOrder};

@@ -47,6 +47,9 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Oracles whose commentary to trust (reference §9.6).
     pub oracles: Vec<Owner>,
+    /// Which owners are certified, on a network with root CAs: uncertified entries'
+    /// trust is multiplied by [`crate::UNCERTIFIED_TRUST_FACTOR`] (reference §9.6).
+    pub certification: Option<std::sync::Arc<dyn crate::Certification>>,
 }
 
 /// One entry of a result set: an owner's latest record for a selector set.
@@ -60,6 +63,9 @@ pub struct QueryResult {
     pub trust: f64,
     /// Lowest reputation among the owner's records in this set.
     pub reputation: i64,
+    /// Whether the owner was certified at the latest record's timestamp (false when
+    /// the query carries no [`Query::certification`]).
+    pub signed: bool,
 }
 
 struct Row {
@@ -169,7 +175,7 @@ impl Store {
             } else {
                 0.0
             };
-            let trust = if q.oracles.is_empty() {
+            let mut trust = if q.oracles.is_empty() {
                 local
             } else {
                 // Reference §9.6: each oracle comment calling a record of this group an
@@ -189,19 +195,30 @@ impl Store {
                 let oracle_trust = (1.0 - negative as f64 / k).max(0.0);
                 (local + oracle_trust * k) / (k + 1.0)
             };
+            let signed = q
+                .certification
+                .as_ref()
+                .is_some_and(|c| c.is_certified(&record.owner(), record.timestamp()));
+            if q.certification.is_some() && !signed {
+                trust *= crate::UNCERTIFIED_TRUST_FACTOR;
+            }
             sets.entry(id).or_default().push(QueryResult {
                 record,
                 weight: g.weight,
                 trust,
                 reputation: g.min_rep,
+                signed,
             });
         }
         let mut out: Vec<Vec<QueryResult>> = sets.into_values().collect();
         for set in &mut out {
             match q.sort {
+                // Certified entries first (a network's CA is the final arbiter of its
+                // owners' names, even against an earlier uncertified claim), then trust.
                 SortOrder::Trust => set.sort_by(|a, b| {
-                    b.trust
-                        .total_cmp(&a.trust)
+                    b.signed
+                        .cmp(&a.signed)
+                        .then(b.trust.total_cmp(&a.trust))
                         .then(b.weight.cmp(&a.weight))
                         .then_with(|| a.record.timestamp().cmp(&b.record.timestamp()))
                 }),

@@ -1,0 +1,356 @@
+//! Owner certificates end to end: a private network created with a root CA
+//! (`lf makegenesis -ca`), owners certified through `lf owner csr` / `sign` /
+//! `publish-cert`, revocation with `lf owner revoke`, and three nodes replicating
+//! certified writes. Every wait polls with a deadline.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lf_record::{OwnerSecret, RecordBuilder, RecordHash, RecordType};
+use lf_tests::{TestNode, lf, stderr, stdout, wait_until};
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+fn fails(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "lf succeeded: {}", stdout(o));
+    stderr(o)
+}
+
+/// Proof-of-work difficulty of these networks: uncertified records need work, and the
+/// genesis records stay cheap enough to make in a test.
+const DIFFICULTY: &str = "50";
+
+/// A network with a root CA in `dir/net`: genesis.lf and genesis-ca.pem.
+fn ca_network(dir: &Path, auth_required: bool) -> PathBuf {
+    let net = dir.join("net");
+    std::fs::create_dir_all(&net).unwrap();
+    let mut args = vec![
+        "makegenesis",
+        "--yes",
+        "--name",
+        "certs",
+        "--difficulty",
+        DIFFICULTY,
+        "-ca",
+        "--out",
+        ".",
+    ];
+    if auth_required {
+        args.push("-auth-required");
+    }
+    let out = ok(&lf(&net, &args));
+    assert!(out.contains("root CA"), "{out}");
+    let ca = net.join("genesis-ca.pem");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ca).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "CA key file must be private");
+    net
+}
+
+fn home_on(net: &Path, dir: &Path, name: &str) -> PathBuf {
+    let h = dir.join(name);
+    std::fs::create_dir_all(&h).unwrap();
+    std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
+    h
+}
+
+/// `lf -url <node> args...`.
+fn on(node: &TestNode, args: &[&str]) -> std::process::Output {
+    let url = node.url();
+    let mut all = vec!["-url", url.as_str()];
+    all.extend_from_slice(args);
+    node.lf(&all)
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+/// Makes `owner` in the node's client.json and certifies it with the CA file.
+fn certify(node: &TestNode, ca: &Path, owner: &str) -> PathBuf {
+    ok(&on(node, &["owner", "new", owner]));
+    let csr = node.home.join(format!("{owner}.csr"));
+    ok(&on(
+        node,
+        &[
+            "owner",
+            "csr",
+            "-owner",
+            owner,
+            "-out",
+            csr.to_str().unwrap(),
+        ],
+    ));
+    let crt = node.home.join(format!("{owner}.crt"));
+    let signed = ok(&on(
+        node,
+        &[
+            "owner",
+            "sign",
+            "-ca",
+            ca.to_str().unwrap(),
+            "-days",
+            "30",
+            "-out",
+            crt.to_str().unwrap(),
+            csr.to_str().unwrap(),
+        ],
+    ));
+    assert!(signed.contains("valid 30 days"), "{signed}");
+    crt
+}
+
+fn owner_status(node: &TestNode, owner: &str) -> serde_json::Value {
+    json(&on(node, &["owner", "show", owner]))
+}
+
+/// The first result of `lf -json get`.
+fn winner(node: &TestNode, sel: &str) -> Option<serde_json::Value> {
+    let o = on(node, &["-json", "get", sel]);
+    if !o.status.success() {
+        return None;
+    }
+    let sets: Vec<Vec<serde_json::Value>> = serde_json::from_str(&stdout(&o)).ok()?;
+    sets.into_iter().next()?.into_iter().next()
+}
+
+/// Builds a record for `owner` without proof of work and posts it to the node
+/// directly (as a client that skips `lf set`'s checks would); returns status and body.
+fn post_unpaid(node: &TestNode, owner: &OwnerSecret) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/owner/{}", node.url(), owner.public());
+    let status: serde_json::Value = agent
+        .get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let links: Vec<RecordHash> = status["NewRecordLinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().parse().unwrap())
+        .collect();
+    let r = RecordBuilder::new(RecordType::Datum, status["ServerTime"].as_u64().unwrap())
+        .value(b"unpaid".to_vec())
+        .selector(b"unpaid", 0)
+        .links(links)
+        .build(&owner.public())
+        .unwrap()
+        .sign(None, owner)
+        .unwrap();
+    let mut resp = agent
+        .post(format!("{}/post", node.url()))
+        .header("Content-Type", "application/octet-stream")
+        .send(r.to_bytes())
+        .unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn e2e_certs_auth_required_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network(dir.path(), true);
+    let ca = net.join("genesis-ca.pem");
+    let node = TestNode::start(&home_on(&net, dir.path(), "n1"));
+
+    // An owner without a certificate is refused by `lf set`, with a clear message...
+    ok(&on(&node, &["owner", "new", "mallory"]));
+    let err = fails(&on(&node, &["set", "-owner", "mallory", "k", "v"]));
+    assert!(
+        err.contains("requires a certificate") && err.contains("lf owner csr"),
+        "{err}"
+    );
+    // ...and by the node, for a record posted directly (without proof of work).
+    let mallory = OwnerSecret::from_scalar_bytes(&[42; 48]).unwrap();
+    let (code, body) = post_unpaid(&node, &mallory);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("requires a certificate"), "{body}");
+
+    // Certify alice: request, sign with the CA, publish (by alice, without work).
+    let crt = certify(&node, &ca, "alice");
+    assert_eq!(owner_status(&node, "alice")["HasCurrentCertificate"], false);
+    let published = json(&on(
+        &node,
+        &["-json", "owner", "publish-cert", crt.to_str().unwrap()],
+    ));
+    assert_eq!(published["Type"], "certificate", "{published}");
+    assert_eq!(published["WorkEffort"], 0, "{published}");
+    let st = owner_status(&node, "alice");
+    assert_eq!(st["HasCurrentCertificate"], true, "{st}");
+    assert_eq!(st["AuthRequired"], true, "{st}");
+
+    // Certified writes carry no proof of work although the network asks for some.
+    let t = Instant::now();
+    let rec = json(&on(
+        &node,
+        &["-json", "set", "-owner", "alice", "motd", "hello"],
+    ));
+    let took = t.elapsed();
+    assert_eq!(rec["WorkEffort"], 0, "{rec}");
+    assert!(
+        took < Duration::from_secs(10),
+        "certified set took {took:?}"
+    );
+    let w = winner(&node, "motd").expect("motd readable");
+    assert_eq!(w["Value"], "hello", "{w}");
+    assert_eq!(w["Signed"], true, "{w}");
+
+    // Revocation: the CA publishes a CRL; alice's earlier record stays, new ones are
+    // refused by `lf set` and by the node.
+    let revoked = json(&on(
+        &node,
+        &[
+            "-json",
+            "owner",
+            "revoke",
+            "-ca",
+            ca.to_str().unwrap(),
+            crt.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(revoked["Type"], "crl", "{revoked}");
+    assert_eq!(revoked["WorkEffort"], 0, "{revoked}");
+    // The CRL takes effect from its issue time (whole seconds): step past it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let st = owner_status(&node, "alice");
+    assert_eq!(st["HasCurrentCertificate"], false, "{st}");
+    assert_eq!(st["CertificateRevoked"], true, "{st}");
+    let err = fails(&on(&node, &["set", "-owner", "alice", "motd", "again"]));
+    assert!(err.contains("revoked"), "{err}");
+    assert_eq!(winner(&node, "motd").unwrap()["Value"], "hello");
+
+    // Certificates and CRLs are records: a restarted node rebuilds its registry.
+    let mut node = node;
+    node.stop("TERM");
+    node.restart();
+    let st = owner_status(&node, "alice");
+    assert_eq!(st["CertificateRevoked"], true, "{st}");
+    let log = std::fs::read_to_string(node.home.join("node.log")).unwrap();
+    assert!(log.contains("certificates loaded"), "{log}");
+
+    // A certificate from another CA is refused.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    ok(&lf(
+        &other,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "other",
+            "--difficulty",
+            "0",
+            "-ca",
+            "--out",
+            ".",
+        ],
+    ));
+    let crt = certify(&node, &other.join("genesis-ca.pem"), "bob");
+    let err = fails(&on(
+        &node,
+        &["owner", "publish-cert", crt.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("not signed by any of the network's root CAs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn e2e_certs_three_nodes_certified_write_propagates_and_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network(dir.path(), false);
+    let ca = net.join("genesis-ca.pem");
+    let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
+    let n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
+    // Node 3 knows only node 2: node 1's records reach it through node 2.
+    let n3 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n3"), &[n2.p2p_addr()]);
+    let peers = |n: &TestNode| {
+        json(&on(n, &["-json", "status"]))["Peers"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(
+        wait_until(30, || peers(&n2) == 2 && peers(&n3) >= 1),
+        "peers did not connect: {}\n{}",
+        n2.output(),
+        n3.output()
+    );
+
+    // An uncertified owner claims "motd" first, on node 3 (paying proof of work).
+    ok(&on(&n3, &["owner", "new", "mallory"]));
+    let early = json(&on(
+        &n3,
+        &["-json", "set", "-owner", "mallory", "motd", "impostor"],
+    ));
+    assert!(early["WorkEffort"].as_u64().unwrap() > 0, "{early}");
+
+    // alice is certified on node 1; node 3 learns her certificate from the DAG.
+    let crt = certify(&n1, &ca, "alice");
+    ok(&on(&n1, &["owner", "publish-cert", crt.to_str().unwrap()]));
+    let alice = owner_status(&n1, "alice")["Owner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        wait_until(30, || owner_status(&n3, &alice)["HasCurrentCertificate"]
+            == true),
+        "node 3 never learned alice's certificate: {}",
+        n3.output()
+    );
+    assert!(
+        wait_until(30, || winner(&n1, "motd")
+            .is_some_and(|w| w["Value"] == "impostor")),
+        "node 1 never saw the impostor"
+    );
+
+    // alice's write on node 1: no proof of work, and it reaches node 3, where the
+    // certified record ranks above the earlier uncertified claim.
+    let rec = json(&on(
+        &n1,
+        &["-json", "set", "-owner", "alice", "motd", "original"],
+    ));
+    assert_eq!(rec["WorkEffort"], 0, "{rec}");
+    let written = Instant::now();
+    let hash = rec["Hash"].as_str().unwrap().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let record_url = format!("{}/record/{hash}", n3.url());
+    let mut visible = None;
+    while written.elapsed() < Duration::from_secs(30) {
+        let synced = agent
+            .get(&record_url)
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+            .is_some_and(|j| j["Synchronized"] == true);
+        if synced {
+            visible = Some(written.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let visible =
+        visible.unwrap_or_else(|| panic!("node 3 never got alice's record: {}", n3.output()));
+    eprintln!("certified write on node 1 visible on node 3 after {visible:?}");
+    let w = winner(&n3, "motd").unwrap();
+    assert_eq!(w["Value"], "original", "{w}");
+    assert_eq!(w["Signed"], true, "{w}");
+    let sets: Vec<Vec<serde_json::Value>> =
+        serde_json::from_str(&ok(&on(&n3, &["-json", "get", "motd"]))).unwrap();
+    assert_eq!(sets[0].len(), 2);
+    assert_eq!(sets[0][1]["Value"], "impostor");
+    assert_eq!(sets[0][1]["Signed"], false);
+}
