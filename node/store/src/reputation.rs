@@ -19,8 +19,9 @@ pub(crate) fn at_insert(
     id: &RecordId,
     owner: &Owner,
 ) -> rusqlite::Result<(i64, Vec<u32>)> {
-    let mut stmt =
-        tx.prepare_cached("SELECT owner, reputation, synced FROM record WHERE id = ?1")?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT owner, reputation, synced FROM record WHERE i8 = lf_h8(?1) AND id = ?1",
+    )?;
     let rows: Vec<(Vec<u8>, i64, bool)> = stmt
         .query_map([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
@@ -48,7 +49,8 @@ pub(crate) fn at_insert(
         let holds = rows.iter().any(|(oo, rep, s)| oo == o && *s && *rep > 0);
         if !holds {
             let mut q = tx.prepare_cached(
-                "UPDATE record SET reputation = 0 WHERE id = ?1 AND owner = ?2 AND reputation > 0
+                "UPDATE record SET reputation = 0
+                 WHERE i8 = lf_h8(?1) AND id = ?1 AND owner = ?2 AND reputation > 0
                  RETURNING seq",
             )?;
             let seqs: Vec<u32> = q

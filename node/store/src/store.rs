@@ -187,7 +187,7 @@ impl Store {
         let inner = self.lock();
         let row: Option<(i64, i64)> = inner
             .db
-            .prepare_cached("SELECT doff, dlen FROM record WHERE hash = ?1")?
+            .prepare_cached("SELECT doff, dlen FROM record WHERE h8 = lf_h8(?1) AND hash = ?1")?
             .query_row([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         match row {
@@ -201,7 +201,9 @@ impl Store {
         let inner = self.lock();
         let row: Option<(u32, i64, bool)> = inner
             .db
-            .prepare_cached("SELECT seq, reputation, synced FROM record WHERE hash = ?1")?
+            .prepare_cached(
+                "SELECT seq, reputation, synced FROM record WHERE h8 = lf_h8(?1) AND hash = ?1",
+            )?
             .query_row([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         Ok(row.map(|(seq, reputation, synced)| RecordInfo {
@@ -232,7 +234,7 @@ impl Store {
         let inner = self.lock();
         let mut stmt = inner.db.prepare_cached(
             "SELECT DISTINCT target FROM pending
-             WHERE NOT EXISTS (SELECT 1 FROM record WHERE hash = pending.target) LIMIT ?1",
+             WHERE NOT EXISTS (SELECT 1 FROM record WHERE h8 = lf_h8(pending.target) AND hash = pending.target) LIMIT ?1",
         )?;
         let rows: Vec<Vec<u8>> = stmt
             .query_map([limit as i64], |r| r.get(0))?
@@ -250,7 +252,8 @@ impl Store {
     ) -> Result<Vec<RecordHash>, StoreError> {
         let inner = self.lock();
         let mut stmt = inner.db.prepare_cached(
-            "SELECT hash FROM record WHERE hash >= ?1 AND hash <= ?2 ORDER BY hash LIMIT ?3",
+            "SELECT hash FROM record WHERE h8 BETWEEN lf_h8(?1) AND lf_h8(?2)
+             AND hash >= ?1 AND hash <= ?2 ORDER BY h8, hash LIMIT ?3",
         )?;
         let rows: Vec<Vec<u8>> = stmt
             .query_map((&start.0[..], &end.0[..], limit as i64), |r| r.get(0))?
@@ -270,7 +273,7 @@ impl Store {
         let mut stmt = inner.db.prepare_cached(
             "SELECT r.hash FROM record r
              WHERE r.reputation = 0 AND r.synced = 1
-               AND EXISTS (SELECT 1 FROM record w WHERE w.id = r.id AND w.owner != r.owner
+               AND EXISTS (SELECT 1 FROM record w WHERE w.i8 = r.i8 AND w.id = r.id AND w.owner != r.owner
                            AND w.synced = 1 AND w.reputation >= 63)
                AND NOT EXISTS (SELECT 1 FROM comment c WHERE c.subject = r.hash
                                AND c.by_owner = ?1 AND c.assertion = 1)
@@ -292,7 +295,7 @@ impl Store {
         )?;
         let wanted: i64 = inner.db.query_row(
             "SELECT count(DISTINCT target) FROM pending
-             WHERE NOT EXISTS (SELECT 1 FROM record WHERE hash = pending.target)",
+             WHERE NOT EXISTS (SELECT 1 FROM record WHERE h8 = lf_h8(pending.target) AND hash = pending.target)",
             [],
             |r| r.get(0),
         )?;
@@ -309,7 +312,7 @@ impl Store {
     pub fn owner_stats(&self, owner: &Owner) -> Result<(u64, u64), StoreError> {
         let inner = self.lock();
         let (n, bytes): (i64, i64) = inner.db.query_row(
-            "SELECT count(*), coalesce(sum(dlen), 0) FROM record WHERE owner = ?1",
+            "SELECT coalesce(sum(records), 0), coalesce(sum(bytes), 0) FROM owner_stat WHERE owner = ?1",
             [&owner.as_bytes()[..]],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -386,7 +389,8 @@ impl Inner {
         let mut parents: Vec<(u32, u32)> = self
             .db
             .prepare(
-                "SELECT l.seq, t.seq FROM link l JOIN record t ON t.hash = l.target
+                "SELECT l.seq, t.seq FROM link l
+                 JOIN record t ON t.h8 = lf_h8(l.target) AND t.hash = l.target
                  JOIN record s ON s.seq = l.seq WHERE s.synced = 1",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -422,7 +426,7 @@ fn hash_from(b: &[u8]) -> Result<RecordHash, StoreError> {
 }
 
 fn exists(db: &Connection, hash: &RecordHash) -> rusqlite::Result<bool> {
-    db.prepare_cached("SELECT 1 FROM record WHERE hash = ?1")?
+    db.prepare_cached("SELECT 1 FROM record WHERE h8 = lf_h8(?1) AND hash = ?1")?
         .query_row([&hash.0[..]], |_| Ok(()))
         .optional()
         .map(|o| o.is_some())
@@ -445,9 +449,9 @@ fn index_one(
     }
     let score = lf_record::lf_pow::score(r.work().map(|w| w.effort));
     tx.prepare_cached(
-        "INSERT INTO record (hash, id, owner, ts, rtype, doff, dlen, score, reputation, synced,
-                             sel_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+        "INSERT INTO record (hash, h8, id, i8, owner, ts, rtype, doff, dlen, score, reputation,
+                             synced, sel_count)
+         VALUES (?1, lf_h8(?1), ?2, lf_h8(?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
     )?
     .execute((
         &r.hash().0[..],
@@ -462,6 +466,11 @@ fn index_one(
         r.selectors().len() as i64,
     ))?;
     let seq = tx.last_insert_rowid() as u32;
+    tx.prepare_cached(
+        "INSERT INTO owner_stat (owner, records, bytes) VALUES (?1, 1, ?2)
+         ON CONFLICT(owner) DO UPDATE SET records = records + 1, bytes = bytes + ?2",
+    )?
+    .execute((&r.owner().as_bytes()[..], dlen as i64))?;
     if r.record_type() == lf_record::RecordType::Commentary {
         index_comments(tx, r, seq)?;
     }
@@ -474,7 +483,7 @@ fn index_one(
         tx.prepare_cached("INSERT OR IGNORE INTO link (seq, target) VALUES (?1, ?2)")?
             .execute((seq, &l.0[..]))?;
         let target: Option<bool> = tx
-            .prepare_cached("SELECT synced FROM record WHERE hash = ?1")?
+            .prepare_cached("SELECT synced FROM record WHERE h8 = lf_h8(?1) AND hash = ?1")?
             .query_row([&l.0[..]], |row| row.get(0))
             .optional()?;
         if target != Some(true) {
@@ -528,7 +537,8 @@ fn mark_synced(
             .collect::<Result<_, _>>()?;
         let mut parents: Vec<(u32, i64)> = Vec::with_capacity(targets.len());
         for t in &targets {
-            let mut stmt = tx.prepare_cached("SELECT seq, ts FROM record WHERE hash = ?1")?;
+            let mut stmt =
+                tx.prepare_cached("SELECT seq, ts FROM record WHERE h8 = lf_h8(?1) AND hash = ?1")?;
             if let Some(p) = stmt
                 .query_row([&t[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
