@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lf_record::{OwnerSecret, RecordBuilder, RecordHash, RecordType};
-use lf_tests::{TestNode, lf, stderr, stdout, wait_until};
+use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
 
 fn ok(o: &std::process::Output) -> String {
     assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
@@ -25,6 +25,10 @@ const DIFFICULTY: &str = "50";
 
 /// A network with a root CA in `dir/net`: genesis.lf and genesis-ca.pem.
 fn ca_network(dir: &Path, auth_required: bool) -> PathBuf {
+    ca_network_with(dir, auth_required, &[])
+}
+
+fn ca_network_with(dir: &Path, auth_required: bool, more: &[&str]) -> PathBuf {
     let net = dir.join("net");
     std::fs::create_dir_all(&net).unwrap();
     let mut args = vec![
@@ -41,6 +45,7 @@ fn ca_network(dir: &Path, auth_required: bool) -> PathBuf {
     if auth_required {
         args.push("-auth-required");
     }
+    args.extend_from_slice(more);
     let out = ok(&lf(&net, &args));
     assert!(out.contains("root CA"), "{out}");
     let ca = net.join("genesis-ca.pem");
@@ -353,4 +358,159 @@ fn e2e_certs_three_nodes_certified_write_propagates_and_wins() {
     assert_eq!(sets[0].len(), 2);
     assert_eq!(sets[0][1]["Value"], "impostor");
     assert_eq!(sets[0][1]["Signed"], false);
+}
+
+/// Unmounts `mnt` if a killed node left it mounted.
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// LFFS on an auth_required network: a mount whose owner is certified publishes at
+/// once (no proof of work in the commit queue), and a file closed on node 1 is readable
+/// through node 2's mount; the close → visible time is printed.
+#[test]
+fn fuse_certs_certified_mount_publishes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network_with(dir.path(), true, &["--max-value-size", "60000"]);
+    let ca = net.join("genesis-ca.pem");
+    let h1 = home_on(&net, dir.path(), "n1");
+    let h2 = home_on(&net, dir.path(), "n2");
+    // The mount's owner: a key file, certified with `lf owner csr -key`, the CA's
+    // signature, and published by the CA.
+    let owner = OwnerSecret::from_scalar_bytes(&[7; 48]).unwrap();
+    std::fs::write(h1.join("writer.pem"), owner.to_pem()).unwrap();
+    let n1 = TestNode::start(&h1);
+    let n2 = TestNode::start_with_peers(&h2, &[n1.p2p_addr()]);
+    let csr = h1.join("writer.csr");
+    let key = h1.join("writer.pem");
+    ok(&on(
+        &n1,
+        &[
+            "owner",
+            "csr",
+            "-key",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+        ],
+    ));
+    ok(&on(
+        &n1,
+        &[
+            "owner",
+            "sign",
+            "-ca",
+            ca.to_str().unwrap(),
+            csr.to_str().unwrap(),
+        ],
+    ));
+    let crt = h1.join("writer.crt");
+    ok(&on(
+        &n1,
+        &[
+            "owner",
+            "publish-cert",
+            "-ca",
+            ca.to_str().unwrap(),
+            crt.to_str().unwrap(),
+        ],
+    ));
+    let public = owner.public().to_string();
+    assert!(
+        wait_until(30, || owner_status(&n2, &public)["HasCurrentCertificate"]
+            == true),
+        "node 2 never learned the certificate: {}",
+        n2.output()
+    );
+    // Mount on both nodes (live reload of mounts.yaml): node 1 writes as the certified
+    // owner, node 2 reads the same tree.
+    let m1 = dir.path().join("mnt1");
+    let m2 = dir.path().join("mnt2");
+    let _u1 = Unmount(m1.clone());
+    let _u2 = Unmount(m2.clone());
+    std::fs::write(
+        h1.join("mounts.yaml"),
+        format!(
+            "- path: {}\n  root: corp.root\n  owner_private: writer.pem\n",
+            m1.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        h2.join("mounts.yaml"),
+        format!(
+            "- path: {}\n  root: corp.root\n  owner_private: identity-secret.pem\n  read_only: true\n",
+            m2.display()
+        ),
+    )
+    .unwrap();
+    assert!(
+        wait_until(20, || is_mounted(&m1) && is_mounted(&m2)),
+        "not mounted: {}\n{}",
+        n1.output(),
+        n2.output()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let count = |n: &TestNode| -> u64 {
+        agent
+            .get(format!("{}/owner/{public}", n.url()))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+            .and_then(|j| j["RecordCount"].as_u64())
+            .unwrap_or(0)
+    };
+    let mut figures = Vec::new();
+    for i in 0..3 {
+        let name = format!("file{i}.txt");
+        let content = format!("certified write {i}\n");
+        let (c1, c2) = (count(&n1), count(&n2));
+        std::fs::write(m1.join(&name), &content).unwrap(); // closed when this returns
+        let closed = Instant::now();
+        let mut seen = None;
+        let (mut t1, mut t2) = (None, None);
+        while closed.elapsed() < Duration::from_secs(20) {
+            if t1.is_none() && count(&n1) > c1 {
+                t1 = Some(closed.elapsed());
+            }
+            if t2.is_none() && count(&n2) > c2 {
+                t2 = Some(closed.elapsed());
+            }
+            if std::fs::read_to_string(m2.join(&name)).is_ok_and(|c| c == content) {
+                seen = Some(closed.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!("stored on node 1 {t1:?}, on node 2 {t2:?}, readable {seen:?}");
+        let seen = seen.unwrap_or_else(|| {
+            panic!(
+                "{name} never appeared on node 2: {}\n{}",
+                n1.output(),
+                n2.output()
+            )
+        });
+        figures.push(seen);
+    }
+    eprintln!("LFFS close on node 1 -> readable on node 2: {figures:?}");
+    // The commit queue paid no proof of work: the records carry none.
+    let status = json(&on(&n1, &["-json", "status"]));
+    assert_eq!(status["PendingCommits"], 0, "{status}");
+    let st = owner_status(&n1, &public);
+    assert!(st["RecordCount"].as_u64().unwrap() >= 3, "{st}");
+    assert!(
+        figures.iter().all(|d| *d < Duration::from_secs(5)),
+        "{figures:?}"
+    );
 }

@@ -190,12 +190,17 @@ pub enum OwnerCommand {
     /// by the network's CA with `lf owner sign`.
     Csr {
         /// Owner name from client.json (default: the default owner).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "key")]
         owner: Option<String>,
+        /// Or the owner's secret key file (PEM), e.g. a mount's `owner_private` or the
+        /// node's identity-secret.pem.
+        #[arg(long, value_name = "PEM")]
+        key: Option<PathBuf>,
         /// Common name to request (informational: the certificate binds the key).
         #[arg(long)]
         cn: Option<String>,
-        /// Output file (default: NAME.csr in the current directory).
+        /// Output file (default: NAME.csr in the current directory, NAME being the
+        /// owner's name or the key file's stem).
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },

@@ -496,8 +496,25 @@ pub fn owner(
             let s: json::OwnerStatus = api(home, url, &config).get(&format!("/owner/{public}"))?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
-        OwnerCommand::Csr { owner, cn, out } => {
-            let (name, secret) = config.owner(owner.as_deref())?;
+        OwnerCommand::Csr {
+            owner,
+            key,
+            cn,
+            out,
+        } => {
+            let (name, secret) = match key {
+                Some(path) => {
+                    let pem = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let secret = OwnerSecret::from_pem(&pem)
+                        .with_context(|| format!("{}", path.display()))?;
+                    let stem = path
+                        .file_stem()
+                        .map_or("owner".into(), |s| s.to_string_lossy().into_owned());
+                    (stem, secret)
+                }
+                None => config.owner(owner.as_deref())?,
+            };
             let der = crate::certs::make_request(&secret, cn.as_deref().unwrap_or(&name))?;
             let path = out.clone().unwrap_or_else(|| format!("{name}.csr").into());
             std::fs::write(&path, crate::certs::pem("CERTIFICATE REQUEST", &der))
