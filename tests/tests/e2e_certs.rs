@@ -192,6 +192,11 @@ fn e2e_certs_auth_required_network() {
     let st = owner_status(&node, "alice");
     assert_eq!(st["HasCurrentCertificate"], true, "{st}");
     assert_eq!(st["AuthRequired"], true, "{st}");
+    let text = ok(&on(&node, &["status"]));
+    assert!(
+        text.contains("certificates   1 root CA(s), required to write"),
+        "{text}"
+    );
 
     // Certified writes carry no proof of work although the network asks for some.
     let t = Instant::now();

@@ -357,6 +357,17 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
     }
     println!("network        {} ({})", s.network.name, s.network.id);
     println!("identity       {}", s.identity);
+    if !s.network.auth_certificates.is_empty() {
+        println!(
+            "certificates   {} root CA(s), {}",
+            s.network.auth_certificates.len(),
+            if s.network.auth_required {
+                "required to write"
+            } else {
+                "optional (certified owners skip proof of work)"
+            }
+        );
+    }
     println!(
         "records        {} ({} synchronized, {} wanted), {} bytes",
         s.record_count, s.synchronized_count, s.wanted_count, s.data_size
