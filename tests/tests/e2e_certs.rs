@@ -519,3 +519,55 @@ fn fuse_certs_certified_mount_publishes_at_once() {
         "{figures:?}"
     );
 }
+
+/// A node that connects late catches up a certificate and the certified records
+/// together, whatever order they arrive in, well before the next reconciliation
+/// (30 s): records that come before their certificate are not lost (they wait in
+/// limbo, which `node::tests` in the daemon checks deterministically).
+#[test]
+fn e2e_certs_late_node_catches_up_certificate_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network(dir.path(), true);
+    let ca = net.join("genesis-ca.pem");
+    let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
+    // Certificate and several writes on node 1 while node 2 is not connected: node 2
+    // then gets them all at once, in hash order, certificate anywhere among them.
+    let crt = certify(&n1, &ca, "alice");
+    ok(&on(&n1, &["owner", "publish-cert", crt.to_str().unwrap()]));
+    let hashes: Vec<String> = (0..6)
+        .map(|i| {
+            let r = json(&on(
+                &n1,
+                &["-json", "set", "-owner", "alice", &format!("k{i}"), "v"],
+            ));
+            r["Hash"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let n2 = TestNode::start(&home_on(&net, dir.path(), "n2"));
+    let connected = Instant::now();
+    ok(&on(&n2, &["node-connect", &n1.p2p_addr()]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let all_synced = || {
+        hashes.iter().all(|h| {
+            agent
+                .get(format!("{}/record/{h}", n2.url()))
+                .call()
+                .ok()
+                .filter(|r| r.status() == 200)
+                .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+                .is_some_and(|j| j["Synchronized"] == true)
+        })
+    };
+    assert!(
+        wait_until(15, all_synced),
+        "node 2 did not take alice's records in time: {}",
+        n2.output()
+    );
+    eprintln!(
+        "all of alice's records on node 2 after {:?}",
+        connected.elapsed()
+    );
+}

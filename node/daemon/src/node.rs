@@ -98,7 +98,15 @@ pub struct Node {
     pub p2p: std::sync::OnceLock<lf_p2p::P2pNode>,
     /// Root CAs and the certificates and CRLs received so far.
     pub certs: crate::certs::Certs,
+    /// Records from peers refused only because their owner has no certificate here
+    /// yet, by owner: retried when a certificate for that owner is stored (the
+    /// reference's "limbo", §13.1). Bounded by [`LIMBO_MAX`]; lost at restart (peers
+    /// offer them again at the next reconciliation).
+    pub limbo: std::sync::Mutex<std::collections::HashMap<Owner, Vec<Record>>>,
 }
+
+/// Most records held in limbo at once; beyond it new ones are dropped.
+pub const LIMBO_MAX: usize = 4096;
 
 /// What the status page needs from LFFS.
 pub struct LffsHandles {
@@ -134,7 +142,61 @@ impl Node {
                 p.announce(vec![r.hash()]);
             }
         }
+        if r.record_type() == RecordType::Certificate {
+            self.release_limbo(std::slice::from_ref(r));
+        }
         Ok(outcome)
+    }
+
+    /// Keeps a peer's record refused for lack of a certificate until one arrives.
+    pub fn hold_in_limbo(&self, r: Record) {
+        let mut l = self.limbo.lock().unwrap_or_else(|p| p.into_inner());
+        if l.values().map(Vec::len).sum::<usize>() >= LIMBO_MAX {
+            return;
+        }
+        let list = l.entry(r.owner()).or_default();
+        if !list.iter().any(|x| x.hash() == r.hash()) {
+            tracing::debug!(owner = %r.owner(), hash = %r.hash(), "record held until its owner's certificate arrives");
+            list.push(r);
+        }
+    }
+
+    /// After `stored` records were stored: accepts the records in limbo whose owners
+    /// the certificates among them certify (blocking).
+    pub fn release_limbo(&self, stored: &[Record]) {
+        let owners: Vec<Owner> = stored
+            .iter()
+            .filter(|r| r.record_type() == RecordType::Certificate)
+            .filter_map(|r| lf_record::Certificate::from_der(&r.value(None).ok()?).ok())
+            .map(|c| c.owner())
+            .collect();
+        if owners.is_empty() {
+            return;
+        }
+        let waiting: Vec<Record> = {
+            let mut l = self.limbo.lock().unwrap_or_else(|p| p.into_inner());
+            owners
+                .iter()
+                .flat_map(|o| l.remove(o).unwrap_or_default())
+                .collect()
+        };
+        let (mut stored, mut refused) = (0, 0);
+        for r in &waiting {
+            match self.accept(r) {
+                Ok(_) => stored += 1,
+                Err(e) => {
+                    refused += 1;
+                    tracing::debug!(hash = %r.hash(), "record from limbo refused: {e}");
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            tracing::info!(
+                stored,
+                refused,
+                "records released from limbo by a certificate"
+            );
+        }
     }
 
     /// Every rule that makes a record acceptable here, without storing it (blocking).
@@ -392,6 +454,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         lffs: std::sync::OnceLock::new(),
         p2p: std::sync::OnceLock::new(),
         certs,
+        limbo: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
     let queue_thread = {
@@ -546,5 +609,110 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    /// A node on a new auth_required network with a root CA, without HTTP or P2P.
+    fn node(dir: &Path) -> (Node, crate::certs::Ca) {
+        let t = now();
+        let ca = crate::certs::Ca::create("test root", 10, t - 10).unwrap();
+        let config = NetworkConfig {
+            format: 1,
+            id: lf_record::NetworkId([3; 32]),
+            name: "certs".into(),
+            contact: String::new(),
+            comment: String::new(),
+            amendable_fields: vec![],
+            auth_certificates: vec![base64::engine::general_purpose::STANDARD.encode(&ca.der)],
+            auth_required: true,
+            record_min_links: 1,
+            record_max_value_size: 4096,
+            record_max_time_drift: 60,
+            work_difficulty: 50,
+            bootstrap_peers: vec![],
+        };
+        let owner = crate::random::new_owner();
+        let genesis = crate::makegenesis::make_records(&config, &owner, t - 5).unwrap();
+        let store = Store::open(dir, StoreConfig { max_time_drift: 60 }).unwrap();
+        store.put_many(&genesis).unwrap();
+        let certs = crate::certs::Certs::load(&config, &store).unwrap();
+        let node = Node {
+            store: Arc::new(store),
+            config,
+            genesis_owner: genesis[0].owner(),
+            identity: crate::random::new_owner(),
+            token: String::new(),
+            started: Instant::now(),
+            http_port: 0,
+            p2p_port: 0,
+            stopping: AtomicBool::new(false),
+            pow_slot: tokio::sync::Semaphore::new(1),
+            generation: std::sync::atomic::AtomicU64::new(1),
+            lffs: std::sync::OnceLock::new(),
+            p2p: std::sync::OnceLock::new(),
+            certs,
+            limbo: std::sync::Mutex::new(std::collections::HashMap::new()),
+        };
+        (node, ca)
+    }
+
+    fn record(node: &Node, o: &OwnerSecret, t: RecordType, value: Vec<u8>) -> Record {
+        let links = node.store.link_candidates(1).unwrap();
+        let mut b = RecordBuilder::new(t, now()).value(value).links(links);
+        if t == RecordType::Datum {
+            b = b.selector(b"k", 0);
+        }
+        b.build(&o.public()).unwrap().sign(None, o).unwrap()
+    }
+
+    #[test]
+    fn records_wait_in_limbo_for_their_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, ca) = node(dir.path());
+        let alice = crate::random::new_owner();
+        let datum = record(&node, &alice, RecordType::Datum, b"v".to_vec());
+        // No certificate yet: refused, and held (as replication.rs does).
+        assert!(matches!(
+            node.check(&datum),
+            Err(AcceptError::NotCertified { .. })
+        ));
+        node.hold_in_limbo(datum.clone());
+        node.hold_in_limbo(datum.clone());
+        assert_eq!(node.limbo.lock().unwrap()[&alice.public()].len(), 1);
+        // The certificate arrives (published by alice, without proof of work).
+        let req = lf_record::CertificateRequest::from_der(
+            &crate::certs::make_request(&alice, "alice").unwrap(),
+        )
+        .unwrap();
+        let der = ca.sign(&req, 1, now() - 5).unwrap();
+        let cert = record(&node, &alice, RecordType::Certificate, der.clone());
+        node.accept(&cert).unwrap();
+        assert!(node.store.contains(&datum.hash()).unwrap());
+        assert!(node.limbo.lock().unwrap().is_empty());
+        // Revoked: alice's next record is refused, a stranger's certificate too.
+        let serial = lf_record::Certificate::from_der(&der)
+            .unwrap()
+            .serial()
+            .to_vec();
+        let crl = ca.crl(&[serial], now() - 1).unwrap();
+        node.accept(&record(&node, &ca.key, RecordType::Crl, crl))
+            .unwrap();
+        let later = record(&node, &alice, RecordType::Datum, b"w".to_vec());
+        assert!(matches!(
+            node.accept(&later),
+            Err(AcceptError::Revoked { .. })
+        ));
+        let other = crate::certs::Ca::create("other", 10, now() - 10).unwrap();
+        let der = other.sign(&req, 1, now() - 5).unwrap();
+        let bad = record(&node, &alice, RecordType::Certificate, der);
+        assert!(matches!(
+            node.accept(&bad),
+            Err(AcceptError::BadCertificate { .. })
+        ));
     }
 }

@@ -159,8 +159,10 @@ impl RecordSource for NodeSource {
                     results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
                 }
                 // Not the sender's fault: this node may not have the certificate yet.
+                // The record waits in limbo until a certificate for its owner arrives.
                 Err(e @ AcceptError::NotCertified { .. }) => {
                     results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
+                    node.hold_in_limbo(r);
                 }
                 Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
             }
@@ -185,6 +187,7 @@ impl RecordSource for NodeSource {
                         node.generation
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
+                    node.release_limbo(&batch);
                 }
                 Err(e) => {
                     tracing::error!("cannot store records from peers: {e}");
