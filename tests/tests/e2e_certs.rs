@@ -163,6 +163,12 @@ fn post_unpaid(node: &TestNode, owner: &OwnerSecret) -> (u16, String) {
 #[test]
 fn e2e_certs_auth_required_network() {
     let dir = tempfile::tempdir().unwrap();
+    // auth_required needs a root CA.
+    let err = fails(&lf(
+        dir.path(),
+        &["makegenesis", "--yes", "--name", "x", "-auth-required"],
+    ));
+    assert!(err.contains("needs a root CA"), "{err}");
     let net = ca_network(dir.path(), true);
     let ca = net.join("genesis-ca.pem");
     let node = TestNode::start(&home_on(&net, dir.path(), "n1"));
@@ -192,6 +198,13 @@ fn e2e_certs_auth_required_network() {
     let st = owner_status(&node, "alice");
     assert_eq!(st["HasCurrentCertificate"], true, "{st}");
     assert_eq!(st["AuthRequired"], true, "{st}");
+    let c = &st["Certificates"][0];
+    assert_eq!(
+        c["NotAfter"].as_u64().unwrap() - c["NotBefore"].as_u64().unwrap(),
+        30 * 86_400,
+        "{st}"
+    );
+    assert!(c.get("RevokedAt").is_none(), "{st}");
     let text = ok(&on(&node, &["status"]));
     assert!(
         text.contains("certificates   1 root CA(s), required to write"),
@@ -234,6 +247,9 @@ fn e2e_certs_auth_required_network() {
     let st = owner_status(&node, "alice");
     assert_eq!(st["HasCurrentCertificate"], false, "{st}");
     assert_eq!(st["CertificateRevoked"], true, "{st}");
+    let certs = st["Certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 1, "{st}");
+    assert!(certs[0]["RevokedAt"].as_u64().is_some(), "{st}");
     let err = fails(&on(&node, &["set", "-owner", "alice", "motd", "again"]));
     assert!(err.contains("revoked"), "{err}");
     assert_eq!(winner(&node, "motd").unwrap()["Value"], "hello");

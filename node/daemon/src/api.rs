@@ -512,6 +512,19 @@ async fn owner(
         auth_required: node.config.auth_required,
         has_current_certificate: standing == lf_record::CertStatus::Certified,
         certificate_revoked: standing == lf_record::CertStatus::Revoked,
+        certificates: node
+            .certs
+            .read()
+            .certificates(&o)
+            .into_iter()
+            .map(|(c, revoked_at)| json::OwnerCertificate {
+                serial: hex::encode(c.serial()),
+                subject: c.subject().to_string(),
+                not_before: c.not_before(),
+                not_after: c.not_after(),
+                revoked_at,
+            })
+            .collect(),
     }))
 }
 

@@ -292,6 +292,26 @@ pub struct OwnerStatus {
     /// Whether the owner's certificate was revoked (its new records are refused).
     #[serde(default)]
     pub certificate_revoked: bool,
+    /// The owner's certificates this node holds (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<OwnerCertificate>,
+}
+
+/// One owner certificate in [`OwnerStatus`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OwnerCertificate {
+    /// Serial number, hex.
+    pub serial: String,
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Start of validity, Unix seconds.
+    pub not_before: u64,
+    /// End of validity, Unix seconds.
+    pub not_after: u64,
+    /// When a CRL revoked it, Unix seconds (absent if not revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<u64>,
 }
 
 /// `/links`.
