@@ -1,6 +1,7 @@
 //! An in-process test harness: several P2P nodes (the real code, real TCP on
 //! 127.0.0.1) in one process, each over an in-memory [`MemSource`], with a controllable
-//! network (connect, partition by blocking peers, heal) and convergence checks.
+//! network (connect, partition by blocking peers, heal, drop and delay messages) and
+//! convergence checks.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use lf_record::{Limits, OwnerSecret, Record, RecordBuilder, RecordHash, RecordType};
 
+use crate::faults::NetFaults;
 use crate::{Accepted, Keypair, Multiaddr, P2pConfig, P2pError, P2pNode, PeerId};
 use crate::{RecordSource, Rejected};
 
@@ -159,6 +161,8 @@ pub struct ClusterNode {
     pub source: Arc<MemSource>,
     /// Its P2P node.
     pub p2p: P2pNode,
+    /// Its injected network faults (none until set).
+    pub faults: Arc<NetFaults>,
 }
 
 /// Several P2P nodes in this process.
@@ -202,8 +206,18 @@ impl Cluster {
         config: P2pConfig,
         source: Arc<MemSource>,
     ) -> Result<usize, P2pError> {
+        let mut config = config;
+        let seed = self.nodes.len() as u64 + 1;
+        let faults = config
+            .faults
+            .get_or_insert_with(|| Arc::new(NetFaults::new(seed)))
+            .clone();
         let p2p = P2pNode::start(config, source.clone()).await?;
-        self.nodes.push(ClusterNode { source, p2p });
+        self.nodes.push(ClusterNode {
+            source,
+            p2p,
+            faults,
+        });
         Ok(self.nodes.len() - 1)
     }
 
@@ -255,6 +269,22 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Node `i` loses this share (0.0 to 1.0) of the sync requests it sends and of the
+    /// announcements it receives.
+    pub fn set_drop(&self, i: usize, share: f64) {
+        self.nodes[i].faults.set_drop(share);
+    }
+
+    /// Node `i`'s sync requests and received announcements are delayed by `d`.
+    pub fn set_delay(&self, i: usize, d: Duration) {
+        self.nodes[i].faults.set_delay(d);
+    }
+
+    /// Every node's network back to perfect.
+    pub fn clear_faults(&self) {
+        self.nodes.iter().for_each(|n| n.faults.clear());
     }
 
     /// Whether every node holds the same records.

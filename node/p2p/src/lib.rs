@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buckets;
+pub mod faults;
 pub mod harness;
 pub mod peers;
 mod service;
@@ -98,6 +99,8 @@ pub struct P2pConfig {
     pub ban_duration: Duration,
     /// Dial and handshake timeout (a wrong network's key can make handshakes hang).
     pub connection_timeout: Duration,
+    /// Injected drops and delays (tests only; `None` in production).
+    pub faults: Option<std::sync::Arc<faults::NetFaults>>,
 }
 
 impl P2pConfig {
@@ -114,6 +117,7 @@ impl P2pConfig {
             sync_interval: Duration::from_secs(30),
             ban_duration: Duration::from_secs(600),
             connection_timeout: Duration::from_secs(5),
+            faults: None,
         }
     }
 }

@@ -61,6 +61,8 @@ pub(crate) enum Command {
 /// State shared by the swarm task, the tasks it spawns and the handle.
 pub(crate) struct Shared {
     pub(crate) source: Arc<dyn RecordSource>,
+    /// Injected network faults (tests).
+    pub(crate) faults: Option<Arc<crate::faults::NetFaults>>,
     pub(crate) buckets: Mutex<HashBuckets>,
     pub(crate) refresh_lock: Mutex<()>,
     pub(crate) cmd: mpsc::UnboundedSender<Command>,
@@ -68,11 +70,39 @@ pub(crate) struct Shared {
     pub(crate) received: AtomicU64,
     /// Bounds concurrent announcement fetches.
     pub(crate) fetch_slots: Semaphore,
+    /// Announcement fetches per peer: a peer that announces and never answers holds
+    /// only its own slots (until the request timeout), never the other peers'.
+    pub(crate) peer_fetches: Mutex<HashMap<PeerId, Arc<PeerFetches>>>,
     /// Bounds concurrent request serving (each may hold a batch of records).
     pub(crate) serve_slots: Semaphore,
 }
 
+/// One peer's announcement fetches: running ones (a semaphore) and waiting ones.
+pub(crate) struct PeerFetches {
+    pub(crate) running: Semaphore,
+    pub(crate) queued: AtomicU64,
+}
+
+/// Announcement fetches from one peer at a time, and how many more may wait (beyond
+/// that, announcements are ignored: reconciliation brings their records later).
+pub(crate) const FETCHES_PER_PEER: usize = 2;
+pub(crate) const QUEUED_PER_PEER: u64 = 64;
+
 impl Shared {
+    pub(crate) fn peer_fetches(&self, peer: PeerId) -> Arc<PeerFetches> {
+        self.peer_fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(peer)
+            .or_insert_with(|| {
+                Arc::new(PeerFetches {
+                    running: Semaphore::new(FETCHES_PER_PEER),
+                    queued: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
     pub(crate) fn send(&self, c: Command) {
         // Fails only once the swarm task has stopped; then nothing is left to do.
         let _ = self.cmd.send(c);
@@ -144,11 +174,13 @@ impl P2pNode {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             source,
+            faults: config.faults.clone(),
             buckets: Mutex::new(HashBuckets::new()),
             refresh_lock: Mutex::new(()),
             cmd: tx,
             received: AtomicU64::new(0),
-            fetch_slots: Semaphore::new(4),
+            fetch_slots: Semaphore::new(16),
+            peer_fetches: Mutex::new(HashMap::new()),
             serve_slots: Semaphore::new(8),
         });
         // Compute the bucket digests in the background (a full scan of the hashes).
@@ -390,6 +422,11 @@ impl Service {
                 cause,
                 ..
             } if self.connected.remove(&peer_id).is_some() => {
+                self.shared
+                    .peer_fetches
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&peer_id);
                 tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError {
@@ -455,6 +492,21 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
+                message: _,
+            })) if self.shared.faults.as_ref().is_some_and(|f| f.should_drop()) => {
+                // A lost announcement (fault injection).
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Ignore,
+                    );
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
                 message,
             })) => match wire::decode_announce(&message.data) {
                 Ok(hashes) => {
@@ -489,7 +541,7 @@ impl Service {
         }
     }
 
-    fn on_sync(&mut self, ev: request_response::Event<Request, Response>) {
+    fn on_sync(&mut self, ev: request_response::Event<transport::Inbound, Response>) {
         match ev {
             request_response::Event::Message {
                 peer,
@@ -502,6 +554,20 @@ impl Service {
                 if self.scores.is_banned(&peer) {
                     return;
                 }
+                let request = match request {
+                    Ok(r) => r,
+                    Err(why) => {
+                        tracing::debug!(%peer, "bad request: {why}");
+                        self.penalize(peer, Offence::Garbage);
+                        let refused = Response::Refused(why);
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, refused);
+                        return;
+                    }
+                };
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
                     let resp = sync::serve(&shared, peer, request).await;
@@ -526,8 +592,12 @@ impl Service {
                 error,
                 ..
             } => {
-                if let request_response::OutboundFailure::Io(e) = &error {
-                    self.penalize(peer, io_offence(e));
+                match &error {
+                    request_response::OutboundFailure::Io(e) => self.penalize(peer, io_offence(e)),
+                    request_response::OutboundFailure::Timeout => {
+                        self.penalize(peer, Offence::Unresponsive)
+                    }
+                    _ => {}
                 }
                 if let Some(tx) = self.pending.remove(&request_id) {
                     let _ = tx.send(Err(error));
@@ -564,7 +634,7 @@ impl Service {
                     let _ = reply.send(Err(request_response::OutboundFailure::DialFailure));
                     return;
                 }
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, Ok(req));
                 self.pending.insert(id, reply);
             }
             Command::Respond(channel, resp) => {
@@ -772,6 +842,14 @@ fn io_offence(e: &std::io::Error) -> Offence {
     use std::io::ErrorKind::*;
     match e.kind() {
         InvalidData | Unsupported | UnexpectedEof => Offence::Garbage,
+        // The CBOR codec reports serde's decode errors (unknown variant, wrong type) as
+        // `Other` carrying a message; a failed read carries the `io::Error` itself.
+        Other
+            if e.get_ref()
+                .is_some_and(|inner| !inner.is::<std::io::Error>()) =>
+        {
+            Offence::Garbage
+        }
         _ => Offence::Unresponsive,
     }
 }

@@ -30,6 +30,12 @@ const MAX_FOLLOWED: usize = 1 << 20;
 
 /// Sends a request and waits for the answer.
 async fn request(shared: &Shared, peer: PeerId, req: Request) -> Result<Response, String> {
+    if let Some(f) = &shared.faults {
+        f.delay().await;
+        if f.should_drop() {
+            return Err("request lost (fault injection)".into());
+        }
+    }
     let (tx, rx) = oneshot::channel();
     shared.send(Command::Request(peer, req, tx));
     match rx.await {
@@ -111,10 +117,15 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
     let mut out = Fetched::default();
     let mut asked: HashSet<RecordHash> = hashes.iter().copied().collect();
     let mut queue: VecDeque<RecordHash> = hashes.into();
-    while !queue.is_empty() {
-        let n = queue.len().min(wire::MAX_GET);
-        let batch: Vec<RecordHash> = queue.drain(..n).collect();
-        let list = match request(shared, peer, Request::Get(HashList::new(&batch))).await {
+    // One request ahead: the next batch travels while this one is verified (which is
+    // the bound of a catch-up).
+    let mut inflight = next_get(shared, peer, &mut queue);
+    while let Some((batch, reply)) = inflight.take() {
+        let answer = match reply.await {
+            Ok(a) => a,
+            Err(e) => Err(format!("fetch task failed: {e}")),
+        };
+        let list = match answer {
             Ok(Response::Records(list)) => list,
             Ok(_) => {
                 shared.penalize(peer, Offence::Garbage);
@@ -145,22 +156,30 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
             hashes.push(h);
             records.push(r.into_vec());
         }
+        inflight = next_get(shared, peer, &mut queue);
         if records.is_empty() {
             continue;
         }
+        let abort = |inflight: Option<(Vec<RecordHash>, GetReply)>| {
+            if let Some((_, r)) = inflight {
+                r.abort();
+            }
+        };
         let Some(results) = blocking(shared, move |s| s.accept(&records)).await else {
+            abort(inflight);
             out.failed = true;
             return out;
         };
         let mut links = Vec::new();
         let mut invalid = 0;
+        let mut new = 0;
         {
             let mut b = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
             for (h, r) in hashes.iter().zip(results) {
                 match r {
                     Ok(Accepted::New { links: l }) => {
                         b.mark(h);
-                        out.new += 1;
+                        new += 1;
                         if asked.len() < MAX_FOLLOWED {
                             links.extend(l.into_iter().filter(|x| asked.insert(*x)));
                         }
@@ -174,16 +193,42 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
                 }
             }
         }
+        out.new += new;
+        shared.received.fetch_add(new as u64, Ordering::Relaxed);
         if invalid > 0 {
             out.invalid += invalid;
             shared.penalize(peer, Offence::InvalidRecord);
+            abort(inflight);
+            out.failed = true;
+            return out;
         }
-        shared.received.fetch_add(out.new as u64, Ordering::Relaxed);
         if !links.is_empty() {
             queue.extend(absent(shared, links).await);
         }
+        if inflight.is_none() {
+            inflight = next_get(shared, peer, &mut queue);
+        }
     }
     out
+}
+
+type GetReply = tokio::task::JoinHandle<Result<Response, String>>;
+
+/// Sends a request for the next batch of `queue` (if any) from a task of its own.
+fn next_get(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    queue: &mut VecDeque<RecordHash>,
+) -> Option<(Vec<RecordHash>, GetReply)> {
+    if queue.is_empty() {
+        return None;
+    }
+    let n = queue.len().min(wire::MAX_GET);
+    let batch: Vec<RecordHash> = queue.drain(..n).collect();
+    let req = Request::Get(HashList::new(&batch));
+    let s = shared.clone();
+    let reply = tokio::spawn(async move { request(&s, peer, req).await });
+    Some((batch, reply))
 }
 
 /// Handles an announcement: fetch what is missing from the peer that relayed it, and
@@ -194,7 +239,18 @@ pub(crate) async fn on_announce(
     id: MessageId,
     hashes: Vec<RecordHash>,
 ) {
+    let mine = shared.peer_fetches(peer);
+    if mine.queued.fetch_add(1, Ordering::Relaxed) >= crate::service::QUEUED_PER_PEER {
+        mine.queued.fetch_sub(1, Ordering::Relaxed);
+        shared.send(Command::Validate(id, peer, MessageAcceptance::Ignore));
+        return;
+    }
+    let _peer_slot = mine.running.acquire().await;
+    mine.queued.fetch_sub(1, Ordering::Relaxed);
     let _slot = shared.fetch_slots.acquire().await;
+    if let Some(f) = &shared.faults {
+        f.delay().await;
+    }
     let missing = absent(&shared, hashes).await;
     let acceptance = if missing.is_empty() {
         MessageAcceptance::Accept

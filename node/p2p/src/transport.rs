@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use libp2p::core::transport::upgrade::Version;
+use libp2p::futures;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
@@ -43,7 +44,91 @@ pub(crate) struct Behaviour {
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) gossip: gossipsub::Behaviour,
-    pub(crate) sync: request_response::cbor::Behaviour<Request, Response>,
+    pub(crate) sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// A request as read from a peer: decoded, or why it could not be.
+pub(crate) type Inbound = Result<Request, String>;
+
+/// CBOR codec of [`wire::SYNC_PROTOCOL`]. libp2p's own CBOR codec fails the stream on an
+/// undecodable or oversized request, and request-response then drops it without telling
+/// the behaviour, so a peer could send garbage forever unpunished. This one hands the
+/// failure up as an `Err` request, and the service penalizes the sender.
+#[derive(Clone, Default)]
+pub(crate) struct SyncCodec;
+
+async fn read_capped<T>(io: &mut T, max: u64) -> std::io::Result<Result<Vec<u8>, String>>
+where
+    T: futures::AsyncRead + Unpin + Send,
+{
+    use futures::AsyncReadExt as _;
+    let mut v = Vec::new();
+    io.take(max + 1).read_to_end(&mut v).await?;
+    if v.len() as u64 > max {
+        return Ok(Err(format!("message over {max} bytes")));
+    }
+    Ok(Ok(v))
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Inbound;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Inbound>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        Ok(read_capped(io, wire::MAX_REQUEST_BYTES)
+            .await?
+            .and_then(|b| {
+                cbor4ii::serde::from_slice(&b).map_err(|e| format!("undecodable request: {e}"))
+            }))
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Response>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        let b = read_capped(io, wire::MAX_RESPONSE_BYTES)
+            .await?
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        cbor4ii::serde::from_slice(&b)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Inbound,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt as _;
+        let req = req.map_err(std::io::Error::other)?;
+        let b = cbor4ii::serde::to_vec(Vec::new(), &req).map_err(std::io::Error::other)?;
+        io.write_all(&b).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt as _;
+        let b = cbor4ii::serde::to_vec(Vec::new(), &res).map_err(std::io::Error::other)?;
+        io.write_all(&b).await
+    }
 }
 
 type BoxErr = Box<dyn std::error::Error + Send + Sync>;
@@ -67,9 +152,7 @@ pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
     let sync_config = request_response::Config::default()
         .with_request_timeout(Duration::from_secs(30))
         .with_max_concurrent_streams(64);
-    let codec = request_response::cbor::codec::Codec::<Request, Response>::default()
-        .set_request_size_maximum(wire::MAX_REQUEST_BYTES)
-        .set_response_size_maximum(wire::MAX_RESPONSE_BYTES);
+    let codec = SyncCodec;
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_other_transport(move |k| -> Result<_, BoxErr> {
