@@ -137,3 +137,404 @@ fn cluster_other_network_cannot_connect() {
     assert_eq!(peer_count(&n1), 0);
     assert_eq!(peer_count(&n2), 0);
 }
+
+/// The genesis records of the network in `home` (new records link to them first).
+fn genesis_records(home: &Path) -> Vec<lf_record::Record> {
+    let bytes = std::fs::read(home.join("genesis.lf")).unwrap();
+    lf_record::parse_records(&bytes).unwrap().1
+}
+
+/// A deterministic owner (no proof of work needed on these networks).
+fn test_owner(seed: u64) -> lf_record::OwnerSecret {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    lf_record::OwnerSecret::generate(|b| {
+        for c in b.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *c = x as u8;
+        }
+    })
+}
+
+/// `n` signed records in layers of `layer`: each record links to two records of the
+/// layer before (the first layer to the genesis records), so every record is valid
+/// on its own network. Layers are signed on every core.
+fn bulk_records(genesis: &[lf_record::Record], n: usize, layer: usize) -> Vec<lf_record::Record> {
+    use lf_record::{RecordBuilder, RecordType};
+    let owner = test_owner(42);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out: Vec<lf_record::Record> = Vec::with_capacity(n);
+    let mut prev: Vec<lf_record::RecordHash> = genesis.iter().map(|r| r.hash()).collect();
+    while out.len() < n {
+        let start = out.len();
+        let count = layer.min(n - start);
+        let prev_ref = &prev;
+        let owner = &owner;
+        let made: Vec<lf_record::Record> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..count)
+                            .step_by(threads)
+                            .map(|j| {
+                                let i = start + j;
+                                let a = prev_ref[j % prev_ref.len()];
+                                let b = prev_ref[(j + 1) % prev_ref.len()];
+                                RecordBuilder::new(RecordType::Datum, now)
+                                    .value(format!("bulk value {i}").into_bytes())
+                                    .links(vec![a, b])
+                                    .selector(format!("bulk{i}").as_bytes(), 0)
+                                    .build(&owner.public())
+                                    .and_then(|u| u.sign(None, owner))
+                                    .unwrap()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut parts: Vec<Vec<lf_record::Record>> =
+                handles.into_iter().map(|h| h.join().unwrap()).collect();
+            // Back in index order (thread t made indices t, t + threads, ...).
+            let mut v = Vec::with_capacity(count);
+            for j in 0..count {
+                v.push(parts[j % threads].remove(0));
+            }
+            v
+        });
+        prev = made.iter().map(|r| r.hash()).collect();
+        out.extend(made);
+    }
+    out
+}
+
+/// POSTs records to `node`'s `/post` from every core; panics on a refusal.
+fn post_all(node: &TestNode, records: &[lf_record::Record], layer: usize) {
+    let url = format!("{}/post", node.url());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
+    // Layer by layer, so that links are stored before the records linking to them.
+    for chunk in records.chunks(layer) {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let url = &url;
+                s.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    for r in chunk.iter().skip(t).step_by(threads) {
+                        let mut resp = agent
+                            .post(url)
+                            .header("Content-Type", "application/octet-stream")
+                            .send(r.to_bytes())
+                            .unwrap();
+                        let code = resp.status().as_u16();
+                        let body = resp.body_mut().read_to_string().unwrap_or_default();
+                        assert_eq!(code, 200, "post refused: {body}");
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// A fresh node catches up 10k records from a running network by reconciliation (no
+/// announcement ever reached it). Every node verifies every record it takes (≈ 6 ms a
+/// record in the debug build), so the network here is the loaded node and the fresh
+/// one: a third and fourth copy would double the test's CPU time on 2 cores.
+#[test]
+fn cluster_fresh_node_catches_up_10k_records() {
+    const N: usize = 10_000;
+    const LAYER: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 2);
+    let t = std::time::Instant::now();
+    let records = bulk_records(&genesis_records(&h[0]), N, LAYER);
+    eprintln!("{N} records signed in {:?}", t.elapsed());
+    let n1 = TestNode::start(&h[0]);
+    let base = record_count(&n1);
+    let t = std::time::Instant::now();
+    post_all(&n1, &records, LAYER);
+    eprintln!("{N} records posted to node 1 in {:?}", t.elapsed());
+    let total = base + N as u64;
+    assert_eq!(record_count(&n1), total);
+    // A fresh node that knows only node 1's address.
+    let t = std::time::Instant::now();
+    let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
+    assert!(
+        wait_until(120, || record_count(&n2) == total),
+        "the fresh node did not catch up: {} of {total}\n{}",
+        record_count(&n2),
+        n2.output()
+    );
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "the fresh node caught up {N} records in {secs:.1} s ({:.0} records/s)",
+        N as f64 / secs
+    );
+    // Fully synchronized, and the records are readable there.
+    let st = status(&n2);
+    assert_eq!(st["WantedCount"], 0, "{st}");
+    assert_eq!(st["SynchronizedCount"].as_u64(), Some(total), "{st}");
+    for i in [0, N / 2, N - 1] {
+        let o = lf(&n2, &["get", &format!("bulk{i}")]);
+        assert!(
+            stdout(&o).contains(&format!("bulk value {i}")),
+            "bulk{i} on the fresh node: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}
+
+/// The hostile peer (`node/p2p/examples/hostile_peer.rs`), built once per test process
+/// with the tests' profile.
+fn hostile_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "lf-p2p",
+            "--example",
+            "hostile_peer",
+        ]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building hostile_peer failed"
+        );
+        let bin = profile_dir.join("examples").join("hostile_peer");
+        assert!(bin.exists(), "{} missing", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Starts the hostile peer against `node` (it exits by itself within `secs` + 10 s).
+fn hostile(node: &TestNode, network: &str, attack: &str, secs: u64) -> std::process::Child {
+    let addr = node.p2p_addr();
+    std::process::Command::new(hostile_bin())
+        .args([network, addr.as_str(), attack, &secs.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn peer_ids(node: &TestNode) -> Vec<String> {
+    status(node)["Peers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["PeerID"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Peers that send garbage, oversized or forged messages and records are thrown out and
+/// banned; a peer that announces and never answers does not stall replication; the
+/// honest nodes keep replicating throughout and store nothing of it.
+#[test]
+fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 2);
+    let n1 = TestNode::start(&h[0]);
+    let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
+    assert!(wait_until(20, || peer_count(&n1) == 1 && peer_count(&n2) == 1));
+    let network = status(&n1)["Network"]["id"].as_str().unwrap().to_string();
+    let before = record_count(&n1);
+    hostile_bin();
+    // A silent peer on node 2 announces records and never serves them: node 2 must
+    // still take node 1's writes at once.
+    let silent = hostile(&n2, &network, "silent", 20);
+    let attacks = [
+        "garbage-gossip",
+        "garbage-request",
+        "oversized-request",
+        "forged",
+        "oversized-record",
+    ];
+    let children: Vec<_> = attacks
+        .iter()
+        .map(|a| (*a, hostile(&n1, &network, a, 15)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for i in 0..3 {
+        let t = std::time::Instant::now();
+        ok(&lf(
+            &n1,
+            &["set", &format!("honest{i}"), &format!("still working {i}")],
+        ));
+        assert!(
+            wait_until(10, || stdout(&lf(&n2, &["get", &format!("honest{i}")]))
+                .contains(&format!("still working {i}"))),
+            "replication stalled under attack: {}",
+            n2.output()
+        );
+        eprintln!("honest write {i} visible on node 2 after {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "replication slowed under attack: {:?}",
+            t.elapsed()
+        );
+    }
+    for (attack, child) in children {
+        let o = child.wait_with_output().unwrap();
+        let out = stdout(&o);
+        assert!(
+            out.contains("disconnected after"),
+            "{attack}: the node kept the hostile peer: {out}{}\n{}",
+            stderr(&o),
+            n1.output()
+        );
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("peer "))
+            .unwrap()
+            .to_string();
+        assert!(!peer_ids(&n1).contains(&id), "{attack}: still listed");
+    }
+    let o = silent.wait_with_output().unwrap();
+    eprintln!("silent peer: {}", stdout(&o));
+    // Nothing hostile was stored; node 1's peers are node 2 alone.
+    assert_eq!(record_count(&n1), before + 3);
+    assert!(wait_until(10, || record_count(&n2) == before + 3));
+    assert_eq!(
+        peer_ids(&n1),
+        peer_ids(&n1).into_iter().take(1).collect::<Vec<_>>()
+    );
+    assert_eq!(peer_count(&n1), 1, "{:?}", status(&n1)["Peers"]);
+}
+
+/// The candidates `lf -json get <name>` shows on `node`, best first: (value, owner).
+fn candidates(node: &TestNode, name: &str) -> Vec<(String, String)> {
+    let o = lf(node, &["-json", "get", name]);
+    let sets: Vec<Vec<serde_json::Value>> = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+    sets.into_iter()
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["Value"].as_str().unwrap_or("").to_string(),
+                c["Owner"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// One node is cut off (restarted alone on a new port, forgetting its peers); both
+/// sides write, including the same selector by two owners; after the heal every node
+/// holds the same records and shows the same winner.
+///
+/// Which claim wins is local reputation (reference §9.4: the first owner to claim a
+/// selector set *on this node* wins), so after a partition each side first prefers its
+/// own claim; what makes the winners agree is the network's oracles (§9.6). Nodes 1 and
+/// 2 run in oracle mode and every node's client trusts both.
+#[test]
+fn cluster_partition_heals_to_identical_winners() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 3);
+    let oracle = ["-oracle", "-oracle-interval", "1"];
+    let n1 = TestNode::start_with_args(&h[0], &oracle);
+    let n2 = TestNode::start_with_args(&h[1], &oracle);
+    ok(&lf(&n2, &["node-connect", &n1.p2p_addr()]));
+    let mut n3 = TestNode::start_with_peers(&h[2], &[n1.p2p_addr(), n2.p2p_addr()]);
+    assert!(wait_until(20, || peer_count(&n1) == 2
+        && peer_count(&n2) == 2
+        && peer_count(&n3) == 2));
+    let oracles: Vec<String> = [&n1, &n2]
+        .iter()
+        .map(|n| status(n)["Identity"].as_str().unwrap().to_string())
+        .collect();
+    for n in [&n1, &n2, &n3] {
+        for o in &oracles {
+            ok(&n.lf(&["oracle", "add", o]));
+        }
+    }
+    ok(&lf(&n1, &["set", "base", "before the partition"]));
+    assert!(wait_until(20, || {
+        let c = record_count(&n1);
+        c == record_count(&n2) && c == record_count(&n3)
+    }));
+    // Cut node 3 off: it restarts on another port knowing no peer, and the others
+    // cannot find it.
+    assert!(n3.stop("TERM").success());
+    let _ = std::fs::remove_file(h[2].join("peers.json"));
+    n3.peers.clear();
+    n3.p2p_port = lf_tests::free_port();
+    n3.restart();
+    assert!(wait_until(20, || peer_count(&n1) == 1 && peer_count(&n2) == 1));
+    assert_eq!(peer_count(&n3), 0);
+    // Writes on both sides; "contested" by node 1's owner and by node 3's owner.
+    ok(&lf(
+        &n1,
+        &["set", "contested", "claimed on the majority side"],
+    ));
+    ok(&lf(
+        &n3,
+        &["set", "contested", "claimed on the cut-off node"],
+    ));
+    for i in 0..3 {
+        ok(&lf(&n2, &["set", &format!("left{i}"), "majority"]));
+        ok(&lf(&n3, &["set", &format!("right{i}"), "minority"]));
+    }
+    assert!(wait_until(20, || stdout(&lf(&n1, &["get", "left2"]))
+        .contains("majority")));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!stdout(&lf(&n1, &["get", "right0"])).contains("minority"));
+    assert!(!stdout(&lf(&n3, &["get", "left0"])).contains("majority"));
+    assert_eq!(candidates(&n3, "contested").len(), 1);
+    assert_eq!(candidates(&n1, "contested").len(), 1);
+    // Heal.
+    ok(&lf(&n3, &["node-connect", &n1.p2p_addr()]));
+    let same = || {
+        let (a, b, c) = (status(&n1), status(&n2), status(&n3));
+        a["RecordCount"] == b["RecordCount"]
+            && a["RecordCount"] == c["RecordCount"]
+            && a["SynchronizedCount"] == a["RecordCount"]
+            && b["SynchronizedCount"] == b["RecordCount"]
+            && c["SynchronizedCount"] == c["RecordCount"]
+    };
+    assert!(
+        wait_until(30, same),
+        "no convergence after the heal: {}",
+        n3.output()
+    );
+    // (Equal counts can be a coincidence while the oracles publish: look at the data.)
+    for (i, n) in [&n1, &n2, &n3].iter().enumerate() {
+        let both = || {
+            stdout(&lf(n, &["get", "right2"])).contains("minority")
+                && stdout(&lf(n, &["get", "left2"])).contains("majority")
+        };
+        assert!(wait_until(20, both), "node {} lacks a side's writes", i + 1);
+    }
+    // Once the oracles' commentary has spread, every node shows the same winner.
+    let views = || -> Vec<Vec<(String, String)>> {
+        [&n1, &n2, &n3]
+            .iter()
+            .map(|n| candidates(n, "contested"))
+            .collect()
+    };
+    let agreed = wait_until(30, || {
+        let v = views();
+        v.iter().all(|c| c.len() == 2 && c[0] == v[0][0])
+    });
+    let v = views();
+    assert!(agreed, "nodes disagree on the winner: {v:#?}");
+    assert_eq!(v[0][0].0, "claimed on the majority side", "{v:#?}");
+    assert!(wait_until(20, same));
+}
