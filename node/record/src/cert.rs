@@ -84,6 +84,54 @@ fn minimal(serial: &[u8]) -> Vec<u8> {
     serial[skip..].to_vec()
 }
 
+/// DER of the AlgorithmIdentifier `ecdsa-with-SHA384` (no parameters, RFC 5758).
+const ECDSA_SHA384_DER: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+];
+
+fn der_len(n: usize, out: &mut Vec<u8>) {
+    match n {
+        0..0x80 => out.push(n as u8),
+        0x80..0x100 => out.extend([0x81, n as u8]),
+        _ => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+}
+
+/// The one DER encoding of `SEQUENCE { signed, ecdsa-with-SHA384, BIT STRING sig }`.
+/// The signed part is covered by the signature; comparing the input with this
+/// rebuilds the unsigned wrapper, so a certificate, CRL or request has exactly one
+/// accepted encoding (x509-parser alone tolerates, e.g., a wrong tag on the outer
+/// algorithm OID, which would change the bytes and not the meaning).
+fn canonical(signed: &[u8], signature: &[u8]) -> Option<Vec<u8>> {
+    if signed.len() + signature.len() > 0xff00 {
+        return None;
+    }
+    let mut body = Vec::with_capacity(signed.len() + signature.len() + 20);
+    body.extend_from_slice(signed);
+    body.extend_from_slice(&ECDSA_SHA384_DER);
+    body.push(0x03);
+    der_len(signature.len() + 1, &mut body);
+    body.push(0);
+    body.extend_from_slice(signature);
+    let mut out = vec![0x30];
+    der_len(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+fn check_canonical(
+    der: &[u8],
+    signed: &[u8],
+    signature: &[u8],
+    what: &'static str,
+) -> Result<(), CertError> {
+    if canonical(signed, signature).as_deref() == Some(der) {
+        Ok(())
+    } else {
+        Err(parse_err(what)("not the canonical DER encoding".into()))
+    }
+}
+
 fn check_alg(alg: &AlgorithmIdentifier<'_>, what: &'static str) -> Result<(), CertError> {
     if alg.algorithm.to_id_string() == ECDSA_SHA384 {
         Ok(())
@@ -146,6 +194,13 @@ impl Certificate {
             return Err(parse_err(what)(format!("{} trailing bytes", rest.len())));
         }
         check_alg(&c.signature_algorithm, what)?;
+        check_alg(&c.tbs_certificate.signature, what)?;
+        check_canonical(
+            der,
+            c.tbs_certificate.as_ref(),
+            &c.signature_value.data,
+            what,
+        )?;
         let key = p384_key(c.public_key(), what)?;
         let ku = c
             .key_usage()
@@ -229,6 +284,8 @@ impl Crl {
             return Err(parse_err(what)(format!("{} trailing bytes", rest.len())));
         }
         check_alg(&c.signature_algorithm, what)?;
+        check_alg(&c.tbs_cert_list.signature, what)?;
+        check_canonical(der, c.tbs_cert_list.as_ref(), &c.signature_value.data, what)?;
         Ok(Crl {
             entries: c
                 .iter_revoked_certificates()
@@ -273,6 +330,7 @@ impl CertificateRequest {
         }
         check_alg(&r.signature_algorithm, what)?;
         let info = &r.certification_request_info;
+        check_canonical(der, info.raw, &r.signature_value.data, what)?;
         let owner = p384_key(&info.subject_pki, what)?;
         if !verify_der(&owner, info.raw, &r.signature_value.data) {
             return Err(CertError::BadRequestSignature);
@@ -606,6 +664,44 @@ mod tests {
             reg.status(&owner.public(), T0 + 15 * DAY),
             CertStatus::Revoked
         );
+    }
+
+    #[test]
+    fn every_byte_of_a_certificate_and_crl_matters() {
+        let root = ca(1, T0 - DAY, T0 + 3650 * DAY);
+        let owner = secret(10);
+        let der = issue(&root, &owner, 77, T0, T0 + 10 * DAY);
+        let crl_der = crl(&root, 77, T0);
+        let reg = registry(&root);
+        assert!(reg.check_certificate(&der).is_ok());
+        assert!(reg.check_crl(&crl_der).is_ok());
+        // Flip one bit in each byte (two different bits): never a panic, never valid.
+        for bit in [0x01u8, 0x80] {
+            for i in 0..der.len() {
+                let mut b = der.clone();
+                b[i] ^= bit;
+                assert!(
+                    reg.check_certificate(&b).is_err(),
+                    "certificate byte {i} bit {bit:#x} went unnoticed"
+                );
+            }
+            for i in 0..crl_der.len() {
+                let mut b = crl_der.clone();
+                b[i] ^= bit;
+                assert!(
+                    reg.check_crl(&b).is_err(),
+                    "CRL byte {i} bit {bit:#x} went unnoticed"
+                );
+            }
+        }
+        // Truncations and garbage parse to errors.
+        for n in 0..der.len() {
+            assert!(Certificate::from_der(&der[..n]).is_err());
+        }
+        for n in 0..crl_der.len() {
+            assert!(Crl::from_der(&crl_der[..n]).is_err());
+        }
+        assert!(CertificateRequest::from_der(&der).is_err());
     }
 
     #[test]
