@@ -100,13 +100,15 @@ pub struct Node {
     pub certs: crate::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
     /// yet, by owner: retried when a certificate for that owner is stored (the
-    /// reference's "limbo", §13.1). Bounded by [`LIMBO_MAX`]; lost at restart (peers
-    /// offer them again at the next reconciliation).
+    /// reference's "limbo", §13.1). Bounded by [`LIMBO_MAX_BYTES`]; lost at restart
+    /// (peers offer them again at the next reconciliation).
     pub limbo: std::sync::Mutex<std::collections::HashMap<Owner, Vec<Record>>>,
 }
 
-/// Most records held in limbo at once; beyond it new ones are dropped.
-pub const LIMBO_MAX: usize = 4096;
+/// Most record bytes held in limbo at once (records are not verified before they are
+/// held, so a peer may fill it with junk); beyond it new ones are dropped and wait for
+/// the next reconciliation instead.
+pub const LIMBO_MAX_BYTES: usize = 16 << 20;
 
 /// What the status page needs from LFFS.
 pub struct LffsHandles {
@@ -151,7 +153,8 @@ impl Node {
     /// Keeps a peer's record refused for lack of a certificate until one arrives.
     pub fn hold_in_limbo(&self, r: Record) {
         let mut l = self.limbo.lock().unwrap_or_else(|p| p.into_inner());
-        if l.values().map(Vec::len).sum::<usize>() >= LIMBO_MAX {
+        let held: usize = l.values().flatten().map(|x| x.to_bytes().len()).sum();
+        if held + r.to_bytes().len() > LIMBO_MAX_BYTES {
             return;
         }
         let list = l.entry(r.owner()).or_default();
