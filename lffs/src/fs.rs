@@ -116,7 +116,18 @@ pub struct Filesystem<S: Store> {
     owners_seen: Mutex<HashSet<Owner>>,
     /// Version (mtime, size) of each file whose pages the kernel may hold.
     cached: Mutex<HashMap<u64, (u64, u64)>>,
+    /// Attributes handed to the kernel recently (it caches them for the adapter's TTL):
+    /// version and when, so that a newer version arriving meanwhile is invalidated at
+    /// once instead of being hidden until the TTL runs out.
+    attrs_out: Mutex<HashMap<u64, (FileVersion, std::time::Instant)>>,
 }
+
+/// (mtime, size) of an entry: what tells that a file changed.
+type FileVersion = (u64, u64);
+
+/// How long handed-out attributes are watched: longer than the FUSE adapter's attribute
+/// TTL (1 s), after which the kernel asks again anyway.
+const ATTR_WATCH: Duration = Duration::from_secs(2);
 
 /// What identifies a version of a file's content for the kernel's page cache.
 fn version(e: &Entry) -> (u64, u64) {
@@ -161,6 +172,7 @@ impl<S: Store> Filesystem<S> {
             cache: Mutex::new((0, HashMap::new())),
             owners_seen: Mutex::new(HashSet::new()),
             cached: Mutex::new(HashMap::new()),
+            attrs_out: Mutex::new(HashMap::new()),
         }
     }
 
@@ -344,7 +356,15 @@ impl<S: Store> Filesystem<S> {
         let sel = self.dir_selector(parent)?;
         let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
         let ino = self.remember(&sel, name);
+        self.note_attrs_out(ino, &e);
         Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
+    }
+
+    fn note_attrs_out(&self, ino: u64, e: &Entry) {
+        self.attrs_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ino, (version(e), std::time::Instant::now()));
     }
 
     /// The size of unflushed writes wins over the stored size; a clean buffer may be
@@ -443,6 +463,7 @@ impl<S: Store> Filesystem<S> {
             PASSWD_INO => Ok(self.passwd_attr()),
             _ => {
                 let (_, e, o) = self.entry_of(ino)?;
+                self.note_attrs_out(ino, &e);
                 Ok(self.with_open_size(self.attr_of(ino, &e, &o)))
             }
         }
@@ -626,10 +647,34 @@ impl<S: Store> Filesystem<S> {
         Ok((fh, keep))
     }
 
-    /// Files whose pages the kernel may cache and that changed since (records from
-    /// other nodes): the caller invalidates them with `notify_inval_inode`. Called from
-    /// a background thread, never from inside a FUSE request.
+    /// Inodes whose pages or recently handed-out attributes the kernel may cache and
+    /// that changed since (records from other nodes): the caller invalidates them with
+    /// `notify_inval_inode`. Called from a background thread, never from inside a FUSE
+    /// request. Only attributes younger than [`ATTR_WATCH`] are checked, so the work
+    /// is bounded by what was used lately, not by the size of the tree.
     pub fn changed_cached_files(&self) -> Vec<u64> {
+        let mut changed = self.changed_page_files();
+        let recent: Vec<(u64, (u64, u64))> = {
+            let mut out = self.attrs_out.lock().unwrap_or_else(|e| e.into_inner());
+            out.retain(|_, (_, at)| at.elapsed() < ATTR_WATCH);
+            out.iter().map(|(k, (v, _))| (*k, *v)).collect()
+        };
+        for (ino, v) in recent {
+            let now = self.entry_of(ino).ok().map(|(_, e, _)| version(&e));
+            if now != Some(v) {
+                self.attrs_out
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&ino);
+                if !changed.contains(&ino) {
+                    changed.push(ino);
+                }
+            }
+        }
+        changed
+    }
+
+    fn changed_page_files(&self) -> Vec<u64> {
         let known: Vec<(u64, (u64, u64))> = self
             .cached
             .lock()
@@ -789,6 +834,14 @@ impl<S: Store> Filesystem<S> {
         // The kernel's pages hold what was just written: they stay valid.
         if let Some(v) = self
             .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&ino)
+        {
+            *v = version(&e);
+        }
+        if let Some((v, _)) = self
+            .attrs_out
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(&ino)

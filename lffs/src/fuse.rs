@@ -29,7 +29,9 @@ pub fn invalidate_changes<S: Store>(
 ) {
     let mut last = fs.store().generation();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
+        // A generation check is one atomic load: polling often keeps changes from
+        // other nodes visible within tens of milliseconds.
+        std::thread::sleep(Duration::from_millis(50));
         let now = fs.store().generation();
         if now == last {
             continue;

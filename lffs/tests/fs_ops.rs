@@ -716,6 +716,35 @@ fn remote_newer_record_is_seen_by_lookup_and_read() {
 }
 
 #[test]
+fn attributes_handed_out_are_invalidated_when_a_newer_version_arrives() {
+    // Another node's file: an empty create, then its content. A reader here looked it
+    // up (the kernel caches that size-0 attribute) but never opened it; the content's
+    // arrival must still be reported for invalidation, not wait for the kernel's TTL.
+    let fs = fs_with(1024);
+    let me = fs.store().owner();
+    let t0 = fs.store().now_nanos();
+    fs.store()
+        .put_as(me, entry_put(ROOT, &inline_entry(b"remote", b"", t0)));
+    let a = fs.lookup(ROOT_INO, b"remote").unwrap();
+    assert_eq!(a.size, 0);
+    assert!(fs.changed_cached_files().is_empty(), "nothing changed yet");
+    fs.store().put_as(
+        me,
+        entry_put(ROOT, &inline_entry(b"remote", b"content", t0 + 1)),
+    );
+    assert_eq!(fs.changed_cached_files(), vec![a.ino]);
+    assert!(fs.changed_cached_files().is_empty(), "reported once");
+    // A local write to a looked-up file is not reported (the kernel has its pages).
+    let ino = write_file(&fs, ROOT_INO, b"local", b"v1");
+    fs.getattr(ino).unwrap();
+    let fh = fs.open(ino, true).unwrap();
+    fs.write(ino, 0, b"v2 longer").unwrap();
+    fs.flush(ino).unwrap();
+    fs.release(fh).unwrap();
+    assert!(!fs.changed_cached_files().contains(&ino));
+}
+
+#[test]
 fn remote_newer_record_is_seen_through_a_handle_held_open() {
     // Bug found by this test: while any handle kept the file open, its buffer was never
     // reloaded, so the kernel (after invalidation) and new opens kept reading the old

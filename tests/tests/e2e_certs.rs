@@ -530,10 +530,10 @@ fn fuse_certs_certified_mount_publishes_at_once() {
     assert_eq!(status["PendingCommits"], 0, "{status}");
     let st = owner_status(&n1, &public);
     assert!(st["RecordCount"].as_u64().unwrap() >= 3, "{st}");
-    assert!(
-        figures.iter().all(|d| *d < Duration::from_secs(5)),
-        "{figures:?}"
-    );
+    // The goal is under a second on loopback; 5 s bounds a loaded CI machine's worst.
+    figures.sort();
+    assert!(figures[1] < Duration::from_secs(1), "{figures:?}");
+    assert!(figures[2] < Duration::from_secs(5), "{figures:?}");
 }
 
 /// A node that connects late catches up a certificate and the certified records
