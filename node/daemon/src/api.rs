@@ -357,7 +357,8 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
         api_version: json::API_VERSION,
         uptime: node.started.elapsed().as_secs(),
         server_time: now(),
-        network: node.config.clone(),
+        network: (*node.config()).clone(),
+        config_amendments: node.amendment_count() as u64,
         genesis_owner: node.genesis_owner.to_string(),
         identity: node.identity.public().to_string(),
         record_count: stats.records,
@@ -471,7 +472,7 @@ async fn links(
     UrlQuery(p): UrlQuery<LinksParams>,
 ) -> ApiResult<axum::Json<json::Links>> {
     let n = match p.count {
-        None => node.config.record_min_links as usize,
+        None => node.config().record_min_links as usize,
         Some(c) => c
             .parse::<usize>()
             .map_err(|_| bad(format!("count {c:?} is not a number")))?,
@@ -494,7 +495,7 @@ async fn owner(
         let (c, b) = n.store.owner_stats(&o).map_err(internal)?;
         let l = n
             .store
-            .link_candidates(n.config.record_min_links as usize)
+            .link_candidates(n.config().record_min_links as usize)
             .map_err(internal)?;
         Ok((c, b, l))
     })
@@ -507,9 +508,9 @@ async fn owner(
         record_bytes: bytes,
         new_record_links: links.iter().map(|h| h.to_string()).collect(),
         server_time: now(),
-        work_difficulty: node.config.work_difficulty,
-        max_value_size: node.config.record_max_value_size,
-        auth_required: node.config.auth_required,
+        work_difficulty: node.config().work_difficulty,
+        max_value_size: node.config().record_max_value_size,
+        auth_required: node.config().auth_required,
         has_current_certificate: standing == lf_record::CertStatus::Certified,
         certificate_revoked: standing == lf_record::CertStatus::Revoked,
         certificates: node

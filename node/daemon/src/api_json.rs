@@ -157,6 +157,9 @@ pub struct Status {
     /// P2P port (used from the P2P issue on).
     #[serde(rename = "P2PPort")]
     pub p2p_port: u16,
+    /// Genesis amendments applied to `Network` (0: the genesis configuration).
+    #[serde(default)]
+    pub config_amendments: u64,
     /// Every mount of `mounts.yaml` and its state.
     #[serde(default)]
     pub mounts: Vec<MountStatus>,

@@ -64,6 +64,10 @@ pub enum Command {
     /// Manage the oracles whose commentary `lf get` trusts (kept in client.json).
     #[command(subcommand)]
     Oracle(OracleCommand),
+    /// Amend the network configuration (genesis owner only): FIELD=VALUE... for the
+    /// fields the genesis lists as amendable, e.g. `work_difficulty=100`,
+    /// `name="Corp net"`, `bootstrap_peers=["/ip4/192.0.2.1/tcp/9908"]`.
+    Amend(AmendArgs),
     /// Print a shell completion script (e.g. `lf completions bash > /etc/bash_completion.d/lf`).
     Completions {
         /// The shell.
@@ -72,6 +76,17 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `lf man > /usr/local/share/man/man1/lf.1`.
     Man,
+}
+
+/// `lf amend` options.
+#[derive(Args, Debug)]
+pub struct AmendArgs {
+    /// The genesis owner's key (written by `lf makegenesis`).
+    #[arg(long, value_name = "FILE", default_value = "genesis-secret.pem")]
+    pub key: std::path::PathBuf,
+    /// Changes: FIELD=VALUE (VALUE as JSON, or plain text for strings).
+    #[arg(value_name = "FIELD=VALUE", required = true)]
+    pub changes: Vec<String>,
 }
 
 /// `lf node-start` options.

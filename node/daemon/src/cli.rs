@@ -324,6 +324,58 @@ fn publish(
     Ok(())
 }
 
+/// `lf amend FIELD=VALUE...`: publishes a genesis amendment signed by the genesis
+/// owner. Checked here first (the node checks it again), so a field that is not
+/// amendable is named before any proof of work is paid.
+pub fn amend(
+    home: &Path,
+    url: Option<&str>,
+    json_out: bool,
+    a: &crate::args::AmendArgs,
+) -> anyhow::Result<()> {
+    let config = ClientConfig::load(home)?;
+    let api = api(home, url, &config);
+    let status: json::Status = api.get("/status")?;
+    let pem = std::fs::read_to_string(&a.key)
+        .with_context(|| format!("cannot read the genesis owner's key {}", a.key.display()))?;
+    let key = OwnerSecret::from_pem(&pem).with_context(|| a.key.display().to_string())?;
+    if key.public().to_string() != status.genesis_owner {
+        bail!(
+            "{} holds {}, but this network's genesis owner is {}",
+            a.key.display(),
+            key.public(),
+            status.genesis_owner
+        );
+    }
+    let mut next = serde_json::to_value(&status.network)?;
+    for c in &a.changes {
+        let (field, value) = c
+            .split_once('=')
+            .ok_or_else(|| anyhow!("{c:?}: expected FIELD=VALUE"))?;
+        let obj = next.as_object_mut().expect("config is an object");
+        if !obj.contains_key(field) {
+            bail!("{field:?} is not a network configuration field");
+        }
+        let v = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        obj.insert(field.to_string(), v);
+    }
+    let next: lf_record::NetworkConfig =
+        serde_json::from_value(next).context("the amended configuration")?;
+    status
+        .network
+        .amend(&next)
+        .context("this amendment would be refused")?;
+    publish(
+        &api,
+        json_out,
+        &key,
+        RecordType::Genesis,
+        next.to_json(),
+        false,
+    )
+}
+
 /// Pays proof of work on all cores with a progress bar on stderr.
 fn pay(challenge: &[u8; 32], effort: u32) -> anyhow::Result<lf_pow::Work> {
     let expected = lf_pow::expected_challenges(effort);
@@ -356,6 +408,24 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
         return Ok(());
     }
     println!("network        {} ({})", s.network.name, s.network.id);
+    let n = &s.network;
+    println!(
+        "config         difficulty {}, values up to {} bytes, {} links, drift {} s{}{}",
+        n.work_difficulty,
+        n.record_max_value_size,
+        n.record_min_links,
+        n.record_max_time_drift,
+        if n.auth_required {
+            ", certificates required"
+        } else {
+            ""
+        },
+        match s.config_amendments {
+            0 => String::new(),
+            1 => " (amended once)".to_string(),
+            k => format!(" (amended {k} times)"),
+        }
+    );
     println!("identity       {}", s.identity);
     if !s.network.auth_certificates.is_empty() {
         println!(

@@ -88,7 +88,7 @@ impl lffs::Store for LffsStore {
     }
 
     fn max_value_size(&self) -> usize {
-        self.node.config.record_max_value_size as usize
+        self.node.config().record_max_value_size as usize
     }
 
     fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError> {

@@ -2,6 +2,7 @@
 //! line client. This file only parses arguments, dispatches and turns errors into one
 //! clear line and a non-zero exit.
 
+mod amendments;
 mod api;
 mod api_json;
 mod args;
@@ -80,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Set(a) => cli::set(&home, url, cli.json, a),
         Command::Owner(c) => cli::owner(&home, url, cli.json, c),
         Command::Oracle(c) => cli::oracle(&home, cli.json, c),
+        Command::Amend(a) => cli::amend(&home, url, cli.json, a),
         Command::Completions { shell } => shell::completions(*shell, &mut std::io::stdout()),
         Command::Man => shell::man(&mut std::io::stdout()),
     }

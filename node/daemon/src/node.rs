@@ -25,6 +25,9 @@ pub enum AcceptError {
     /// Only the genesis owner may publish genesis records.
     #[error("only the genesis owner may publish genesis records")]
     GenesisProhibited,
+    /// A genesis record that is not a valid amendment of the configuration.
+    #[error("invalid genesis amendment: {0}")]
+    BadAmendment(String),
     /// Fewer links than the network requires.
     #[error("record has {got} links, the network requires at least {need}")]
     TooFewLinks {
@@ -72,8 +75,13 @@ pub enum AcceptError {
 pub struct Node {
     /// The store.
     pub store: Arc<Store>,
-    /// Network configuration in force.
-    pub config: NetworkConfig,
+    /// The network configuration over time (genesis and amendments): see
+    /// [`Node::config`] and [`Node::config_at`].
+    pub config_history: std::sync::RwLock<crate::amendments::ConfigHistory>,
+    /// The configuration of the genesis file (what amendments are checked against).
+    pub genesis_config: NetworkConfig,
+    /// The genesis file's own records (not amendments).
+    pub genesis_hashes: std::collections::HashSet<lf_record::RecordHash>,
     /// Owner of the genesis records.
     pub genesis_owner: Owner,
     /// Node identity.
@@ -147,7 +155,72 @@ impl Node {
         if r.record_type() == RecordType::Certificate {
             self.release_limbo(std::slice::from_ref(r));
         }
+        self.apply_amendments_in(std::slice::from_ref(r));
         Ok(outcome)
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<NetworkConfig> {
+        self.history().current()
+    }
+
+    /// The configuration that judges a record timestamped `ts`.
+    pub fn config_at(&self, ts: u64) -> Arc<NetworkConfig> {
+        self.history().at(ts)
+    }
+
+    /// Genesis amendments applied.
+    pub fn amendment_count(&self) -> usize {
+        self.history().amendments()
+    }
+
+    fn history(&self) -> std::sync::RwLockReadGuard<'_, crate::amendments::ConfigHistory> {
+        self.config_history
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After `stored` records were stored: if any is a genesis amendment, rebuilds the
+    /// configuration from every amendment held (a handful of records), and the
+    /// certificate registry if the root CAs changed.
+    pub fn apply_amendments_in(&self, stored: &[Record]) {
+        if !stored.iter().any(|r| {
+            r.record_type() == RecordType::Genesis && !self.genesis_hashes.contains(&r.hash())
+        }) {
+            return;
+        }
+        if let Err(e) = self.apply_amendments() {
+            crate::metrics::error("genesis_amendment");
+            tracing::error!("cannot apply genesis amendments: {e:#}");
+        }
+    }
+
+    /// Rebuilds the configuration history from the stored genesis records.
+    pub fn apply_amendments(&self) -> anyhow::Result<()> {
+        let records = self.store.records_of_type(RecordType::Genesis)?;
+        let h = crate::amendments::ConfigHistory::build(
+            &self.genesis_config,
+            &self.genesis_hashes,
+            &records,
+        );
+        let (before, after) = (self.config(), h.current());
+        let count = h.amendments();
+        *self
+            .config_history
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = h;
+        if before != after {
+            tracing::info!(
+                amendments = count,
+                config = %String::from_utf8_lossy(&after.to_json()),
+                "network configuration amended"
+            );
+            if before.auth_certificates != after.auth_certificates {
+                let fresh = crate::certs::Certs::load(&after, &self.store)?;
+                *self.certs.write() = fresh.read().clone();
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a peer's record refused for lack of a certificate until one arrives.
@@ -207,15 +280,20 @@ impl Node {
         if r.record_type() == RecordType::Genesis && r.owner() != self.genesis_owner {
             return Err(AcceptError::GenesisProhibited);
         }
-        let need = self.config.record_min_links as usize;
+        if r.record_type() == RecordType::Genesis && !self.genesis_hashes.contains(&r.hash()) {
+            crate::amendments::check(&self.genesis_config, r).map_err(AcceptError::BadAmendment)?;
+        }
+        // Judged by the configuration in force at the record's time (amendments).
+        let config = self.config_at(r.timestamp());
+        let need = config.record_min_links as usize;
         if r.record_type() != RecordType::Genesis && r.links().len() < need {
             return Err(AcceptError::TooFewLinks {
                 got: r.links().len(),
                 need,
             });
         }
-        lf_record::check_time_drift(r, now(), self.config.record_max_time_drift)?;
-        let mut limits = self.config.limits();
+        lf_record::check_time_drift(r, now(), self.config().record_max_time_drift)?;
+        let mut limits = config.limits();
         match self.standing(r)? {
             // Reference §7.5: a certified owner's records need no proof of work.
             CertStatus::Certified => limits.work_difficulty = 0,
@@ -227,7 +305,7 @@ impl Node {
             }
             // The genesis owner amends the configuration with proof of work alone.
             CertStatus::Uncertified
-                if self.config.auth_required && r.record_type() != RecordType::Genesis =>
+                if config.auth_required && r.record_type() != RecordType::Genesis =>
             {
                 return Err(AcceptError::NotCertified {
                     owner: r.owner(),
@@ -292,7 +370,7 @@ impl Node {
     ) -> Result<Record, anyhow::Error> {
         let links = self
             .store
-            .link_candidates(self.config.record_min_links as usize)?;
+            .link_candidates(self.config().record_min_links as usize)?;
         let mut b = RecordBuilder::new(RecordType::Datum, timestamp)
             .value(value)
             .links(links);
@@ -310,13 +388,13 @@ impl Node {
                 owner: owner.public(),
                 timestamp
             }),
-            CertStatus::Uncertified if self.config.auth_required => {
+            CertStatus::Uncertified if self.config_at(timestamp).auth_required => {
                 bail!(AcceptError::NotCertified {
                     owner: owner.public(),
                     timestamp
                 })
             }
-            CertStatus::Uncertified => u.required_effort(self.config.work_difficulty),
+            CertStatus::Uncertified => u.required_effort(self.config_at(timestamp).work_difficulty),
         };
         let work = if effort > 0 {
             let mut start = [0u8; 8];
@@ -434,7 +512,20 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     )?;
     let genesis_owner = genesis[0].owner();
     store.put_many(&genesis)?;
-    let certs = crate::certs::Certs::load(&config, &store)?;
+    let genesis_hashes: std::collections::HashSet<_> = genesis.iter().map(|r| r.hash()).collect();
+    let history = crate::amendments::ConfigHistory::build(
+        &config,
+        &genesis_hashes,
+        &store.records_of_type(RecordType::Genesis)?,
+    );
+    if history.amendments() > 0 {
+        tracing::info!(
+            amendments = history.amendments(),
+            config = %String::from_utf8_lossy(&history.current().to_json()),
+            "genesis amendments applied"
+        );
+    }
+    let certs = crate::certs::Certs::load(&history.current(), &store)?;
     let stats = store.stats()?;
     tracing::info!(
         dir = %opts.home.display(),
@@ -444,7 +535,9 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     );
     let node = Arc::new(Node {
         store: Arc::new(store),
-        config,
+        config_history: std::sync::RwLock::new(history),
+        genesis_config: config,
+        genesis_hashes,
         genesis_owner,
         identity,
         token,
@@ -646,7 +739,11 @@ mod tests {
         let certs = crate::certs::Certs::load(&config, &store).unwrap();
         let node = Node {
             store: Arc::new(store),
-            config,
+            config_history: std::sync::RwLock::new(crate::amendments::ConfigHistory::new(
+                config.clone(),
+            )),
+            genesis_config: config,
+            genesis_hashes: genesis.iter().map(|r| r.hash()).collect(),
             genesis_owner: genesis[0].owner(),
             identity: crate::random::new_owner(),
             token: String::new(),

@@ -36,7 +36,7 @@ pub fn run(node: Arc<Node>, interval: Duration) {
 /// One round: at most one commentary record.
 fn round(node: &Node) -> anyhow::Result<()> {
     // 35 bytes per comment; stay within the network's value limit.
-    let room = (node.config.record_max_value_size as usize / 35).clamp(1, 64);
+    let room = (node.config().record_max_value_size as usize / 35).clamp(1, 64);
     let suspects = node
         .store
         .collision_suspects(&node.identity.public(), room)?;
@@ -44,13 +44,13 @@ fn round(node: &Node) -> anyhow::Result<()> {
         return Ok(());
     }
     let comments: Vec<Comment> = suspects.iter().map(|h| Comment::collision(*h)).collect();
-    let n = (node.config.record_min_links as usize).clamp(2, lf_record::MAX_LINKS);
+    let n = (node.config().record_min_links as usize).clamp(2, lf_record::MAX_LINKS);
     let links = node.store.link_candidates(n)?;
     let u = RecordBuilder::new(RecordType::Commentary, now())
         .value(encode_comments(&comments))
         .links(links)
         .build(&node.identity.public())?;
-    let effort = u.required_effort(node.config.work_difficulty);
+    let effort = u.required_effort(node.config().work_difficulty);
     let work = if effort > 0 {
         let opts = lf_pow::SolveOptions {
             threads: 1,

@@ -188,6 +188,7 @@ impl RecordSource for NodeSource {
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     node.release_limbo(&batch);
+                    node.apply_amendments_in(&batch);
                 }
                 Err(e) => {
                     tracing::error!("cannot store records from peers: {e}");
@@ -234,14 +235,14 @@ pub struct Replication {
 /// bootstrap peers, the `-peer` flags and `peers.json`, and hooks local writes.
 pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replication> {
     let keypair = identity(&opts.home)?;
-    let mut config = P2pConfig::new(node.config.id.0, keypair);
+    let mut config = P2pConfig::new(node.config().id.0, keypair);
     let ip = match opts.p2p_bind {
         IpAddr::V4(a) => format!("/ip4/{a}"),
         IpAddr::V6(a) => format!("/ip6/{a}"),
     };
     config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.p2p_port))?];
     let mut bootstrap = Vec::new();
-    for p in &node.config.bootstrap_peers {
+    for p in &node.config().bootstrap_peers {
         match parse_peer(p) {
             Ok(a) => bootstrap.push(a),
             Err(e) => tracing::warn!("genesis bootstrap peer ignored: {e:#}"),

@@ -79,6 +79,25 @@ pub fn render(s: &Status) -> String {
         "network ID",
         &s.network.id.to_string(),
     );
+    let n = &s.network;
+    row(
+        &mut o,
+        "config",
+        "configuration",
+        &format!(
+            "difficulty {}, values up to {} bytes, {} links, drift {} s{}, {} amendments",
+            n.work_difficulty,
+            n.record_max_value_size,
+            n.record_min_links,
+            n.record_max_time_drift,
+            if n.auth_required {
+                ", certificates required"
+            } else {
+                ""
+            },
+            s.config_amendments
+        ),
+    );
     row(&mut o, "identity", "identity", &s.identity);
     row(
         &mut o,

@@ -167,6 +167,36 @@ impl NetworkConfig {
         Ok(())
     }
 
+    /// The configuration after an amendment that proposes `next` (the whole new
+    /// configuration, as an amendment record carries it): every field that differs
+    /// must be listed in this configuration's `amendable_fields`; the format, the
+    /// network ID and the list of amendable fields itself never change.
+    pub fn amend(&self, next: &NetworkConfig) -> Result<NetworkConfig, GenesisError> {
+        let bad = |m: String| Err(GenesisError::Invalid(m));
+        if next.format != self.format || next.id != self.id {
+            return bad("an amendment cannot change the format or the network ID".into());
+        }
+        if next.amendable_fields != self.amendable_fields {
+            return bad("an amendment cannot change amendable_fields".into());
+        }
+        let (old, new) = (
+            serde_json::to_value(self).map_err(GenesisError::Json)?,
+            serde_json::to_value(next).map_err(GenesisError::Json)?,
+        );
+        let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+            return bad("configuration is not a JSON object".into());
+        };
+        let changed: Vec<&String> = new.keys().filter(|k| old.get(*k) != new.get(*k)).collect();
+        if let Some(f) = changed.iter().find(|f| !self.amendable_fields.contains(f)) {
+            return bad(format!(
+                "field {f:?} is not amendable on this network (amendable: {:?})",
+                self.amendable_fields
+            ));
+        }
+        next.validate()?;
+        Ok(next.clone())
+    }
+
     /// The DER of each root certificate in `auth_certificates`.
     pub fn root_certificates(&self) -> Result<Vec<Vec<u8>>, GenesisError> {
         use base64::Engine;
@@ -310,6 +340,34 @@ mod tests {
         let (c, parsed) = parse_records(&file).unwrap();
         assert_eq!(c, config());
         assert_eq!(parsed, recs);
+    }
+
+    #[test]
+    fn amendments_change_only_amendable_fields() {
+        let mut base = config();
+        base.amendable_fields = vec!["name".into(), "work_difficulty".into()];
+        let mut next = base.clone();
+        next.name = "Renamed".into();
+        next.work_difficulty = 99;
+        assert_eq!(base.amend(&next).unwrap(), next);
+        // Unchanged is fine too (an amendment that restates the config).
+        assert_eq!(base.amend(&base).unwrap(), base);
+        let mut wrong = base.clone();
+        wrong.record_max_value_size = 10;
+        let e = base.amend(&wrong).unwrap_err().to_string();
+        assert!(e.contains("record_max_value_size"), "{e}");
+        let mut wrong = base.clone();
+        wrong.amendable_fields.push("record_min_links".into());
+        assert!(base.amend(&wrong).is_err());
+        let mut wrong = base.clone();
+        wrong.id = NetworkId([2; 32]);
+        assert!(base.amend(&wrong).is_err());
+        // Still validated: an amendable field set out of range is refused.
+        let mut base2 = base.clone();
+        base2.amendable_fields = vec!["record_min_links".into()];
+        let mut wrong = base2.clone();
+        wrong.record_min_links = 0;
+        assert!(base2.amend(&wrong).is_err());
     }
 
     #[test]

@@ -26,9 +26,10 @@ impl Store {
     /// for the few certificate and CRL records; callers must not ask for `Datum`.
     pub fn records_of_type(&self, t: RecordType) -> Result<Vec<Record>, StoreError> {
         let inner = self.lock();
-        let mut stmt = inner
-            .db
-            .prepare_cached("SELECT doff, dlen FROM record WHERE rtype = ?1 ORDER BY seq")?;
+        let mut stmt = inner.db.prepare_cached(
+            // `rtype != 0` lets SQLite use the partial index of non-datum records.
+            "SELECT doff, dlen FROM record WHERE rtype = ?1 AND rtype != 0 ORDER BY seq",
+        )?;
         let at: Vec<(i64, i64)> = stmt
             .query_map([t.to_byte() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
@@ -59,6 +60,28 @@ mod tests {
             b = b.selector(b"name", 0);
         }
         b.build(&o.public()).unwrap().sign(None, o).unwrap()
+    }
+
+    #[test]
+    fn records_of_type_reads_the_partial_index_not_the_whole_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), StoreConfig { max_time_drift: 60 }).unwrap();
+        let inner = s.lock();
+        let plan: Vec<String> = inner
+            .db
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT doff, dlen FROM record
+                 WHERE rtype = ?1 AND rtype != 0 ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([3], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("record_special")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS record (
 );
 CREATE INDEX IF NOT EXISTS record_h8 ON record(h8);
 CREATE INDEX IF NOT EXISTS record_i8 ON record(i8);
+-- Genesis amendments, certificates, CRLs, commentary: few rows, read at start.
+CREATE INDEX IF NOT EXISTS record_special ON record(rtype) WHERE rtype != 0;
 -- Per-owner totals (the owner info endpoint), instead of an index on owner.
 CREATE TABLE IF NOT EXISTS owner_stat (
     owner   BLOB PRIMARY KEY,
