@@ -1,5 +1,6 @@
 //! Amendable genesis on real nodes: the genesis owner amends the configuration with
-//! `lf amend`, the amendment replicates and every node applies it (status, limits);
+//! `lf amend`, the amendment replicates across three nodes and every node applies it
+//! (status, limits);
 //! non-amendable fields and other owners are refused; a restart keeps the amended
 //! configuration.
 
@@ -51,6 +52,8 @@ fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     let net = network(dir.path());
     let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
     let mut n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
+    // Node 3 hears of node 1 only through node 2.
+    let n3 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n3"), &[n2.p2p_addr()]);
     let key = net.join("genesis-secret.pem");
     let key = key.to_str().unwrap();
     ok(&n2.lf(&["owner", "new", "alice"]));
@@ -85,7 +88,7 @@ fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
         "name=Renamed net",
         "record_max_value_size=4000",
     ]));
-    for n in [&n1, &n2] {
+    for n in [&n1, &n2, &n3] {
         assert!(
             wait_until(30, || {
                 let s = status(n);
