@@ -113,14 +113,55 @@ pub(crate) struct Fetched {
 
 /// Fetches `hashes` from `peer` in batches, validates and stores them, then fetches
 /// the links they carry that are missing too.
+///
+/// Verification is the bound of a catch-up, so the stages overlap: while one batch is
+/// verified and stored, the next is already verified (the store serializes the puts)
+/// and the one after that is on the wire. At most [`PIPELINE`] batches are in each
+/// stage, so memory stays bounded.
 pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
     let mut out = Fetched::default();
     let mut asked: HashSet<RecordHash> = hashes.iter().copied().collect();
     let mut queue: VecDeque<RecordHash> = hashes.into();
-    // One request ahead: the next batch travels while this one is verified (which is
-    // the bound of a catch-up).
-    let mut inflight = next_get(shared, peer, &mut queue);
-    while let Some((batch, reply)) = inflight.take() {
+    let mut requests: VecDeque<(Vec<RecordHash>, GetReply)> = VecDeque::new();
+    let mut accepting: VecDeque<(Vec<RecordHash>, AcceptReply)> = VecDeque::new();
+    let fail = |requests: &mut VecDeque<(Vec<RecordHash>, GetReply)>, out: &mut Fetched| {
+        // Accepts already running finish on their own and mark what they stored (see
+        // `settle_later`); only the network side is cut short.
+        requests.drain(..).for_each(|(_, r)| r.abort());
+        out.failed = true;
+    };
+    loop {
+        while requests.len() < PIPELINE
+            && let Some(r) = next_get(shared, peer, &mut queue)
+        {
+            requests.push_back(r);
+        }
+        // Settle the oldest accept when the stage is full or nothing else is left.
+        if accepting.len() >= PIPELINE || (requests.is_empty() && !accepting.is_empty()) {
+            let (hashes, reply) = accepting.pop_front().expect("non-empty");
+            let Some((new, invalid, links)) =
+                settle(shared, peer, &hashes, reply, &mut asked).await
+            else {
+                fail(&mut requests, &mut out);
+                settle_later(shared, peer, accepting);
+                return out;
+            };
+            out.new += new;
+            if invalid > 0 {
+                out.invalid += invalid;
+                shared.penalize(peer, Offence::InvalidRecord);
+                fail(&mut requests, &mut out);
+                settle_later(shared, peer, accepting);
+                return out;
+            }
+            if !links.is_empty() {
+                queue.extend(absent(shared, links).await);
+            }
+            continue;
+        }
+        let Some((batch, reply)) = requests.pop_front() else {
+            return out;
+        };
         let answer = match reply.await {
             Ok(a) => a,
             Err(e) => Err(format!("fetch task failed: {e}")),
@@ -129,12 +170,14 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
             Ok(Response::Records(list)) => list,
             Ok(_) => {
                 shared.penalize(peer, Offence::Garbage);
-                out.failed = true;
+                fail(&mut requests, &mut out);
+                settle_later(shared, peer, accepting);
                 return out;
             }
             Err(e) => {
                 tracing::debug!(%peer, "fetch failed: {e}");
-                out.failed = true;
+                fail(&mut requests, &mut out);
+                settle_later(shared, peer, accepting);
                 return out;
             }
         };
@@ -142,76 +185,89 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
         let mut records = Vec::with_capacity(list.len());
         let mut hashes = Vec::with_capacity(list.len());
         for r in list {
-            if r.len() > wire::MAX_RECORD_SIZE {
-                shared.penalize(peer, Offence::Oversized);
-                out.failed = true;
+            let offence = if r.len() > wire::MAX_RECORD_SIZE {
+                Some(Offence::Oversized)
+            } else {
+                let h = RecordHash(Sha256::digest(&r).into());
+                hashes.push(h);
+                (!want.contains(&h)).then_some(Offence::Unsolicited)
+            };
+            if let Some(o) = offence {
+                shared.penalize(peer, o);
+                fail(&mut requests, &mut out);
+                settle_later(shared, peer, accepting);
                 return out;
             }
-            let h = RecordHash(Sha256::digest(&r).into());
-            if !want.contains(&h) {
-                shared.penalize(peer, Offence::Unsolicited);
-                out.failed = true;
-                return out;
-            }
-            hashes.push(h);
             records.push(r.into_vec());
         }
-        inflight = next_get(shared, peer, &mut queue);
         if records.is_empty() {
             continue;
         }
-        let abort = |inflight: Option<(Vec<RecordHash>, GetReply)>| {
-            if let Some((_, r)) = inflight {
-                r.abort();
-            }
-        };
-        let Some(results) = blocking(shared, move |s| s.accept(&records)).await else {
-            abort(inflight);
-            out.failed = true;
-            return out;
-        };
-        let mut links = Vec::new();
-        let mut invalid = 0;
-        let mut new = 0;
-        {
-            let mut b = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            for (h, r) in hashes.iter().zip(results) {
-                match r {
-                    Ok(Accepted::New { links: l }) => {
-                        b.mark(h);
-                        new += 1;
-                        if asked.len() < MAX_FOLLOWED {
-                            links.extend(l.into_iter().filter(|x| asked.insert(*x)));
-                        }
-                    }
-                    Ok(Accepted::Duplicate) => {}
-                    Err(Rejected::Invalid(why)) => {
-                        tracing::debug!(%peer, hash = %h, "invalid record: {why}");
-                        invalid += 1;
-                    }
-                    Err(e) => tracing::warn!(hash = %h, "record from a peer not stored: {e}"),
-                }
-            }
-        }
-        out.new += new;
-        shared.received.fetch_add(new as u64, Ordering::Relaxed);
-        if invalid > 0 {
-            out.invalid += invalid;
-            shared.penalize(peer, Offence::InvalidRecord);
-            abort(inflight);
-            out.failed = true;
-            return out;
-        }
-        if !links.is_empty() {
-            queue.extend(absent(shared, links).await);
-        }
-        if inflight.is_none() {
-            inflight = next_get(shared, peer, &mut queue);
-        }
+        let s = shared.clone();
+        let reply = tokio::task::spawn_blocking(move || s.source.accept(&records));
+        accepting.push_back((hashes, reply));
     }
-    out
 }
 
+/// Batches in flight per stage of [`fetch`] (requests on the wire, accepts running).
+const PIPELINE: usize = 2;
+
+/// Waits for one accept and marks the buckets of the records it stored; returns (new,
+/// invalid, links not asked for yet), or `None` if the task failed.
+async fn settle(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    hashes: &[RecordHash],
+    reply: AcceptReply,
+    asked: &mut HashSet<RecordHash>,
+) -> Option<(usize, usize, Vec<RecordHash>)> {
+    let Ok(results) = reply.await else {
+        tracing::error!("record source task failed");
+        return None;
+    };
+    let (mut new, mut invalid, mut links) = (0, 0, Vec::new());
+    let mut b = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
+    for (h, r) in hashes.iter().zip(results) {
+        match r {
+            Ok(Accepted::New { links: l }) => {
+                b.mark(h);
+                new += 1;
+                if asked.len() < MAX_FOLLOWED {
+                    links.extend(l.into_iter().filter(|x| asked.insert(*x)));
+                }
+            }
+            Ok(Accepted::Duplicate) => {}
+            Err(Rejected::Invalid(why)) => {
+                tracing::debug!(%peer, hash = %h, "invalid record: {why}");
+                invalid += 1;
+            }
+            Err(e) => tracing::warn!(hash = %h, "record from a peer not stored: {e}"),
+        }
+    }
+    drop(b);
+    shared.received.fetch_add(new as u64, Ordering::Relaxed);
+    Some((new, invalid, links))
+}
+
+/// Lets accepts still running after a failed fetch finish and mark what they stored.
+fn settle_later(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    accepting: VecDeque<(Vec<RecordHash>, AcceptReply)>,
+) {
+    if accepting.is_empty() {
+        return;
+    }
+    let s = shared.clone();
+    tokio::spawn(async move {
+        let mut asked = HashSet::new();
+        for (hashes, reply) in accepting {
+            let _ = settle(&s, peer, &hashes, reply, &mut asked).await;
+        }
+    });
+}
+
+type AcceptReply = tokio::task::JoinHandle<Vec<Result<Accepted, Rejected>>>;
 type GetReply = tokio::task::JoinHandle<Result<Response, String>>;
 
 /// Sends a request for the next batch of `queue` (if any) from a task of its own.

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# P2P figures (issue 4): catch-up rate of a fresh node beside the machine's full-record
+# verification rate (measured in the same run), propagation delay, RSS with 3 peers.
+#
+#   1. Node 1: a fresh `lf node-start` on a private network without proof of work
+#      (`makegenesis --difficulty 0`), no mounts, HTTP and P2P on loopback, loaded with N
+#      records by tests/examples/query_bench.rs (`lf-load`: built and signed client-side,
+#      POSTed to /post, waited for until fully synchronized).
+#   2. Verification rate: node/p2p/examples/p2p_bench.rs `verify` parses and verifies
+#      V signed records (signature, selector claim, work, limits: what every record from
+#      a peer goes through) on every core. Measured right before and right after the
+#      catch-up (interleaved, so that other load on the machine shows as a spread); the
+#      table shows the mean and both runs.
+#   3. Catch-up: node 2 starts empty with `-peer` node 1 and pulls everything (bucket
+#      reconciliation, fetch by hash, batch verification on every core). Timed from the
+#      start of the process until its RecordCount equals node 1's (polled every 0.2 s).
+#   4. Nodes 3 and 4 start empty with `-peer` node 1 and node 2 and catch up together
+#      (timed the same way: two fresh nodes at once).
+#   5. Propagation: `p2p_bench propagate` writes P records on node 1 as `lf set` does
+#      (links from /links, sign, POST /post) and polls node 2's /record/=<hash> every
+#      1 ms from the moment the POST returns; p50/p95 in ms.
+#   6. RSS (VmRSS and peak VmHWM) of node 1, holding N records with 3 peers, and of
+#      node 2.
+#
+# Usage (from anywhere in the repository):
+#   contrib/bench/p2p.sh
+# Environment:
+#   LF_BENCH_RECORDS=N   records (default 100000)
+#   LF_BENCH_VERIFY=V    records per verification run (default 5000)
+#   LF_BENCH_PROPAGATE=P propagation samples (default 200)
+#   LF_BENCH_CONNS=C     connections used to load node 1 (default 8)
+#   LF_BIN=/path/to/lf   use this binary instead of `cargo build --release -p lf`
+#   BENCH_DIR=/some/dir  parent of the temp dir (default: $TMPDIR or /tmp)
+# Everything started here is stopped and removed at exit, also on error or Ctrl-C.
+set -euo pipefail
+export LC_ALL=C
+
+cd "$(dirname "$0")/../.."
+
+N="${LF_BENCH_RECORDS:-100000}"
+V="${LF_BENCH_VERIFY:-5000}"
+P="${LF_BENCH_PROPAGATE:-200}"
+C="${LF_BENCH_CONNS:-8}"
+
+say() { printf '== %s\n' "$*" >&2; }
+die() {
+  printf 'p2p.sh: %s\n' "$*" >&2
+  exit 1
+}
+for tool in curl jq awk; do
+  command -v "$tool" >/dev/null || die "$tool is needed"
+done
+
+# ---------------------------------------------------------------------------- build
+target="${CARGO_TARGET_DIR:-target}"
+say "cargo build --release (examples query_bench, p2p_bench)"
+cargo build --release -q -p lf-tests --example query_bench || die "building query_bench failed"
+cargo build --release -q -p lf-p2p --example p2p_bench || die "building p2p_bench failed"
+QB="$(realpath "$target/release/examples/query_bench")"
+PB="$(realpath "$target/release/examples/p2p_bench")"
+if [[ -n "${LF_BIN:-}" ]]; then
+  LF="$LF_BIN"
+  [[ -x "$LF" ]] || die "LF_BIN=$LF is not an executable"
+  say "using $LF (LF_BIN)"
+else
+  say "cargo build --release -p lf"
+  cargo build --release -q -p lf --bin lf || die "build failed (set LF_BIN to use a built binary)"
+  LF="$(realpath "$target/release/lf")"
+fi
+
+# ------------------------------------------------------------------ temp dir, cleanup
+tmp="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/lf-p2p.XXXXXX")"
+pids=()
+stop() { # stop PID: SIGTERM, then SIGKILL after 20 s
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do stop "$p"; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+field() { # field NAME "k=v k=v ..." -> v
+  awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
+}
+rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+mkdir -p "$tmp/net"
+(cd "$tmp/net" && "$LF" makegenesis --yes --name p2pbench --difficulty 0 --out .) >/dev/null ||
+  die "makegenesis failed"
+
+declare -A url p2p pid
+start_node() { # start_node I [PEER-MULTIADDR...]
+  local i="$1" home="$tmp/n$1" port j
+  shift
+  mkdir -p "$home"
+  cp "$tmp/net/genesis.lf" "$home/"
+  echo '[]' >"$home/mounts.yaml" # no FUSE mounts
+  port="$("$QB" free-port)"
+  p2p[$i]="/ip4/127.0.0.1/tcp/$port"
+  local args=(-home "$home" node-start -http 0 -p2p "$port" -p2p-bind 127.0.0.1)
+  for j in "$@"; do args+=(-peer "$j"); done
+  "$LF" "${args[@]}" >"$tmp/n$i.out" 2>&1 &
+  pid[$i]=$!
+  pids+=($!)
+  url[$i]=""
+  for ((j = 0; j < 300; j++)); do
+    kill -0 "${pid[$i]}" 2>/dev/null || die "node $i exited: $(tail -5 "$tmp/n$i.out")"
+    if [[ -s "$home/client.json" ]]; then
+      url[$i]="$(jq -r '.URLs[0] // empty' "$home/client.json")"
+      [[ -n "${url[$i]}" ]] && curl -fsS "${url[$i]}/status" >/dev/null 2>&1 && return 0
+    fi
+    sleep 0.1
+  done
+  die "node $i did not start: $(tail -5 "$tmp/n$i.out")"
+}
+count() { curl -fsS "${url[$1]}/status" | jq .RecordCount; }
+peers() { curl -fsS "${url[$1]}/status" | jq '.Peers | length'; }
+wait_count() { # wait_count I TARGET: until node I holds TARGET records (1 h at most)
+  local i
+  for ((i = 0; i < 18000; i++)); do
+    [[ "$(count "$1")" -ge "$2" ]] && return 0
+    kill -0 "${pid[$1]}" 2>/dev/null || die "node $1 exited: $(tail -5 "$tmp/n$1.out")"
+    sleep 0.2
+  done
+  die "node $1 did not reach $2 records"
+}
+
+say "node 1: loading $N records over $C connections"
+start_node 1
+load="$("$QB" lf-load "${url[1]}" "$N" "$C")" || die "loading node 1 failed"
+total="$(count 1)"
+
+say "verification rate on every core ($V records)"
+v1="$("$PB" verify "$V")" || die "verify run failed"
+
+say "node 2: fresh, catching up $total records from node 1"
+t0="$(now)"
+start_node 2 "${p2p[1]}"
+wait_count 2 "$total"
+catch_s="$(since "$t0")"
+
+say "verification rate on every core, again"
+v2="$("$PB" verify "$V")" || die "verify run failed"
+
+say "nodes 3 and 4: fresh, catching up together from nodes 1 and 2"
+t0="$(now)"
+start_node 3 "${p2p[1]}" "${p2p[2]}"
+start_node 4 "${p2p[1]}" "${p2p[2]}"
+wait_count 3 "$total"
+wait_count 4 "$total"
+catch2_s="$(since "$t0")"
+for ((i = 0; i < 100; i++)); do
+  [[ "$(peers 1)" -ge 3 ]] && break
+  sleep 0.2
+done
+
+say "propagation: $P records set on node 1, polled on node 2"
+prop="$("$PB" propagate "${url[1]}" "${url[2]}" "$P")" || die "propagation run failed"
+load1="$(cut -d' ' -f1 /proc/loadavg)"
+rss1="$(rss_kib "${pid[1]}" VmRSS)"
+hwm1="$(rss_kib "${pid[1]}" VmHWM)"
+rss2="$(rss_kib "${pid[2]}" VmRSS)"
+hwm2="$(rss_kib "${pid[2]}" VmHWM)"
+peers1="$(peers 1)"
+final1="$(count 1)"
+
+# --------------------------------------------------------------------------- table
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+git diff --quiet HEAD -- node/p2p node/daemon 2>/dev/null || rev="$rev+dirty"
+vr1="$(field records_per_s "$v1")"
+vr2="$(field records_per_s "$v2")"
+vr="$(awk -v a="$vr1" -v b="$vr2" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
+cr="$(awk -v n="$((total))" -v s="$catch_s" 'BEGIN { printf "%.0f", n / s }')"
+cr2="$(awk -v n="$((total * 2))" -v s="$catch2_s" 'BEGIN { printf "%.0f", n / s }')"
+echo
+echo "p2p.sh: $total records (genesis included), $(nproc) CPUs, lf $rev, loopback"
+printf '%-52s %12s\n' "figure" "value"
+printf '%-52s %12s\n' "load node 1 over HTTP, $C connections (s)" "$(field load_seconds "$load")"
+printf '%-52s %12s\n' "full-record verification, all cores (records/s)" "$vr"
+printf '%-52s %12s\n' "  runs before / after the catch-up" "$vr1 / $vr2"
+printf '%-52s %12s\n' "catch-up of a fresh node from 1 peer (records/s)" "$cr"
+printf '%-52s %12s\n' "  time (s)" "$catch_s"
+printf '%-52s %12s\n' "  ratio to verification (goal >= 0.80)" \
+  "$(awk -v a="$cr" -v b="$vr" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-52s %12s\n' "two fresh nodes at once, both (records/s)" "$cr2"
+printf '%-52s %12s\n' "propagation set -> visible on node 2, p50 (ms)" "$(field p50_ms "$prop")"
+printf '%-52s %12s\n' "propagation p95 (ms)" "$(field p95_ms "$prop")"
+printf '%-52s %12s\n' "propagation mean / max (ms)" "$(field mean_ms "$prop") / $(field max_ms "$prop")"
+printf '%-52s %12s\n' "node 1 RSS, $final1 records, $peers1 peers (MiB)" "$(mib "$rss1")"
+printf '%-52s %12s\n' "node 1 peak RSS (MiB)" "$(mib "$hwm1")"
+printf '%-52s %12s\n' "node 2 RSS / peak after its catch-up (MiB)" "$(mib "$rss2") / $(mib "$hwm2")"
+printf '%-52s %12s\n' "1-min load average at the end" "$load1"
+awk -v c="$cr" -v v="$vr" -v p="$(field p50_ms "$prop")" 'BEGIN {
+  printf "goals: catch-up >= 80%% of verification: %s; >= 2000 records/s: %s; p50 <= 50 ms: %s\n",
+    (c >= 0.8 * v ? "met" : "not met"), (c >= 2000 ? "met" : "not met"), (p <= 50 ? "met" : "not met") }'
