@@ -509,10 +509,13 @@ impl<S: Store> Filesystem<S> {
 
     fn check_writable_dir(&self) -> Result<()> {
         if self.config.read_only {
-            Err(FsError::ReadOnly)
-        } else {
-            Ok(())
+            return Err(FsError::ReadOnly);
         }
+        if let Some(why) = self.store.write_refused() {
+            tracing::debug!("write refused: {why}");
+            return Err(FsError::Access);
+        }
+        Ok(())
     }
 
     fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<Vec<u8>> {

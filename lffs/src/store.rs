@@ -56,6 +56,12 @@ pub trait Store: Send + Sync + 'static {
     /// Current time in nanoseconds since the epoch (a parameter so tests are
     /// deterministic).
     fn now_nanos(&self) -> u64;
+    /// Why this mount's owner may not write now, if it may not (e.g. a network that
+    /// requires a certificate the owner lacks): every change then fails with EACCES
+    /// instead of being accepted locally and never published.
+    fn write_refused(&self) -> Option<String> {
+        None
+    }
 }
 
 type Key = (Vec<u8>, u64);

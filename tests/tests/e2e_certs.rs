@@ -587,3 +587,76 @@ fn e2e_certs_late_node_catches_up_certificate_and_records() {
         connected.elapsed()
     );
 }
+
+/// A mount whose owner has no certificate on an `auth_required` network refuses changes
+/// with EACCES (rather than accepting them locally and never publishing), and says why
+/// in `lf status`; once the owner's certificate is published, writes work and publish.
+#[test]
+fn fuse_certs_uncertified_mount_refuses_writes_until_certified() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network_with(dir.path(), true, &["--max-value-size", "60000"]);
+    let ca = net.join("genesis-ca.pem");
+    let h = home_on(&net, dir.path(), "n1");
+    let owner = OwnerSecret::from_scalar_bytes(&[8; 48]).unwrap();
+    std::fs::write(h.join("writer.pem"), owner.to_pem()).unwrap();
+    let m = dir.path().join("mnt");
+    let _u = Unmount(m.clone());
+    std::fs::write(
+        h.join("mounts.yaml"),
+        format!(
+            "- path: {}\n  root: corp.root\n  owner_private: writer.pem\n",
+            m.display()
+        ),
+    )
+    .unwrap();
+    let n = TestNode::start(&h);
+    assert!(wait_until(20, || is_mounted(&m)), "{}", n.output());
+    let err = std::fs::write(m.join("x"), "no").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    let s = json(&on(&n, &["-json", "status"]));
+    let why = s["Mounts"][0]["WritesRefused"].as_str().unwrap_or_default();
+    assert!(why.contains("requires a certificate"), "{s}");
+    assert!(ok(&on(&n, &["status"])).contains("writes refused (EACCES)"));
+
+    let (key, csr) = (h.join("writer.pem"), h.join("writer.csr"));
+    ok(&on(
+        &n,
+        &[
+            "owner",
+            "csr",
+            "-key",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+        ],
+    ));
+    ok(&on(
+        &n,
+        &[
+            "owner",
+            "sign",
+            "-ca",
+            ca.to_str().unwrap(),
+            csr.to_str().unwrap(),
+        ],
+    ));
+    ok(&on(
+        &n,
+        &[
+            "owner",
+            "publish-cert",
+            "-ca",
+            ca.to_str().unwrap(),
+            h.join("writer.crt").to_str().unwrap(),
+        ],
+    ));
+    assert!(wait_until(20, || {
+        json(&on(&n, &["-json", "status"]))["Mounts"][0]["WritesRefused"].is_null()
+    }));
+    std::fs::write(m.join("x"), "yes").unwrap();
+    assert_eq!(std::fs::read_to_string(m.join("x")).unwrap(), "yes");
+    assert!(wait_until(
+        20,
+        || json(&on(&n, &["-json", "status"]))["PendingCommits"] == 0
+    ));
+}

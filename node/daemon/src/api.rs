@@ -418,6 +418,7 @@ fn mount_json(m: crate::mount_manager::MountState) -> json::MountStatus {
         .into(),
         since: m.since,
         error: m.error,
+        writes_refused: m.writes_refused,
         read_only: m.read_only,
         allow_other: m.allow_other,
     }

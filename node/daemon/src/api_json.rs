@@ -204,6 +204,10 @@ pub struct MountStatus {
     /// Why it is not mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why changes through it fail with EACCES now (e.g. its owner has no certificate
+    /// on a network that requires one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_refused: Option<String>,
     /// Mounted read-only.
     pub read_only: bool,
     /// Other users (containers) may use it.

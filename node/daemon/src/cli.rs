@@ -474,7 +474,12 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
     for m in &s.mounts {
         let mode = if m.read_only { "ro" } else { "rw" };
         match &m.error {
-            None => println!("  {}  {}  {mode}  owner {}", m.path, m.root, m.owner),
+            None => {
+                println!("  {}  {}  {mode}  owner {}", m.path, m.root, m.owner);
+                if let Some(w) = &m.writes_refused {
+                    println!("    writes refused (EACCES): {w}");
+                }
+            }
             Some(e) => println!("  {}  {}  FAILED: {e}", m.path, m.root),
         }
     }

@@ -117,6 +117,10 @@ impl lffs::Store for LffsStore {
         self.queue.submit(&self.owner, puts).map_err(err)
     }
 
+    fn write_refused(&self) -> Option<String> {
+        self.node.write_refused(&self.owner.public())
+    }
+
     fn generation(&self) -> u64 {
         self.node.generation.load(Ordering::Relaxed)
     }

@@ -55,6 +55,8 @@ pub struct MountState {
     pub since: Option<u64>,
     /// Why it is not mounted, if it is not.
     pub error: Option<String>,
+    /// Why its owner may not write now (e.g. no certificate), if it may not.
+    pub writes_refused: Option<String>,
 }
 
 impl MountState {
@@ -67,6 +69,7 @@ impl MountState {
             allow_other: spec.allow_other,
             since,
             error,
+            writes_refused: None,
         }
     }
 }
@@ -251,7 +254,15 @@ impl MountManager {
         let mut v: Vec<MountState> = self
             .lock()
             .iter()
-            .map(|m| MountState::of(&m.spec, m.owner.clone(), Some(m.since), None))
+            .map(|m| {
+                let mut s = MountState::of(&m.spec, m.owner.clone(), Some(m.since), None);
+                s.writes_refused = m
+                    .owner
+                    .parse::<lf_record::Owner>()
+                    .ok()
+                    .and_then(|o| self.node.write_refused(&o));
+                s
+            })
             .collect();
         v.extend(self.failed_lock().iter().cloned());
         v

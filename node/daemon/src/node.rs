@@ -159,6 +159,19 @@ impl Node {
         Ok(outcome)
     }
 
+    /// Why `owner` may not write now (no certificate on a network that requires one,
+    /// or a revoked one), if it may not.
+    pub fn write_refused(&self, owner: &Owner) -> Option<String> {
+        match self.certs.status(owner, now()) {
+            CertStatus::Revoked => Some(format!("owner {owner} has a revoked certificate")),
+            CertStatus::Uncertified if self.config().auth_required => Some(format!(
+                "this network requires a certificate and owner {owner} has none \
+                 (lf owner csr -key ..., then have the CA sign it and publish it)"
+            )),
+            _ => None,
+        }
+    }
+
     /// The configuration in force now.
     pub fn config(&self) -> Arc<NetworkConfig> {
         self.history().current()

@@ -168,7 +168,15 @@ pub fn render(s: &Status) -> String {
                 &mut o,
                 "mount",
                 &m.path,
-                &format!("mounted: {} ({mode}), owner {}", m.root, m.owner),
+                &format!(
+                    "mounted: {} ({mode}), owner {}{}",
+                    m.root,
+                    m.owner,
+                    m.writes_refused
+                        .as_ref()
+                        .map(|w| format!("; writes refused: {w}"))
+                        .unwrap_or_default()
+                ),
             ),
             Some(e) => row(
                 &mut o,
