@@ -27,12 +27,12 @@ pub fn invalidate_changes<S: Store>(
     notifier: fuser::Notifier,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let mut last = fs.store().generation();
+    let mut last = fs.store().external_generation();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         // A generation check is one atomic load: polling often keeps changes from
         // other nodes visible within tens of milliseconds.
         std::thread::sleep(Duration::from_millis(50));
-        let now = fs.store().generation();
+        let now = fs.store().external_generation();
         if now == last {
             continue;
         }

@@ -53,6 +53,12 @@ pub trait Store: Send + Sync + 'static {
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;
+    /// Changes whenever records arrive that were not written through this store
+    /// (records from peers, other clients): the kernel's caches of files are checked
+    /// against the store then, not after this store's own writes are published.
+    fn external_generation(&self) -> u64 {
+        self.generation()
+    }
     /// Current time in nanoseconds since the epoch (a parameter so tests are
     /// deterministic).
     fn now_nanos(&self) -> u64;

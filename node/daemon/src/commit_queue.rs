@@ -96,6 +96,10 @@ pub struct QueueStats {
     pub pow: Option<PowProgress>,
 }
 
+/// Most records the worker builds before storing them together (and the most it takes
+/// from the queue at once, a single bigger batch aside).
+const PUBLISH_GROUP: usize = 256;
+
 /// The queue; one per node, shared by every mount.
 pub struct CommitQueue {
     node: Arc<Node>,
@@ -276,8 +280,11 @@ impl CommitQueue {
     /// never runs on the async runtime or in a FUSE callback.
     pub fn run(self: Arc<Self>) {
         crate::priority::background_thread();
+        // After a failure, publish one batch at a time so that one bad batch does not
+        // hold back the others.
+        let mut one_at_a_time = false;
         while !self.node.stopping.load(Ordering::Relaxed) {
-            let next = {
+            let next: Vec<(u64, Arc<Batch>)> = {
                 let st = self.lock();
                 let st = if st.batches.is_empty() {
                     self.wake
@@ -287,27 +294,71 @@ impl CommitQueue {
                 } else {
                     st
                 };
-                st.batches.iter().next().map(|(s, b)| (*s, b.clone()))
+                let mut records = 0;
+                st.batches
+                    .iter()
+                    .take_while(|(_, b)| {
+                        records += b.puts.len();
+                        records <= PUBLISH_GROUP || records == b.puts.len()
+                    })
+                    .take(if one_at_a_time { 1 } else { usize::MAX })
+                    .map(|(s, b)| (*s, b.clone()))
+                    .collect()
             };
-            let Some((seq, batch)) = next else { continue };
-            match self.publish(&batch) {
-                Ok(()) => self.finish(seq),
+            if next.is_empty() {
+                continue;
+            }
+            match self.publish(&next) {
+                Ok(()) => {
+                    one_at_a_time = false;
+                    for (seq, _) in &next {
+                        self.finish(*seq);
+                    }
+                }
                 Err(e) if self.node.stopping.load(Ordering::Relaxed) => {
                     tracing::info!("commit queue stopped: {e:#}");
                     return;
                 }
                 Err(e) => {
-                    // Keep the batch (it is acknowledged data); retry after a pause.
+                    // Keep the batches (acknowledged data); retry after a pause.
                     crate::metrics::error("commit_publish");
-                    tracing::warn!(seq, "cannot publish an LFFS change yet: {e:#}");
+                    tracing::warn!(seq = next[0].0, "cannot publish an LFFS change yet: {e:#}");
+                    one_at_a_time = true;
                     std::thread::sleep(Duration::from_secs(2));
                 }
             }
         }
     }
 
-    fn publish(&self, batch: &Batch) -> anyhow::Result<()> {
+    /// Builds (links, proof of work, signature) every record of `batches`, then stores
+    /// them together: one store transaction and one `records.lf` fsync for the group,
+    /// so the store is locked once rather than once per record (readers on FUSE wait
+    /// for that lock).
+    fn publish(&self, batches: &[(u64, Arc<Batch>)]) -> anyhow::Result<()> {
+        let mut records = Vec::new();
+        for (_, batch) in batches {
+            self.build(batch, &mut records)?;
+        }
+        self.store(&mut records)
+    }
+
+    fn store(&self, records: &mut Vec<lf_record::Record>) -> anyhow::Result<()> {
+        if !records.is_empty() {
+            self.node
+                .accept_local_many(records)
+                .context("storing published records")?;
+            records.clear();
+        }
+        Ok(())
+    }
+
+    /// Builds the records of `batch` into `out`, storing `out` whenever it holds
+    /// [`PUBLISH_GROUP`] records (a big file's chunks are not all held in memory).
+    fn build(&self, batch: &Batch, out: &mut Vec<lf_record::Record>) -> anyhow::Result<()> {
         for p in &batch.puts {
+            if out.len() >= PUBLISH_GROUP {
+                self.store(out)?;
+            }
             let ts = {
                 let mut st = self.lock();
                 let last = st.last_ts.entry((p.name.clone(), p.ordinal)).or_insert(0);
@@ -329,7 +380,7 @@ impl CommitQueue {
                     s.expected = pr.expected_challenges;
                 }
             };
-            let made = self.node.make_record(
+            let made = self.node.build_record(
                 &batch.owner,
                 &[(p.name.clone(), p.ordinal)],
                 p.value.clone(),
@@ -338,7 +389,7 @@ impl CommitQueue {
                 &progress,
             );
             self.lock().pow = None;
-            made.context("publishing a record")?;
+            out.push(made.context("building a record")?);
         }
         Ok(())
     }

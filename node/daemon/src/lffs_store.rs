@@ -92,21 +92,26 @@ impl lffs::Store for LffsStore {
     }
 
     fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError> {
+        // The overlay first, then the store: the commit queue stores a version before
+        // it drops it from the overlay, so one of the two reads always sees it (the
+        // other order could miss it in between and answer ENOENT).
+        let pending = self.queue.overlay_get(name, ordinal, mask);
         let n = SelectorName::new(name);
         let mut found = self
             .query(&n, ordinal, ordinal, mask)?
             .remove(&ordinal)
             .unwrap_or_default();
-        if let Some(p) = self.queue.overlay_get(name, ordinal, mask) {
+        if let Some(p) = pending {
             found = merge(found, p);
         }
         Ok(found)
     }
 
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
+        let pending = self.queue.overlay_list(name, mask); // first: see `get`
         let n = SelectorName::new(name);
         let mut all = self.query(&n, 0, u64::MAX, mask)?;
-        for (ordinal, p) in self.queue.overlay_list(name, mask) {
+        for (ordinal, p) in pending {
             let v = all.remove(&ordinal).unwrap_or_default();
             all.insert(ordinal, merge(v, p));
         }
@@ -123,6 +128,10 @@ impl lffs::Store for LffsStore {
 
     fn generation(&self) -> u64 {
         self.node.generation.load(Ordering::Relaxed)
+    }
+
+    fn external_generation(&self) -> u64 {
+        self.node.external_generation.load(Ordering::Relaxed)
     }
 
     fn now_nanos(&self) -> u64 {

@@ -100,6 +100,9 @@ pub struct Node {
     pub pow_slot: tokio::sync::Semaphore,
     /// Bumped whenever a record is added: LFFS caches compare it to know they are stale.
     pub generation: std::sync::atomic::AtomicU64,
+    /// Bumped when records arrive that LFFS did not write itself (peers, `lf set`,
+    /// the oracle): mounts then check what the kernel may have cached.
+    pub external_generation: std::sync::atomic::AtomicU64,
     /// The LFFS commit queue and mount manager, once started (for status).
     pub lffs: std::sync::OnceLock<LffsHandles>,
     /// The P2P node, once started (local writes are announced through it).
@@ -146,6 +149,8 @@ impl Node {
         if outcome != PutOutcome::Duplicate {
             ::metrics::counter!("lf_records_added_total").increment(1);
             self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.external_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A local write: tell peers (records from peers are stored by replication.rs).
             if let Some(p) = self.p2p.get() {
@@ -370,9 +375,52 @@ impl Node {
         }
     }
 
-    /// Builds, pays for and stores a record on the node (blocking; `/makerecord` and
-    /// the LFFS commit queue). `progress` hears from the proof-of-work solver.
+    /// Builds, pays for and stores a record on the node (blocking; `/makerecord`).
+    /// `progress` hears from the proof-of-work solver.
     pub fn make_record(
+        &self,
+        owner: &OwnerSecret,
+        selectors: &[(Vec<u8>, u64)],
+        value: Vec<u8>,
+        masking_key: Option<Vec<u8>>,
+        timestamp: u64,
+        progress: &(dyn Fn(lf_pow::Progress) + Sync),
+    ) -> Result<Record, anyhow::Error> {
+        let r = self.build_record(owner, selectors, value, masking_key, timestamp, progress)?;
+        self.accept(&r)?;
+        Ok(r)
+    }
+
+    /// Checks and stores records built on this node (the LFFS commit queue) in one
+    /// store transaction, with one fsync of `records.lf` for all of them; all or none.
+    pub fn accept_local_many(&self, records: &[Record]) -> Result<(), AcceptError> {
+        for r in records {
+            if let Err(e) = self.check(r) {
+                crate::metrics::error("record_rejected");
+                return Err(e);
+            }
+        }
+        let outcomes = self.store.put_many(records)?;
+        let added: Vec<_> = records
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o != PutOutcome::Duplicate)
+            .map(|(r, _)| r.hash())
+            .collect();
+        if !added.is_empty() {
+            ::metrics::counter!("lf_records_added_total").increment(added.len() as u64);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(p) = self.p2p.get() {
+                p.announce(added);
+            }
+        }
+        self.apply_amendments_in(records);
+        Ok(())
+    }
+
+    /// Builds, pays for and signs a datum record (blocking), without storing it.
+    pub fn build_record(
         &self,
         owner: &OwnerSecret,
         selectors: &[(Vec<u8>, u64)],
@@ -423,9 +471,7 @@ impl Node {
         } else {
             None
         };
-        let r = u.sign(work, owner)?;
-        self.accept(&r)?;
-        Ok(r)
+        Ok(u.sign(work, owner)?)
     }
 }
 
@@ -560,6 +606,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         stopping: AtomicBool::new(false),
         pow_slot: tokio::sync::Semaphore::new(1),
         generation: std::sync::atomic::AtomicU64::new(1),
+        external_generation: std::sync::atomic::AtomicU64::new(1),
         lffs: std::sync::OnceLock::new(),
         p2p: std::sync::OnceLock::new(),
         certs,
@@ -766,6 +813,7 @@ mod tests {
             stopping: AtomicBool::new(false),
             pow_slot: tokio::sync::Semaphore::new(1),
             generation: std::sync::atomic::AtomicU64::new(1),
+            external_generation: std::sync::atomic::AtomicU64::new(1),
             lffs: std::sync::OnceLock::new(),
             p2p: std::sync::OnceLock::new(),
             certs,

@@ -186,6 +186,8 @@ impl RecordSource for NodeSource {
                     if added {
                         node.generation
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        node.external_generation
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     node.release_limbo(&batch);
                     node.apply_amendments_in(&batch);
