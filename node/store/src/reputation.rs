@@ -2,7 +2,7 @@
 //! owner to claim a selector set wins on this node; colliding records from other owners
 //! get 0; records linking to records much newer than themselves get 48.
 
-use lf_record::{Owner, RecordId};
+use lf_record::Record;
 use rusqlite::Transaction;
 
 /// Reputation of an ordinary record.
@@ -14,17 +14,26 @@ pub const REPUTATION_COLLISION: i64 = 0;
 
 /// Reputation of a new record with `id` by `owner`, lowering other owners' unsynced
 /// claims on the same ID to 0. Returns (reputation, seqs whose reputation dropped).
-pub(crate) fn at_insert(
-    tx: &Transaction<'_>,
-    id: &RecordId,
-    owner: &Owner,
-) -> rusqlite::Result<(i64, Vec<u32>)> {
+///
+/// Records with one ID share their first selector key, so the selector index finds
+/// them (there is no index on the ID: one random-keyed index fewer per insert). A
+/// record without selectors has its hash as ID and can collide with nothing.
+pub(crate) fn at_insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<(i64, Vec<u32>)> {
+    let keys = r.selector_keys();
+    let Some(key0) = keys.first() else {
+        return Ok((REPUTATION_DEFAULT, Vec::new()));
+    };
+    let id = r.id();
     let mut stmt = tx.prepare_cached(
-        "SELECT owner, reputation, synced FROM record WHERE i8 = lf_h8(?1) AND id = ?1",
+        "SELECT w.owner, w.reputation, w.synced FROM selector s JOIN record w ON w.seq = s.seq
+         WHERE s.idx = 0 AND s.key = ?1 AND w.id = ?2",
     )?;
     let rows: Vec<(Vec<u8>, i64, bool)> = stmt
-        .query_map([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map((&key0.0[..], &id.0[..]), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
+    let owner = r.owner();
     let mine = &owner.as_bytes()[..];
     if let Some(best) = rows
         .iter()
@@ -50,11 +59,12 @@ pub(crate) fn at_insert(
         if !holds {
             let mut q = tx.prepare_cached(
                 "UPDATE record SET reputation = 0
-                 WHERE i8 = lf_h8(?1) AND id = ?1 AND owner = ?2 AND reputation > 0
+                 WHERE seq IN (SELECT s.seq FROM selector s WHERE s.idx = 0 AND s.key = ?1)
+                   AND id = ?2 AND owner = ?3 AND reputation > 0
                  RETURNING seq",
             )?;
             let seqs: Vec<u32> = q
-                .query_map((&id.0[..], &o[..]), |r| r.get(0))?
+                .query_map((&key0.0[..], &id.0[..], &o[..]), |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             dropped.extend(seqs);
         }

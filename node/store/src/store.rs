@@ -270,19 +270,40 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RecordHash>, StoreError> {
         let inner = self.lock();
+        // Records with reputation 0 are few (collisions); for each, the winner is looked
+        // up through its first selector key (records with one ID share it).
         let mut stmt = inner.db.prepare_cached(
-            "SELECT r.hash FROM record r
-             WHERE r.reputation = 0 AND r.synced = 1
-               AND EXISTS (SELECT 1 FROM record w WHERE w.i8 = r.i8 AND w.id = r.id AND w.owner != r.owner
-                           AND w.synced = 1 AND w.reputation >= 63)
+            "SELECT r.hash, r.id, r.owner, r.doff, r.dlen FROM record r
+             WHERE r.reputation = 0 AND r.synced = 1 AND r.sel_count > 0
                AND NOT EXISTS (SELECT 1 FROM comment c WHERE c.subject = r.hash
                                AND c.by_owner = ?1 AND c.assertion = 1)
-             ORDER BY r.seq LIMIT ?2",
+             ORDER BY r.seq",
         )?;
-        let rows: Vec<Vec<u8>> = stmt
-            .query_map((&oracle.as_bytes()[..], limit as i64), |r| r.get(0))?
+        type Row = (Vec<u8>, Vec<u8>, Vec<u8>, i64, i64);
+        let rows: Vec<Row> = stmt
+            .query_map([&oracle.as_bytes()[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<Result<_, _>>()?;
-        rows.iter().map(|h| hash_from(h)).collect()
+        let mut winner = inner.db.prepare_cached(
+            "SELECT 1 FROM selector s JOIN record w ON w.seq = s.seq
+             WHERE s.idx = 0 AND s.key = ?1 AND w.id = ?2 AND w.owner != ?3
+               AND w.synced = 1 AND w.reputation >= 63 LIMIT 1",
+        )?;
+        let mut out = Vec::new();
+        for (hash, id, owner, off, len) in rows {
+            if out.len() >= limit {
+                break;
+            }
+            let r = inner.read(off, len)?;
+            let Some(key0) = r.selector_keys().into_iter().next() else {
+                continue;
+            };
+            if winner.exists((&key0.0[..], &id, &owner))? {
+                out.push(hash_from(&hash)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Counters.
@@ -443,15 +464,15 @@ fn index_one(
     dlen: usize,
 ) -> Result<u32, StoreError> {
     let id = r.id();
-    let (rep, dropped) = reputation::at_insert(tx, &id, &r.owner())?;
+    let (rep, dropped) = reputation::at_insert(tx, r)?;
     for s in dropped {
         dag.set_good(s, false);
     }
     let score = lf_record::lf_pow::score(r.work().map(|w| w.effort));
     tx.prepare_cached(
-        "INSERT INTO record (hash, h8, id, i8, owner, ts, rtype, doff, dlen, score, reputation,
+        "INSERT INTO record (hash, h8, id, owner, ts, rtype, doff, dlen, score, reputation,
                              synced, sel_count)
-         VALUES (?1, lf_h8(?1), ?2, lf_h8(?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+         VALUES (?1, lf_h8(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
     )?
     .execute((
         &r.hash().0[..],
