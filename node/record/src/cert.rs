@@ -16,8 +16,7 @@
 
 use std::collections::HashMap;
 
-use p384::ecdsa::signature::Verifier;
-use p384::ecdsa::{Signature, VerifyingKey};
+use p384::ecdsa::VerifyingKey;
 use x509_parser::prelude::{
     CertificateRevocationList, FromDer, X509Certificate, X509CertificationRequest,
 };
@@ -152,19 +151,20 @@ fn p384_key(spki: &SubjectPublicKeyInfo<'_>, what: &'static str) -> Result<Owner
 /// `owner`'s key as an uncompressed SEC1 point (what X.509 SubjectPublicKeyInfo
 /// usually carries), or `None` if the 49 bytes are not a point on P-384.
 pub fn uncompressed(owner: &Owner) -> Option<Vec<u8>> {
-    let vk = VerifyingKey::from_sec1_bytes(owner.as_bytes()).ok()?;
-    Some(vk.to_sec1_point(false).as_bytes().to_vec())
+    owner.uncompressed()
 }
 
 /// ECDSA P-384 / SHA-384 over `msg`, DER signature (X.509 style; either S form).
 fn verify_der(key: &Owner, msg: &[u8], der_sig: &[u8]) -> bool {
-    let Ok(vk) = VerifyingKey::from_sec1_bytes(key.as_bytes()) else {
+    let Some(point) = key.uncompressed() else {
         return false;
     };
-    let Ok(sig) = Signature::from_der(der_sig) else {
-        return false;
-    };
-    vk.verify(msg, &sig).is_ok()
+    crate::owner::verify_p384(
+        &point,
+        msg,
+        der_sig,
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1,
+    )
 }
 
 /// A parsed X.509 certificate with a P-384 subject key, signed with ECDSA-SHA384.

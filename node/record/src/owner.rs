@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use p384::ecdsa::signature::{Signer, Verifier};
+use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p384::elliptic_curve::pkcs8::DecodePrivateKey;
 use p384::pkcs8::LineEnding;
@@ -65,7 +65,7 @@ impl Owner {
 
     /// Verifies a low-S ECDSA P-384 (SHA-384) signature over `msg`.
     pub fn verify(&self, msg: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
-        let Ok(key) = VerifyingKey::from_sec1_bytes(&self.0) else {
+        let Some(point) = self.uncompressed() else {
             return false;
         };
         let Ok(sig) = Signature::from_slice(signature) else {
@@ -76,8 +76,33 @@ impl Owner {
         if sig.normalize_s().to_bytes() != sig.to_bytes() {
             return false;
         }
-        key.verify(msg, &sig).is_ok()
+        verify_p384(
+            &point,
+            msg,
+            signature,
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED,
+        )
     }
+
+    /// The key as an uncompressed SEC1 point (97 bytes), or `None` if the 49 bytes are
+    /// not a point on P-384. Decompression is p384's (faster than AWS-LC's here).
+    pub fn uncompressed(&self) -> Option<Vec<u8>> {
+        let vk = VerifyingKey::from_sec1_bytes(&self.0).ok()?;
+        Some(vk.to_sec1_point(false).as_bytes().to_vec())
+    }
+}
+
+/// ECDSA P-384 / SHA-384 verification by AWS-LC; `alg` picks the signature encoding
+/// (fixed r || s for records, ASN.1 DER for X.509).
+pub(crate) fn verify_p384(
+    uncompressed: &[u8],
+    msg: &[u8],
+    signature: &[u8],
+    alg: &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm,
+) -> bool {
+    aws_lc_rs::signature::UnparsedPublicKey::new(alg, uncompressed)
+        .verify(msg, signature)
+        .is_ok()
 }
 
 impl fmt::Display for Owner {
