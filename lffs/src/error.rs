@@ -54,25 +54,29 @@ impl FsError {
     /// The errno for this error (the table in SEMANTICS.md).
     pub fn errno(&self) -> i32 {
         match self {
-            FsError::NotFound => 2,      // ENOENT
-            FsError::Exists => 17,       // EEXIST
-            FsError::NotDir => 20,       // ENOTDIR
-            FsError::IsDir => 21,        // EISDIR
-            FsError::NotEmpty => 39,     // ENOTEMPTY
-            FsError::Access => 13,       // EACCES
-            FsError::Perm => 1,          // EPERM
-            FsError::InvalidName => 22,  // EINVAL
-            FsError::TooBig => 27,       // EFBIG
-            FsError::ReadOnly => 30,     // EROFS
-            FsError::Stale => 116,       // ESTALE
-            FsError::Corrupt(_) => 5,    // EIO
-            FsError::Store(_) => 5,      // EIO
-            FsError::NotSupported => 95, // EOPNOTSUPP
+            FsError::NotFound => 2,                    // ENOENT
+            FsError::Exists => 17,                     // EEXIST
+            FsError::NotDir => 20,                     // ENOTDIR
+            FsError::IsDir => 21,                      // EISDIR
+            FsError::NotEmpty => 39,                   // ENOTEMPTY
+            FsError::Access => 13,                     // EACCES
+            FsError::Perm => 1,                        // EPERM
+            FsError::InvalidName => 22,                // EINVAL
+            FsError::TooBig => 27,                     // EFBIG
+            FsError::ReadOnly => 30,                   // EROFS
+            FsError::Stale => 116,                     // ESTALE
+            FsError::Corrupt(_) => 5,                  // EIO
+            FsError::Store(StoreError::Full(_)) => 28, // ENOSPC
+            FsError::Store(_) => 5,                    // EIO
+            FsError::NotSupported => 95,               // EOPNOTSUPP
         }
     }
 
     /// Whether this is worth an error log line (EIO) rather than debug.
     pub fn is_serious(&self) -> bool {
-        matches!(self, FsError::Corrupt(_) | FsError::Store(_))
+        matches!(
+            self,
+            FsError::Corrupt(_) | FsError::Store(StoreError::Failed(_))
+        )
     }
 }

@@ -120,6 +120,10 @@ pub struct Filesystem<S: Store> {
     /// version and when, so that a newer version arriving meanwhile is invalidated at
     /// once instead of being hidden until the TTL runs out.
     attrs_out: Mutex<HashMap<u64, (FileVersion, std::time::Instant)>>,
+    /// Names the kernel resolved recently (it caches the dentry for the TTL): if one
+    /// disappears meanwhile (deleted or renamed on another node), the dentry is
+    /// invalidated at once.
+    entries_out: Mutex<HashMap<(u64, Vec<u8>), std::time::Instant>>,
 }
 
 /// (mtime, size) of an entry: what tells that a file changed.
@@ -173,6 +177,7 @@ impl<S: Store> Filesystem<S> {
             owners_seen: Mutex::new(HashSet::new()),
             cached: Mutex::new(HashMap::new()),
             attrs_out: Mutex::new(HashMap::new()),
+            entries_out: Mutex::new(HashMap::new()),
         }
     }
 
@@ -357,6 +362,10 @@ impl<S: Store> Filesystem<S> {
         let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
         let ino = self.remember(&sel, name);
         self.note_attrs_out(ino, &e);
+        self.entries_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((parent, name.to_vec()), std::time::Instant::now());
         Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
     }
 
@@ -675,6 +684,34 @@ impl<S: Store> Filesystem<S> {
             }
         }
         changed
+    }
+
+    /// (parent inode, name) pairs the kernel resolved within [`ATTR_WATCH`] that no
+    /// longer exist (deleted or renamed away, by records from another node): the caller
+    /// invalidates them with `notify_inval_entry`. Same rules as
+    /// [`Filesystem::changed_cached_files`]: background thread only, bounded by recent use.
+    pub fn vanished_cached_entries(&self) -> Vec<(u64, Vec<u8>)> {
+        let recent: Vec<(u64, Vec<u8>)> = {
+            let mut out = self.entries_out.lock().unwrap_or_else(|e| e.into_inner());
+            out.retain(|_, at| at.elapsed() < ATTR_WATCH);
+            out.keys().cloned().collect()
+        };
+        let mut gone = Vec::new();
+        for (parent, name) in recent {
+            let exists = self
+                .dir_selector(parent)
+                .and_then(|sel| self.resolve(&sel, &name))
+                .map(|r| r.is_some());
+            // On a store error, keep watching rather than drop a valid dentry.
+            if let Ok(false) = exists {
+                self.entries_out
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(parent, name.clone()));
+                gone.push((parent, name));
+            }
+        }
+        gone
     }
 
     fn changed_page_files(&self) -> Vec<u64> {

@@ -19,8 +19,9 @@ use crate::{Attr, FsError, Kind, Store, fs::Filesystem};
 /// other nodes can change any entry at any time.
 const TTL: Duration = Duration::from_secs(1);
 
-/// Invalidates the kernel's cached pages of files that changed under it (records
-/// from other nodes), until `stop` is set. Runs on its own thread: the notifier must
+/// Invalidates the kernel's cached pages and attributes of files that changed under it
+/// and its dentries of names that vanished (records from other nodes), until `stop`
+/// is set. Runs on its own thread: the notifier must
 /// never be called from inside a request on the same inode (kernel deadlock).
 pub fn invalidate_changes<S: Store>(
     fs: Arc<Filesystem<S>>,
@@ -37,6 +38,12 @@ pub fn invalidate_changes<S: Store>(
             continue;
         }
         last = now;
+        for (parent, name) in fs.vanished_cached_entries() {
+            // ENOENT when the kernel had already dropped the dentry: harmless.
+            if let Err(e) = notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(&name)) {
+                tracing::debug!(parent, "inval_entry: {e}");
+            }
+        }
         for ino in fs.changed_cached_files() {
             if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
                 tracing::debug!(ino, "inval_inode: {e}");

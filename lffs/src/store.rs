@@ -7,10 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lf_record::Owner;
 
-/// Store failures (I/O, database, journal).
+/// Store failures.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// I/O, database or journal failure.
+    #[error("{0}")]
+    Failed(String),
+    /// Too many writes wait for publication (proof of work is slower than the writer):
+    /// this write was refused, nothing of it was kept; it can be retried later.
+    #[error("{0}")]
+    Full(String),
+}
 
 /// One candidate value for a (selector name, ordinal).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,7 +158,7 @@ impl Store for MemStore {
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
         for p in puts {
             if p.value.len() > self.max_value {
-                return Err(StoreError(format!(
+                return Err(StoreError::Failed(format!(
                     "value of {} bytes over the limit",
                     p.value.len()
                 )));

@@ -745,6 +745,47 @@ fn attributes_handed_out_are_invalidated_when_a_newer_version_arrives() {
 }
 
 #[test]
+fn names_looked_up_and_then_deleted_elsewhere_are_reported_once() {
+    // The kernel caches a dentry for the TTL: a name deleted (or renamed away) by
+    // another node must be reported for notify_inval_entry, names still there not.
+    let fs = fs_with(1024);
+    let me = fs.store().owner();
+    let t0 = fs.store().now_nanos();
+    for name in [&b"stays"[..], b"goes"] {
+        fs.store()
+            .put_as(me, entry_put(ROOT, &inline_entry(name, b"x", t0)));
+        fs.lookup(ROOT_INO, name).unwrap();
+    }
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755).unwrap();
+    let Body::Dir(d_sel) = stored_entry(&fs, ROOT, b"d").body else {
+        panic!("d is a directory")
+    };
+    fs.store()
+        .put_as(me, entry_put(&d_sel, &inline_entry(b"inner", b"y", t0)));
+    fs.lookup(d.ino, b"inner").unwrap();
+    assert!(
+        fs.vanished_cached_entries().is_empty(),
+        "nothing vanished yet"
+    );
+    for (dir, name) in [(ROOT.to_vec(), &b"goes"[..]), (d_sel.clone(), b"inner")] {
+        let stone = Entry {
+            name: name.to_vec(),
+            mode: 0,
+            mtime: t0 + 1,
+            body: Body::Tombstone,
+        };
+        fs.store().put_as(me, entry_put(&dir, &stone));
+    }
+    let mut gone = fs.vanished_cached_entries();
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![(ROOT_INO, b"goes".to_vec()), (d.ino, b"inner".to_vec())]
+    );
+    assert!(fs.vanished_cached_entries().is_empty(), "reported once");
+}
+
+#[test]
 fn remote_newer_record_is_seen_through_a_handle_held_open() {
     // Bug found by this test: while any handle kept the file open, its buffer was never
     // reloaded, so the kernel (after invalidation) and new opens kept reading the old
@@ -959,24 +1000,61 @@ fn limits_read_only_mount_refuses_every_change() {
 
 #[test]
 fn errno_table_matches_semantics_md() {
-    let table = [
-        (FsError::NotFound, 2),
-        (FsError::Exists, 17),
-        (FsError::NotDir, 20),
-        (FsError::IsDir, 21),
-        (FsError::NotEmpty, 39),
-        (FsError::Access, 13),
-        (FsError::Perm, 1),
-        (FsError::InvalidName, 22),
-        (FsError::TooBig, 27),
-        (FsError::ReadOnly, 30),
-        (FsError::Stale, 116),
-        (FsError::Corrupt("x".into()), 5),
-        (FsError::Store(lffs::StoreError("x".into())), 5),
-        (FsError::NotSupported, 95),
+    // The rows of SEMANTICS.md's error table, as written there: "| what | NAME (n) ... |".
+    let doc = include_str!("../SEMANTICS.md");
+    let section = doc
+        .split("## Errors")
+        .nth(1)
+        .expect("SEMANTICS.md has an Errors section");
+    let rows: Vec<(String, i32)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let n = cells.get(2)?.split('(').nth(1)?.split(')').next()?;
+            Some((cells[1].to_string(), n.parse().ok()?))
+        })
+        .collect();
+    // Every error, by the row that documents it.
+    let errors = [
+        ("not found", FsError::NotFound),
+        ("exists", FsError::Exists),
+        ("not a directory", FsError::NotDir),
+        ("is a directory", FsError::IsDir),
+        ("directory not empty", FsError::NotEmpty),
+        ("owned by another owner", FsError::Access),
+        ("chown/chgrp", FsError::Perm),
+        ("invalid name", FsError::InvalidName),
+        ("over `max_file_size`", FsError::TooBig),
+        ("read-only mount", FsError::ReadOnly),
+        ("stale inode or handle", FsError::Stale),
+        (
+            "corrupt entry, missing chunk, store failure",
+            FsError::Corrupt("x".into()),
+        ),
+        (
+            "corrupt entry, missing chunk, store failure",
+            FsError::Store(lffs::StoreError::Failed("x".into())),
+        ),
+        (
+            "commit queue full",
+            FsError::Store(lffs::StoreError::Full("x".into())),
+        ),
+        ("not supported", FsError::NotSupported),
     ];
-    for (e, errno) in table {
-        assert_eq!(e.errno(), errno, "{e}");
-        assert_eq!(e.is_serious(), errno == 5, "{e}");
+    for (row, e) in &errors {
+        let documented = rows
+            .iter()
+            .find(|(r, _)| r == row)
+            .unwrap_or_else(|| panic!("SEMANTICS.md has no error row {row:?}: {rows:?}"));
+        assert_eq!(e.errno(), documented.1, "{row}: {e}");
+        assert_eq!(e.is_serious(), documented.1 == 5, "{row}: {e}");
+    }
+    for (row, _) in &rows {
+        assert!(
+            errors.iter().any(|(r, _)| r == row),
+            "SEMANTICS.md documents {row:?}, which no error here maps to"
+        );
     }
 }

@@ -38,6 +38,21 @@ fn e2e_bad_arguments_give_one_line_and_nonzero_exit() {
     let o = lf(dir.path(), &["makegenesis", "--yes", "--min-links", "many"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--min-links"), "{}", stderr(&o));
+    // Every usage error is one line, starting like every other error, and says where
+    // to read more.
+    for args in [
+        &["no-such-command"][..],
+        &["makegenesis", "--yes", "--min-links", "many"],
+        &["get", "-bogus", "x"],
+        &["set"],
+    ] {
+        let o = lf(dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("lf: "), "{args:?}: {err}");
+        assert!(err.contains("--help"), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -151,11 +151,63 @@ fn e2e_http_auth_and_malformed_requests() {
     assert_eq!(r.status(), 400);
     let r = a.get(format!("{u}/links?count=abc")).call().unwrap();
     assert_eq!(r.status(), 400);
-    // A record that is valid but carries too few links is rejected by name.
+    // A record that is valid (well formed, signed, no work needed on this network) but
+    // carries too few links is rejected by name, and nothing is stored.
     let mut r = a.get(format!("{u}/status")).call().unwrap();
     let status: serde_json::Value = r.body_mut().read_json().unwrap();
     assert_eq!(status["Network"]["name"], "test");
     assert_eq!(status["RecordCount"], 3);
+    let owner = lf_record::OwnerSecret::from_scalar_bytes(&[9; 48]).unwrap();
+    let one_link: lf_record::RecordHash = status_links(&a, &u, &owner)[0];
+    let rec = lf_record::RecordBuilder::new(
+        lf_record::RecordType::Datum,
+        status["ServerTime"].as_u64().unwrap(),
+    )
+    .value(b"lonely".to_vec())
+    .selector(b"lonely", 0)
+    .links(vec![one_link])
+    .build(&owner.public())
+    .unwrap()
+    .sign(None, &owner)
+    .unwrap();
+    let mut r = a
+        .post(format!("{u}/post"))
+        .header("Content-Type", "application/octet-stream")
+        .send(rec.to_bytes())
+        .unwrap();
+    let msg = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status(), 400, "{msg}");
+    assert!(
+        msg.contains("record has 1 links, the network requires at least 2"),
+        "{msg}"
+    );
+    let mut r = a.get(format!("{u}/status")).call().unwrap();
+    let status: serde_json::Value = r.body_mut().read_json().unwrap();
+    assert_eq!(
+        status["RecordCount"], 3,
+        "the refused record was not stored"
+    );
+}
+
+/// Link candidates the node offers a client that builds records itself.
+fn status_links(
+    a: &ureq::Agent,
+    u: &str,
+    owner: &lf_record::OwnerSecret,
+) -> Vec<lf_record::RecordHash> {
+    let info: serde_json::Value = a
+        .get(format!("{u}/owner/{}", owner.public()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    info["NewRecordLinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -216,4 +268,84 @@ fn e2e_cli_errors_are_one_line() {
     assert!(stderr(&o).contains("not a number"), "{}", stderr(&o));
     let o = lf_tests::lf(dir.path(), &["set", "onlyone"]);
     assert!(stderr(&o).contains("a value"), "{}", stderr(&o));
+}
+
+#[test]
+fn e2e_cli_value_files_default_owner_and_explicit_node_url() {
+    let dir = tempfile::tempdir().unwrap();
+    private_network(dir.path());
+    let node = TestNode::start(dir.path());
+
+    // -file FILE: the value is the file's bytes, exactly (a trailing newline stays).
+    let file = dir.path().join("value.txt");
+    std::fs::write(&file, "from a file\n").unwrap();
+    ok(&node.lf(&["set", "-file", file.to_str().unwrap(), "cfg#1"]));
+    assert_eq!(node.lf(&["get", "-raw", "cfg#1"]).stdout, b"from a file\n");
+    // -file - : from stdin.
+    let mut child = std::process::Command::new(lf_tests::lf_bin())
+        .args([
+            "-home",
+            dir.path().to_str().unwrap(),
+            "set",
+            "-file",
+            "-",
+            "cfg#2",
+        ])
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"piped in").unwrap();
+    ok(&child.wait_with_output().unwrap());
+    assert_eq!(node.lf(&["get", "-raw", "cfg#2"]).stdout, b"piped in");
+    let missing = node.lf(&["set", "-file", "/nonexistent/value", "cfg#3"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent/value"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // owner default: later writes without -owner are signed by the new default.
+    let bob = ok(&node.lf(&["owner", "new", "bob"]));
+    let bob_public = bob.split_whitespace().last().unwrap().to_string();
+    assert!(bob_public.starts_with('@'), "{bob}");
+    ok(&node.lf(&["owner", "default", "bob"]));
+    let list = ok(&node.lf(&["owner", "list"]));
+    let starred: Vec<&str> = list.lines().filter(|l| l.contains(" * ")).collect();
+    assert_eq!(starred.len(), 1, "{list}");
+    assert!(starred[0].contains("bob"), "{list}");
+    ok(&node.lf(&["set", "who", "bob wrote this"]));
+    let j = ok(&node.lf(&["-json", "get", "who"]));
+    let sets: Vec<Vec<serde_json::Value>> = serde_json::from_str(&j).unwrap();
+    assert_eq!(sets[0][0]["Owner"], bob_public.as_str());
+    let unknown = node.lf(&["owner", "default", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("nobody"), "{}", stderr(&unknown));
+
+    // --home/--url (double dash too): a client with its own home and no client.json
+    // reaches the node by URL.
+    let other = tempfile::tempdir().unwrap();
+    let o = lf_tests::lf(
+        other.path(),
+        &[
+            "--home",
+            other.path().to_str().unwrap(),
+            "--url",
+            &node.url(),
+            "get",
+            "cfg#1",
+        ],
+    );
+    assert_eq!(ok(&o).trim(), "from a file | cfg#1");
+    // A node that is not there: one line naming the URL, non-zero exit.
+    let dead = format!("http://127.0.0.1:{}", lf_tests::free_port());
+    let o = lf_tests::lf(other.path(), &["-url", &dead, "get", "cfg#1"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&dead), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -190,3 +190,58 @@ fn kill_9_with_commits_pending_replays_the_journal_and_publishes_it() {
         "value 9\n"
     );
 }
+
+#[test]
+fn a_full_commit_queue_refuses_writes_with_enospc_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // Proof of work at the default network's difficulty keeps the queue from draining.
+    genesis(&home, "350");
+    let mnt = dir.path().join("mnt");
+    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.full")).unwrap();
+    let n = TestNode::start_with_args(&home, &["-lffs-queue-mib", "1"]);
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+
+    // An empty queue takes a change of any size: a 1.5 MiB file, over the bound.
+    // Not repetitive (chunks are deduplicated): xorshift bytes.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let big: Vec<u8> = (0..3 << 19)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(mnt.join("big.bin"), &big).unwrap();
+    let s = status_json(&n);
+    assert!(s["PendingBytes"].as_u64().unwrap() > 1 << 20, "{s}");
+    assert_eq!(s["PendingMaxBytes"], 1 << 20, "{s}");
+
+    // Now it is over the bound: the next change fails at once with ENOSPC...
+    let started = std::time::Instant::now();
+    let err = std::fs::write(mnt.join("small.conf"), "k=v\n").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "no waiting for the worker"
+    );
+    let err = std::fs::create_dir(mnt.join("newdir")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    // ...what was acknowledged is intact, and status says why writes fail.
+    assert_eq!(std::fs::read(mnt.join("big.bin")).unwrap(), big);
+    assert!(!mnt.join("newdir").exists());
+    let text = status_text(&n);
+    assert!(text.contains("full, new writes fail with ENOSPC"), "{text}");
+    assert!(n.output().contains("LFFS write refused"), "{}", n.output());
+    let metrics = ureq::get(format!("{}/metrics", n.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("lf_errors_total{kind=\"commit_queue_full\"}"),
+        "{metrics}"
+    );
+}

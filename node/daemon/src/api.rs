@@ -377,6 +377,8 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
         pending_commits: queue.records as u64,
         oldest_pending_seconds: queue.oldest_age,
         pending_batches: queue.batches as u64,
+        pending_bytes: queue.bytes,
+        pending_max_bytes: queue.max_bytes,
         proof_of_work: queue.pow.map(|p| json::PowStatus {
             name: p.name,
             elapsed_seconds: p.elapsed,

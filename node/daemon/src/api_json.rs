@@ -175,6 +175,12 @@ pub struct Status {
     /// LFFS batches (one per close, fsync, mkdir, rename, ...) not yet published.
     #[serde(default)]
     pub pending_batches: u64,
+    /// Value bytes of those records.
+    #[serde(default)]
+    pub pending_bytes: u64,
+    /// Bound of `pending_bytes`: past it, LFFS writes fail with ENOSPC.
+    #[serde(default)]
+    pub pending_max_bytes: u64,
     /// The proof of work the commit queue is paying now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_of_work: Option<PowStatus>,

@@ -487,8 +487,17 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
         println!("  mounts.yaml edit refused (running mounts kept): {e}");
     }
     println!(
-        "pending        {} LFFS records in {} batches (oldest {} s)",
-        s.pending_commits, s.pending_batches, s.oldest_pending_seconds
+        "pending        {} LFFS records in {} batches (oldest {} s), {} of {} MiB{}",
+        s.pending_commits,
+        s.pending_batches,
+        s.oldest_pending_seconds,
+        mib(s.pending_bytes),
+        s.pending_max_bytes >> 20,
+        if s.pending_commits > 0 && s.pending_bytes >= s.pending_max_bytes {
+            ": full, new writes fail with ENOSPC"
+        } else {
+            ""
+        }
     );
     if let Some(p) = &s.proof_of_work {
         println!(
@@ -714,6 +723,11 @@ pub fn oracle(home: &Path, json_out: bool, cmd: &OracleCommand) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// Bytes as MiB with one decimal, for status lines.
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1048576.0)
 }
 
 #[cfg(test)]

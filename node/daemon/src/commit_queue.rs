@@ -56,6 +56,8 @@ type Key = (Vec<u8>, u64, Vec<u8>);
 struct State {
     next_seq: u64,
     batches: BTreeMap<u64, Arc<Batch>>,
+    /// Value bytes and records of `batches` (admitted, not yet published).
+    pending: Load,
     overlay: HashMap<Key, (u64, Version)>,
     last_ts: HashMap<(Vec<u8>, u64), u64>,
     /// The proof of work being paid now, if any.
@@ -88,12 +90,60 @@ pub struct PowProgress {
 pub struct QueueStats {
     /// Records waiting.
     pub records: usize,
+    /// Value bytes waiting.
+    pub bytes: u64,
+    /// Bound of `bytes` for new writes.
+    pub max_bytes: u64,
     /// Batches (one per close, fsync, create, rename, ...) waiting.
     pub batches: usize,
     /// Age of the oldest batch, seconds.
     pub oldest_age: u64,
     /// The proof of work being paid now.
     pub pow: Option<PowProgress>,
+}
+
+/// How much waits for publication: the overlay holds these values in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Value bytes.
+    pub bytes: u64,
+    /// Records.
+    pub records: u64,
+}
+
+impl Load {
+    fn of(puts: &[Put]) -> Load {
+        Load {
+            bytes: puts.iter().map(|p| p.value.len() as u64).sum(),
+            records: puts.len() as u64,
+        }
+    }
+}
+
+/// Records waiting at most (many tiny files weigh more than their bytes).
+const MAX_PENDING_RECORDS: u64 = 1 << 16;
+
+/// Whether a batch of `add` may join `pending` under the bound `max_bytes`. A batch
+/// always enters an empty queue, however big (a file up to the mount's
+/// `max_file_size` can always be written, one at a time).
+pub fn admits(pending: Load, add: Load, max_bytes: u64) -> bool {
+    pending.records == 0
+        || (pending.bytes + add.bytes <= max_bytes
+            && pending.records + add.records <= MAX_PENDING_RECORDS)
+}
+
+/// A write refused because the queue is full (`lffs` turns it into ENOSPC).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the LFFS commit queue is full ({} records, {} MiB waiting for proof of work; \
+     bound {} MiB): try again once it drains (see lf status)",
+    pending.records, pending.bytes >> 20, max_bytes >> 20
+)]
+pub struct QueueFull {
+    /// What was waiting.
+    pub pending: Load,
+    /// The bound.
+    pub max_bytes: u64,
 }
 
 /// Most records the worker builds before storing them together (and the most it takes
@@ -104,13 +154,21 @@ const PUBLISH_GROUP: usize = 256;
 pub struct CommitQueue {
     node: Arc<Node>,
     journal: Journal,
+    /// Bound of `State::pending.bytes` for new batches.
+    max_pending_bytes: u64,
     state: Mutex<State>,
     wake: Condvar,
 }
 
 impl CommitQueue {
-    /// Opens the journal directory and replays what a previous run left.
-    pub fn open(node: Arc<Node>, home: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+    /// Opens the journal directory and replays what a previous run left (all of it,
+    /// whatever the bound: it was acknowledged). New batches are refused while more
+    /// than `max_pending_bytes` wait.
+    pub fn open(
+        node: Arc<Node>,
+        home: &std::path::Path,
+        max_pending_bytes: u64,
+    ) -> anyhow::Result<Arc<Self>> {
         let dir = home.join("lffs-journal");
         let (journal, entries) = Journal::open::<JournalFile>(&dir)?;
         let mut pending: BTreeMap<u64, (u64, JournalFile)> = BTreeMap::new();
@@ -166,6 +224,9 @@ impl CommitQueue {
                     .overlay
                     .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
             }
+            let load = Load::of(&batch.puts);
+            state.pending.bytes += load.bytes;
+            state.pending.records += load.records;
             state.batches.insert(seq, Arc::new(batch));
         }
         if !state.batches.is_empty() {
@@ -178,6 +239,7 @@ impl CommitQueue {
         Ok(Arc::new(CommitQueue {
             node,
             journal,
+            max_pending_bytes,
             state: Mutex::new(state),
             wake: Condvar::new(),
         }))
@@ -187,8 +249,11 @@ impl CommitQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes a batch durable and visible, then queues it for publication.
+    /// Makes a batch durable and visible, then queues it for publication; refuses it
+    /// with [`QueueFull`] (keeping nothing) when the queue is over its bound. Never
+    /// waits for the worker.
     pub fn submit(&self, owner: &OwnerSecret, puts: Vec<Put>) -> anyhow::Result<()> {
+        let load = Load::of(&puts);
         let created = now();
         let file = JournalFile {
             owner: owner.to_pem(),
@@ -205,11 +270,31 @@ impl CommitQueue {
         };
         let seq = {
             let mut st = self.lock();
+            if !admits(st.pending, load, self.max_pending_bytes) {
+                crate::metrics::error("commit_queue_full");
+                let full = QueueFull {
+                    pending: st.pending,
+                    max_bytes: self.max_pending_bytes,
+                };
+                tracing::warn!("LFFS write refused: {full}");
+                return Err(full.into());
+            }
+            // Reserved now, so that concurrent writers cannot all pass the check.
+            st.pending.bytes += load.bytes;
+            st.pending.records += load.records;
             st.next_seq += 1;
             st.next_seq - 1
         };
         // No lock held while syncing: readers of the overlay never wait for the disk.
-        let segment = self.journal.append_durable(&Entry::Batch(seq, &file))?;
+        let segment = match self.journal.append_durable(&Entry::Batch(seq, &file)) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut st = self.lock();
+                st.pending.bytes -= load.bytes;
+                st.pending.records -= load.records;
+                return Err(e);
+            }
+        };
         let mut st = self.lock();
         for p in &puts {
             let v = Version {
@@ -260,7 +345,9 @@ impl CommitQueue {
     pub fn stats(&self) -> QueueStats {
         let st = self.lock();
         QueueStats {
-            records: st.batches.values().map(|b| b.puts.len()).sum(),
+            records: st.pending.records as usize,
+            bytes: st.pending.bytes,
+            max_bytes: self.max_pending_bytes,
             batches: st.batches.len(),
             pow: st.pow.as_ref().map(|p| PowProgress {
                 name: printable(&p.name),
@@ -401,6 +488,9 @@ impl CommitQueue {
         }
         let mut st = self.lock();
         if let Some(b) = st.batches.remove(&seq) {
+            let load = Load::of(&b.puts);
+            st.pending.bytes -= load.bytes;
+            st.pending.records -= load.records;
             ::metrics::counter!("lf_commit_queue_published_total").increment(1);
             ::metrics::histogram!("lf_commit_queue_publish_delay_seconds")
                 .record(now().saturating_sub(b.created) as f64);
@@ -458,7 +548,24 @@ fn decode(segment: u64, f: JournalFile) -> anyhow::Result<Batch> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{Load, MAX_PENDING_RECORDS, admits, printable};
+
+    fn load(bytes: u64, records: u64) -> Load {
+        Load { bytes, records }
+    }
+
+    #[test]
+    fn queue_bound_from_data() {
+        let max = 1000;
+        // An empty queue takes any batch, even one over the bound.
+        assert!(admits(load(0, 0), load(5000, 9), max));
+        assert!(admits(load(400, 1), load(600, 1), max));
+        assert!(!admits(load(400, 1), load(601, 1), max));
+        assert!(!admits(load(1001, 3), load(0, 1), max));
+        // Many tiny records count too.
+        assert!(admits(load(0, MAX_PENDING_RECORDS - 1), load(0, 1), max));
+        assert!(!admits(load(0, MAX_PENDING_RECORDS), load(0, 1), max));
+    }
 
     #[test]
     fn printable_names_keep_text_and_shorten_binary() {

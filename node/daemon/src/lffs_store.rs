@@ -22,7 +22,7 @@ pub struct LffsStore {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("{e:#}"))
+    StoreError::Failed(format!("{e:#}"))
 }
 
 impl LffsStore {
@@ -119,7 +119,13 @@ impl lffs::Store for LffsStore {
     }
 
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
-        self.queue.submit(&self.owner, puts).map_err(err)
+        self.queue.submit(&self.owner, puts).map_err(|e| {
+            if e.is::<crate::commit_queue::QueueFull>() {
+                StoreError::Full(e.to_string())
+            } else {
+                err(e)
+            }
+        })
     }
 
     fn write_refused(&self) -> Option<String> {

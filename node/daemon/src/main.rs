@@ -37,13 +37,22 @@ use args::{Cli, Command};
 
 fn main() -> ExitCode {
     let argv = args::normalize_single_dash(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
-            // Help and version are not errors; clap prints them with the right stream.
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            // Help and version are not errors; clap prints them with the right stream,
+            // and `lf` alone prints the help (with a usage error's exit code).
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+            eprintln!(
+                "lf: {}",
+                one_line(&e.render().to_string(), &subcommand(&argv))
+            );
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
@@ -53,6 +62,54 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// "lf" and the subcommand named in `argv`, if any: where a usage error's help is.
+fn subcommand(argv: &[std::ffi::OsString]) -> String {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let name = argv.iter().skip(1).find_map(|a| {
+        let a = a.to_str()?;
+        cmd.get_subcommands()
+            .any(|s| s.get_name() == a)
+            .then(|| a.to_string())
+    });
+    match name {
+        Some(n) => format!("lf {n}"),
+        None => "lf".into(),
+    }
+}
+
+/// Clap's usage error as one line, as every other `lf` error: the message, its tips,
+/// and where to read more ("error: X\n\n  tip: Y\n\nUsage: lf get ..." becomes
+/// "X (tip: Y; see 'lf get --help')"); `command` ("lf get") is used when clap printed
+/// no usage line.
+fn one_line(rendered: &str, command: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let mut extra: Vec<String> = Vec::new();
+    let mut help = false;
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip: ") {
+            extra.push(format!("tip: {tip}"));
+        } else if let Some(usage) = l.strip_prefix("Usage: ") {
+            let path: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect();
+            if !path.is_empty() {
+                extra.push(format!("see '{} --help'", path.join(" ")));
+                help = true;
+            }
+        }
+    }
+    if !help {
+        extra.push(format!("see '{command} --help'"));
+    }
+    if !extra.is_empty() {
+        out.push_str(&format!(" ({})", extra.join("; ")));
+    }
+    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -74,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             oracle: a
                 .oracle
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),
+            lffs_queue_bytes: a.lffs_queue_mib << 20,
         }),
         Command::Status => cli::status(&home, url, cli.json),
         Command::NodeConnect { addr } => cli::node_connect(&home, url, cli.json, addr),
@@ -84,5 +142,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Amend(a) => cli::amend(&home, url, cli.json, a),
         Command::Completions { shell } => shell::completions(*shell, &mut std::io::stdout()),
         Command::Man => shell::man(&mut std::io::stdout()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_errors_become_one_line_with_tip_and_help_pointer() {
+        let rendered = "error: unexpected argument '-x' found\n\n  tip: to pass '-x' as a value, \
+                        use '-- -x'\n\nUsage: lf get [OPTIONS] <SELECTORS>...\n\nFor more \
+                        information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered, "lf get"),
+            "unexpected argument '-x' found (tip: to pass '-x' as a value, use '-- -x'; \
+             see 'lf get --help')"
+        );
+        assert_eq!(
+            one_line(
+                "error: bad value\n\nFor more information, try '--help'.\n",
+                "lf set"
+            ),
+            "bad value (see 'lf set --help')"
+        );
     }
 }

@@ -83,6 +83,11 @@ fn describe() {
         "LFFS changes durable in the journal, not yet published as records"
     );
     describe_gauge!(
+        "lf_commit_queue_bytes",
+        Unit::Bytes,
+        "Value bytes of those changes (bounded by lf node-start -lffs-queue-mib)"
+    );
+    describe_gauge!(
         "lf_commit_queue_oldest_age_seconds",
         Unit::Seconds,
         "Age of the oldest unpublished LFFS change"
@@ -156,6 +161,7 @@ pub async fn render(node: &Arc<Node>) -> Option<String> {
     if let Some(l) = node.lffs.get() {
         let q = l.queue.stats();
         gauge!("lf_commit_queue_records").set(q.records as f64);
+        gauge!("lf_commit_queue_bytes").set(q.bytes as f64);
         gauge!("lf_commit_queue_oldest_age_seconds").set(q.oldest_age as f64);
         gauge!("lf_mounts").set(l.mounts.mounted().len() as f64);
     }

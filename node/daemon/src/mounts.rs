@@ -80,14 +80,17 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<MountSpec>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let raw: Option<Vec<RawMount>> =
-        serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    let raw: Option<Vec<RawMount>> = serde_saphyr::from_str(text).map_err(|e| {
+        // The YAML error names the key and the line; say which mount that line is in.
+        let line = e.location().map(|l| l.line() as usize);
+        match line.and_then(|l| mount_at_line(text, l)) {
+            Some(i) => anyhow::anyhow!("{}: {e}", which_mount(file, i, path_of(text, i))),
+            None => anyhow::anyhow!("{f}: {e}"),
+        }
+    })?;
     let mut out: Vec<MountSpec> = Vec::new();
     for (i, m) in raw.unwrap_or_default().into_iter().enumerate() {
-        let which = match &m.path {
-            Some(p) => format!("{f}: mount {} ({p})", i + 1),
-            None => format!("{f}: mount {}", i + 1),
-        };
+        let which = which_mount(file, i, m.path.clone());
         let path = match m.path {
             Some(p) if p.starts_with('/') && p.len() > 1 => PathBuf::from(p),
             Some(p) => bail!("{which}: key `path`: {p:?} must be an absolute path other than /"),
@@ -125,6 +128,32 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<MountSpec>> {
         });
     }
     Ok(out)
+}
+
+/// "FILE: mount N (PATH)" for the `index`th mount (from 0).
+fn which_mount(file: &Path, index: usize, path: Option<String>) -> String {
+    match path {
+        Some(p) => format!("{}: mount {} ({p})", file.display(), index + 1),
+        None => format!("{}: mount {}", file.display(), index + 1),
+    }
+}
+
+/// Which mount (from 0) a line (from 1) of the file belongs to: the top-level list
+/// items are the lines starting with `-`. None before the first item or for a file
+/// written in flow style.
+fn mount_at_line(text: &str, line: usize) -> Option<usize> {
+    let items = text
+        .lines()
+        .take(line)
+        .filter(|l| l.starts_with('-'))
+        .count();
+    items.checked_sub(1)
+}
+
+/// The `index`th mount's `path`, read loosely (for error messages only).
+fn path_of(text: &str, index: usize) -> Option<String> {
+    let loose: Vec<serde_json::Value> = serde_saphyr::from_str(text).ok()?;
+    Some(loose.get(index)?.get("path")?.as_str()?.to_string())
 }
 
 /// Reads and parses a `mounts.yaml` file.
@@ -199,7 +228,18 @@ mod tests {
     #[test]
     fn errors_name_file_mount_and_key() {
         let e = err("- path: /mnt/a\n  root: r\n  passphrase: x\n  colour: blue\n");
-        assert!(e.contains("/h/mounts.yaml") && e.contains("colour"), "{e}");
+        assert!(
+            e.contains("/h/mounts.yaml: mount 1 (/mnt/a)") && e.contains("colour"),
+            "{e}"
+        );
+        let e = err(
+            "# shared config\n- path: /mnt/a\n  root: r\n  passphrase: x\n\
+             - path: /mnt/b\n  root: r\n  passphrase: y\n  read_olny: true\n",
+        );
+        assert!(
+            e.contains("/h/mounts.yaml: mount 2 (/mnt/b)") && e.contains("read_olny"),
+            "{e}"
+        );
         let e = err("- path: relative\n  root: r\n  passphrase: x\n");
         assert!(
             e.contains("mount 1 (relative)") && e.contains("`path`"),
@@ -217,7 +257,7 @@ mod tests {
         let e = err("- path: [oops");
         assert!(e.contains("/h/mounts.yaml"), "{e}");
         let e = err("- path: /m\n  root: r\n  passphrase: x\n  max_file_size: -3\n");
-        assert!(e.contains("/h/mounts.yaml"), "{e}");
+        assert!(e.contains("/h/mounts.yaml: mount 1 (/m)"), "{e}");
     }
 
     #[test]

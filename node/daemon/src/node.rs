@@ -489,6 +489,8 @@ pub struct NodeOptions {
     pub peers: Vec<String>,
     /// Oracle mode and its round interval.
     pub oracle: Option<std::time::Duration>,
+    /// Bound of the LFFS commit queue (value bytes waiting for publication).
+    pub lffs_queue_bytes: u64,
 }
 
 fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, String)> {
@@ -612,7 +614,8 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         certs,
         limbo: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
-    let queue = crate::commit_queue::CommitQueue::open(node.clone(), &opts.home)?;
+    let queue =
+        crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
     let queue_thread = {
         let q = queue.clone();
         std::thread::Builder::new()

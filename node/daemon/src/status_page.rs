@@ -199,8 +199,12 @@ pub fn render(s: &Status) -> String {
         "pending",
         "pending commits",
         &format!(
-            "{} records in {} batches (oldest {} s)",
-            s.pending_commits, s.pending_batches, s.oldest_pending_seconds
+            "{} records in {} batches (oldest {} s), {:.1} of {} MiB",
+            s.pending_commits,
+            s.pending_batches,
+            s.oldest_pending_seconds,
+            s.pending_bytes as f64 / 1048576.0,
+            s.pending_max_bytes >> 20
         ),
     );
     if let Some(p) = &s.proof_of_work {
