@@ -110,7 +110,17 @@ impl TestNode {
         TestNode::launch(home, peers, &[])
     }
 
+    /// Like [`TestNode::start`], listening for P2P on `p2p_port` (chosen beforehand,
+    /// e.g. to name the node as a bootstrap peer in the network's genesis).
+    pub fn start_on_p2p_port(home: &Path, p2p_port: u16) -> TestNode {
+        TestNode::launch_on(home, p2p_port, &[], &[])
+    }
+
     fn launch(home: &Path, peers: &[String], extra: &[&str]) -> TestNode {
+        TestNode::launch_on(home, free_port(), peers, extra)
+    }
+
+    fn launch_on(home: &Path, p2p_port: u16, peers: &[String], extra: &[&str]) -> TestNode {
         // No FUSE mounts unless the test writes its own mounts.yaml (the shipped one
         // would mount /mnt/lf).
         let mounts = home.join("mounts.yaml");
@@ -118,10 +128,14 @@ impl TestNode {
             std::fs::create_dir_all(home).unwrap();
             std::fs::write(mounts, "[]\n").unwrap();
         }
+        // (A port picked earlier is free again, so the HTTP port might repeat it.)
+        let port = std::iter::repeat_with(free_port)
+            .find(|p| *p != p2p_port)
+            .unwrap();
         let mut n = TestNode {
             home: home.to_path_buf(),
-            port: free_port(),
-            p2p_port: free_port(),
+            port,
+            p2p_port,
             peers: peers.to_vec(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,

@@ -242,46 +242,72 @@ fn post_all(node: &TestNode, records: &[lf_record::Record], layer: usize) {
     }
 }
 
-/// A fresh node catches up 10k records from a running network by reconciliation (no
-/// announcement ever reached it). Every node verifies every record it takes (≈ 6 ms a
-/// record in the debug build), so the network here is the loaded node and the fresh
-/// one: a third and fourth copy would double the test's CPU time on 2 cores.
+/// Three nodes replicate 10k records live (posted to node 1, relayed through node 2 to
+/// node 3); then a fresh fourth node that knows only node 3 catches up all of them by
+/// reconciliation (no announcement ever reached it), and all four hold the same records.
 #[test]
 fn cluster_fresh_node_catches_up_10k_records() {
     const N: usize = 10_000;
     const LAYER: usize = 500;
     let dir = tempfile::tempdir().unwrap();
-    let h = homes(dir.path(), 2);
+    let h = homes(dir.path(), 4);
     let t = std::time::Instant::now();
     let records = bulk_records(&genesis_records(&h[0]), N, LAYER);
     eprintln!("{N} records signed in {:?}", t.elapsed());
     let n1 = TestNode::start(&h[0]);
+    let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
+    let n3 = TestNode::start_with_peers(&h[2], &[n2.p2p_addr()]);
+    assert!(
+        wait_until(20, || peer_count(&n2) == 2 && peer_count(&n3) >= 1),
+        "peers did not connect: {}\n{}",
+        n2.output(),
+        n3.output()
+    );
     let base = record_count(&n1);
     let t = std::time::Instant::now();
     post_all(&n1, &records, LAYER);
     eprintln!("{N} records posted to node 1 in {:?}", t.elapsed());
     let total = base + N as u64;
     assert_eq!(record_count(&n1), total);
-    // A fresh node that knows only node 1's address.
-    let t = std::time::Instant::now();
-    let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
+    let synced = |n: &TestNode| {
+        let st = status(n);
+        st["RecordCount"].as_u64() == Some(total)
+            && st["SynchronizedCount"].as_u64() == Some(total)
+            && st["WantedCount"] == 0
+    };
     assert!(
-        wait_until(120, || record_count(&n2) == total),
-        "the fresh node did not catch up: {} of {total}\n{}",
+        wait_until(120, || synced(&n2) && synced(&n3)),
+        "the three nodes did not converge: {} and {} of {total}\n{}\n{}",
         record_count(&n2),
-        n2.output()
+        record_count(&n3),
+        n2.output(),
+        n3.output()
+    );
+    eprintln!(
+        "nodes 2 and 3 held all {N} records {:?} after the posting began",
+        t.elapsed()
+    );
+    // A fresh node that knows only node 3's address.
+    let t = std::time::Instant::now();
+    let n4 = TestNode::start_with_peers(&h[3], &[n3.p2p_addr()]);
+    assert!(
+        wait_until(120, || record_count(&n4) == total),
+        "the fresh node did not catch up: {} of {total}\n{}",
+        record_count(&n4),
+        n4.output()
     );
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "the fresh node caught up {N} records in {secs:.1} s ({:.0} records/s)",
         N as f64 / secs
     );
-    // Fully synchronized, and the records are readable there.
-    let st = status(&n2);
-    assert_eq!(st["WantedCount"], 0, "{st}");
-    assert_eq!(st["SynchronizedCount"].as_u64(), Some(total), "{st}");
+    // Fully synchronized, the same count on all four, and readable there.
+    assert!(synced(&n4), "{}", status(&n4));
+    for n in [&n1, &n2, &n3] {
+        assert_eq!(record_count(n), total);
+    }
     for i in [0, N / 2, N - 1] {
-        let o = lf(&n2, &["get", &format!("bulk{i}")]);
+        let o = lf(&n4, &["get", &format!("bulk{i}")]);
         assert!(
             stdout(&o).contains(&format!("bulk value {i}")),
             "bulk{i} on the fresh node: {}{}",

@@ -254,7 +254,9 @@ pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replic
         bootstrap.push(parse_peer(p)?);
     }
     bootstrap.extend(load_peers(&opts.home));
-    bootstrap.dedup();
+    // The same address may come from the genesis, -peer and peers.json at once.
+    let mut seen = std::collections::HashSet::new();
+    bootstrap.retain(|a| seen.insert(a.clone()));
     config.bootstrap = bootstrap;
     let source = Arc::new(NodeSource {
         node: Arc::downgrade(&node),

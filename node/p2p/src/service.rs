@@ -321,6 +321,12 @@ struct Service {
 
 /// Announcements kept while no peer is subscribed yet (reconciliation covers the rest).
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
+/// Most peers whose addresses are remembered (for redials, peer exchange answers and
+/// `peers.json`). Addresses learned by peer exchange fill it only up to this; a peer
+/// that connects takes the place of one that is not connected.
+const MAX_KNOWN_PEERS: usize = 256;
+/// Most addresses remembered per peer.
+const MAX_ADDRS_PER_PEER: usize = 8;
 /// How long announcements of local writes wait to be batched.
 const ANNOUNCE_DELAY: Duration = Duration::from_millis(2);
 
@@ -402,6 +408,7 @@ impl Service {
                 }
                 if let Some(a) = self.dial_addr.remove(&connection_id) {
                     self.addr_peer.insert(a.clone(), Some(peer_id));
+                    self.make_room(&peer_id);
                     let known = self.known.entry(peer_id).or_default();
                     let plain = strip_p2p(&a);
                     if !known.contains(&plain) {
@@ -483,9 +490,10 @@ impl Service {
                     .listen_addrs
                     .into_iter()
                     .filter(dialable)
-                    .take(8)
+                    .take(MAX_ADDRS_PER_PEER)
                     .collect();
                 if !addrs.is_empty() {
+                    self.make_room(&peer_id);
                     self.known.insert(peer_id, addrs);
                 }
             }
@@ -669,10 +677,11 @@ impl Service {
                     if let Some(Protocol::P2p(p)) = a.iter().last()
                         && p != *self.swarm.local_peer_id()
                         && dialable(&a)
+                        && (self.known.len() < MAX_KNOWN_PEERS || self.known.contains_key(&p))
                     {
                         let e = self.known.entry(p).or_default();
                         let plain = strip_p2p(&a);
-                        if e.len() < 8 && !e.contains(&plain) {
+                        if e.len() < MAX_ADDRS_PER_PEER && !e.contains(&plain) {
                             e.push(plain);
                         }
                     }
@@ -702,6 +711,22 @@ impl Service {
             self.known.remove(&peer);
         } else {
             tracing::debug!(%peer, offence = ?o, score = self.scores.score(&peer), "peer penalized");
+        }
+    }
+
+    /// Makes room in `known` for `peer`, which connected: when full, forgets a peer that
+    /// is not connected (there are fewer connections than [`MAX_KNOWN_PEERS`]).
+    fn make_room(&mut self, peer: &PeerId) {
+        if self.known.len() < MAX_KNOWN_PEERS || self.known.contains_key(peer) {
+            return;
+        }
+        let idle = self
+            .known
+            .keys()
+            .find(|p| !self.connected.contains_key(p))
+            .copied();
+        if let Some(p) = idle {
+            self.known.remove(&p);
         }
     }
 
@@ -872,4 +897,63 @@ fn dialable(a: &Multiaddr) -> bool {
         }
     }
     tcp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::{Cluster, test_config};
+
+    /// A peer ID that is no node of the cluster.
+    fn stranger(i: u32) -> PeerId {
+        let mut seed = [0xa5; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        libp2p::identity::Keypair::ed25519_from_bytes(seed)
+            .unwrap()
+            .public()
+            .to_peer_id()
+    }
+
+    /// Peer exchange cannot grow the remembered peers without bound (a peer may answer
+    /// with fresh made-up peers every round), and a peer that connects is still
+    /// remembered once the list is full.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remembered_peers_are_bounded() {
+        let mut c = Cluster::start(1, [7; 32]).await.unwrap();
+        let rounds = (MAX_KNOWN_PEERS / wire::MAX_PEERS + 4) as u32;
+        for r in 0..rounds {
+            let addrs: Vec<Multiaddr> = (0..wire::MAX_PEERS as u32)
+                .map(|i| {
+                    // Port 1 on loopback: every redial fails at once.
+                    format!("/ip4/127.0.0.1/tcp/1/p2p/{}", stranger(r * 1000 + i))
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            c.nodes[0].p2p.shared.send(Command::Learn(addrs));
+        }
+        let known = c.nodes[0].p2p.known_peers().await;
+        assert_eq!(known.len(), MAX_KNOWN_PEERS);
+        // A real peer connects: it is remembered, the list stays bounded.
+        let b = c.add_node(test_config([7; 32], 2)).await.unwrap();
+        c.connect(b, 0).await.unwrap();
+        let id = c.peer_id(b);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let known = c.nodes[0].p2p.known_peers().await;
+            assert!(known.len() <= MAX_KNOWN_PEERS, "{} remembered", known.len());
+            if known
+                .iter()
+                .any(|a| a.iter().last() == Some(Protocol::P2p(id)))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the connected peer was not remembered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.shutdown().await;
+    }
 }

@@ -1,0 +1,261 @@
+//! Cluster membership tests: where real `lf node-start` processes on 127.0.0.1 find
+//! their peers (peer exchange, `peers.json` at restart, the genesis bootstrap peers).
+//! Each wait polls with a deadline.
+
+use std::path::{Path, PathBuf};
+
+use lf_tests::{TestNode, free_port, private_network, stderr, stdout, wait_until};
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+/// Copies the network in `net` (its `genesis.lf`) into `n` new homes under `dir`.
+fn homes_of(dir: &Path, net: &Path, n: usize) -> Vec<PathBuf> {
+    (1..=n)
+        .map(|i| {
+            let h = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&h).unwrap();
+            std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
+            h
+        })
+        .collect()
+}
+
+/// `n` homes sharing one private network (no proof of work).
+fn homes(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let net = dir.join("net");
+    private_network(&net);
+    homes_of(dir, &net, n)
+}
+
+/// `lf -url <node> args...` (explicit URL: client.json may lag the port opening).
+fn lf(node: &TestNode, args: &[&str]) -> std::process::Output {
+    let url = node.url();
+    let mut all = vec!["-url", url.as_str()];
+    all.extend_from_slice(args);
+    node.lf(&all)
+}
+
+fn status(node: &TestNode) -> serde_json::Value {
+    serde_json::from_str(&ok(&lf(node, &["-json", "status"]))).unwrap()
+}
+
+/// The node's libp2p peer ID.
+fn p2p_id(node: &TestNode) -> String {
+    status(node)["P2PIdentity"].as_str().unwrap().to_string()
+}
+
+/// The peer IDs `lf -json status` lists as connected, sorted.
+fn peer_ids(node: &TestNode) -> Vec<String> {
+    let mut v: Vec<String> = status(node)["Peers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["PeerID"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Whether `lf get name` on `node` shows `value`.
+fn has_value(node: &TestNode, name: &str, value: &str) -> bool {
+    let o = lf(node, &["get", name]);
+    o.status.success() && stdout(&o).contains(value)
+}
+
+/// A and C know only B (`-peer`); through B's peer exchange they find each other and
+/// connect directly, so with B stopped a write on A still reaches C.
+#[test]
+fn peer_exchange_connects_peers_of_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 3);
+    let mut b = TestNode::start(&h[1]);
+    let a = TestNode::start_with_peers(&h[0], &[b.p2p_addr()]);
+    let c = TestNode::start_with_peers(&h[2], &[b.p2p_addr()]);
+    let (a_id, b_id, c_id) = (p2p_id(&a), p2p_id(&b), p2p_id(&c));
+    // One reconciliation round (at connection, then every 30 s) exchanges peers; the
+    // maintenance tick (5 s) dials the ones learned.
+    let t = std::time::Instant::now();
+    assert!(
+        wait_until(90, || peer_ids(&a).contains(&c_id)
+            && peer_ids(&c).contains(&a_id)),
+        "A and C never connected: A has {:?}, C has {:?}\n{}\n{}",
+        peer_ids(&a),
+        peer_ids(&c),
+        a.output(),
+        c.output()
+    );
+    eprintln!("A and C connected {:?} after starting", t.elapsed());
+    assert_eq!(peer_ids(&a), sorted(vec![b_id.clone(), c_id.clone()]));
+    assert_eq!(peer_ids(&c), sorted(vec![a_id.clone(), b_id.clone()]));
+    assert_eq!(peer_ids(&b), sorted(vec![a_id.clone(), c_id.clone()]));
+    // `lf status` (text) shows them too.
+    let text = ok(&lf(&a, &["status"]));
+    assert!(text.contains("peers          2"), "{text}");
+    assert!(text.contains(&c_id), "{text}");
+    // The direct link carries records: without B, a write on A reaches C.
+    assert!(b.stop("TERM").success(), "B did not stop cleanly");
+    assert!(
+        wait_until(20, || peer_ids(&a) == vec![c_id.clone()]
+            && peer_ids(&c) == vec![a_id.clone()]),
+        "A {:?}, C {:?}",
+        peer_ids(&a),
+        peer_ids(&c)
+    );
+    ok(&lf(&a, &["set", "direct", "from A to C without B"]));
+    assert!(
+        wait_until(20, || has_value(&c, "direct", "from A to C without B")),
+        "C never saw A's record: {}",
+        c.output()
+    );
+}
+
+/// `peers.json` lists the peers at shutdown; restarted without `-peer` (and on a new
+/// port, so the others cannot dial it first), the node dials them from the file and
+/// catches up with what was written while it was down.
+#[test]
+fn peers_json_is_saved_and_reused_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 3);
+    let b = TestNode::start(&h[1]);
+    let c = TestNode::start_with_peers(&h[2], &[b.p2p_addr()]);
+    let mut a = TestNode::start_with_peers(&h[0], &[b.p2p_addr()]);
+    let (a_id, b_id, c_id) = (p2p_id(&a), p2p_id(&b), p2p_id(&c));
+    // A learns C from B (peer exchange) and connects to it.
+    assert!(
+        wait_until(90, || peer_ids(&a)
+            == sorted(vec![b_id.clone(), c_id.clone()])),
+        "A has {:?}: {}",
+        peer_ids(&a),
+        a.output()
+    );
+    ok(&lf(&b, &["set", "before", "written before the restart"]));
+    assert!(wait_until(20, || has_value(
+        &a,
+        "before",
+        "before the restart"
+    )));
+
+    assert!(a.stop("TERM").success(), "A did not stop cleanly");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h[0].join("peers.json")).unwrap()).unwrap();
+    let saved: Vec<String> = file["Peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    for (n, id) in [(&b, &b_id), (&c, &c_id)] {
+        let want = format!("{}/p2p/{id}", n.p2p_addr());
+        assert!(saved.contains(&want), "{want} not in peers.json: {saved:?}");
+    }
+    assert!(
+        !saved.iter().any(|s| s.contains(&a_id)),
+        "A saved itself: {saved:?}"
+    );
+
+    // Written while A is down.
+    ok(&lf(&c, &["set", "meanwhile", "written while A was down"]));
+    assert!(wait_until(20, || has_value(
+        &b,
+        "meanwhile",
+        "while A was down"
+    )));
+    assert!(wait_until(20, || peer_ids(&b) == vec![c_id.clone()]));
+
+    a.peers.clear();
+    a.p2p_port = free_port();
+    a.restart();
+    assert_eq!(p2p_id(&a), a_id, "the P2P identity changed at restart");
+    assert!(
+        wait_until(30, || peer_ids(&a)
+            == sorted(vec![b_id.clone(), c_id.clone()])),
+        "A did not reconnect from peers.json: {:?}\n{}",
+        peer_ids(&a),
+        a.output()
+    );
+    // A dialed them (they knew only its old port).
+    let st = status(&a);
+    for p in st["Peers"].as_array().unwrap() {
+        assert_eq!(p["Inbound"], false, "{p}");
+    }
+    assert!(
+        wait_until(30, || has_value(&a, "meanwhile", "while A was down")),
+        "A never caught up: {}",
+        a.output()
+    );
+    assert!(has_value(&a, "before", "before the restart"));
+}
+
+/// A network whose genesis names node 1's P2P address as a bootstrap peer: a node
+/// started with no `-peer` and no `peers.json` connects to node 1 and syncs both ways;
+/// node 1, which finds its own address in the list, never takes itself for a peer.
+#[test]
+fn genesis_bootstrap_peer_is_dialed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p2p_port = free_port();
+    let bootstrap = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
+    let net = dir.path().join("net");
+    std::fs::create_dir_all(&net).unwrap();
+    let o = lf_tests::lf(
+        &net,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "bootstrap test",
+            "--difficulty",
+            "0",
+            "--peer",
+            &bootstrap,
+            "--out",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let h = homes_of(dir.path(), &net, 2);
+    let n1 = TestNode::start_on_p2p_port(&h[0], p2p_port);
+    assert_eq!(n1.p2p_addr(), bootstrap);
+    // The configuration in force names the peer.
+    let st = status(&n1);
+    assert!(
+        st["Network"].to_string().contains(&bootstrap),
+        "bootstrap peer not in the network configuration: {}",
+        st["Network"]
+    );
+    ok(&lf(&n1, &["set", "early", "written before node 2 existed"]));
+
+    assert!(!h[1].join("peers.json").exists());
+    let n2 = TestNode::start(&h[1]);
+    let (id1, id2) = (p2p_id(&n1), p2p_id(&n2));
+    assert!(
+        wait_until(30, || peer_ids(&n2) == vec![id1.clone()]),
+        "node 2 did not reach the bootstrap peer: {:?}\n{}",
+        peer_ids(&n2),
+        n2.output()
+    );
+    let st = status(&n2);
+    assert_eq!(st["Peers"][0]["Inbound"], false, "{st}");
+    assert!(
+        wait_until(30, || has_value(&n2, "early", "before node 2 existed")),
+        "node 2 did not sync: {}",
+        n2.output()
+    );
+    ok(&lf(&n2, &["set", "late", "written on node 2"]));
+    assert!(wait_until(20, || has_value(
+        &n1,
+        "late",
+        "written on node 2"
+    )));
+    // Node 1 dialed its own address from the genesis: it is not its own peer.
+    assert_eq!(peer_ids(&n1), vec![id2]);
+}
