@@ -104,7 +104,8 @@ pub struct NodeStartArgs {
     /// Peer to connect to, e.g. /ip4/192.0.2.1/tcp/9908 (repeatable).
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
-    /// Oracle mode: publish commentary flagging records that lost a collision here.
+    /// Oracle mode: publish commentary flagging records that lost a collision here (and,
+    /// when nothing collides, an empty one every 30 rounds, adding work to the DAG).
     #[arg(long)]
     pub oracle: bool,
     /// Seconds between oracle rounds.

@@ -1,7 +1,11 @@
 //! An in-process test harness: several P2P nodes (the real code, real TCP on
-//! 127.0.0.1) in one process, each over an in-memory [`MemSource`], with a controllable
-//! network (connect, partition by blocking peers, heal, drop and delay messages) and
-//! convergence checks.
+//! 127.0.0.1) in one process, with a controllable network (connect, partition by blocking
+//! peers, heal, drop and delay messages) and convergence checks.
+//!
+//! Each node keeps its records in a [`HarnessSource`]: the in-memory [`MemSource`] by
+//! default, or any other source through [`Cluster::start_with`] and
+//! [`Cluster::add_node_with`]. `tests/cluster_store.rs` runs the cluster over the real
+//! store (`lf-store`, a dev-dependency only: this library never depends on it).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,6 +16,20 @@ use lf_record::{Limits, OwnerSecret, Record, RecordBuilder, RecordHash, RecordTy
 use crate::faults::NetFaults;
 use crate::{Accepted, Keypair, Multiaddr, P2pConfig, P2pError, P2pNode, PeerId};
 use crate::{RecordSource, Rejected};
+
+/// A [`RecordSource`] the harness can drive: local writes and convergence checks.
+pub trait HarnessSource: RecordSource {
+    /// Stores a record written locally (no verification); true if new.
+    fn insert(&self, r: &Record) -> bool;
+    /// Number of records stored.
+    fn len(&self) -> usize;
+    /// Whether no record is stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every stored hash, ascending.
+    fn hashes(&self) -> Vec<RecordHash>;
+}
 
 /// Stored records: bytes and links, by hash.
 type RecordMap = BTreeMap<RecordHash, (Vec<u8>, Vec<RecordHash>)>;
@@ -117,6 +135,20 @@ impl RecordSource for MemSource {
     }
 }
 
+impl HarnessSource for MemSource {
+    fn insert(&self, r: &Record) -> bool {
+        MemSource::insert(self, r)
+    }
+
+    fn len(&self) -> usize {
+        MemSource::len(self)
+    }
+
+    fn hashes(&self) -> Vec<RecordHash> {
+        MemSource::hashes(self)
+    }
+}
+
 /// Makes test records: a fixed owner, increasing timestamps, no proof of work.
 pub struct RecordMaker {
     owner: OwnerSecret,
@@ -156,19 +188,19 @@ impl RecordMaker {
 }
 
 /// One node of a [`Cluster`].
-pub struct ClusterNode {
+pub struct ClusterNode<S = MemSource> {
     /// Its records.
-    pub source: Arc<MemSource>,
+    pub source: Arc<S>,
     /// Its P2P node.
     pub p2p: P2pNode,
     /// Its injected network faults (none until set).
     pub faults: Arc<NetFaults>,
 }
 
-/// Several P2P nodes in this process.
-pub struct Cluster {
+/// Several P2P nodes in this process, each over a source of type `S`.
+pub struct Cluster<S = MemSource> {
     /// The nodes, in start order.
-    pub nodes: Vec<ClusterNode>,
+    pub nodes: Vec<ClusterNode<S>>,
 }
 
 /// The harness's node settings: loopback, fast reconciliation, deterministic identity.
@@ -184,27 +216,40 @@ pub fn test_config(network_id: [u8; 32], seed: u8) -> P2pConfig {
     c
 }
 
-impl Cluster {
-    /// Starts `n` unconnected nodes of network `network_id` (verification on).
+impl Cluster<MemSource> {
+    /// Starts `n` unconnected nodes of network `network_id`, each over a [`MemSource`]
+    /// (verification on).
     pub async fn start(n: usize, network_id: [u8; 32]) -> Result<Cluster, P2pError> {
+        Cluster::start_with(n, network_id, |_| MemSource::new(true)).await
+    }
+
+    /// Starts one more node with `config` over an empty [`MemSource`]; returns its index.
+    pub async fn add_node(&mut self, config: P2pConfig) -> Result<usize, P2pError> {
+        self.add_node_with(config, MemSource::new(true)).await
+    }
+}
+
+impl<S: HarnessSource> Cluster<S> {
+    /// Starts `n` unconnected nodes of network `network_id`, node `i` over
+    /// `make_source(i)`.
+    pub async fn start_with(
+        n: usize,
+        network_id: [u8; 32],
+        mut make_source: impl FnMut(usize) -> Arc<S>,
+    ) -> Result<Cluster<S>, P2pError> {
         let mut c = Cluster { nodes: Vec::new() };
-        for _ in 0..n {
-            c.add_node(test_config(network_id, c.nodes.len() as u8 + 1))
+        for i in 0..n {
+            c.add_node_with(test_config(network_id, i as u8 + 1), make_source(i))
                 .await?;
         }
         Ok(c)
-    }
-
-    /// Starts one more node with `config`; returns its index.
-    pub async fn add_node(&mut self, config: P2pConfig) -> Result<usize, P2pError> {
-        self.add_node_with(config, MemSource::new(true)).await
     }
 
     /// Starts one more node over `source` (which may already hold records).
     pub async fn add_node_with(
         &mut self,
         config: P2pConfig,
-        source: Arc<MemSource>,
+        source: Arc<S>,
     ) -> Result<usize, P2pError> {
         let mut config = config;
         let seed = self.nodes.len() as u64 + 1;

@@ -4,8 +4,9 @@
 //!
 //! The crate knows neither the store nor the daemon: it reaches records through
 //! [`RecordSource`], which the daemon implements over `lf-store` (and the harness over
-//! memory). Transport: TCP → pnet (pre-shared key derived from the network ID) → Noise →
-//! Yamux. QUIC stays off: it would bypass the key.
+//! memory, or over `lf-store` in this crate's tests only). Transport: TCP → pnet
+//! (pre-shared key derived from the network ID) → Noise → Yamux. QUIC stays off: it would
+//! bypass the key.
 //!
 //! Protocols (versioned names in [`wire`]):
 //! - gossipsub topic `lf/records/1`: [`wire::Announce`] messages carry hashes of new
