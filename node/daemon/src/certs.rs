@@ -92,7 +92,7 @@ struct OwnerKey(Vec<u8>);
 
 impl OwnerKey {
     fn new(o: &Owner) -> anyhow::Result<Self> {
-        lf_record::cert::uncompressed(o)
+        o.uncompressed()
             .map(OwnerKey)
             .ok_or_else(|| anyhow!("{o} is not a valid P-384 key"))
     }

@@ -295,6 +295,16 @@ impl Node {
 
     /// Every rule that makes a record acceptable here, without storing it (blocking).
     pub fn check(&self, r: &Record) -> Result<(), AcceptError> {
+        self.check_with(r, &mut lf_record::OwnerKeys::default())
+    }
+
+    /// [`Node::check`] keeping decompressed owner keys in `keys` (one per verifying
+    /// thread of a batch).
+    pub fn check_with(
+        &self,
+        r: &Record,
+        keys: &mut lf_record::OwnerKeys,
+    ) -> Result<(), AcceptError> {
         if r.record_type() == RecordType::Genesis && r.owner() != self.genesis_owner {
             return Err(AcceptError::GenesisProhibited);
         }
@@ -332,7 +342,7 @@ impl Node {
             }
             CertStatus::Uncertified => {}
         }
-        r.verify(&limits)?;
+        r.verify_with(&limits, keys)?;
         // A verified certificate or CRL counts from now on, even before the record is
         // stored: its contents are signed by a root whatever happens to the record.
         let value = || r.value(None).unwrap_or_default();

@@ -137,7 +137,13 @@ impl RecordSource for NodeSource {
                 .chunks(per)
                 .map(|chunk| {
                     let node = &node;
-                    s.spawn(move || chunk.iter().map(|(_, r)| node.check(r)).collect::<Vec<_>>())
+                    s.spawn(move || {
+                        let mut keys = lf_record::OwnerKeys::default();
+                        chunk
+                            .iter()
+                            .map(|(_, r)| node.check_with(r, &mut keys))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             handles

@@ -95,9 +95,14 @@ fn verify(n: usize) -> Result<()> {
             .map(|chunk| {
                 let limits = &limits;
                 s.spawn(move || {
+                    // As a node verifies a batch from a peer: one key cache per thread.
+                    let mut keys = lf_record::OwnerKeys::default();
                     chunk
                         .iter()
-                        .filter(|b| Record::from_bytes(b).is_ok_and(|r| r.verify(limits).is_ok()))
+                        .filter(|b| {
+                            Record::from_bytes(b)
+                                .is_ok_and(|r| r.verify_with(limits, &mut keys).is_ok())
+                        })
                         .count()
                 })
             })

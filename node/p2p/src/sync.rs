@@ -22,7 +22,7 @@ use crate::wire::{self, HashList, Request, Response};
 use crate::{Accepted, RecordSource, Rejected};
 
 /// Missing hashes gathered before fetching them.
-const FETCH_BUFFER: usize = 1024;
+const FETCH_BUFFER: usize = 16384;
 /// Buckets per digest in the first reconciliation round.
 const GROUP: usize = 16;
 /// Most links followed in one fetch (the rest is fetched later through `wanted`).
@@ -114,15 +114,19 @@ pub(crate) struct Fetched {
 /// Fetches `hashes` from `peer` in batches, validates and stores them, then fetches
 /// the links they carry that are missing too.
 ///
-/// Verification is the bound of a catch-up, so the stages overlap: while one batch is
-/// verified and stored, the next is already verified (the store serializes the puts)
-/// and the one after that is on the wire. At most [`PIPELINE`] batches are in each
-/// stage, so memory stays bounded.
+/// Verification is the bound of a catch-up, so the stages overlap: up to [`REQUESTS`]
+/// requests are on the wire while up to [`ACCEPTING`] accepts verify (on every core)
+/// and store (the store serializes the puts). Replies are gathered into accepts of up
+/// to [`ACCEPT_BATCH`] records, so that a catch-up pays one store transaction and fsync
+/// per few hundred records, not per reply; an accept starts at once when nothing else
+/// is on the wire, so a single announced record is not delayed. Every stage is
+/// bounded, so memory stays bounded however many hashes are fetched.
 pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
     let mut out = Fetched::default();
     let mut asked: HashSet<RecordHash> = hashes.iter().copied().collect();
     let mut queue: VecDeque<RecordHash> = hashes.into();
     let mut requests: VecDeque<(Vec<RecordHash>, GetReply)> = VecDeque::new();
+    let mut gathered: (Vec<RecordHash>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let mut accepting: VecDeque<(Vec<RecordHash>, AcceptReply)> = VecDeque::new();
     let fail = |requests: &mut VecDeque<(Vec<RecordHash>, GetReply)>, out: &mut Fetched| {
         // Accepts already running finish on their own and mark what they stored (see
@@ -131,13 +135,29 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
         out.failed = true;
     };
     loop {
-        while requests.len() < PIPELINE
+        while requests.len() < REQUESTS
             && let Some(r) = next_get(shared, peer, &mut queue)
         {
             requests.push_back(r);
         }
+        // Hand what was gathered to an accept when there is enough of it, or when
+        // nothing more is coming for now.
+        let (ready, idle) = (
+            gathered.1.len() >= ACCEPT_BATCH,
+            requests.is_empty() && !gathered.1.is_empty(),
+        );
+        if (ready || idle) && accepting.len() < ACCEPTING {
+            let (hashes, records) = std::mem::take(&mut gathered);
+            let s = shared.clone();
+            let reply = tokio::task::spawn_blocking(move || s.source.accept(&records));
+            accepting.push_back((hashes, reply));
+            continue;
+        }
         // Settle the oldest accept when the stage is full or nothing else is left.
-        if accepting.len() >= PIPELINE || (requests.is_empty() && !accepting.is_empty()) {
+        if accepting.len() >= ACCEPTING
+            || (requests.is_empty() && gathered.1.is_empty() && !accepting.is_empty())
+            || (ready && !accepting.is_empty())
+        {
             let (hashes, reply) = accepting.pop_front().expect("non-empty");
             let Some((new, invalid, links)) =
                 settle(shared, peer, &hashes, reply, &mut asked).await
@@ -182,14 +202,12 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
             }
         };
         let want: HashSet<&RecordHash> = batch.iter().collect();
-        let mut records = Vec::with_capacity(list.len());
-        let mut hashes = Vec::with_capacity(list.len());
         for r in list {
             let offence = if r.len() > wire::MAX_RECORD_SIZE {
                 Some(Offence::Oversized)
             } else {
                 let h = RecordHash(Sha256::digest(&r).into());
-                hashes.push(h);
+                gathered.0.push(h);
                 (!want.contains(&h)).then_some(Offence::Unsolicited)
             };
             if let Some(o) = offence {
@@ -198,19 +216,18 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
                 settle_later(shared, peer, accepting);
                 return out;
             }
-            records.push(r.into_vec());
+            gathered.1.push(r.into_vec());
         }
-        if records.is_empty() {
-            continue;
-        }
-        let s = shared.clone();
-        let reply = tokio::task::spawn_blocking(move || s.source.accept(&records));
-        accepting.push_back((hashes, reply));
     }
 }
 
-/// Batches in flight per stage of [`fetch`] (requests on the wire, accepts running).
-const PIPELINE: usize = 2;
+/// Get requests on the wire at once in [`fetch`] (each up to [`wire::MAX_GET`] records).
+const REQUESTS: usize = 4;
+/// Accepts (verification and storage) running at once in [`fetch`].
+const ACCEPTING: usize = 3;
+/// Records gathered from replies before an accept starts (unless nothing else is
+/// coming): bigger batches share the store's transaction and fsync.
+const ACCEPT_BATCH: usize = 512;
 
 /// Waits for one accept and marks the buckets of the records it stored; returns (new,
 /// invalid, links not asked for yet), or `None` if the task failed.

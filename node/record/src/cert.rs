@@ -148,12 +148,6 @@ fn p384_key(spki: &SubjectPublicKeyInfo<'_>, what: &'static str) -> Result<Owner
     Owner::from_bytes(key.to_sec1_point(true).as_bytes()).map_err(|_| CertError::KeyType(what))
 }
 
-/// `owner`'s key as an uncompressed SEC1 point (what X.509 SubjectPublicKeyInfo
-/// usually carries), or `None` if the 49 bytes are not a point on P-384.
-pub fn uncompressed(owner: &Owner) -> Option<Vec<u8>> {
-    owner.uncompressed()
-}
-
 /// ECDSA P-384 / SHA-384 over `msg`, DER signature (X.509 style; either S form).
 fn verify_der(key: &Owner, msg: &[u8], der_sig: &[u8]) -> bool {
     let Some(point) = key.uncompressed() else {

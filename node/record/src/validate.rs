@@ -6,7 +6,7 @@
 //! the proof of work, and the network's value-size limit. It takes `&self` and shares
 //! nothing, so callers verify records on as many threads as they like.
 
-use crate::{Record, RecordError};
+use crate::{OwnerKeys, Record, RecordError};
 
 /// The network rules a record is checked against (from the genesis configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,12 @@ impl Record {
     /// Checks value size, proof of work, selector claims and the owner signature,
     /// cheapest first, so garbage is rejected before the expensive checks.
     pub fn verify(&self, limits: &Limits) -> Result<(), RecordError> {
+        self.verify_with(limits, &mut OwnerKeys::default())
+    }
+
+    /// [`Record::verify`] with decompressed owner keys kept in `keys` across calls
+    /// (what a thread verifying a batch of records does).
+    pub fn verify_with(&self, limits: &Limits, keys: &mut OwnerKeys) -> Result<(), RecordError> {
         if self.value_size() > limits.max_value_size {
             return Err(RecordError::ValueTooLarge {
                 size: self.value_size(),
@@ -53,7 +59,7 @@ impl Record {
         }
         if !self
             .owner()
-            .verify(&self.signing_message(), self.signature())
+            .verify_with(&self.signing_message(), self.signature(), keys)
         {
             return Err(RecordError::BadSignature);
         }
