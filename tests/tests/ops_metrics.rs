@@ -198,16 +198,57 @@ fn chromium() -> Option<std::path::PathBuf> {
 
 #[test]
 fn e2e_status_page_in_headless_chromium() {
+    // A page with everything on it: a mount that is up, one that failed, and LFFS
+    // changes waiting for proof of work (the default network's difficulty keeps the
+    // queue busy for a while).
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    lf_tests::private_network(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let o = lf(
+        &home,
+        &[
+            "makegenesis",
+            "--yes",
+            "--name",
+            "test",
+            "--difficulty",
+            "350",
+            "--out",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let mnt = dir.path().join("mnt");
+    std::fs::write(dir.path().join("plain-file"), "x").unwrap();
+    let bad = dir.path().join("plain-file").join("mnt");
+    std::fs::write(
+        home.join("mounts.yaml"),
+        format!(
+            "- path: {}\n  root: page.root\n  owner_private: identity-secret.pem\n\
+             - path: {}\n  root: page.bad\n  owner_private: identity-secret.pem\n",
+            mnt.display(),
+            bad.display()
+        ),
+    )
+    .unwrap();
     let node = TestNode::start(&home);
-    let o = node.lf(&["set", "page key", "v"]);
-    assert!(o.status.success(), "set: {}", stderr(&o));
+    let _mounted = Mounted {
+        node: None,
+        mnt: mnt.clone(),
+    };
+    assert!(wait_until(20, || is_mounted(&mnt)), "{}", node.output());
+    // About 25 chunk records of distinct content, seconds of work each.
+    let content: String = (0..1500).map(|i| format!("key{i}=value{i}\n")).collect();
+    std::fs::write(mnt.join("page.conf"), content).unwrap();
     let (_, status) = get(&format!("{}/status", node.url()));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let records = status["RecordCount"].as_u64().unwrap();
     assert!(records >= 2);
+    let pending = status["PendingCommits"].as_u64().unwrap();
+    assert!(
+        pending > 0,
+        "proof of work should still be running: {status}"
+    );
     // The HTML itself: self-contained, refreshing, escaped.
     let (ct, html) = get(&format!("{}/", node.url()));
     assert!(ct.starts_with("text/html"), "{ct}");
@@ -243,11 +284,40 @@ fn e2e_status_page_in_headless_chromium() {
         dom.contains("<span id=\"network\">test</span>"),
         "network name not rendered: {dom}\n{err}"
     );
+    let rendered = |id: &str| {
+        dom.split(&format!("<td id=\"{id}\">"))
+            .nth(1)
+            .and_then(|r| r.split(['<', ' ']).next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    // Records may have been published since /status was read: at least as many.
     assert!(
-        dom.contains(&format!("<td id=\"records\">{records}</td>")),
+        rendered("records").is_some_and(|n| n >= records),
         "record count {records} not rendered: {dom}"
     );
     assert!(dom.contains("fully synchronized"), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "<th>{}</th><td id=\"mount\">mounted: page.root (read-write)",
+            mnt.display()
+        )),
+        "mount not rendered: {dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "<th>{}</th><td id=\"mount-failed\">FAILED: page.bad (",
+            bad.display()
+        )),
+        "failed mount not rendered: {dom}"
+    );
+    assert!(
+        dom.contains("<td id=\"mount-count\">1</td>"),
+        "mounts up: {dom}"
+    );
+    assert!(
+        rendered("pending").is_some_and(|n| n > 0),
+        "pending commits not rendered: {dom}"
+    );
 }
 
 /// Waits for a child with a deadline (kills it past the deadline).
