@@ -230,6 +230,16 @@ impl RecordSource for NodeSource {
         };
         n.store.wanted(limit).unwrap_or_default()
     }
+
+    fn hashes_stored_after(&self, after: u64, limit: usize) -> (Vec<RecordHash>, u64) {
+        let Some(n) = self.node.upgrade() else {
+            return (vec![], after);
+        };
+        n.store.hashes_after_seq(after, limit).unwrap_or_else(|e| {
+            tracing::error!("cannot list hashes: {e}");
+            (vec![], after)
+        })
+    }
 }
 
 /// The running replication: stop it with [`Replication::stop`].

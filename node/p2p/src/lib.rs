@@ -75,6 +75,14 @@ pub trait RecordSource: Send + Sync + 'static {
     fn hashes_in(&self, start: &RecordHash, end: &RecordHash, limit: usize) -> Vec<RecordHash>;
     /// Hashes that stored records link to but that are not stored, at most `limit`.
     fn wanted(&self, limit: usize) -> Vec<RecordHash>;
+    /// Stored hashes in the order they were stored, after position `after` (0: from
+    /// the first), at most `limit`, with the position of the last one returned. A
+    /// source without such an order returns nothing (`(vec![], after)`): its peers then
+    /// catch up through bucket reconciliation alone.
+    fn hashes_stored_after(&self, after: u64, limit: usize) -> (Vec<RecordHash>, u64) {
+        let _ = limit;
+        (Vec::new(), after)
+    }
 }
 
 /// Settings of a P2P node.

@@ -376,9 +376,18 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
         Some(d) => d,
         None => return,
     };
-    let local = grouped(shared, 0, BUCKETS, GROUP);
+    let mut local = grouped(shared, 0, BUCKETS, GROUP);
     let count = |v: &[Digest]| v.iter().map(|d| d.count as u64).sum::<u64>();
     tracing::debug!(%peer, remote = count(&remote), local = count(&local), "digests");
+    // Far behind (new, or offline for long): pull in the peer's storage order first,
+    // then reconcile buckets for whatever that missed.
+    if count(&local) * 2 < count(&remote) {
+        if !walk_stored(shared, peer, count(&remote)).await {
+            return;
+        }
+        refresh(shared).await;
+        local = grouped(shared, 0, BUCKETS, GROUP);
+    }
     // A run of consecutive far-apart groups is listed as one range (few round trips for
     // a fresh node).
     let mut run: Option<(usize, usize)> = None;
@@ -423,6 +432,63 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
     if got > 0 {
         tracing::info!(%peer, records = got, ms = started.elapsed().as_millis() as u64, "caught up from peer");
     }
+}
+
+/// Pulls the peer's records in the order it stored them: for records it wrote or
+/// received in order, parents come before the records linking to them, so this node
+/// stores synchronized records instead of pending ones that all wait for the last
+/// ancestor (one long cascade at the end, on one core). Stops after `expected` hashes
+/// and a page (a peer cannot keep it listing forever). False if the peer failed; a
+/// peer that refuses the request is left to bucket reconciliation.
+async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> bool {
+    let mut after = 0u64;
+    let mut listed = 0u64;
+    let mut missing = Vec::new();
+    while listed <= expected {
+        let req = Request::Stored {
+            after,
+            limit: wire::MAX_HASH_PAGE as u16,
+        };
+        let (page, next) = match request(shared, peer, req).await {
+            Ok(Response::Stored { hashes, next }) => match hashes.decode(wire::MAX_HASH_PAGE) {
+                Ok(p) => (p, next),
+                Err(_) => {
+                    shared.penalize(peer, Offence::Garbage);
+                    return false;
+                }
+            },
+            Ok(Response::Refused(why)) => {
+                tracing::debug!(%peer, "storage-order listing refused: {why}");
+                return true;
+            }
+            Ok(_) => {
+                shared.penalize(peer, Offence::Garbage);
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "storage-order listing failed: {e}");
+                return false;
+            }
+        };
+        if page.is_empty() {
+            break;
+        }
+        if next <= after {
+            shared.penalize(peer, Offence::Garbage);
+            return false;
+        }
+        after = next;
+        listed += page.len() as u64;
+        missing.extend(absent(shared, page).await);
+        if missing.len() >= FETCH_BUFFER
+            && fetch(shared, peer, std::mem::take(&mut missing))
+                .await
+                .failed
+        {
+            return false;
+        }
+    }
+    missing.is_empty() || !fetch(shared, peer, missing).await.failed
 }
 
 async fn digests(
@@ -556,6 +622,16 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: PeerId, req: Request) -> R
                 .await
                 .unwrap_or_default();
             Response::Hashes(HashList::new(&page))
+        }
+        Request::Stored { after, limit } => {
+            let limit = (limit as usize).min(wire::MAX_HASH_PAGE);
+            let (page, next) = blocking(shared, move |src| src.hashes_stored_after(after, limit))
+                .await
+                .unwrap_or((Vec::new(), after));
+            Response::Stored {
+                hashes: HashList::new(&page),
+                next,
+            }
         }
         Request::Peers => {
             let (tx, rx) = oneshot::channel();

@@ -88,6 +88,15 @@ pub enum Request {
     },
     /// Addresses of other peers (peer exchange).
     Peers,
+    /// Stored hashes in the order the peer stored them, after position `after` (0:
+    /// from its first record), at most `limit` (≤ [`MAX_HASH_PAGE`]): how a node far
+    /// behind pulls records parents first.
+    Stored {
+        /// Position to continue after (a previous answer's `next`).
+        after: u64,
+        /// Page size.
+        limit: u16,
+    },
 }
 
 /// A response on [`SYNC_PROTOCOL`].
@@ -101,6 +110,13 @@ pub enum Response {
     Hashes(HashList),
     /// Multiaddrs ending in `/p2p/<peer id>`.
     Peers(Vec<String>),
+    /// Hashes in storage order, and the position of the last one (to continue after).
+    Stored {
+        /// The page.
+        hashes: HashList,
+        /// Position of its last hash (`after` when the page is empty).
+        next: u64,
+    },
     /// The request was refused (malformed or out of bounds).
     Refused(String),
 }

@@ -126,6 +126,13 @@ impl RecordSource for StoreSource {
     fn wanted(&self, limit: usize) -> Vec<RecordHash> {
         self.store.wanted(limit).unwrap_or_default()
     }
+
+    // As the node's source does: a node far behind pulls in storage order.
+    fn hashes_stored_after(&self, after: u64, limit: usize) -> (Vec<RecordHash>, u64) {
+        self.store
+            .hashes_after_seq(after, limit)
+            .unwrap_or((vec![], after))
+    }
 }
 
 impl HarnessSource for StoreSource {

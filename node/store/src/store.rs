@@ -261,6 +261,31 @@ impl Store {
         rows.iter().map(|h| hash_from(h)).collect()
     }
 
+    /// Hashes in insertion order (`seq`) after position `after`, at most `limit`, and
+    /// the position of the last one (`after` if none): a peer far behind pulls records
+    /// in this order, so that it receives parents before the records linking to them.
+    pub fn hashes_after_seq(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<RecordHash>, u64), StoreError> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .db
+            .prepare_cached("SELECT seq, hash FROM record WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows: Vec<(i64, Vec<u8>)> = stmt
+            .query_map((after.min(i64::MAX as u64) as i64, limit as i64), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let last = rows.last().map_or(after, |(s, _)| *s as u64);
+        let hashes = rows
+            .iter()
+            .map(|(_, h)| hash_from(h))
+            .collect::<Result<_, _>>()?;
+        Ok((hashes, last))
+    }
+
     /// Records that lost a collision here (reputation 0 while another owner holds a
     /// synchronized record with the same ID at the default reputation) and that
     /// `oracle` has not commented on yet: what an oracle node flags.

@@ -388,6 +388,22 @@ fn hash_ranges_page_in_order_owner_totals_and_an_older_index_is_rebuilt() {
             all.push(r.hash());
             prev = r;
         }
+        // Storage order: pages of 7 continue after the last position, in insertion
+        // order (parents first here), and end with an empty page.
+        let mut stored = Vec::new();
+        let mut after = 0;
+        loop {
+            let (page, next) = s.hashes_after_seq(after, 7).unwrap();
+            if page.is_empty() {
+                assert_eq!(next, after);
+                break;
+            }
+            assert!(page.len() <= 7 && next > after);
+            stored.extend(page);
+            after = next;
+        }
+        assert_eq!(stored, all, "every record once, in the order stored");
+        assert!(s.hashes_after_seq(u64::MAX, 7).unwrap().0.is_empty());
         all.sort();
         let (lo, hi) = (RecordHash([0; 32]), RecordHash([0xff; 32]));
         assert_eq!(s.hashes_in_range(&lo, &hi, 1000).unwrap(), all);
