@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) peer_fetches: Mutex<HashMap<PeerId, Arc<PeerFetches>>>,
     /// Bounds concurrent request serving (each may hold a batch of records).
     pub(crate) serve_slots: Semaphore,
+    /// One storage-order walk at a time (see `sync::reconcile`).
+    pub(crate) walk_slot: Semaphore,
 }
 
 /// One peer's announcement fetches: running ones (a semaphore) and waiting ones.
@@ -182,6 +184,7 @@ impl P2pNode {
             fetch_slots: Semaphore::new(16),
             peer_fetches: Mutex::new(HashMap::new()),
             serve_slots: Semaphore::new(8),
+            walk_slot: Semaphore::new(1),
         });
         // Compute the bucket digests in the background (a full scan of the hashes).
         {

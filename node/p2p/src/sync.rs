@@ -380,13 +380,20 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
     let count = |v: &[Digest]| v.iter().map(|d| d.count as u64).sum::<u64>();
     tracing::debug!(%peer, remote = count(&remote), local = count(&local), "digests");
     // Far behind (new, or offline for long): pull in the peer's storage order first,
-    // then reconcile buckets for whatever that missed.
+    // then reconcile buckets for whatever that missed. One walk at a time: a node
+    // catching up from several peers at once would otherwise fetch and verify every
+    // record once per peer; the other rounds wait, then find little left.
     if count(&local) * 2 < count(&remote) {
-        if !walk_stored(shared, peer, count(&remote)).await {
-            return;
-        }
+        let _walk = shared.walk_slot.acquire().await;
         refresh(shared).await;
         local = grouped(shared, 0, BUCKETS, GROUP);
+        if count(&local) * 2 < count(&remote) {
+            if !walk_stored(shared, peer, count(&remote)).await {
+                return;
+            }
+            refresh(shared).await;
+            local = grouped(shared, 0, BUCKETS, GROUP);
+        }
     }
     // A run of consecutive far-apart groups is listed as one range (few round trips for
     // a fresh node).
