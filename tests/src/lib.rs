@@ -40,6 +40,26 @@ pub fn lf(dir: &Path, args: &[&str]) -> Output {
         .expect("running lf")
 }
 
+/// Stdout of a successful `lf` run (panics with its output otherwise).
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+/// Stderr of an `lf` run that must fail (panics with its stdout otherwise).
+pub fn fails(o: &Output) -> String {
+    assert!(!o.status.success(), "lf succeeded: {}", stdout(o));
+    stderr(o)
+}
+
+/// A fresh node home `dir/name` holding the network of `net` (its genesis.lf).
+pub fn home_on(net: &Path, dir: &Path, name: &str) -> std::path::PathBuf {
+    let h = dir.join(name);
+    std::fs::create_dir_all(&h).unwrap();
+    std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
+    h
+}
+
 /// Stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -4,12 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lf_tests::{TestNode, free_port, private_network, stderr, stdout, wait_until};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
+use lf_tests::{TestNode, free_port, ok, private_network, stderr, stdout, wait_until};
 
 /// Copies the network in `net` (its `genesis.lf`) into `n` new homes under `dir`.
 fn homes_of(dir: &Path, net: &Path, n: usize) -> Vec<PathBuf> {

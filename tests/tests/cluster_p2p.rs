@@ -3,12 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lf_tests::{TestNode, private_network, stderr, stdout, wait_until};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
+use lf_tests::{TestNode, ok, private_network, stderr, stdout, wait_until};
 
 /// `n` homes sharing one private network (no proof of work).
 fn homes(dir: &Path, n: usize) -> Vec<PathBuf> {

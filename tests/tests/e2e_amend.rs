@@ -6,13 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lf_tests::{TestNode, lf, stderr, stdout, wait_until};
+use lf_tests::{TestNode, home_on, lf, ok, stderr, stdout, wait_until};
 use serde_json::Value;
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
 
 fn network(dir: &Path) -> PathBuf {
     let net = dir.join("net");
@@ -33,13 +28,6 @@ fn network(dir: &Path) -> PathBuf {
         ],
     ));
     net
-}
-
-fn home_on(net: &Path, dir: &Path, name: &str) -> PathBuf {
-    let h = dir.join(name);
-    std::fs::create_dir_all(&h).unwrap();
-    std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
-    h
 }
 
 fn status(n: &TestNode) -> Value {

@@ -7,17 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lf_record::{OwnerSecret, RecordBuilder, RecordHash, RecordType};
-use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
-
-fn fails(o: &std::process::Output) -> String {
-    assert!(!o.status.success(), "lf succeeded: {}", stdout(o));
-    stderr(o)
-}
+use lf_tests::{TestNode, fails, home_on, is_mounted, lf, ok, stdout, wait_until};
 
 /// Proof-of-work difficulty of these networks: uncertified records need work, and the
 /// genesis records stay cheap enough to make in a test.
@@ -53,13 +43,6 @@ fn ca_network_with(dir: &Path, auth_required: bool, more: &[&str]) -> PathBuf {
     let mode = std::fs::metadata(&ca).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "CA key file must be private");
     net
-}
-
-fn home_on(net: &Path, dir: &Path, name: &str) -> PathBuf {
-    let h = dir.join(name);
-    std::fs::create_dir_all(&h).unwrap();
-    std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
-    h
 }
 
 /// `lf -url <node> args...`.

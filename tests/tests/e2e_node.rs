@@ -1,11 +1,6 @@
 //! End-to-end tests of a real `lf node-start` driven by the `lf` binary and raw HTTP.
 
-use lf_tests::{TestNode, private_network, stderr, stdout};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
+use lf_tests::{TestNode, ok, private_network, stderr};
 
 fn http() -> ureq::Agent {
     ureq::Agent::config_builder()

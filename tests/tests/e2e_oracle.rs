@@ -1,12 +1,7 @@
 //! Oracle mode end to end: a node started with `-oracle` flags the record that lost a
 //! collision, and a client that trusts it (`lf oracle add`) sees that in trust values.
 
-use lf_tests::{TestNode, private_network, stderr, stdout, wait_until};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
+use lf_tests::{TestNode, ok, private_network, wait_until};
 
 fn candidates(node: &TestNode) -> Vec<serde_json::Value> {
     let j = ok(&node.lf(&["-json", "get", "motd"]));
@@ -42,8 +37,13 @@ fn e2e_oracle_commentary_lowers_the_impostor() {
         candidates(&node),
         node.output()
     );
-    let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap();
-    assert!(log.contains("oracle: commentary published"), "{log}");
+    // The log line follows the store by a moment.
+    let log = || std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
+    assert!(
+        wait_until(10, || log().contains("oracle: commentary published")),
+        "{}",
+        log()
+    );
     ok(&node.lf(&["oracle", "remove", &oracle]));
     assert!(ok(&node.lf(&["oracle", "list"])).trim().is_empty());
     let bad = node.lf(&["oracle", "add", "not-an-owner"]);

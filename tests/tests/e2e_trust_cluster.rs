@@ -17,18 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use lf_record::{OwnerSecret, Record, RecordBuilder, RecordType, lf_pow};
-use lf_tests::{TestNode, free_port, lf, stderr, stdout, wait_until};
+use lf_tests::{TestNode, fails, free_port, home_on, lf, ok, stdout, wait_until};
 use serde_json::{Value, json};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "lf failed: {}{}", stdout(o), stderr(o));
-    stdout(o)
-}
-
-fn fails(o: &std::process::Output) -> String {
-    assert!(!o.status.success(), "lf succeeded: {}", stdout(o));
-    stderr(o)
-}
 
 /// Proof-of-work difficulty: uncertified records would need work (which the test pays
 /// where it posts them, so that only the missing certificate can be what refuses
@@ -62,13 +52,6 @@ fn ca_network(dir: &Path) -> PathBuf {
     ));
     assert!(out.contains("root CA"), "{out}");
     net
-}
-
-fn home_on(net: &Path, dir: &Path, name: &str) -> PathBuf {
-    let h = dir.join(name);
-    std::fs::create_dir_all(&h).unwrap();
-    std::fs::copy(net.join("genesis.lf"), h.join("genesis.lf")).unwrap();
-    h
 }
 
 /// `lf -url <node> args...` (explicit URL: client.json may lag a restart).

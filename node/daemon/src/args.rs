@@ -111,8 +111,8 @@ pub struct NodeStartArgs {
     /// Seconds between oracle rounds.
     #[arg(long = "oracle-interval", value_name = "SECONDS", default_value_t = 10)]
     pub oracle_interval: u64,
-    /// Most MiB of LFFS writes waiting for proof of work; beyond it new writes fail
-    /// with ENOSPC until the queue drains (one file always fits an empty queue).
+    /// MiB of LFFS writes waiting for proof of work past which new writes fail with
+    /// ENOSPC until the queue drains (below it, a file of any size still enters).
     #[arg(long = "lffs-queue-mib", value_name = "MIB", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub lffs_queue_mib: u64,

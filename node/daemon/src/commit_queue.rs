@@ -123,13 +123,13 @@ impl Load {
 /// Records waiting at most (many tiny files weigh more than their bytes).
 const MAX_PENDING_RECORDS: u64 = 1 << 16;
 
-/// Whether a batch of `add` may join `pending` under the bound `max_bytes`. A batch
-/// always enters an empty queue, however big (a file up to the mount's
-/// `max_file_size` can always be written, one at a time).
+/// Whether a batch of `add` may join `pending` under the bound `max_bytes`: while the
+/// queue is below its bound, any batch enters, however big (a file up to the mount's
+/// `max_file_size` can always be written); once it is at or over the bound, none does.
+/// So what waits stays below the bound plus one batch.
 pub fn admits(pending: Load, add: Load, max_bytes: u64) -> bool {
-    pending.records == 0
-        || (pending.bytes + add.bytes <= max_bytes
-            && pending.records + add.records <= MAX_PENDING_RECORDS)
+    let _ = add;
+    pending.bytes < max_bytes && pending.records < MAX_PENDING_RECORDS
 }
 
 /// A write refused because the queue is full (`lffs` turns it into ENOSPC).
@@ -446,12 +446,21 @@ impl CommitQueue {
             if out.len() >= PUBLISH_GROUP {
                 self.store(out)?;
             }
+            let key = (p.name.clone(), p.ordinal);
+            let known = self.lock().last_ts.get(&key).copied();
+            // The first version of an entry since start goes after what is stored: a
+            // version published just before a restart (or a kill -9) may carry this
+            // very second, and a tie would let the older version win.
+            let last = match known {
+                Some(t) => t,
+                None => self.stored_ts(&batch.owner.public(), &p.name, p.ordinal),
+            };
             let ts = {
                 let mut st = self.lock();
-                let last = st.last_ts.entry((p.name.clone(), p.ordinal)).or_insert(0);
+                let slot = st.last_ts.entry(key).or_insert(0);
                 // Later versions of one entry must carry later timestamps.
-                let ts = now().max(*last + 1);
-                *last = ts;
+                let ts = now().max(last + 1).max(*slot + 1);
+                *slot = ts;
                 ts
             };
             let mask = Some(p.mask.clone());
@@ -479,6 +488,29 @@ impl CommitQueue {
             out.push(made.context("building a record")?);
         }
         Ok(())
+    }
+
+    /// Timestamp of `owner`'s newest stored record under (name, ordinal), 0 if none.
+    fn stored_ts(&self, owner: &lf_record::Owner, name: &[u8], ordinal: u64) -> u64 {
+        let (start, end) = lf_record::SelectorName::new(name).key_range(ordinal, ordinal);
+        let q = lf_store::Query {
+            ranges: vec![lf_store::KeyRange { start, end }],
+            owners: vec![*owner],
+            ..lf_store::Query::default()
+        };
+        match self.node.store.query(&q) {
+            Ok(sets) => sets
+                .iter()
+                .flatten()
+                .map(|r| r.record.timestamp())
+                .max()
+                .unwrap_or(0),
+            Err(e) => {
+                // Publishing goes on with the clock alone (the old behaviour).
+                tracing::warn!("cannot read the stored version of an LFFS entry: {e}");
+                0
+            }
+        }
     }
 
     fn finish(&self, seq: u64) {
@@ -557,11 +589,13 @@ mod tests {
     #[test]
     fn queue_bound_from_data() {
         let max = 1000;
-        // An empty queue takes any batch, even one over the bound.
+        // Below the bound any batch enters, even one bigger than the bound.
         assert!(admits(load(0, 0), load(5000, 9), max));
-        assert!(admits(load(400, 1), load(600, 1), max));
-        assert!(!admits(load(400, 1), load(601, 1), max));
-        assert!(!admits(load(1001, 3), load(0, 1), max));
+        assert!(admits(load(24, 1), load(5000, 9), max));
+        assert!(admits(load(999, 1), load(600, 1), max));
+        // At or over it, none does.
+        assert!(!admits(load(1000, 1), load(1, 1), max));
+        assert!(!admits(load(6000, 3), load(0, 1), max));
         // Many tiny records count too.
         assert!(admits(load(0, MAX_PENDING_RECORDS - 1), load(0, 1), max));
         assert!(!admits(load(0, MAX_PENDING_RECORDS), load(0, 1), max));
