@@ -117,17 +117,16 @@ impl RecordSource for NodeSource {
         let Some(node) = self.node.upgrade() else {
             return records.iter().map(|_| unavailable()).collect();
         };
-        // Parse, skip what is stored, check the rest on every core, store in one batch.
+        // Parse, check on every core, store in one batch. No "already stored?" lookup
+        // first: peers are only asked for hashes missing here, and the store reports
+        // the rare duplicate anyway; the lookup took the store lock while another
+        // batch was being stored, idling a core (+10% catch-up without it).
         let mut results: Vec<Option<Result<Accepted, Rejected>>> = vec![None; records.len()];
         let mut todo: Vec<(usize, Record)> = Vec::new();
         for (i, b) in records.iter().enumerate() {
             match Record::from_bytes(b) {
                 Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
-                Ok(r) => match node.store.contains(&r.hash()) {
-                    Ok(true) => results[i] = Some(Ok(Accepted::Duplicate)),
-                    Ok(false) => todo.push((i, r)),
-                    Err(e) => results[i] = Some(Err(Rejected::Unavailable(e.to_string()))),
-                },
+                Ok(r) => todo.push((i, r)),
             }
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
