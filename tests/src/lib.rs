@@ -234,6 +234,15 @@ impl TestNode {
         lf(&self.home, &all)
     }
 
+    /// Runs `lf -home <home> -url <this node> args...`: the explicit URL, because
+    /// client.json may lag a restart or the port opening.
+    pub fn lf_url(&self, args: &[&str]) -> Output {
+        let url = self.url();
+        let mut all = vec!["-url", url.as_str()];
+        all.extend_from_slice(args);
+        self.lf(&all)
+    }
+
     /// Sends a signal with kill(1) and waits for the exit status.
     pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("node running");

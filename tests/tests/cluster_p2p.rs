@@ -21,10 +21,7 @@ fn homes(dir: &Path, n: usize) -> Vec<PathBuf> {
 
 /// `lf -url <node> args...` (explicit URL: client.json may lag the port opening).
 fn lf(node: &TestNode, args: &[&str]) -> std::process::Output {
-    let url = node.url();
-    let mut all = vec!["-url", url.as_str()];
-    all.extend_from_slice(args);
-    node.lf(&all)
+    node.lf_url(args)
 }
 
 fn status(node: &TestNode) -> serde_json::Value {

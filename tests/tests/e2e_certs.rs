@@ -47,10 +47,7 @@ fn ca_network_with(dir: &Path, auth_required: bool, more: &[&str]) -> PathBuf {
 
 /// `lf -url <node> args...`.
 fn on(node: &TestNode, args: &[&str]) -> std::process::Output {
-    let url = node.url();
-    let mut all = vec!["-url", url.as_str()];
-    all.extend_from_slice(args);
-    node.lf(&all)
+    node.lf_url(args)
 }
 
 fn json(o: &std::process::Output) -> serde_json::Value {

@@ -56,10 +56,7 @@ fn ca_network(dir: &Path) -> PathBuf {
 
 /// `lf -url <node> args...` (explicit URL: client.json may lag a restart).
 fn on(node: &TestNode, args: &[&str]) -> std::process::Output {
-    let url = node.url();
-    let mut all = vec!["-url", url.as_str()];
-    all.extend_from_slice(args);
-    node.lf(&all)
+    node.lf_url(args)
 }
 
 fn json_of(o: &std::process::Output) -> Value {
