@@ -251,3 +251,107 @@ fn genesis_bootstrap_peer_is_dialed() {
     // Node 1 dialed its own address from the genesis: it is not its own peer.
     assert_eq!(peer_ids(&n1), vec![id2]);
 }
+
+/// (peer ID, inbound) of each peer `lf -json status` lists.
+fn peer_dirs(node: &TestNode) -> Vec<(String, bool)> {
+    status(node)["Peers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let id = p["PeerID"].as_str().unwrap_or_default().to_string();
+                    (id, p["Inbound"].as_bool().unwrap_or(false))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Connection limits: with `-max-inbound 1`, node A keeps its first inbound peer (B),
+/// refuses the next (C) and says why in its log, and keeps replicating with B. With
+/// `-max-outbound 1`, node D, given two peers, connects to one of them only, also after
+/// peer exchange has told it about more.
+#[test]
+fn connection_limits_refuse_peers_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = homes(dir.path(), 4);
+    let a = TestNode::start_with_args(&h[0], &["-max-inbound", "1"]);
+    let b = TestNode::start_with_peers(&h[1], &[a.p2p_addr()]);
+    let b_id = p2p_id(&b);
+    let inbound = |n: &TestNode| {
+        peer_dirs(n)
+            .into_iter()
+            .filter(|(_, inbound)| *inbound)
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(60, || inbound(&a) == vec![b_id.clone()]),
+        "B did not connect to A: {:?}\n{}",
+        peer_dirs(&a),
+        a.output()
+    );
+    let c = TestNode::start_with_peers(&h[2], &[a.p2p_addr(), b.p2p_addr()]);
+    let c_id = p2p_id(&c);
+    let refused = "inbound connection refused: connection limit exceeded: at most 1 \
+                   established incoming";
+    assert!(
+        wait_until(60, || a.output().contains(refused)),
+        "A did not refuse C with a log line saying why:\n{}",
+        a.output()
+    );
+    assert!(
+        wait_until(60, || peer_ids(&c) == vec![b_id.clone()]),
+        "C did not connect to B: {:?}",
+        peer_ids(&c)
+    );
+    // C redials A every few seconds and is never let in; B still replicates with A.
+    ok(&lf(&a, &["set", "limits", "from A"]));
+    assert!(wait_until(60, || has_value(&b, "limits", "from A")));
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(inbound(&a), vec![b_id.clone()], "{}", a.output());
+
+    let d = TestNode::start_with_args(
+        &h[3],
+        &[
+            "-max-outbound",
+            "1",
+            "-peer",
+            &b.p2p_addr(),
+            "-peer",
+            &c.p2p_addr(),
+        ],
+    );
+    let outbound = |n: &TestNode| {
+        peer_dirs(n)
+            .into_iter()
+            .filter(|(_, inbound)| !inbound)
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(60, || outbound(&d).len() == 1),
+        "D made no outbound connection: {:?}\n{}",
+        peer_dirs(&d),
+        d.output()
+    );
+    let first = outbound(&d)[0].clone();
+    assert!(first == b_id || first == c_id, "{first}");
+    assert!(
+        wait_until(30, || d.output().contains(
+            "connection limit exceeded: at most 1 established outgoing"
+        )),
+        "D's log does not say why it did not connect to its second peer:\n{}",
+        d.output()
+    );
+    // Peer exchange (at connection) tells D about the others and the maintenance tick
+    // (every 5 s) would dial them: still one outbound connection, the same one.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    assert_eq!(outbound(&d), vec![first], "{}", d.output());
+    // Through its one peer, D has what A wrote.
+    assert!(
+        wait_until(60, || has_value(&d, "limits", "from A")),
+        "{}",
+        d.output()
+    );
+}

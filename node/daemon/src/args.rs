@@ -104,6 +104,16 @@ pub struct NodeStartArgs {
     /// Peer to connect to, e.g. /ip4/192.0.2.1/tcp/9908 (repeatable).
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
+    /// Most peers connected to this node at once (connections they opened); further
+    /// ones are refused. 0: dial out only.
+    #[arg(long = "max-inbound", value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub max_inbound: u32,
+    /// Most peers this node connects to at once (connections it opens: `-peer`,
+    /// peers.json, genesis bootstrap peers, peer exchange, `lf node-connect`).
+    #[arg(long = "max-outbound", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_outbound: u32,
     /// Oracle mode: publish commentary flagging records that lost a collision here (and,
     /// when nothing collides, an empty one every 30 rounds, adding work to the DAG).
     #[arg(long)]

@@ -128,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             p2p_port: a.p2p,
             p2p_bind: a.p2p_bind,
             peers: a.peers.clone(),
+            max_connections: (a.max_inbound, a.max_outbound),
             oracle: a
                 .oracle
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),

@@ -497,6 +497,8 @@ pub struct NodeOptions {
     pub p2p_bind: std::net::IpAddr,
     /// Peers to dial (multiaddrs from `-peer`).
     pub peers: Vec<String>,
+    /// Connection limits: (inbound, outbound).
+    pub max_connections: (u32, u32),
     /// Oracle mode and its round interval.
     pub oracle: Option<std::time::Duration>,
     /// Bound of the LFFS commit queue (value bytes waiting for publication).

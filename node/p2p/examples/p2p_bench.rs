@@ -3,6 +3,7 @@
 //! ```text
 //! p2p_bench verify N                   # full-record verification rate on every core
 //! p2p_bench propagate URL1 URL2 COUNT  # set on node 1 -> visible on node 2, in ms
+//! p2p_bench wait-count URL N PID       # until the node at URL holds N records
 //! ```
 //!
 //! `verify` builds and signs N records (one selector, a 20-byte value, two links, no
@@ -14,6 +15,11 @@
 //! server time from node 1's `/links`, build and sign here, `POST /post`), and from the
 //! moment each POST returns polls node 2's `/record/=<hash>` every millisecond until it
 //! answers 200. Prints `count=… p50_ms=… p95_ms=… mean_ms=… max_ms=…`.
+//!
+//! `wait-count` polls `/status` every 50 ms until its `RecordCount` reaches N (an hour
+//! at most; it fails at once if process PID is gone). A poll costs a few microseconds
+//! of CPU here: `curl | jq` in the script cost ~50 ms each, a quarter of a core taken
+//! from the catch-up being timed.
 //!
 //! HTTP is spoken by hand over `std::net` (one connection per request) to keep the
 //! example within lf-p2p's dependencies.
@@ -219,6 +225,28 @@ fn propagate(url1: &str, url2: &str, count: usize) -> Result<()> {
     Ok(())
 }
 
+fn wait_count(url: &str, n: usize, pid: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!("process {pid} exited"));
+        }
+        // `/status` is JSON with `"RecordCount":n`; a node still starting may not answer.
+        let count = http(url, "GET", "/status", b"").ok().and_then(|(_, body)| {
+            let (_, rest) = body.split_once("\"RecordCount\":")?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        });
+        if count.is_some_and(|c| c >= n) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{url} did not reach {n} records"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn num(args: &[String], i: usize, what: &str) -> Result<usize> {
     args.get(i)
         .and_then(|s| s.parse().ok())
@@ -232,7 +260,11 @@ fn main() -> ExitCode {
         Some("propagate") if args.len() == 4 => {
             num(&args, 3, "COUNT").and_then(|c| propagate(&args[1], &args[2], c))
         }
-        _ => Err("usage: p2p_bench verify N | propagate URL1 URL2 COUNT".into()),
+        Some("wait-count") if args.len() == 4 => num(&args, 2, "N")
+            .and_then(|n| num(&args, 3, "PID").and_then(|pid| wait_count(&args[1], n, pid))),
+        _ => Err(
+            "usage: p2p_bench verify N | propagate URL1 URL2 COUNT | wait-count URL N PID".into(),
+        ),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

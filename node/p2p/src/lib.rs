@@ -66,6 +66,11 @@ pub enum Rejected {
 pub trait RecordSource: Send + Sync + 'static {
     /// Whether the record is stored.
     fn has(&self, hash: &RecordHash) -> bool;
+    /// The hashes of `hashes` that are not stored, in order. A source with a lock
+    /// should take it once for all of them (a listing page asks about a thousand).
+    fn absent(&self, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
+        hashes.into_iter().filter(|h| !self.has(h)).collect()
+    }
     /// The stored record's bytes.
     fn get(&self, hash: &RecordHash) -> Option<Vec<u8>>;
     /// Verifies records received from a peer (every rule that makes a record valid) and

@@ -452,14 +452,23 @@ impl Service {
                     self.addr_peer
                         .insert(a.clone(), Some(*self.swarm.local_peer_id()));
                 }
-                let msg = format!(
-                    "{error} (if the peer runs another network, the handshake fails: this \
-                     node's network key fingerprint is {})",
-                    self.fingerprint
-                );
+                let msg = match &error {
+                    // This node's own outbound limit (or its block list): not the peer's
+                    // fault, and nothing to do with the network key.
+                    libp2p::swarm::DialError::Denied { cause } => {
+                        format!("refused here: {} (see -max-outbound)", denied(cause))
+                    }
+                    _ => format!(
+                        "{error} (if the peer runs another network, the handshake fails: \
+                         this node's network key fingerprint is {})",
+                        self.fingerprint
+                    ),
+                };
                 if let Some(r) = self.dials.remove(&connection_id) {
                     tracing::warn!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
                     let _ = r.send(Err(msg));
+                } else if let libp2p::swarm::DialError::Denied { .. } = error {
+                    tracing::info!(peer = ?peer_id, addr = ?addr, "not connecting: {msg}");
                 } else {
                     tracing::debug!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
                 }
@@ -468,14 +477,19 @@ impl Service {
                 send_back_addr,
                 error,
                 ..
-            } => {
-                tracing::info!(
+            } => match &error {
+                libp2p::swarm::ListenError::Denied { cause } => tracing::info!(
+                    from = %send_back_addr,
+                    "inbound connection refused: {} (see -max-inbound)",
+                    denied(cause)
+                ),
+                _ => tracing::info!(
                     from = %send_back_addr,
                     "inbound connection failed: {error} (a peer of another network fails \
                      here; this node's network key fingerprint is {})",
                     self.fingerprint
-                );
-            }
+                ),
+            },
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "P2P listen address");
             }
@@ -818,7 +832,12 @@ impl Service {
                 .unwrap_or_else(|p| p.into_inner())
                 .mark_all();
         }
-        if self.connected.len() < self.config.target_peers {
+        // Dial more only below both the target and the outbound limit (a dial past
+        // the limit would only be refused here).
+        let outbound = self.connected.values().filter(|(_, inb)| !inb).count();
+        if self.connected.len() < self.config.target_peers
+            && outbound < self.config.max_outbound as usize
+        {
             let mut candidates: Vec<Multiaddr> = self.config.bootstrap.clone();
             candidates.extend(self.known_addrs());
             let redial = Duration::from_secs(30).min(self.config.sync_interval * 4);
@@ -958,5 +977,20 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         c.shutdown().await;
+    }
+}
+
+/// Why this node's behaviours denied a connection (libp2p's `ConnectionDenied` only
+/// says "connection denied").
+fn denied(cause: &libp2p::swarm::ConnectionDenied) -> String {
+    if let Some(e) = cause.downcast_ref::<libp2p::connection_limits::Exceeded>() {
+        e.to_string()
+    } else if cause
+        .downcast_ref::<libp2p::allow_block_list::Blocked>()
+        .is_some()
+    {
+        "the peer is banned for a while (it sent invalid data)".into()
+    } else {
+        cause.to_string()
     }
 }

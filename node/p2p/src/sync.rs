@@ -3,7 +3,9 @@
 //!
 //! Memory stays bounded whatever the gap: reconciliation walks the hash space bucket
 //! group by bucket group, lists at most [`wire::MAX_HASH_PAGE`] hashes per request and
-//! fetches missing records as soon as [`FETCH_BUFFER`] of them are known.
+//! fetches missing records as soon as [`FETCH_BUFFER`] of them are known; a
+//! storage-order walk lists at most [`WALK_AHEAD`] pages ahead of its fetch, and a
+//! fetch remembers at most [`ASKED_MAX`] hashes and queues at most [`QUEUE_MAX`].
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use lf_record::RecordHash;
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::buckets::{self, BUCKETS, Digest};
 use crate::peers::Offence;
@@ -25,8 +27,11 @@ use crate::{Accepted, RecordSource, Rejected};
 const FETCH_BUFFER: usize = 16384;
 /// Buckets per digest in the first reconciliation round.
 const GROUP: usize = 16;
-/// Most links followed in one fetch (the rest is fetched later through `wanted`).
-const MAX_FOLLOWED: usize = 1 << 20;
+/// Most hashes queued in one fetch: beyond it, missing links are not followed (they
+/// are fetched later through `wanted`).
+const QUEUE_MAX: usize = 4 * FETCH_BUFFER;
+/// Pages of a storage-order walk listed ahead of the fetch.
+const WALK_AHEAD: usize = 8;
 
 /// Sends a request and waits for the answer.
 async fn request(shared: &Shared, peer: PeerId, req: Request) -> Result<Response, String> {
@@ -61,11 +66,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn absent(shared: &Arc<Shared>, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
-    blocking(shared, move |s| {
-        hashes.into_iter().filter(|h| !s.has(h)).collect()
-    })
-    .await
-    .unwrap_or_default()
+    if hashes.is_empty() {
+        return hashes;
+    }
+    blocking(shared, move |s| s.absent(hashes))
+        .await
+        .unwrap_or_default()
 }
 
 /// Recomputes dirty bucket digests (blocking).
@@ -113,6 +119,47 @@ pub(crate) struct Fetched {
 
 /// Fetches `hashes` from `peer` in batches, validates and stores them, then fetches
 /// the links they carry that are missing too.
+pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
+    fetch_fed(shared, peer, hashes, None).await
+}
+
+/// Hashes a fetch remembers having asked for, so that a link to a record already on
+/// its way is not asked for again. Bounded: the oldest are forgotten first (by then
+/// they are stored, and [`absent`] filters them out).
+struct Asked {
+    set: HashSet<RecordHash>,
+    order: VecDeque<RecordHash>,
+}
+
+/// Most hashes an [`Asked`] remembers.
+const ASKED_MAX: usize = 4 * FETCH_BUFFER;
+
+impl Asked {
+    fn new() -> Self {
+        Asked {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// True if `h` was not asked for (recently); remembers it.
+    fn insert(&mut self, h: RecordHash) -> bool {
+        if !self.set.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        if self.order.len() > ASKED_MAX
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// [`fetch`], taking more hashes from `more` (until it closes) as the queue runs low:
+/// a storage-order walk lists the peer's hashes while their records are fetched, so
+/// the pipeline never drains between pages.
 ///
 /// Verification is the bound of a catch-up, so the stages overlap: up to [`REQUESTS`]
 /// requests are on the wire while up to [`ACCEPTING`] accepts verify (on every core)
@@ -121,10 +168,15 @@ pub(crate) struct Fetched {
 /// per few hundred records, not per reply; an accept starts at once when nothing else
 /// is on the wire, so a single announced record is not delayed. Every stage is
 /// bounded, so memory stays bounded however many hashes are fetched.
-pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
+async fn fetch_fed(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    hashes: Vec<RecordHash>,
+    mut more: Option<mpsc::Receiver<Vec<RecordHash>>>,
+) -> Fetched {
     let mut out = Fetched::default();
-    let mut asked: HashSet<RecordHash> = hashes.iter().copied().collect();
-    let mut queue: VecDeque<RecordHash> = hashes.into();
+    let mut asked = Asked::new();
+    let mut queue: VecDeque<RecordHash> = hashes.into_iter().filter(|h| asked.insert(*h)).collect();
     let mut requests: VecDeque<(Vec<RecordHash>, GetReply)> = VecDeque::new();
     let mut gathered: (Vec<RecordHash>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let mut accepting: VecDeque<(Vec<RecordHash>, AcceptReply)> = VecDeque::new();
@@ -135,6 +187,16 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
         out.failed = true;
     };
     loop {
+        // Take what the feed has ready, enough for the requests below.
+        while queue.len() < REQUESTS * wire::MAX_GET
+            && let Some(rx) = &mut more
+        {
+            match rx.try_recv() {
+                Ok(v) => queue.extend(v.into_iter().filter(|h| asked.insert(*h))),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => more = None,
+            }
+        }
         while requests.len() < REQUESTS
             && let Some(r) = next_get(shared, peer, &mut queue)
         {
@@ -174,13 +236,21 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
                 settle_later(shared, peer, accepting);
                 return out;
             }
-            if !links.is_empty() {
+            if !links.is_empty() && queue.len() < QUEUE_MAX {
                 queue.extend(absent(shared, links).await);
             }
             continue;
         }
         let Some((batch, reply)) = requests.pop_front() else {
-            return out;
+            // Nothing in flight: wait for the feed, or finish.
+            match &mut more {
+                Some(rx) => match rx.recv().await {
+                    Some(v) => queue.extend(v.into_iter().filter(|h| asked.insert(*h))),
+                    None => more = None,
+                },
+                None => return out,
+            }
+            continue;
         };
         let answer = match reply.await {
             Ok(a) => a,
@@ -224,7 +294,7 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<Record
 /// Get requests on the wire at once in [`fetch`] (each up to [`wire::MAX_GET`] records).
 const REQUESTS: usize = 4;
 /// Accepts (verification and storage) running at once in [`fetch`].
-const ACCEPTING: usize = 3;
+const ACCEPTING: usize = 4;
 /// Records gathered from replies before an accept starts (unless nothing else is
 /// coming): bigger batches share the store's transaction and fsync.
 const ACCEPT_BATCH: usize = 512;
@@ -236,7 +306,7 @@ async fn settle(
     peer: PeerId,
     hashes: &[RecordHash],
     reply: AcceptReply,
-    asked: &mut HashSet<RecordHash>,
+    asked: &mut Asked,
 ) -> Option<(usize, usize, Vec<RecordHash>)> {
     let Ok(results) = reply.await else {
         tracing::error!("record source task failed");
@@ -249,9 +319,7 @@ async fn settle(
             Ok(Accepted::New { links: l }) => {
                 b.mark(h);
                 new += 1;
-                if asked.len() < MAX_FOLLOWED {
-                    links.extend(l.into_iter().filter(|x| asked.insert(*x)));
-                }
+                links.extend(l.into_iter().filter(|x| asked.insert(*x)));
             }
             Ok(Accepted::Duplicate) => {}
             Err(Rejected::Invalid(why)) => {
@@ -277,7 +345,7 @@ fn settle_later(
     }
     let s = shared.clone();
     tokio::spawn(async move {
-        let mut asked = HashSet::new();
+        let mut asked = Asked::new();
         for (hashes, reply) in accepting {
             let _ = settle(&s, peer, &hashes, reply, &mut asked).await;
         }
@@ -448,9 +516,27 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
 /// and a page (a peer cannot keep it listing forever). False if the peer failed; a
 /// peer that refuses the request is left to bucket reconciliation.
 async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> bool {
+    let (tx, rx) = mpsc::channel(WALK_AHEAD);
+    let lister = {
+        let shared = shared.clone();
+        tokio::spawn(async move { list_stored(&shared, peer, expected, tx).await })
+    };
+    // The fetch ends when the listing does (the channel closes) and all is stored; if
+    // the fetch fails first, the listing stops at its next page (nobody receives).
+    let fetched = fetch_fed(shared, peer, Vec::new(), Some(rx)).await;
+    let listed = lister.await.unwrap_or(false);
+    listed && !fetched.failed
+}
+
+/// The listing side of [`walk_stored`]: sends the missing hashes of each page to `tx`.
+async fn list_stored(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    expected: u64,
+    tx: mpsc::Sender<Vec<RecordHash>>,
+) -> bool {
     let mut after = 0u64;
     let mut listed = 0u64;
-    let mut missing = Vec::new();
     while listed <= expected {
         let req = Request::Stored {
             after,
@@ -486,16 +572,12 @@ async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> bool 
         }
         after = next;
         listed += page.len() as u64;
-        missing.extend(absent(shared, page).await);
-        if missing.len() >= FETCH_BUFFER
-            && fetch(shared, peer, std::mem::take(&mut missing))
-                .await
-                .failed
-        {
+        let missing = absent(shared, page).await;
+        if !missing.is_empty() && tx.send(missing).await.is_err() {
             return false;
         }
     }
-    missing.is_empty() || !fetch(shared, peer, missing).await.failed
+    true
 }
 
 async fn digests(

@@ -61,6 +61,10 @@ impl RecordSource for StoreSource {
         self.store.contains(hash).unwrap_or(false)
     }
 
+    fn absent(&self, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
+        self.store.missing(&hashes).unwrap_or(hashes)
+    }
+
     fn get(&self, hash: &RecordHash) -> Option<Vec<u8>> {
         self.store
             .get(hash)

@@ -24,15 +24,25 @@ pub(crate) fn at_insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<(i
         return Ok((REPUTATION_DEFAULT, Vec::new()));
     };
     let id = r.id();
-    let mut stmt = tx.prepare_cached(
-        "SELECT w.owner, w.reputation, w.synced FROM selector s JOIN record w ON w.seq = s.seq
-         WHERE s.idx = 0 AND s.key = ?1 AND w.id = ?2",
-    )?;
-    let rows: Vec<(Vec<u8>, i64, bool)> = stmt
-        .query_map((&key0.0[..], &id.0[..]), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
+    // Two single-table lookups, not a join: SQLite marks a join's parameters as
+    // plan-relevant, and such a statement is re-prepared each time it comes back from
+    // rusqlite's cache. Almost always the key is new and the first finds nothing.
+    let seqs: Vec<u32> = tx
+        .prepare_cached("SELECT seq FROM selector WHERE idx = 0 AND key = ?1")?
+        .query_map([&key0.0[..]], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    let mut rows: Vec<(Vec<u8>, i64, bool)> = Vec::new();
+    if !seqs.is_empty() {
+        let mut stmt =
+            tx.prepare_cached("SELECT owner, reputation, synced, id FROM record WHERE seq = ?1")?;
+        for seq in seqs {
+            let (owner, rep, synced, rid): (Vec<u8>, i64, bool, Vec<u8>) =
+                stmt.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            if rid[..] == id.0[..] {
+                rows.push((owner, rep, synced));
+            }
+        }
+    }
     let owner = r.owner();
     let mine = &owner.as_bytes()[..];
     if let Some(best) = rows

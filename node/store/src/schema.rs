@@ -124,6 +124,10 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         }
     }
     let db = Connection::open(path)?;
+    // The store runs about 30 distinct cached statements, more than rusqlite's default
+    // cache of 16: with that, every batch re-prepared (parsed and planned) its insert
+    // statements under the store lock.
+    db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     register_functions(&db)?;
     db.execute_batch(
         "PRAGMA journal_mode=WAL;
@@ -141,6 +145,9 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     }
     Ok(db)
 }
+
+/// Prepared statements kept per connection (see [`open`]).
+const STATEMENT_CACHE: usize = 64;
 
 /// Reads a meta integer (0 if absent).
 pub fn meta(db: &Connection, k: &str) -> rusqlite::Result<i64> {

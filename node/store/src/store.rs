@@ -182,6 +182,18 @@ impl Store {
         Ok(exists(&self.lock().db, hash)?)
     }
 
+    /// The hashes of `hashes` that are not stored, in order (one lock for all).
+    pub fn missing(&self, hashes: &[RecordHash]) -> Result<Vec<RecordHash>, StoreError> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for h in hashes {
+            if !exists(&inner.db, h)? {
+                out.push(*h);
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads a stored record.
     pub fn get(&self, hash: &RecordHash) -> Result<Option<Record>, StoreError> {
         let inner = self.lock();
@@ -432,16 +444,19 @@ impl Inner {
 
     /// Rebuilds the DAG (parents, linked counts, tips, weights) from the index.
     fn load_dag(&mut self) -> Result<(), StoreError> {
-        let mut parents: Vec<(u32, u32)> = self
+        let parents: Vec<(u32, u32)> = self
             .db
             .prepare(
                 "SELECT l.seq, t.seq FROM link l
                  JOIN record t ON t.h8 = lf_h8(l.target) AND t.hash = l.target
-                 JOIN record s ON s.seq = l.seq WHERE s.synced = 1",
+                 JOIN record s ON s.seq = l.seq WHERE s.synced = 1
+                 ORDER BY l.seq, l.target",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        parents.sort_unstable();
+        // Parents in target-hash order, as at insert: the weight walk stops after
+        // `WEIGHT_VISIT_CAP` visits, so its order decides which ancestors get weight,
+        // and every node (and this one after a restart) must walk in the same order.
         let nodes: Vec<(u32, i64, i64)> = self
             .db
             .prepare("SELECT seq, score, reputation FROM record WHERE synced = 1 ORDER BY seq")?
@@ -525,21 +540,43 @@ fn index_one(
             .execute((i as i64, &k.0[..], seq))?;
     }
     let mut waiting = false;
+    // (target, seq, ts) of each synchronized parent: when all are, the record is
+    // synchronized at once with what is known here, without reading it back.
+    let mut parents: Vec<(RecordHash, u32, i64)> = Vec::with_capacity(r.links().len());
     for l in r.links() {
         tx.prepare_cached("INSERT OR IGNORE INTO link (seq, target) VALUES (?1, ?2)")?
             .execute((seq, &l.0[..]))?;
-        let target: Option<bool> = tx
-            .prepare_cached("SELECT synced FROM record WHERE h8 = lf_h8(?1) AND hash = ?1")?
-            .query_row([&l.0[..]], |row| row.get(0))
+        let target: Option<(u32, i64, bool)> = tx
+            .prepare_cached(
+                "SELECT seq, ts, synced FROM record WHERE h8 = lf_h8(?1) AND hash = ?1",
+            )?
+            .query_row([&l.0[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .optional()?;
-        if target != Some(true) {
-            tx.prepare_cached("INSERT OR IGNORE INTO pending (target, seq) VALUES (?1, ?2)")?
-                .execute((&l.0[..], seq))?;
-            waiting = true;
+        match target {
+            Some((pseq, pts, true)) => parents.push((*l, pseq, pts)),
+            _ => {
+                tx.prepare_cached("INSERT OR IGNORE INTO pending (target, seq) VALUES (?1, ?2)")?
+                    .execute((&l.0[..], seq))?;
+                waiting = true;
+            }
         }
     }
     if !waiting {
-        mark_synced(tx, dag, config, seq, r.hash())?;
+        // In the order `SELECT target FROM link` returns them (by target hash), which
+        // the weight walk depends on.
+        parents.sort_unstable_by_key(|p| p.0);
+        parents.dedup_by_key(|p| p.0);
+        let s = Syncing {
+            seq,
+            hash: r.hash(),
+            ts: r.timestamp() as i64,
+            score: score as i64,
+            rep,
+            parents: parents.into_iter().map(|(_, s, t)| (s, t)).collect(),
+        };
+        mark_synced(tx, dag, config, s)?;
     }
     Ok(seq)
 }
@@ -560,18 +597,21 @@ fn index_comments(tx: &Transaction<'_>, r: &Record, seq: u32) -> Result<(), Stor
     Ok(())
 }
 
-/// Marks `seq` fully synchronized, adds it to the DAG, then does the same for every
-/// record that was waiting only for it (iteratively, no recursion depth limit).
-fn mark_synced(
-    tx: &Transaction<'_>,
-    dag: &mut Dag,
-    config: &StoreConfig,
+/// A record about to be marked synchronized, with what that needs.
+struct Syncing {
     seq: u32,
     hash: RecordHash,
-) -> Result<(), StoreError> {
-    let mut queue = vec![(seq, hash)];
-    while let Some((seq, hash)) = queue.pop() {
-        let (ts, score, mut rep): (i64, i64, i64) = tx
+    ts: i64,
+    score: i64,
+    rep: i64,
+    /// (seq, ts) of its parents, by target hash.
+    parents: Vec<(u32, i64)>,
+}
+
+impl Syncing {
+    /// Reads what marking `seq` synchronized needs from the index.
+    fn load(tx: &Transaction<'_>, seq: u32, hash: RecordHash) -> Result<Syncing, StoreError> {
+        let (ts, score, rep): (i64, i64, i64) = tx
             .prepare_cached("SELECT ts, score, reputation FROM record WHERE seq = ?1")?
             .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         // Two single-table lookups, not a join: SQLite marks a join's `?1` as
@@ -592,31 +632,61 @@ fn mark_synced(
                 parents.push(p);
             }
         }
+        Ok(Syncing {
+            seq,
+            hash,
+            ts,
+            score,
+            rep,
+            parents,
+        })
+    }
+}
+
+/// Marks a record fully synchronized, adds it to the DAG, then does the same for every
+/// record that was waiting only for it (iteratively, no recursion depth limit).
+fn mark_synced(
+    tx: &Transaction<'_>,
+    dag: &mut Dag,
+    config: &StoreConfig,
+    first: Syncing,
+) -> Result<(), StoreError> {
+    let mut next = Some(first);
+    let mut queue: Vec<(u32, RecordHash)> = Vec::new();
+    loop {
+        let s = match next.take() {
+            Some(s) => s,
+            None => match queue.pop() {
+                Some((seq, hash)) => Syncing::load(tx, seq, hash)?,
+                None => return Ok(()),
+            },
+        };
+        let mut rep = s.rep;
         let drift = config.max_time_drift as i64;
         if rep > reputation::REPUTATION_TEMPORAL
-            && parents
+            && s.parents
                 .iter()
-                .any(|&(_, pts)| pts > ts.saturating_add(drift))
+                .any(|&(_, pts)| pts > s.ts.saturating_add(drift))
         {
             rep = reputation::REPUTATION_TEMPORAL;
         }
         tx.prepare_cached("UPDATE record SET synced = 1, reputation = ?2 WHERE seq = ?1")?
-            .execute((seq, rep))?;
+            .execute((s.seq, rep))?;
         dag.add_synced(
-            seq,
-            parents.iter().map(|p| p.0).collect(),
-            score as u64,
+            s.seq,
+            s.parents.iter().map(|p| p.0).collect(),
+            s.score as u64,
             rep >= reputation::REPUTATION_DEFAULT,
         );
         // SELECT then DELETE rather than DELETE ... RETURNING: RETURNING builds a
         // temporary table on every run, and almost always nothing is waiting.
         let waiters: Vec<u32> = tx
             .prepare_cached("SELECT seq FROM pending WHERE target = ?1")?
-            .query_map([&hash.0[..]], |r| r.get(0))?
+            .query_map([&s.hash.0[..]], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         if !waiters.is_empty() {
             tx.prepare_cached("DELETE FROM pending WHERE target = ?1")?
-                .execute([&hash.0[..]])?;
+                .execute([&s.hash.0[..]])?;
         }
         for w in waiters {
             let still: bool = tx
@@ -630,5 +700,4 @@ fn mark_synced(
             }
         }
     }
-    Ok(())
 }

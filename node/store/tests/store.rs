@@ -445,3 +445,76 @@ fn hash_ranges_page_in_order_owner_totals_and_an_older_index_is_rebuilt() {
     let (lo, hi) = (RecordHash([0; 32]), RecordHash([0xff; 32]));
     assert_eq!(s.hashes_in_range(&lo, &hi, 1000).unwrap(), all);
 }
+
+/// Weights depend only on the DAG: the same records give the same weights in storage
+/// order, in another arrival order (records waiting for parents, then a cascade), and
+/// after a reopen rebuilds them from the index. The DAG is wide enough that the walk
+/// from the newest records stops at `WEIGHT_VISIT_CAP`, where the order in which
+/// parents are walked decides which ancestors get weight.
+#[test]
+fn weights_are_the_same_in_any_arrival_order_and_after_reopen() {
+    use lf_store::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
+    const N: usize = 4800;
+    const WINDOW: usize = 128;
+    let o = owner(9);
+    let mut records: Vec<Record> = vec![rec(&o, 1000, &[], None, b"g")];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 1..N {
+        let mut links = Vec::new();
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let back = 1 + (x as usize) % WINDOW.min(i);
+            let h = records[i - back].hash();
+            if !links.contains(&h) {
+                links.push(h);
+            }
+        }
+        records.push(rec(&o, 1000 + i as u64, &links, None, b""));
+    }
+    // The newest record has more ancestors within the horizon than the cap.
+    let index: std::collections::HashMap<RecordHash, &Record> =
+        records.iter().map(|r| (r.hash(), r)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut frontier = vec![records[N - 1].hash()];
+    for _ in 0..WEIGHT_HORIZON {
+        frontier = frontier
+            .iter()
+            .flat_map(|h| index[h].links().to_vec())
+            .filter(|p| seen.insert(*p))
+            .collect();
+    }
+    assert!(seen.len() > WEIGHT_VISIT_CAP, "{} ancestors", seen.len());
+
+    let weights = |s: &Store| -> Vec<u64> {
+        records
+            .iter()
+            .map(|r| s.info(&r.hash()).unwrap().unwrap().weight)
+            .collect()
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let in_order = {
+        let s = Store::open(d1.path(), CONFIG).unwrap();
+        for batch in records.chunks(500) {
+            s.put_many(batch).unwrap();
+        }
+        weights(&s)
+    };
+    // Children before parents: blocks of 100 in reverse, each block in order, then the
+    // genesis last (everything waits for it, then one cascade).
+    let s2 = Store::open(d2.path(), CONFIG).unwrap();
+    for block in records[1..].chunks(100).rev() {
+        s2.put_many(block).unwrap();
+    }
+    assert_eq!(s2.stats().unwrap().synced, 0);
+    s2.put(&records[0]).unwrap();
+    assert_eq!(s2.stats().unwrap().synced, N as u64);
+    assert_eq!(
+        weights(&s2),
+        in_order,
+        "weights differ with another arrival order"
+    );
+    let reopened = weights(&Store::open(d1.path(), CONFIG).unwrap());
+    assert_eq!(reopened, in_order, "weights differ after a reopen");
+}
