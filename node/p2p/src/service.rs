@@ -921,6 +921,21 @@ fn dialable(a: &Multiaddr) -> bool {
     tcp
 }
 
+/// Why this node's behaviours denied a connection (libp2p's `ConnectionDenied` only
+/// says "connection denied").
+fn denied(cause: &libp2p::swarm::ConnectionDenied) -> String {
+    if let Some(e) = cause.downcast_ref::<libp2p::connection_limits::Exceeded>() {
+        e.to_string()
+    } else if cause
+        .downcast_ref::<libp2p::allow_block_list::Blocked>()
+        .is_some()
+    {
+        "the peer is banned for a while (it sent invalid data)".into()
+    } else {
+        cause.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -977,20 +992,5 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         c.shutdown().await;
-    }
-}
-
-/// Why this node's behaviours denied a connection (libp2p's `ConnectionDenied` only
-/// says "connection denied").
-fn denied(cause: &libp2p::swarm::ConnectionDenied) -> String {
-    if let Some(e) = cause.downcast_ref::<libp2p::connection_limits::Exceeded>() {
-        e.to_string()
-    } else if cause
-        .downcast_ref::<libp2p::allow_block_list::Blocked>()
-        .is_some()
-    {
-        "the peer is banned for a while (it sent invalid data)".into()
-    } else {
-        cause.to_string()
     }
 }
