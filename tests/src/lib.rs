@@ -243,6 +243,33 @@ impl TestNode {
         self.lf(&all)
     }
 
+    /// `lf -json status` of this node, parsed (asked through [`TestNode::lf_url`]).
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&ok(&self.lf_url(&["-json", "status"]))).expect("status JSON")
+    }
+
+    /// The connected peers `lf -json status` lists, as (peer ID, inbound), by ID.
+    pub fn peers(&self) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self.status()["Peers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        let id = p["PeerID"].as_str()?.to_string();
+                        Some((id, p["Inbound"].as_bool().unwrap_or(false)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The connected peers' IDs, sorted.
+    pub fn peer_ids(&self) -> Vec<String> {
+        self.peers().into_iter().map(|(id, _)| id).collect()
+    }
+
     /// Sends a signal with kill(1) and waits for the exit status.
     pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("node running");

@@ -30,27 +30,9 @@ fn lf(node: &TestNode, args: &[&str]) -> std::process::Output {
     node.lf_url(args)
 }
 
-fn status(node: &TestNode) -> serde_json::Value {
-    serde_json::from_str(&ok(&lf(node, &["-json", "status"]))).unwrap()
-}
-
 /// The node's libp2p peer ID.
 fn p2p_id(node: &TestNode) -> String {
-    status(node)["P2PIdentity"].as_str().unwrap().to_string()
-}
-
-/// The peer IDs `lf -json status` lists as connected, sorted.
-fn peer_ids(node: &TestNode) -> Vec<String> {
-    let mut v: Vec<String> = status(node)["Peers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["PeerID"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    node.status()["P2PIdentity"].as_str().unwrap().to_string()
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -78,18 +60,18 @@ fn peer_exchange_connects_peers_of_a_peer() {
     // maintenance tick (5 s) dials the ones learned.
     let t = std::time::Instant::now();
     assert!(
-        wait_until(90, || peer_ids(&a).contains(&c_id)
-            && peer_ids(&c).contains(&a_id)),
+        wait_until(90, || a.peer_ids().contains(&c_id)
+            && c.peer_ids().contains(&a_id)),
         "A and C never connected: A has {:?}, C has {:?}\n{}\n{}",
-        peer_ids(&a),
-        peer_ids(&c),
+        a.peer_ids(),
+        c.peer_ids(),
         a.output(),
         c.output()
     );
     eprintln!("A and C connected {:?} after starting", t.elapsed());
-    assert_eq!(peer_ids(&a), sorted(vec![b_id.clone(), c_id.clone()]));
-    assert_eq!(peer_ids(&c), sorted(vec![a_id.clone(), b_id.clone()]));
-    assert_eq!(peer_ids(&b), sorted(vec![a_id.clone(), c_id.clone()]));
+    assert_eq!(a.peer_ids(), sorted(vec![b_id.clone(), c_id.clone()]));
+    assert_eq!(c.peer_ids(), sorted(vec![a_id.clone(), b_id.clone()]));
+    assert_eq!(b.peer_ids(), sorted(vec![a_id.clone(), c_id.clone()]));
     // `lf status` (text) shows them too.
     let text = ok(&lf(&a, &["status"]));
     assert!(text.contains("peers          2"), "{text}");
@@ -97,11 +79,11 @@ fn peer_exchange_connects_peers_of_a_peer() {
     // The direct link carries records: without B, a write on A reaches C.
     assert!(b.stop("TERM").success(), "B did not stop cleanly");
     assert!(
-        wait_until(60, || peer_ids(&a) == vec![c_id.clone()]
-            && peer_ids(&c) == vec![a_id.clone()]),
+        wait_until(60, || a.peer_ids() == vec![c_id.clone()]
+            && c.peer_ids() == vec![a_id.clone()]),
         "A {:?}, C {:?}",
-        peer_ids(&a),
-        peer_ids(&c)
+        a.peer_ids(),
+        c.peer_ids()
     );
     ok(&lf(&a, &["set", "direct", "from A to C without B"]));
     assert!(
@@ -124,10 +106,10 @@ fn peers_json_is_saved_and_reused_at_restart() {
     let (a_id, b_id, c_id) = (p2p_id(&a), p2p_id(&b), p2p_id(&c));
     // A learns C from B (peer exchange) and connects to it.
     assert!(
-        wait_until(90, || peer_ids(&a)
+        wait_until(90, || a.peer_ids()
             == sorted(vec![b_id.clone(), c_id.clone()])),
         "A has {:?}: {}",
-        peer_ids(&a),
+        a.peer_ids(),
         a.output()
     );
     ok(&lf(&b, &["set", "before", "written before the restart"]));
@@ -162,21 +144,21 @@ fn peers_json_is_saved_and_reused_at_restart() {
         "meanwhile",
         "while A was down"
     )));
-    assert!(wait_until(60, || peer_ids(&b) == vec![c_id.clone()]));
+    assert!(wait_until(60, || b.peer_ids() == vec![c_id.clone()]));
 
     a.peers.clear();
     a.p2p_port = free_port();
     a.restart();
     assert_eq!(p2p_id(&a), a_id, "the P2P identity changed at restart");
     assert!(
-        wait_until(90, || peer_ids(&a)
+        wait_until(90, || a.peer_ids()
             == sorted(vec![b_id.clone(), c_id.clone()])),
         "A did not reconnect from peers.json: {:?}\n{}",
-        peer_ids(&a),
+        a.peer_ids(),
         a.output()
     );
     // A dialed them (they knew only its old port).
-    let st = status(&a);
+    let st = a.status();
     for p in st["Peers"].as_array().unwrap() {
         assert_eq!(p["Inbound"], false, "{p}");
     }
@@ -218,7 +200,7 @@ fn genesis_bootstrap_peer_is_dialed() {
     let n1 = TestNode::start_on_p2p_port(&h[0], p2p_port);
     assert_eq!(n1.p2p_addr(), bootstrap);
     // The configuration in force names the peer.
-    let st = status(&n1);
+    let st = n1.status();
     assert!(
         st["Network"].to_string().contains(&bootstrap),
         "bootstrap peer not in the network configuration: {}",
@@ -230,12 +212,12 @@ fn genesis_bootstrap_peer_is_dialed() {
     let n2 = TestNode::start(&h[1]);
     let (id1, id2) = (p2p_id(&n1), p2p_id(&n2));
     assert!(
-        wait_until(90, || peer_ids(&n2) == vec![id1.clone()]),
+        wait_until(90, || n2.peer_ids() == vec![id1.clone()]),
         "node 2 did not reach the bootstrap peer: {:?}\n{}",
-        peer_ids(&n2),
+        n2.peer_ids(),
         n2.output()
     );
-    let st = status(&n2);
+    let st = n2.status();
     assert_eq!(st["Peers"][0]["Inbound"], false, "{st}");
     assert!(
         wait_until(90, || has_value(&n2, "early", "before node 2 existed")),
@@ -249,22 +231,7 @@ fn genesis_bootstrap_peer_is_dialed() {
         "written on node 2"
     )));
     // Node 1 dialed its own address from the genesis: it is not its own peer.
-    assert_eq!(peer_ids(&n1), vec![id2]);
-}
-
-/// (peer ID, inbound) of each peer `lf -json status` lists.
-fn peer_dirs(node: &TestNode) -> Vec<(String, bool)> {
-    status(node)["Peers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    let id = p["PeerID"].as_str().unwrap_or_default().to_string();
-                    (id, p["Inbound"].as_bool().unwrap_or(false))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    assert_eq!(n1.peer_ids(), vec![id2]);
 }
 
 /// Connection limits: with `-max-inbound 1`, node A keeps its first inbound peer (B),
@@ -279,7 +246,7 @@ fn connection_limits_refuse_peers_past_them() {
     let b = TestNode::start_with_peers(&h[1], &[a.p2p_addr()]);
     let b_id = p2p_id(&b);
     let inbound = |n: &TestNode| {
-        peer_dirs(n)
+        n.peers()
             .into_iter()
             .filter(|(_, inbound)| *inbound)
             .map(|(id, _)| id)
@@ -288,7 +255,7 @@ fn connection_limits_refuse_peers_past_them() {
     assert!(
         wait_until(60, || inbound(&a) == vec![b_id.clone()]),
         "B did not connect to A: {:?}\n{}",
-        peer_dirs(&a),
+        a.peers(),
         a.output()
     );
     let c = TestNode::start_with_peers(&h[2], &[a.p2p_addr(), b.p2p_addr()]);
@@ -301,9 +268,9 @@ fn connection_limits_refuse_peers_past_them() {
         a.output()
     );
     assert!(
-        wait_until(60, || peer_ids(&c) == vec![b_id.clone()]),
+        wait_until(60, || c.peer_ids() == vec![b_id.clone()]),
         "C did not connect to B: {:?}",
-        peer_ids(&c)
+        c.peer_ids()
     );
     // C redials A every few seconds and is never let in; B still replicates with A.
     ok(&lf(&a, &["set", "limits", "from A"]));
@@ -323,7 +290,7 @@ fn connection_limits_refuse_peers_past_them() {
         ],
     );
     let outbound = |n: &TestNode| {
-        peer_dirs(n)
+        n.peers()
             .into_iter()
             .filter(|(_, inbound)| !inbound)
             .map(|(id, _)| id)
@@ -332,7 +299,7 @@ fn connection_limits_refuse_peers_past_them() {
     assert!(
         wait_until(60, || outbound(&d).len() == 1),
         "D made no outbound connection: {:?}\n{}",
-        peer_dirs(&d),
+        d.peers(),
         d.output()
     );
     let first = outbound(&d)[0].clone();

@@ -24,16 +24,12 @@ fn lf(node: &TestNode, args: &[&str]) -> std::process::Output {
     node.lf_url(args)
 }
 
-fn status(node: &TestNode) -> serde_json::Value {
-    serde_json::from_str(&ok(&lf(node, &["-json", "status"]))).unwrap()
-}
-
 fn peer_count(node: &TestNode) -> usize {
-    status(node)["Peers"].as_array().map_or(0, Vec::len)
+    node.status()["Peers"].as_array().map_or(0, Vec::len)
 }
 
 fn record_count(node: &TestNode) -> u64 {
-    status(node)["RecordCount"].as_u64().unwrap_or(0)
+    node.status()["RecordCount"].as_u64().unwrap_or(0)
 }
 
 #[test]
@@ -294,7 +290,7 @@ fn cluster_fresh_node_catches_up_10k_records() {
         N as f64 / secs
     );
     // Fully synchronized, the same count on all four, and readable there.
-    assert!(synced(&n4), "{}", status(&n4));
+    assert!(synced(&n4), "{}", n4.status());
     for n in [&n1, &n2, &n3] {
         assert_eq!(record_count(n), total);
     }
@@ -351,17 +347,6 @@ fn hostile(node: &TestNode, network: &str, attack: &str, secs: u64) -> std::proc
         .unwrap()
 }
 
-fn peer_ids(node: &TestNode) -> Vec<String> {
-    status(node)["Peers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["PeerID"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Peers that send garbage, oversized or forged messages and records are thrown out and
 /// banned; a peer that announces and never answers does not stall replication; the
 /// honest nodes keep replicating throughout and store nothing of it.
@@ -372,7 +357,7 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     let n1 = TestNode::start(&h[0]);
     let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
     assert!(wait_until(20, || peer_count(&n1) == 1 && peer_count(&n2) == 1));
-    let network = status(&n1)["Network"]["id"].as_str().unwrap().to_string();
+    let network = n1.status()["Network"]["id"].as_str().unwrap().to_string();
     let before = record_count(&n1);
     hostile_bin();
     // A silent peer on node 2 announces records and never serves them: node 2 must
@@ -423,15 +408,15 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
             .find_map(|l| l.strip_prefix("peer "))
             .unwrap()
             .to_string();
-        assert!(!peer_ids(&n1).contains(&id), "{attack}: still listed");
+        assert!(!n1.peer_ids().contains(&id), "{attack}: still listed");
     }
     let o = silent.wait_with_output().unwrap();
     eprintln!("silent peer: {}", stdout(&o));
     // Nothing hostile was stored; node 1's peers are node 2 alone.
     assert_eq!(record_count(&n1), before + 3);
     assert!(wait_until(10, || record_count(&n2) == before + 3));
-    let n2_id = status(&n2)["P2PIdentity"].as_str().unwrap().to_string();
-    assert_eq!(peer_ids(&n1), vec![n2_id], "{:?}", status(&n1)["Peers"]);
+    let n2_id = n2.status()["P2PIdentity"].as_str().unwrap().to_string();
+    assert_eq!(n1.peer_ids(), vec![n2_id], "{:?}", n1.status()["Peers"]);
 }
 
 /// The candidates `lf -json get <name>` shows on `node`, best first: (value, owner).
@@ -473,7 +458,7 @@ fn cluster_partition_heals_to_identical_winners() {
         && peer_count(&n3) == 2));
     let oracles: Vec<String> = [&n1, &n2]
         .iter()
-        .map(|n| status(n)["Identity"].as_str().unwrap().to_string())
+        .map(|n| n.status()["Identity"].as_str().unwrap().to_string())
         .collect();
     for n in [&n1, &n2, &n3] {
         for o in &oracles {
@@ -517,7 +502,7 @@ fn cluster_partition_heals_to_identical_winners() {
     // Heal.
     ok(&lf(&n3, &["node-connect", &n1.p2p_addr()]));
     let same = || {
-        let (a, b, c) = (status(&n1), status(&n2), status(&n3));
+        let (a, b, c) = (n1.status(), n2.status(), n3.status());
         a["RecordCount"] == b["RecordCount"]
             && a["RecordCount"] == c["RecordCount"]
             && a["SynchronizedCount"] == a["RecordCount"]

@@ -30,10 +30,6 @@ fn network(dir: &Path) -> PathBuf {
     net
 }
 
-fn status(n: &TestNode) -> Value {
-    serde_json::from_str(&ok(&n.lf(&["-json", "status"]))).unwrap()
-}
-
 #[test]
 fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +75,7 @@ fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     for n in [&n1, &n2, &n3] {
         assert!(
             wait_until(30, || {
-                let s = status(n);
+                let s = n.status();
                 s["Network"]["name"] == "Renamed net"
                     && s["Network"]["record_max_value_size"] == 4000
                     && s["ConfigAmendments"] == 1
@@ -101,7 +97,7 @@ fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     // A restart rebuilds the amended configuration from the stored records.
     n2.stop("TERM");
     n2.restart();
-    let s = status(&n2);
+    let s = n2.status();
     assert_eq!(s["Network"]["name"], "Renamed net");
     assert_eq!(s["ConfigAmendments"], 1);
 }

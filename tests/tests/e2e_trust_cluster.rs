@@ -63,12 +63,8 @@ fn json_of(o: &std::process::Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap()
 }
 
-fn status(node: &TestNode) -> Value {
-    json_of(&on(node, &["-json", "status"]))
-}
-
 fn peer_count(node: &TestNode) -> usize {
-    status(node)["Peers"].as_array().map_or(0, Vec::len)
+    node.status()["Peers"].as_array().map_or(0, Vec::len)
 }
 
 fn owner_status(node: &TestNode, owner: &str) -> Value {
@@ -166,7 +162,7 @@ fn certify_identity(node: &TestNode, ca: &Path) -> String {
     ok(&on(node, &["owner", "csr", "-key", key, "-out", csr]));
     ok(&on(node, &["owner", "sign", "-ca", ca, "-out", crt, csr]));
     ok(&on(node, &["owner", "publish-cert", "-ca", ca, crt]));
-    status(node)["Identity"].as_str().unwrap().to_string()
+    node.status()["Identity"].as_str().unwrap().to_string()
 }
 
 /// A datum record by `owner` under `name`, built as `lf set` would (links and
@@ -233,7 +229,7 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
         n2.output(),
         n3.output()
     );
-    assert_eq!(status(&n3)["Network"]["auth_required"], true);
+    assert_eq!(n3.status()["Network"]["auth_required"], true);
 
     // Certificates: the oracles' identities, alice and bob on node 1, mallory on node 3.
     let oracles = vec![certify_identity(&n1, &ca), certify_identity(&n2, &ca)];
@@ -318,7 +314,7 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     }
     // (CRLs carry whole seconds and revoke at or after their time: revoke in a later
     // second than bob's record, which stays certified at its timestamp.)
-    assert!(wait_until(5, || status(&n1)["ServerTime"]
+    assert!(wait_until(5, || n1.status()["ServerTime"]
         .as_u64()
         .is_some_and(|t| t > before_ts)));
     let crl = json_of(&on(
@@ -463,7 +459,7 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     for n in [&n1, &n2, &n3] {
         assert!(
             wait_until(30, || {
-                let s = status(n);
+                let s = n.status();
                 s["Network"]["name"] == "Trusted net" && s["ConfigAmendments"] == 1
             }),
             "amendment never applied on {}: {}",
@@ -471,7 +467,7 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
             n.output()
         );
         // The amendment changes only the name: certificates are still required.
-        assert_eq!(status(n)["Network"]["auth_required"], true);
+        assert_eq!(n.status()["Network"]["auth_required"], true);
     }
 
     // The refused uncertified record is nowhere, after all that replication.
@@ -505,7 +501,7 @@ fn e2e_trust_oracle_publishes_commentary_without_collision() {
     ));
     let n1 = TestNode::start_with_args(&home_on(&net, dir.path(), "n1"), &ORACLE);
     let n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
-    let oracle = status(&n1)["Identity"].as_str().unwrap().to_string();
+    let oracle = n1.status()["Identity"].as_str().unwrap().to_string();
     let genesis = std::fs::read(net.join("genesis.lf")).unwrap();
     let genesis_records = lf_record::parse_records(&genesis).unwrap().1.len() as u64;
     // The commentary is a tip, so it is among node 2's link candidates once it is there.
@@ -538,7 +534,7 @@ fn e2e_trust_oracle_publishes_commentary_without_collision() {
     assert!(c["WorkEffort"].as_u64().unwrap() > 0, "{c}");
     assert_eq!(c["Synchronized"], true, "{c}");
     assert!(c["Links"].as_array().unwrap().len() >= 2, "{c}");
-    let st = status(&n2);
+    let st = n2.status();
     assert_eq!(
         st["RecordCount"].as_u64().unwrap(),
         genesis_records + owner_status(&n2, &oracle)["RecordCount"].as_u64().unwrap(),
