@@ -258,7 +258,7 @@ fn cluster_fresh_node_catches_up_10k_records() {
     let total = base + N as u64;
     assert_eq!(record_count(&n1), total);
     let synced = |n: &TestNode| {
-        let st = status(n);
+        let st = n.status();
         st["RecordCount"].as_u64() == Some(total)
             && st["SynchronizedCount"].as_u64() == Some(total)
             && st["WantedCount"] == 0

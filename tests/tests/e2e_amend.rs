@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use lf_tests::{TestNode, home_on, lf, ok, stderr, stdout, wait_until};
-use serde_json::Value;
 
 fn network(dir: &Path) -> PathBuf {
     let net = dir.join("net");
