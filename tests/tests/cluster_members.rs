@@ -234,6 +234,15 @@ fn genesis_bootstrap_peer_is_dialed() {
     assert_eq!(n1.peer_ids(), vec![id2]);
 }
 
+/// The IDs of the node's peers that it dialed (`outbound`) or that dialed it.
+fn peers_dialed(node: &TestNode, outbound: bool) -> Vec<String> {
+    node.peers()
+        .into_iter()
+        .filter(|(_, inbound)| *inbound != outbound)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// Connection limits: with `-max-inbound 1`, node A keeps its first inbound peer (B),
 /// refuses the next (C) and says why in its log, and keeps replicating with B. With
 /// `-max-outbound 1`, node D, given two peers, connects to one of them only, also after
@@ -245,13 +254,7 @@ fn connection_limits_refuse_peers_past_them() {
     let a = TestNode::start_with_args(&h[0], &["-max-inbound", "1"]);
     let b = TestNode::start_with_peers(&h[1], &[a.p2p_addr()]);
     let b_id = p2p_id(&b);
-    let inbound = |n: &TestNode| {
-        n.peers()
-            .into_iter()
-            .filter(|(_, inbound)| *inbound)
-            .map(|(id, _)| id)
-            .collect::<Vec<_>>()
-    };
+    let inbound = |n: &TestNode| peers_dialed(n, false);
     assert!(
         wait_until(60, || inbound(&a) == vec![b_id.clone()]),
         "B did not connect to A: {:?}\n{}",
@@ -289,13 +292,7 @@ fn connection_limits_refuse_peers_past_them() {
             &c.p2p_addr(),
         ],
     );
-    let outbound = |n: &TestNode| {
-        n.peers()
-            .into_iter()
-            .filter(|(_, inbound)| !inbound)
-            .map(|(id, _)| id)
-            .collect::<Vec<_>>()
-    };
+    let outbound = |n: &TestNode| peers_dialed(n, true);
     assert!(
         wait_until(60, || outbound(&d).len() == 1),
         "D made no outbound connection: {:?}\n{}",

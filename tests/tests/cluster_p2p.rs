@@ -24,10 +24,6 @@ fn lf(node: &TestNode, args: &[&str]) -> std::process::Output {
     node.lf_url(args)
 }
 
-fn peer_count(node: &TestNode) -> usize {
-    node.status()["Peers"].as_array().map_or(0, Vec::len)
-}
-
 fn record_count(node: &TestNode) -> u64 {
     node.status()["RecordCount"].as_u64().unwrap_or(0)
 }
@@ -41,7 +37,7 @@ fn cluster_three_nodes_converge_and_get_on_node_3() {
     // Node 3 knows only node 2: node 1's writes reach it through node 2.
     let n3 = TestNode::start_with_peers(&h[2], &[n2.p2p_addr()]);
     assert!(
-        wait_until(20, || peer_count(&n2) == 2 && peer_count(&n3) >= 1),
+        wait_until(20, || n2.peers().len() == 2 && !n3.peers().is_empty()),
         "peers did not connect: {}\n{}",
         n2.output(),
         n3.output()
@@ -122,8 +118,8 @@ fn cluster_other_network_cannot_connect() {
         "error does not say why: {}",
         stderr(&o)
     );
-    assert_eq!(peer_count(&n1), 0);
-    assert_eq!(peer_count(&n2), 0);
+    assert_eq!(n1.peers().len(), 0);
+    assert_eq!(n2.peers().len(), 0);
 }
 
 /// The genesis records of the network in `home` (new records link to them first).
@@ -246,7 +242,7 @@ fn cluster_fresh_node_catches_up_10k_records() {
     let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
     let n3 = TestNode::start_with_peers(&h[2], &[n2.p2p_addr()]);
     assert!(
-        wait_until(20, || peer_count(&n2) == 2 && peer_count(&n3) >= 1),
+        wait_until(20, || n2.peers().len() == 2 && !n3.peers().is_empty()),
         "peers did not connect: {}\n{}",
         n2.output(),
         n3.output()
@@ -356,7 +352,7 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     let h = homes(dir.path(), 2);
     let n1 = TestNode::start(&h[0]);
     let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
-    assert!(wait_until(20, || peer_count(&n1) == 1 && peer_count(&n2) == 1));
+    assert!(wait_until(20, || n1.peers().len() == 1 && n2.peers().len() == 1));
     let network = n1.status()["Network"]["id"].as_str().unwrap().to_string();
     let before = record_count(&n1);
     hostile_bin();
@@ -453,9 +449,9 @@ fn cluster_partition_heals_to_identical_winners() {
     let n2 = TestNode::start_with_args(&h[1], &oracle);
     ok(&lf(&n2, &["node-connect", &n1.p2p_addr()]));
     let mut n3 = TestNode::start_with_peers(&h[2], &[n1.p2p_addr(), n2.p2p_addr()]);
-    assert!(wait_until(20, || peer_count(&n1) == 2
-        && peer_count(&n2) == 2
-        && peer_count(&n3) == 2));
+    assert!(wait_until(20, || n1.peers().len() == 2
+        && n2.peers().len() == 2
+        && n3.peers().len() == 2));
     let oracles: Vec<String> = [&n1, &n2]
         .iter()
         .map(|n| n.status()["Identity"].as_str().unwrap().to_string())
@@ -477,8 +473,8 @@ fn cluster_partition_heals_to_identical_winners() {
     n3.peers.clear();
     n3.p2p_port = lf_tests::free_port();
     n3.restart();
-    assert!(wait_until(20, || peer_count(&n1) == 1 && peer_count(&n2) == 1));
-    assert_eq!(peer_count(&n3), 0);
+    assert!(wait_until(20, || n1.peers().len() == 1 && n2.peers().len() == 1));
+    assert_eq!(n3.peers().len(), 0);
     // Writes on both sides; "contested" by node 1's owner and by node 3's owner.
     ok(&lf(
         &n1,

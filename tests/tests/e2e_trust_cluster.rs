@@ -63,10 +63,6 @@ fn json_of(o: &std::process::Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap()
 }
 
-fn peer_count(node: &TestNode) -> usize {
-    node.status()["Peers"].as_array().map_or(0, Vec::len)
-}
-
 fn owner_status(node: &TestNode, owner: &str) -> Value {
     json_of(&on(node, &["owner", "show", owner]))
 }
@@ -221,9 +217,9 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     let h3 = home_on(&net, dir.path(), "n3");
     let mut n3 = TestNode::start_with_peers(&h3, &[n1.p2p_addr(), n2.p2p_addr()]);
     assert!(
-        wait_until(30, || peer_count(&n1) == 2
-            && peer_count(&n2) == 2
-            && peer_count(&n3) == 2),
+        wait_until(30, || n1.peers().len() == 2
+            && n2.peers().len() == 2
+            && n3.peers().len() == 2),
         "peers did not connect: {}\n{}\n{}",
         n1.output(),
         n2.output(),
@@ -374,10 +370,10 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     n3.p2p_port = free_port();
     n3.restart();
     assert!(
-        wait_until(30, || peer_count(&n1) == 1 && peer_count(&n2) == 1),
+        wait_until(30, || n1.peers().len() == 1 && n2.peers().len() == 1),
         "nodes 1 and 2 still see node 3"
     );
-    assert_eq!(peer_count(&n3), 0);
+    assert_eq!(n3.peers().len(), 0);
     ok(&on(
         &n1,
         &["set", "-owner", "alice", "contested", "alice's original"],
