@@ -21,6 +21,7 @@ mod mounts;
 mod network;
 mod node;
 mod oracle;
+mod peer_batch;
 mod priority;
 mod random;
 mod replication;

@@ -1,7 +1,7 @@
 //! The daemon side of P2P replication: the node's P2P identity (`p2p-identity.key`),
 //! the peers it remembers (`peers.json`), the [`RecordSource`] over the node's store
-//! (batch verification on every core, one fsync per batch), and starting and stopping
-//! the `lf-p2p` node on the daemon's runtime.
+//! (batches from peers go through `peer_batch`: verified on every core, one fsync per
+//! batch), and starting and stopping the `lf-p2p` node on the daemon's runtime.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lf_p2p::{Accepted, Keypair, Multiaddr, P2pConfig, P2pNode, RecordSource, Rejected};
-use lf_record::{Record, RecordHash};
-use lf_store::PutOutcome;
+use lf_record::RecordHash;
 
 use crate::home;
-use crate::node::{AcceptError, Node, NodeOptions};
+use crate::node::{Node, NodeOptions};
 
 /// File holding the node's libp2p key (protobuf encoding, mode 0600).
 const IDENTITY_FILE: &str = "p2p-identity.key";
@@ -91,57 +90,12 @@ pub fn parse_peer(s: &str) -> anyhow::Result<Multiaddr> {
 struct NodeSource {
     // Weak: the node owns the P2P handle, which owns this.
     node: Weak<Node>,
+    /// Where batches from peers are stored, one at a time.
+    lane: Arc<crate::peer_batch::StoreLane>,
 }
 
 fn unavailable<T>() -> Result<T, Rejected> {
     Err(Rejected::Unavailable("the node is stopping".into()))
-}
-
-/// Records per verification job (about 15 ms of work here).
-const VERIFY_CHUNK: usize = 32;
-
-/// Checks records on every core, in jobs of [`VERIFY_CHUNK`] queued first in, first
-/// out on the one pool that every batch in flight shares. So the pool finishes the
-/// oldest batch first and it is stored while the next ones are verified. With every
-/// batch split over all cores at once (threads per batch, or a work-stealing split),
-/// the batches in flight progressed together, finished together, then waited for the
-/// store one after the other while the cores idled: a quarter of a catch-up.
-fn check_in_order(
-    node: &Arc<Node>,
-    todo: Vec<(usize, Record)>,
-) -> Vec<((usize, Record), Result<(), AcceptError>)> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut jobs = 0usize;
-    let mut rest = todo.into_iter().peekable();
-    while rest.peek().is_some() {
-        let chunk: Vec<(usize, Record)> = rest.by_ref().take(VERIFY_CHUNK).collect();
-        let (node, tx, job) = (node.clone(), tx.clone(), jobs);
-        rayon::spawn_fifo(move || {
-            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut keys = lf_record::OwnerKeys::default();
-                chunk
-                    .iter()
-                    .map(|(_, r)| node.check_with(r, &mut keys))
-                    .collect::<Vec<_>>()
-            }));
-            let _ = tx.send((job, chunk, checked));
-        });
-        jobs += 1;
-    }
-    drop(tx);
-    let mut parts: Vec<_> = rx.iter().collect();
-    parts.sort_unstable_by_key(|p| p.0);
-    parts
-        .into_iter()
-        .flat_map(|(_, chunk, checked)| {
-            let checked = checked.unwrap_or_else(|_| {
-                tracing::error!("a verification job panicked");
-                let e = || lf_store::StoreError::Corrupt("verification job panicked".into());
-                chunk.iter().map(|_| Err(AcceptError::Store(e()))).collect()
-            });
-            chunk.into_iter().zip(checked)
-        })
-        .collect()
 }
 
 impl RecordSource for NodeSource {
@@ -175,75 +129,10 @@ impl RecordSource for NodeSource {
     }
 
     fn accept(&self, records: &[Vec<u8>]) -> Vec<Result<Accepted, Rejected>> {
-        let Some(node) = self.node.upgrade() else {
-            return records.iter().map(|_| unavailable()).collect();
-        };
-        // Parse, check on every core (`check_in_order`), store in one batch. No
-        // "already stored?" lookup first: peers are only asked for hashes missing
-        // here, and the store reports the rare duplicate anyway; the lookup took the
-        // store lock while another batch was being stored, idling a core (+10%
-        // catch-up without it).
-        let mut results: Vec<Option<Result<Accepted, Rejected>>> = vec![None; records.len()];
-        let mut todo: Vec<(usize, Record)> = Vec::new();
-        for (i, b) in records.iter().enumerate() {
-            match Record::from_bytes(b) {
-                Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
-                Ok(r) => todo.push((i, r)),
-            }
+        match self.node.upgrade() {
+            Some(node) => crate::peer_batch::accept(&node, &self.lane, records),
+            None => records.iter().map(|_| unavailable()).collect(),
         }
-        let mut valid: Vec<(usize, Record)> = Vec::new();
-        for ((i, r), c) in check_in_order(&node, todo) {
-            match c {
-                Ok(()) => valid.push((i, r)),
-                Err(AcceptError::Store(e)) => {
-                    results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
-                }
-                // Not the sender's fault: this node may not have the certificate yet.
-                // The record waits in limbo until a certificate for its owner arrives.
-                Err(e @ AcceptError::NotCertified { .. }) => {
-                    results[i] = Some(Err(Rejected::Unavailable(e.to_string())));
-                    node.hold_in_limbo(r);
-                }
-                Err(e) => results[i] = Some(Err(Rejected::Invalid(e.to_string()))),
-            }
-        }
-        if !valid.is_empty() {
-            let batch: Vec<Record> = valid.iter().map(|(_, r)| r.clone()).collect();
-            match node.store.put_many(&batch) {
-                Ok(outcomes) => {
-                    let mut added = false;
-                    for ((i, r), o) in valid.iter().zip(outcomes) {
-                        results[*i] = Some(Ok(match o {
-                            PutOutcome::Added { .. } => {
-                                added = true;
-                                Accepted::New {
-                                    links: r.links().to_vec(),
-                                }
-                            }
-                            PutOutcome::Duplicate => Accepted::Duplicate,
-                        }));
-                    }
-                    if added {
-                        node.generation
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        node.external_generation
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    node.release_limbo(&batch);
-                    node.apply_amendments_in(&batch);
-                }
-                Err(e) => {
-                    tracing::error!("cannot store records from peers: {e}");
-                    for (i, _) in &valid {
-                        results[*i] = Some(Err(Rejected::Unavailable(e.to_string())));
-                    }
-                }
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(unavailable))
-            .collect()
     }
 
     fn hashes_in(&self, start: &RecordHash, end: &RecordHash, limit: usize) -> Vec<RecordHash> {
@@ -311,6 +200,7 @@ pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replic
     config.bootstrap = bootstrap;
     let source = Arc::new(NodeSource {
         node: Arc::downgrade(&node),
+        lane: Arc::default(),
     });
     let p2p = P2pNode::start(config, source)
         .await

@@ -43,6 +43,8 @@ pub struct Dag {
     parent_list: Vec<u32>,
     linked: Vec<u32>,
     synced: Vec<bool>,
+    /// How many of `synced` are true.
+    synced_count: u64,
     generation: u32,
     tips: BTreeSet<u32>,
     good: Vec<bool>,
@@ -58,6 +60,12 @@ impl Dag {
             self.linked.resize(n, 0);
             self.synced.resize(n, false);
             self.good.resize(n, false);
+        }
+    }
+
+    fn mark_synced(&mut self, seq: u32) {
+        if !std::mem::replace(&mut self.synced[seq as usize], true) {
+            self.synced_count += 1;
         }
     }
 
@@ -78,7 +86,7 @@ impl Dag {
             self.tips.remove(&p);
         }
         self.nodes[seq as usize].weight += score;
-        self.synced[seq as usize] = true;
+        self.mark_synced(seq);
         self.good[seq as usize] = good;
         if good && self.linked[seq as usize] == 0 {
             self.tips.insert(seq);
@@ -140,7 +148,7 @@ impl Dag {
                 self.linked[p as usize] += 1;
             }
             self.set_parents(seq, &parents);
-            self.synced[seq as usize] = true;
+            self.mark_synced(seq);
             self.good[seq as usize] = good;
             scores.push((seq, score));
         }
@@ -172,6 +180,11 @@ impl Dag {
     /// Whether the record is fully synchronized.
     pub fn is_synced(&self, seq: u32) -> bool {
         self.synced.get(seq as usize).copied().unwrap_or(false)
+    }
+
+    /// How many records are fully synchronized.
+    pub fn synced_count(&self) -> u64 {
+        self.synced_count
     }
 
     /// How many records link to this one.

@@ -66,6 +66,10 @@ pub(crate) struct Inner {
     pub(crate) file: RecordsFile,
     pub(crate) dag: Dag,
     config: StoreConfig,
+    /// Rows in `record`, kept here so that `stats` (polled by `/status` and metrics)
+    /// does not scan the table under the store lock: 12 ms at 100k records, taken
+    /// from every put waiting for the lock.
+    records: u64,
 }
 
 /// An open store. All methods take `&self`; a mutex serializes access.
@@ -112,6 +116,7 @@ impl Store {
             file,
             dag: Dag::default(),
             config,
+            records: 0,
         };
         inner.load_dag()?;
         if !tail.is_empty() {
@@ -125,6 +130,7 @@ impl Store {
                 let r = Record::from_bytes(bytes)?;
                 if !exists(&tx, &r.hash())? {
                     index_one(&tx, &mut inner.dag, &config, &r, *off, bytes.len())?;
+                    inner.records += 1;
                 }
             }
             schema::set_meta(&tx, "indexed_end", end as i64)?;
@@ -346,11 +352,6 @@ impl Store {
     /// Counters.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let inner = self.lock();
-        let (records, synced): (i64, i64) = inner.db.query_row(
-            "SELECT count(*), coalesce(sum(synced), 0) FROM record",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
         let wanted: i64 = inner.db.query_row(
             "SELECT count(DISTINCT target) FROM pending
              WHERE NOT EXISTS (SELECT 1 FROM record WHERE h8 = lf_h8(pending.target) AND hash = pending.target)",
@@ -358,8 +359,8 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(StoreStats {
-            records: records as u64,
-            synced: synced as u64,
+            records: inner.records,
+            synced: inner.dag.synced_count(),
             bytes: inner.file.end(),
             wanted: wanted as u64,
             tips: inner.dag.tip_count() as u64,
@@ -419,6 +420,7 @@ impl Inner {
         }
         schema::set_meta(&tx, "indexed_end", end as i64)?;
         tx.commit()?;
+        self.records += fresh.len() as u64;
         Ok(())
     }
 
@@ -442,8 +444,13 @@ impl Inner {
         )?)
     }
 
-    /// Rebuilds the DAG (parents, linked counts, tips, weights) from the index.
+    /// Rebuilds the DAG (parents, linked counts, tips, weights) and the record count
+    /// from the index.
     fn load_dag(&mut self) -> Result<(), StoreError> {
+        self.records = self
+            .db
+            .query_row("SELECT count(*) FROM record", [], |r| r.get::<_, i64>(0))?
+            as u64;
         let parents: Vec<(u32, u32)> = self
             .db
             .prepare(
