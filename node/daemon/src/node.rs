@@ -152,7 +152,7 @@ impl Node {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.external_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // A local write: tell peers (records from peers are stored by replication.rs).
+            // A local write: tell peers (records from peers are stored by peer_batch.rs).
             if let Some(p) = self.p2p.get() {
                 p.announce(vec![r.hash()]);
             }
@@ -783,13 +783,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// A node for unit tests of the layers that take one.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use base64::Engine;
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
-    fn node(dir: &Path) -> (Node, crate::certs::Ca) {
+    pub(crate) fn node(dir: &Path) -> (Node, crate::certs::Ca) {
         let t = now();
         let ca = crate::certs::Ca::create("test root", 10, t - 10).unwrap();
         let config = NetworkConfig {
@@ -837,7 +838,7 @@ mod tests {
         (node, ca)
     }
 
-    fn record(node: &Node, o: &OwnerSecret, t: RecordType, value: Vec<u8>) -> Record {
+    pub(crate) fn record(node: &Node, o: &OwnerSecret, t: RecordType, value: Vec<u8>) -> Record {
         let links = node.store.link_candidates(1).unwrap();
         let mut b = RecordBuilder::new(t, now()).value(value).links(links);
         if t == RecordType::Datum {
@@ -845,6 +846,12 @@ mod tests {
         }
         b.build(&o.public()).unwrap().sign(None, o).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{node, record};
+    use super::*;
 
     #[test]
     fn records_wait_in_limbo_for_their_certificate() {
@@ -852,7 +859,7 @@ mod tests {
         let (node, ca) = node(dir.path());
         let alice = crate::random::new_owner();
         let datum = record(&node, &alice, RecordType::Datum, b"v".to_vec());
-        // No certificate yet: refused, and held (as replication.rs does).
+        // No certificate yet: refused, and held (as peer_batch.rs does).
         assert!(matches!(
             node.check(&datum),
             Err(AcceptError::NotCertified { .. })

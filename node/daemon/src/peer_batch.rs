@@ -1,12 +1,14 @@
 //! A batch of records from peers, accepted on the verification pool: checked in jobs
 //! of [`VERIFY_CHUNK`] on every core, then stored, in one transaction, by the pool
-//! thread that finished the batch's last job, through the node's [`StoreLane`].
+//! thread that finished the batch's last job, through the replication source's
+//! [`StoreLane`]. The caller sleeps until its batch is stored, then releases the
+//! records its certificates free from limbo and applies its genesis amendments.
 //!
-//! Why storing happens on the pool: on two cores, a store thread of its own beside the
-//! two verifying threads made three runnable threads. Every batch then woke the
-//! waiting thread once per job and the scheduler shuffled three threads over two
-//! cores, preempting verification (reschedule interrupts alone were 3% of a catch-up's
-//! CPU). Now the caller sleeps until its batch is stored and the pool does all the work.
+//! Why storing happens on the pool rather than on a thread of its own: on two cores a
+//! third runnable thread beside the two verifying ones is preempted and preempts them,
+//! and a batch that woke its waiting thread once per job made the scheduler shuffle
+//! three threads over two cores (reschedule interrupts alone were 3% of a catch-up's
+//! CPU).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -29,13 +31,16 @@ pub type Results = Vec<Result<Accepted, Rejected>>;
 /// Results of the records that reached the verification jobs, by index in the batch.
 type Indexed = Vec<(usize, Result<Accepted, Rejected>)>;
 
+/// What the store job sends back: the results and the records it stored.
+type Reply = (Indexed, Vec<Record>);
+
 thread_local! {
     /// Each pool thread's decompressed owner keys, kept across jobs and batches
     /// (decompressing a P-384 key costs about a quarter of a verification).
     static KEYS: RefCell<OwnerKeys> = RefCell::default();
 }
 
-/// Runs store jobs one at a time without ever making a pool thread wait for another:
+/// Runs store jobs one at a time without making a pool thread wait for another store job:
 /// a job submitted while another runs is queued, and the thread running the lane runs
 /// it next. Two batches finishing together on both cores would otherwise have one
 /// core idle on the store lock.
@@ -96,11 +101,16 @@ struct Batch {
     parts: Mutex<Vec<Option<Part>>>,
     /// Jobs not finished yet; the one that brings it to zero stores the batch.
     left: AtomicUsize,
-    reply: Mutex<Option<mpsc::Sender<Indexed>>>,
+    reply: Mutex<Option<mpsc::Sender<Reply>>>,
 }
 
-/// Parses, verifies and stores `records` (blocking: call it off the async runtime).
+/// Parses, verifies and stores `records`. Blocking: call it off the async runtime, and
+/// never from a rayon pool thread (it waits for jobs queued on that pool).
 pub fn accept(node: &Arc<Node>, lane: &Arc<StoreLane>, records: &[Vec<u8>]) -> Results {
+    debug_assert!(
+        rayon::current_thread_index().is_none(),
+        "peer_batch::accept called on the pool it waits for"
+    );
     let mut results: Vec<Option<Result<Accepted, Rejected>>> = vec![None; records.len()];
     let mut todo: Vec<(usize, Record)> = Vec::new();
     for (i, b) in records.iter().enumerate() {
@@ -124,22 +134,27 @@ pub fn accept(node: &Arc<Node>, lane: &Arc<StoreLane>, records: &[Vec<u8>]) -> R
             let chunk: Vec<(usize, Record)> = rest.by_ref().take(VERIFY_CHUNK).collect();
             let batch = batch.clone();
             // FIFO on the one pool every batch in flight shares: the oldest batch is
-            // finished, and stored, while the next ones are verified. Split over all
-            // cores at once, the batches in flight finished together and then waited
-            // for the store one after the other while the cores idled.
+            // finished, and stored, while the next ones are verified. Were the jobs of
+            // all batches in flight interleaved, those batches would finish together
+            // and then wait for the store one after the other while the cores idle.
             rayon::spawn_fifo(move || verify_job(&batch, job, chunk));
         }
         drop(batch);
-        // Dropped unanswered (a job died past its guards): the records are not stored.
-        if let Ok(done) = rx.recv() {
+        // No reply only if the store job panicked (the lane logged it): the batch is
+        // reported unavailable, and its sender offers it again.
+        if let Ok((done, stored)) = rx.recv() {
             for (i, r) in done {
                 results[i] = Some(r);
             }
+            // Here rather than on the lane: a released limbo is verified and stored
+            // record by record, and later batches need not wait behind it.
+            node.release_limbo(&stored);
+            node.apply_amendments_in(&stored);
         }
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Rejected::Unavailable("the node is stopping".into()))))
+        .map(|r| r.unwrap_or_else(|| Err(Rejected::Unavailable("storing the batch failed".into()))))
         .collect()
 }
 
@@ -193,16 +208,18 @@ fn store(batch: &Batch) {
             }
         }
     }
-    if !valid.is_empty() {
-        put(node, valid, &mut out);
-    }
-    let _ = reply.send(out);
+    let stored = if valid.is_empty() {
+        Vec::new()
+    } else {
+        put(node, valid, &mut out)
+    };
+    let _ = reply.send((out, stored));
 }
 
-/// Stores verified records in one batch. No "already stored?" lookup before
-/// verifying: peers are only asked for hashes missing here, and the store reports the
-/// rare duplicate anyway.
-fn put(node: &Node, valid: Vec<(usize, Record)>, out: &mut Indexed) {
+/// Stores verified records in one batch and returns them (none if storing failed). No
+/// "already stored?" lookup before verifying: peers are only asked for hashes missing
+/// here, and the store reports the rare duplicate anyway.
+fn put(node: &Node, valid: Vec<(usize, Record)>, out: &mut Indexed) -> Vec<Record> {
     let batch: Vec<Record> = valid.iter().map(|(_, r)| r.clone()).collect();
     match node.store.put_many(&batch) {
         Ok(outcomes) => {
@@ -225,14 +242,14 @@ fn put(node: &Node, valid: Vec<(usize, Record)>, out: &mut Indexed) {
                 node.generation.fetch_add(1, Ordering::Relaxed);
                 node.external_generation.fetch_add(1, Ordering::Relaxed);
             }
-            node.release_limbo(&batch);
-            node.apply_amendments_in(&batch);
+            batch
         }
         Err(e) => {
-            tracing::error!("cannot store records from peers: {e}");
+            tracing::error!(error = %e, "cannot store records from peers");
             for (i, _) in valid {
                 out.push((i, Err(Rejected::Unavailable(e.to_string()))));
             }
+            Vec::new()
         }
     }
 }
@@ -244,7 +261,97 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::testing::{node, record};
+    use lf_record::RecordType;
     use std::sync::atomic::AtomicBool;
+
+    /// A certificate record for `o`, signed by `ca` and published by `o`.
+    fn certificate(node: &Node, ca: &crate::certs::Ca, o: &lf_record::OwnerSecret) -> Record {
+        let req =
+            lf_record::CertificateRequest::from_der(&crate::certs::make_request(o, "o").unwrap())
+                .unwrap();
+        let der = ca.sign(&req, 1, crate::node::now() - 5).unwrap();
+        record(node, o, RecordType::Certificate, der)
+    }
+
+    #[test]
+    fn a_batch_over_several_jobs_answers_every_record_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, ca) = node(dir.path());
+        let node = Arc::new(node);
+        let lane = Arc::new(StoreLane::default());
+        let (bob, alice) = (crate::random::new_owner(), crate::random::new_owner());
+        node.accept(&certificate(&node, &ca, &bob)).unwrap();
+        let generation = node.generation.load(Ordering::Relaxed);
+
+        // 43 entries, more than one verification job: bob's (certified) records, with
+        // garbage at 5, an oversized value at 20 and uncertified alice's record at 30.
+        let mut sent: Vec<Option<Record>> = (0..43)
+            .map(|i| {
+                Some(record(
+                    &node,
+                    &bob,
+                    RecordType::Datum,
+                    format!("v{i}").into(),
+                ))
+            })
+            .collect();
+        sent[5] = None;
+        sent[20] = Some(record(&node, &bob, RecordType::Datum, vec![7; 5000]));
+        let held = record(&node, &alice, RecordType::Datum, b"a".to_vec());
+        sent[30] = Some(held.clone());
+        let bytes: Vec<Vec<u8>> = sent
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .map_or(b"garbage".to_vec(), |r| r.to_bytes().to_vec())
+            })
+            .collect();
+        let results = accept(&node, &lane, &bytes);
+
+        assert_eq!(results.len(), 43);
+        for (i, (res, r)) in results.iter().zip(&sent).enumerate() {
+            match i {
+                5 | 20 => assert!(matches!(res, Err(Rejected::Invalid(_))), "{i}: {res:?}"),
+                30 => assert!(matches!(res, Err(Rejected::Unavailable(_))), "{i}: {res:?}"),
+                _ => {
+                    let r = r.as_ref().unwrap();
+                    assert_eq!(
+                        res,
+                        &Ok(Accepted::New {
+                            links: r.links().to_vec()
+                        }),
+                        "{i}"
+                    );
+                    assert!(node.store.contains(&r.hash()).unwrap(), "{i} stored");
+                }
+            }
+        }
+        assert!(
+            !node
+                .store
+                .contains(&sent[20].as_ref().unwrap().hash())
+                .unwrap()
+        );
+        assert!(!node.store.contains(&held.hash()).unwrap());
+        assert!(node.generation.load(Ordering::Relaxed) > generation);
+
+        // Alice's certificate arrives from a peer beside a record already stored: the
+        // held record is stored by the time accept returns.
+        let again = sent[0].as_ref().unwrap().to_bytes().to_vec();
+        let cert = certificate(&node, &ca, &alice).to_bytes().to_vec();
+        let results = accept(&node, &lane, &[again, cert]);
+        assert_eq!(results[0], Ok(Accepted::Duplicate));
+        assert!(
+            matches!(results[1], Ok(Accepted::New { .. })),
+            "{results:?}"
+        );
+        assert!(
+            node.store.contains(&held.hash()).unwrap(),
+            "released from limbo"
+        );
+        assert!(node.limbo.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn lane_runs_jobs_one_at_a_time_in_order_and_survives_a_panic() {
