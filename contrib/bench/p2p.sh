@@ -210,6 +210,8 @@ final1="$(count 1)"
 # --------------------------------------------------------------------------- table
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 git diff --quiet HEAD -- node/p2p node/daemon 2>/dev/null || rev="$rev+dirty"
+# A binary given with LF_BIN need not be this checkout's.
+[[ -n "${LF_BIN:-}" ]] && rev="$LF_BIN"
 vr="$(for x in $vrs; do echo "$x"; done | median | xargs printf '%.0f')"
 cr2="$(awk -v n="$((total * 2))" -v s="$catch2_s" 'BEGIN { printf "%.0f", n / s }')"
 echo
