@@ -85,7 +85,7 @@ impl StoreLane {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -101,7 +101,7 @@ struct Batch {
     parts: Mutex<Vec<Option<Part>>>,
     /// Jobs not finished yet; the one that brings it to zero stores the batch.
     left: AtomicUsize,
-    reply: Mutex<Option<mpsc::Sender<Reply>>>,
+    reply: mpsc::Sender<Reply>,
 }
 
 /// Parses, verifies and stores `records`. Blocking: call it off the async runtime, and
@@ -127,7 +127,7 @@ pub fn accept(node: &Arc<Node>, lane: &Arc<StoreLane>, records: &[Vec<u8>]) -> R
             lane: lane.clone(),
             parts: Mutex::new((0..jobs).map(|_| None).collect()),
             left: AtomicUsize::new(jobs),
-            reply: Mutex::new(Some(tx)),
+            reply: tx,
         });
         let mut rest = todo.into_iter();
         for job in 0..jobs {
@@ -180,9 +180,6 @@ fn verify_job(batch: &Arc<Batch>, job: usize, chunk: Vec<(usize, Record)>) {
 
 /// Sorts the verified records from the rest and stores them (on the lane).
 fn store(batch: &Batch) {
-    let Some(reply) = lock(&batch.reply).take() else {
-        return;
-    };
     let parts = std::mem::take(&mut *lock(&batch.parts));
     let node = &batch.node;
     let mut out = Vec::new();
@@ -213,7 +210,7 @@ fn store(batch: &Batch) {
     } else {
         put(node, valid, &mut out)
     };
-    let _ = reply.send((out, stored));
+    let _ = batch.reply.send((out, stored));
 }
 
 /// Stores verified records in one batch and returns them (none if storing failed). No
