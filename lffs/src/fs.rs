@@ -29,6 +29,31 @@ pub struct FsConfig {
     pub max_file_size: u64,
     /// Refuse every change.
     pub read_only: bool,
+    /// Permission bits of the root directory until the mount's owner changes them
+    /// (`chmod` of the root is stored).
+    pub root_mode: u32,
+    /// Where written data of open files is kept until it is committed (unlinked
+    /// temporary files); `None` = the system's temporary directory.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Most bytes of written, not yet committed data the open files of this mount may
+    /// hold at once; a write beyond it fails with ENOSPC.
+    pub max_spill_bytes: u64,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            root: b"lf.shared".to_vec(),
+            masking_key: None,
+            uid: 0,
+            gid: 0,
+            max_file_size: 64 << 20,
+            read_only: false,
+            root_mode: 0o755,
+            spill_dir: None,
+            max_spill_bytes: 4 << 30,
+        }
+    }
 }
 
 /// Entry kinds.

@@ -25,6 +25,7 @@ fn config() -> FsConfig {
         gid: 1000,
         max_file_size: 64 * MIB as u64,
         read_only: false,
+        ..FsConfig::default()
     }
 }
 

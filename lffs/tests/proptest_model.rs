@@ -337,6 +337,7 @@ impl Harness {
                 gid: 1000,
                 max_file_size: 1 << 20,
                 read_only: false,
+                ..FsConfig::default()
             },
         );
         Harness {

@@ -329,6 +329,9 @@ impl MountManager {
                 gid: spec.gid.unwrap_or(gid),
                 max_file_size: spec.max_file_size,
                 read_only: spec.read_only,
+                root_mode: 0o755,
+                spill_dir: Some(self.home.join("lffs-spill")),
+                ..FsConfig::default()
             },
         );
         let mut config = fuser::Config::default();
