@@ -1,5 +1,7 @@
 //! The node home directory and the files in it: `lf.pid` (held with an OS lock),
-//! `identity-secret.pem`, `authtoken.secret`, `client.json`.
+//! `identity-secret.pem`, `authtoken.secret`, `client.json`; and the permission rules
+//! for secrets: the home and the node's private directories are created 0700, secret
+//! files 0600, whatever the umask, and secret files others can read are warned about.
 
 use std::fs::File;
 use std::io::Write;
@@ -34,6 +36,61 @@ pub fn default_home() -> PathBuf {
 /// Resolves `-home` or the default.
 pub fn resolve(home: Option<&Path>) -> PathBuf {
     home.map(Path::to_path_buf).unwrap_or_else(default_home)
+}
+
+/// Creates the home (mode 0700 whatever the umask) if it does not exist. An existing
+/// home keeps its mode: the operator chose it, and every secret in it is 0600.
+pub fn create_home(home: &Path) -> anyhow::Result<()> {
+    if home.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = home.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    private_dir(home).with_context(|| format!("cannot create home {}", home.display()))
+}
+
+/// Creates a directory only the node's user may enter (0700), or sets an existing one
+/// to 0700 (the node owns these directories: the LFFS journal and spill directory).
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    // The umask may have removed bits from the mode given at creation; an older node
+    // may have made it with the umask's mode.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set the mode of {} to 0700", dir.display()))
+}
+
+/// Sets a file the node owns to 0600 (a journal segment an older node made with the
+/// umask's mode).
+pub fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set the mode of {} to 0600", path.display()))
+}
+
+/// Warns, naming the file, when a file holding secrets can be read (or written) by
+/// group or others. Nothing happens for a file that does not exist.
+pub fn warn_if_exposed(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return false;
+    }
+    tracing::warn!(
+        file = %path.display(),
+        mode = %format!("{mode:04o}"),
+        "a file holding secrets is accessible by group or others: chmod 600 it"
+    );
+    true
 }
 
 /// Writes a file readable only by its owner, atomically (temp file + rename).
@@ -121,4 +178,44 @@ pub fn auth_token(home: &Path) -> anyhow::Result<String> {
     let t = lf_record::base62_encode(&b);
     write_private(&path, t.as_bytes())?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn home_and_private_dirs_are_0700_and_secrets_0600_under_a_loose_umask() {
+        // nextest runs each test in its own process: the umask is this test's alone.
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path().join("a").join("home");
+        create_home(&home).unwrap();
+        assert_eq!(mode(&home), 0o700);
+        let journal = home.join("lffs-journal");
+        std::fs::create_dir(&journal).unwrap();
+        assert_eq!(mode(&journal), 0o755, "the umask applies to plain creation");
+        private_dir(&journal).unwrap();
+        assert_eq!(mode(&journal), 0o700);
+        private_dir(&home.join("lffs-spill")).unwrap();
+        assert_eq!(mode(&home.join("lffs-spill")), 0o700);
+        write_private(&home.join("mounts.yaml"), b"[]").unwrap();
+        assert_eq!(mode(&home.join("mounts.yaml")), 0o600);
+        identity(&home).unwrap();
+        assert_eq!(mode(&home.join("identity-secret.pem")), 0o600);
+        assert!(!warn_if_exposed(&home.join("identity-secret.pem")));
+        std::fs::set_permissions(
+            home.join("identity-secret.pem"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        assert!(warn_if_exposed(&home.join("identity-secret.pem")));
+        assert!(!warn_if_exposed(&home.join("absent")));
+        rustix::process::umask(old);
+    }
 }

@@ -71,6 +71,8 @@ fn open_segment(dir: &Path, no: u64) -> anyhow::Result<Segment> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
+    // The mode above applies only to a new file, through the umask.
+    crate::home::private_file(&path)?;
     let file = RecordsFile::open(&path)?;
     let sync = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Segment {
@@ -90,7 +92,8 @@ impl Journal {
     /// Opens the journal in `dir` and replays it: returns the entries of every segment in
     /// order, each with the number of the segment it is in.
     pub fn open<B: for<'de> Deserialize<'de>>(dir: &Path) -> anyhow::Result<(Journal, Replay<B>)> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // 0700 whatever the umask: the entries hold owner keys.
+        crate::home::private_dir(dir)?;
         let mut segments: BTreeSet<u64> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
             .filter_map(|e| e.ok())
@@ -251,6 +254,10 @@ mod tests {
             &std::fs::metadata(&seg).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path()).unwrap().permissions(),
+        );
+        assert_eq!(dir_mode & 0o777, 0o700);
         // A torn frame at the end (a crash mid-append).
         {
             use std::io::Write;

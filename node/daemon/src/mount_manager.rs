@@ -1,10 +1,21 @@
-//! The mount manager: one FUSE session per `mounts.yaml` entry, applied live. On start
-//! it clears stale mounts a killed node left behind; on reload (file change or SIGHUP)
-//! it applies [`crate::mounts::plan`]; an invalid file is reported and the running
-//! mounts stay as they are; on shutdown everything is unmounted cleanly.
+//! The mount manager: one FUSE session per `mounts.yaml` entry, applied live.
+//!
+//! Lifecycle rules (mounts/README.md states them for operators):
+//! - At start only a filesystem of this node's kind (fstype `fuse.lffs`, source `lffs`)
+//!   whose daemon is gone is cleared from a listed path; anything else mounted there makes
+//!   that one mount fail with an error naming it, and nothing is unmounted.
+//! - A non-empty mount point is refused unless the mount sets `allow_non_empty`.
+//! - A reload (content change of the file, or SIGHUP) applies [`crate::mounts::plan`];
+//!   an invalid file is reported and the running mounts stay as they are.
+//! - A failed mount is retried with exponential backoff ([`backoff`]), not on every
+//!   reload; its owner is derived once (Argon2 for a passphrase), not at each retry.
+//! - Reloads, retries and shutdown are serialised by one lock that also holds the
+//!   "shutting down" flag: once [`MountManager::unmount_all`] has started nothing is
+//!   mounted again. The watcher thread ([`MountWatcher`]) is stopped before it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lf_record::OwnerSecret;
@@ -14,6 +25,23 @@ use crate::commit_queue::CommitQueue;
 use crate::lffs_store::LffsStore;
 use crate::mounts::{self, MountAction, MountSpec, OwnerSource};
 use crate::node::Node;
+
+/// First retry delay of a failed mount.
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest retry delay of a failed mount.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Quiet time after the last change of `mounts.yaml` before it is reloaded.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The delay before retry number `attempts` (from 1) of a failed mount: 1 s doubling
+/// up to 5 min.
+pub fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    (RETRY_FIRST * (1u32 << doublings)).min(RETRY_MAX)
+}
+
+/// A derived owner: the secret and the masking key a passphrase gives.
+type DerivedOwner = (OwnerSecret, Option<Vec<u8>>);
 
 struct Running {
     spec: MountSpec,
@@ -26,16 +54,34 @@ struct Running {
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// A mount of the file that could not be mounted, waiting for its next attempt.
+struct Failed {
+    spec: MountSpec,
+    /// The owner, once derived (kept so a retry runs no Argon2).
+    owner: Option<DerivedOwner>,
+    /// The owner as `@...`, empty if it could not be derived.
+    owner_id: String,
+    error: String,
+    /// Attempts so far.
+    attempts: u32,
+    /// When to try again.
+    next: Instant,
+}
+
 /// The mount manager.
 pub struct MountManager {
     node: Arc<Node>,
     queue: Arc<CommitQueue>,
     home: PathBuf,
     running: Mutex<Vec<Running>>,
-    /// Mounts of the file that could not be mounted, with why (retried at each reload).
-    failed: Mutex<Vec<MountState>>,
+    /// Mounts of the file that could not be mounted, with why and when to retry.
+    failed: Mutex<Vec<Failed>>,
+    /// The mounts of the file as last loaded (to name a mount by its place in errors).
+    wanted: Mutex<Vec<MountSpec>>,
     /// Why the last reload of `mounts.yaml` was refused, if it was.
     file_error: Mutex<Option<String>>,
+    /// Held by every reload, retry and by shutdown; true once shutdown started.
+    shutting_down: Mutex<bool>,
 }
 
 /// A mount's state, for `lf status` and the status page.
@@ -92,19 +138,76 @@ fn proc_ids() -> (u32, u32) {
     (field("Uid:"), field("Gid:"))
 }
 
-/// Whether `path` is a mount point now (from /proc/self/mountinfo).
-pub fn is_mounted(path: &Path) -> bool {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let p = path.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+/// One mount of `/proc/self/mountinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Mount point.
+    pub point: PathBuf,
+    /// Filesystem type (`tmpfs`, `fuse.lffs`, ...).
+    pub fstype: String,
+    /// Mount source (device or FSName).
+    pub source: String,
 }
 
-/// Lazily unmounts a mount left by a node that was killed.
-fn clear_stale(path: &Path) {
-    if !is_mounted(path) {
-        return;
+impl MountInfo {
+    /// Whether this is an LFFS mount (of this node or another, live or dead).
+    pub fn is_lffs(&self) -> bool {
+        self.fstype == "fuse.lffs" && self.source == "lffs"
     }
-    tracing::warn!(path = %path.display(), "clearing a stale mount left by an earlier node");
+}
+
+/// `/proc/self/mountinfo` text parsed: `id parent dev root POINT options [optional...]
+/// - FSTYPE SOURCE superoptions`, with the kernel's octal escapes (`\040`) undone.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let point = fields.get(4)?;
+            let dash = fields.iter().skip(6).position(|f| *f == "-")? + 6;
+            Some(MountInfo {
+                point: PathBuf::from(unescape_mountinfo(point)),
+                fstype: unescape_mountinfo(fields.get(dash + 1)?),
+                source: unescape_mountinfo(fields.get(dash + 2)?),
+            })
+        })
+        .collect()
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            if let Ok(c) = u8::try_from(v) {
+                out.push(c);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mounts at `path` now, bottom first (the last one is what `path` shows).
+pub fn mounts_at(path: &Path) -> Vec<MountInfo> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse_mountinfo(&info)
+        .into_iter()
+        .filter(|m| m.point == path)
+        .collect()
+}
+
+/// Lazily detaches the mount at `path` (`umount -l`, else `fusermount3 -uz`).
+fn detach(path: &Path) {
     let ok = std::process::Command::new("umount")
         .arg("-l")
         .arg(path)
@@ -118,21 +221,92 @@ fn clear_stale(path: &Path) {
     }
 }
 
+/// Makes `spec.path` ready to mount on: clears a dead LFFS mount left by a node that
+/// was killed (and only that), refuses anything else mounted there, creates the
+/// directory and refuses a non-empty one unless `allow_non_empty`. `which` names the
+/// mount in errors.
+fn prepare_mount_point(spec: &MountSpec, which: &str) -> anyhow::Result<()> {
+    let path = &spec.path;
+    // Stale mounts may be stacked (several kills in a row): clear them one by one.
+    for _ in 0..16 {
+        let Some(top) = mounts_at(path).pop() else {
+            break;
+        };
+        if !top.is_lffs() {
+            bail!(
+                "{which}: key `path`: {} has a {} filesystem (source {}) mounted on it that \
+                 is not this node's; it was left as it is: unmount it or choose another path",
+                path.display(),
+                top.fstype,
+                top.source
+            );
+        }
+        // A live LFFS mount answers; a dead one (its node was killed) gives ENOTCONN.
+        if std::fs::metadata(path).is_ok() {
+            bail!(
+                "{which}: key `path`: {} is the live LFFS mount of another running node; it \
+                 was left as it is",
+                path.display()
+            );
+        }
+        tracing::warn!(path = %path.display(), "clearing a stale lffs mount left by a node that was killed");
+        detach(path);
+    }
+    if let Some(top) = mounts_at(path).pop() {
+        bail!(
+            "{which}: key `path`: cannot clear the stale {} mount on {}",
+            top.fstype,
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("{which}: key `path`: cannot create {}", path.display()))?;
+    let non_empty = std::fs::read_dir(path)
+        .with_context(|| format!("{which}: key `path`: cannot read {}", path.display()))?
+        .next()
+        .is_some();
+    if non_empty && !spec.allow_non_empty {
+        bail!(
+            "{which}: key `path`: {} is a directory that is not empty (mounting would hide \
+             its files): empty it, choose another path, or set `allow_non_empty: true`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl MountManager {
-    /// Starts the manager: writes the shipped `mounts.yaml` into a home without one,
-    /// then mounts everything it lists. An invalid file at start is an error.
+    /// Starts the manager: creates the spill directory, writes the shipped
+    /// `mounts.yaml` (mode 0600) into a home without one, warns about secrets others
+    /// can read, then mounts everything the file lists. An invalid file at start is an
+    /// error.
     pub fn start(
         node: Arc<Node>,
         queue: Arc<CommitQueue>,
         home: &Path,
     ) -> anyhow::Result<Arc<MountManager>> {
+        crate::home::private_dir(&spill_dir(home))?;
         let file = mounts_file(home);
         if !file.exists() {
-            std::fs::write(&file, mounts::DEFAULT_MOUNTS_YAML)
-                .with_context(|| format!("cannot write {}", file.display()))?;
+            crate::home::write_private(&file, mounts::DEFAULT_MOUNTS_YAML.as_bytes())?;
             tracing::info!(file = %file.display(), "wrote the default mounts.yaml");
         }
+        let text = mounts::load_text(&file)?;
+        if mounts::holds_secrets(&text) {
+            crate::home::warn_if_exposed(&file);
+        }
         let specs = mounts::load(&file)?;
+        for s in &specs {
+            if let OwnerSource::Private(p) = &s.owner
+                && !p.contains("-----BEGIN")
+            {
+                crate::home::warn_if_exposed(&home.join(p));
+            }
+        }
         tracing::info!(file = %file.display(), mounts = specs.len(), "mounts loaded");
         let m = Arc::new(MountManager {
             node,
@@ -140,79 +314,158 @@ impl MountManager {
             home: home.to_path_buf(),
             running: Mutex::new(Vec::new()),
             failed: Mutex::new(Vec::new()),
+            wanted: Mutex::new(specs.clone()),
             file_error: Mutex::new(None),
+            shutting_down: Mutex::new(false),
         });
+        let ops = lock(&m.shutting_down);
         m.apply(mounts::plan(&[], &specs));
+        drop(ops);
         Ok(m)
     }
 
-    /// Re-reads `mounts.yaml` and applies the difference.
-    pub fn reload(&self) {
+    /// Re-reads `mounts.yaml` and applies the difference. A mount that failed and is
+    /// unchanged waits for its retry time, unless `retry_now` (SIGHUP: an operator asks).
+    pub fn reload(&self, retry_now: bool) {
+        let ops = lock(&self.shutting_down);
+        if *ops {
+            return;
+        }
         let file = mounts_file(&self.home);
         match mounts::load(&file) {
             Ok(specs) => {
-                *self.file_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                self.failed_lock()
-                    .retain(|f| specs.iter().any(|s| s.path == f.path));
+                tracing::info!(file = %file.display(), mounts = specs.len(), "mounts.yaml reloaded");
+                *lock(&self.file_error) = None;
+                *lock(&self.wanted) = specs.clone();
+                let waiting: Vec<MountSpec> = {
+                    let mut failed = lock(&self.failed);
+                    failed.retain(|f| specs.contains(&f.spec));
+                    if retry_now {
+                        let now = Instant::now();
+                        failed.iter_mut().for_each(|f| f.next = now);
+                    }
+                    failed.iter().map(|f| f.spec.clone()).collect()
+                };
                 let running: Vec<MountSpec> = self.lock().iter().map(|r| r.spec.clone()).collect();
-                let actions = mounts::plan(&running, &specs);
+                let actions: Vec<MountAction> = mounts::plan(&running, &specs)
+                    .into_iter()
+                    .filter(|a| !matches!(a, MountAction::Mount(s) if waiting.contains(s)))
+                    .collect();
                 if !actions.is_empty() {
                     tracing::info!(changes = actions.len(), "mounts.yaml changed: applying");
                 }
                 self.apply(actions);
+                if retry_now {
+                    self.retry_due_locked();
+                }
             }
             Err(e) => {
                 crate::metrics::error("mounts_yaml_invalid");
                 tracing::error!("{e:#}; keeping the running mounts as they are");
-                *self.file_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{e:#}"));
+                *lock(&self.file_error) = Some(format!("{e:#}"));
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    /// Retries the failed mounts whose time has come.
+    pub fn retry_due(&self) {
+        let ops = lock(&self.shutting_down);
+        if *ops {
+            return;
+        }
+        self.retry_due_locked();
     }
 
-    fn failed_lock(&self) -> std::sync::MutexGuard<'_, Vec<MountState>> {
-        self.failed.lock().unwrap_or_else(|e| e.into_inner())
+    fn retry_due_locked(&self) {
+        let now = Instant::now();
+        let due: Vec<Failed> = {
+            let mut failed = lock(&self.failed);
+            let (due, wait) = std::mem::take(&mut *failed)
+                .into_iter()
+                .partition(|f| f.next <= now);
+            *failed = wait;
+            due
+        };
+        for f in due {
+            self.mount_now(f.spec, f.owner, f.attempts);
+        }
     }
 
+    /// When the next failed mount is due, if any.
+    pub fn next_retry(&self) -> Option<Instant> {
+        lock(&self.failed).iter().map(|f| f.next).min()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Running>> {
+        lock(&self.running)
+    }
+
+    /// "FILE: mount N (PATH)" for a mount of the file as last loaded.
+    fn which(&self, spec: &MountSpec) -> String {
+        let file = mounts_file(&self.home);
+        match lock(&self.wanted).iter().position(|w| w.path == spec.path) {
+            Some(i) => format!(
+                "{}: mount {} ({})",
+                file.display(),
+                i + 1,
+                spec.path.display()
+            ),
+            None => format!("{}: mount ({})", file.display(), spec.path.display()),
+        }
+    }
+
+    /// Applies a plan; the caller holds `shutting_down` (and checked it).
     fn apply(&self, actions: Vec<MountAction>) {
         for a in actions {
             match a {
                 MountAction::Unmount(path) => {
-                    self.failed_lock().retain(|f| f.path != path);
+                    lock(&self.failed).retain(|f| f.spec.path != path);
                     self.unmount(&path)
                 }
                 MountAction::Mount(spec) => {
-                    self.failed_lock().retain(|f| f.path != spec.path);
-                    match self.mount(&spec) {
-                        Ok((session, stop, owner)) => {
-                            tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
-                            self.lock().push(Running {
-                                spec,
-                                owner,
-                                since: crate::node::now(),
-                                session,
-                                stop,
-                            });
-                        }
-                        Err(e) => {
-                            crate::metrics::error("mount");
-                            tracing::error!(path = %spec.path.display(), "cannot mount: {e:#}");
-                            let owner = self
-                                .owner(&spec)
-                                .map(|(o, _)| o.public().to_string())
-                                .unwrap_or_default();
-                            self.failed_lock().push(MountState::of(
-                                &spec,
-                                owner,
-                                None,
-                                Some(format!("{e:#}")),
-                            ));
-                        }
-                    }
+                    lock(&self.failed).retain(|f| f.spec.path != spec.path);
+                    self.mount_now(spec, None, 0);
                 }
+            }
+        }
+    }
+
+    /// Tries to mount `spec` now; on failure schedules the next attempt.
+    fn mount_now(&self, spec: MountSpec, owner: Option<DerivedOwner>, attempts: u32) {
+        let mut owner = owner;
+        match self.mount(&spec, &mut owner) {
+            Ok((session, stop, owner_id)) => {
+                tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
+                self.lock().push(Running {
+                    spec,
+                    owner: owner_id,
+                    since: crate::node::now(),
+                    session,
+                    stop,
+                });
+            }
+            Err(e) => {
+                let attempts = attempts + 1;
+                let delay = backoff(attempts);
+                crate::metrics::error("mount");
+                tracing::error!(
+                    path = %spec.path.display(),
+                    attempt = attempts,
+                    "cannot mount: {e:#}; retrying in {}s",
+                    delay.as_secs()
+                );
+                let owner_id = owner
+                    .as_ref()
+                    .map(|(o, _)| o.public().to_string())
+                    .unwrap_or_default();
+                lock(&self.failed).push(Failed {
+                    spec,
+                    owner,
+                    owner_id,
+                    error: format!("{e:#}"),
+                    attempts,
+                    next: Instant::now() + delay,
+                });
             }
         }
     }
@@ -230,14 +483,17 @@ impl MountManager {
                 Ok(()) => tracing::info!(path = %path.display(), "unmounted"),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "unmount failed: {e}; detaching");
-                    clear_stale(path);
+                    detach(path);
                 }
             }
         }
     }
 
-    /// Unmounts everything (shutdown).
+    /// Unmounts everything (shutdown). From here on, reloads and retries do nothing.
     pub fn unmount_all(&self) {
+        let mut ops = lock(&self.shutting_down);
+        *ops = true;
+        lock(&self.failed).clear();
         let paths: Vec<PathBuf> = self.lock().iter().map(|m| m.spec.path.clone()).collect();
         for p in paths {
             self.unmount(&p);
@@ -264,59 +520,70 @@ impl MountManager {
                 s
             })
             .collect();
-        v.extend(self.failed_lock().iter().cloned());
+        v.extend(
+            lock(&self.failed)
+                .iter()
+                .map(|f| MountState::of(&f.spec, f.owner_id.clone(), None, Some(f.error.clone()))),
+        );
         v
     }
 
     /// Why the last edit of `mounts.yaml` was refused (the running mounts were kept).
     pub fn file_error(&self) -> Option<String> {
-        self.file_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.file_error).clone()
     }
 
-    fn owner(&self, spec: &MountSpec) -> anyhow::Result<(OwnerSecret, Option<Vec<u8>>)> {
+    fn owner(&self, spec: &MountSpec, which: &str) -> anyhow::Result<DerivedOwner> {
         match &spec.owner {
             OwnerSource::Passphrase(p) => {
-                let (o, mask) = OwnerSecret::from_passphrase(p)?;
+                let (o, mask) = OwnerSecret::from_passphrase(p)
+                    .with_context(|| format!("{which}: key `passphrase`"))?;
                 Ok((o, Some(mask)))
             }
-            OwnerSource::Private(text) if text.contains("-----BEGIN") => {
-                Ok((OwnerSecret::from_pem(text).context("owner_private")?, None))
-            }
+            OwnerSource::Private(text) if text.contains("-----BEGIN") => Ok((
+                OwnerSecret::from_pem(text)
+                    .with_context(|| format!("{which}: key `owner_private` (inline)"))?,
+                None,
+            )),
             OwnerSource::Private(path) => {
                 let p = self.home.join(path);
-                let pem = std::fs::read_to_string(&p)
-                    .with_context(|| format!("owner_private: cannot read {}", p.display()))?;
+                let pem = std::fs::read_to_string(&p).with_context(|| {
+                    format!("{which}: key `owner_private`: cannot read {}", p.display())
+                })?;
                 Ok((
-                    OwnerSecret::from_pem(&pem).with_context(|| p.display().to_string())?,
+                    OwnerSecret::from_pem(&pem).with_context(|| {
+                        format!("{which}: key `owner_private`: {}", p.display())
+                    })?,
                     None,
                 ))
             }
         }
     }
 
+    /// Mounts `spec`; `owner` caches the derived owner across attempts.
     fn mount(
         &self,
         spec: &MountSpec,
+        owner: &mut Option<DerivedOwner>,
     ) -> anyhow::Result<(
         fuser::BackgroundSession,
         Arc<std::sync::atomic::AtomicBool>,
         String,
     )> {
+        let which = self.which(spec);
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
-            bail!("{} is already mounted", spec.path.display());
+            bail!("{which}: {} is already mounted", spec.path.display());
         }
-        let (owner, derived_mask) = self.owner(spec)?;
+        let (owner, derived_mask) = match owner {
+            Some(o) => o.clone(),
+            None => owner.insert(self.owner(spec, &which)?).clone(),
+        };
+        prepare_mount_point(spec, &which)?;
         let masking_key = spec
             .masking_key
             .clone()
             .map(String::into_bytes)
             .or(derived_mask);
-        clear_stale(&spec.path);
-        std::fs::create_dir_all(&spec.path)
-            .with_context(|| format!("cannot create {}", spec.path.display()))?;
         let (uid, gid) = proc_ids();
         let owner_id = owner.public().to_string();
         let store = LffsStore::new(self.node.clone(), self.queue.clone(), owner);
@@ -329,8 +596,8 @@ impl MountManager {
                 gid: spec.gid.unwrap_or(gid),
                 max_file_size: spec.max_file_size,
                 read_only: spec.read_only,
-                root_mode: 0o755,
-                spill_dir: Some(self.home.join("lffs-spill")),
+                root_mode: spec.root_mode,
+                spill_dir: Some(spill_dir(&self.home)),
                 ..FsConfig::default()
             },
         );
@@ -346,12 +613,226 @@ impl MountManager {
         let fs = Arc::new(fs);
         let adapter = FuseAdapter::new(fs.clone(), spec.path.display().to_string());
         let session = fuser::spawn_mount(adapter, &spec.path, &config)
-            .with_context(|| format!("fuse mount of {} failed", spec.path.display()))?;
+            .with_context(|| format!("{which}: fuse mount of {} failed", spec.path.display()))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notifier, flag) = (session.notifier(), stop.clone());
         std::thread::Builder::new()
             .name("lffs-inval".into())
             .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
         Ok((session, stop, owner_id))
+    }
+}
+
+/// The directory where LFFS spills dirty data of open files (`<home>/lffs-spill`).
+pub fn spill_dir(home: &Path) -> PathBuf {
+    home.join("lffs-spill")
+}
+
+/// Whether a notify event is a change of the file's content (written, closed after
+/// writing, created, renamed into place) rather than a read of it (open, access,
+/// close without writing), a removal or a metadata change.
+pub fn is_content_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
+}
+
+/// Whether `event` changes the content of the file named `name` (for a rename, the
+/// name it ends with).
+fn changes_file(event: &notify::Event, name: &std::ffi::OsStr) -> bool {
+    use notify::EventKind;
+    use notify::event::{ModifyKind, RenameMode};
+    if !is_content_change(&event.kind) {
+        return false;
+    }
+    match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.last().and_then(|p| p.file_name()) == Some(name)
+        }
+        _ => event.paths.iter().any(|p| p.file_name() == Some(name)),
+    }
+}
+
+enum WatchMsg {
+    Changed,
+    Stop,
+}
+
+/// Watches `mounts.yaml` for content changes (reload, debounced) and runs the retry
+/// timer of failed mounts. Stop it before unmounting.
+pub struct MountWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    tx: std::sync::mpsc::Sender<WatchMsg>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MountWatcher {
+    /// Starts watching the home of `mounts`. Without inotify the retry timer still runs
+    /// (and SIGHUP still reloads).
+    pub fn start(home: &Path, mounts: Arc<MountManager>) -> anyhow::Result<MountWatcher> {
+        use notify::Watcher;
+        let (tx, rx) = std::sync::mpsc::channel::<WatchMsg>();
+        let name = mounts_file(home)
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let events = tx.clone();
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev
+                && changes_file(&ev, &name)
+            {
+                let _ = events.send(WatchMsg::Changed);
+            }
+        })
+        .and_then(|mut w| {
+            w.watch(home, notify::RecursiveMode::NonRecursive)
+                .map(|()| w)
+        })
+        .map_err(|e| {
+            tracing::warn!(
+                "cannot watch {} (SIGHUP still reloads mounts.yaml): {e}",
+                home.display()
+            )
+        })
+        .ok();
+        let thread = std::thread::Builder::new()
+            .name("mounts-reload".into())
+            .spawn(move || watch_loop(&rx, &mounts))
+            .context("cannot start the mounts.yaml watcher")?;
+        Ok(MountWatcher {
+            watcher,
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops watching and waits for a reload or retry in progress to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.watcher.take());
+        let _ = self.tx.send(WatchMsg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MountWatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn watch_loop(rx: &std::sync::mpsc::Receiver<WatchMsg>, mounts: &MountManager) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        // Sleep until a change, or the next retry (checked at least every second, for
+        // retries scheduled by a SIGHUP reload).
+        let wait = mounts
+            .next_retry()
+            .map_or(RETRY_FIRST, |t| t.saturating_duration_since(Instant::now()))
+            .min(RETRY_FIRST);
+        match rx.recv_timeout(wait) {
+            Ok(WatchMsg::Changed) => {
+                // Editors write in several steps: wait for DEBOUNCE of quiet (at most
+                // 2 s in all).
+                let end = Instant::now() + Duration::from_secs(2);
+                loop {
+                    match rx.recv_timeout(DEBOUNCE) {
+                        Ok(WatchMsg::Changed) if Instant::now() < end => continue,
+                        Ok(WatchMsg::Changed) | Err(RecvTimeoutError::Timeout) => break,
+                        Ok(WatchMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                mounts.reload(false);
+            }
+            Ok(WatchMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                if mounts.next_retry().is_some_and(|t| t <= Instant::now()) {
+                    mounts.retry_due();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes() {
+        let secs: Vec<u64> = (1..=12).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+
+    #[test]
+    fn mountinfo_fields_and_escapes() {
+        let text = "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - tmpfs tmpfs rw\n\
+                    40 35 0:52 / /tmp/m rw,nosuid,nodev shared:3 master:2 - fuse.lffs lffs rw,user_id=0\n\
+                    41 35 0:53 / /tmp/n rw - ext4 /dev/sda1 rw\n\
+                    garbage\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].point, PathBuf::from("/mnt/a b"));
+        assert_eq!(
+            (m[0].fstype.as_str(), m[0].source.as_str()),
+            ("tmpfs", "tmpfs")
+        );
+        assert!(!m[0].is_lffs());
+        assert_eq!(m[1].point, PathBuf::from("/tmp/m"));
+        assert!(m[1].is_lffs());
+        assert_eq!(m[2].source, "/dev/sda1");
+    }
+
+    #[test]
+    fn only_content_changes_reload() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RenameMode,
+        };
+        use notify::{Event, EventKind};
+        let name = std::ffi::OsStr::new("mounts.yaml");
+        let ev = |kind, paths: &[&str]| {
+            let mut e = Event::new(kind);
+            for p in paths {
+                e = e.add_path(PathBuf::from(p));
+            }
+            e
+        };
+        let f = "/h/mounts.yaml";
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+        ] {
+            assert!(changes_file(&ev(kind, &[f]), name), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(notify::event::RemoveKind::File),
+        ] {
+            assert!(!changes_file(&ev(kind, &[f]), name), "{kind:?}");
+        }
+        // Another file of the home; an editor's temp file renamed into place.
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(!changes_file(&ev(data, &["/h/node.log"]), name));
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert!(changes_file(&ev(both, &["/h/.mounts.yaml.swp", f]), name));
+        assert!(!changes_file(&ev(both, &[f, "/h/mounts.yaml.bak"]), name));
     }
 }

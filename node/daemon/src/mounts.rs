@@ -1,5 +1,10 @@
 //! `mounts.yaml`: strict parsing into raw structs, validation into [`MountSpec`]s with
-//! errors that name the file, the mount and the key, and the pure reload plan.
+//! errors that name the file, the mount and the key, mount path canonicalisation, and
+//! the pure reload plan.
+//!
+//! The file may hold secrets (passphrases, inline keys, masking keys): errors never
+//! quote its source (serde-saphyr's snippet is turned off, and any secret value that
+//! still shows up in a message is replaced), and `Debug` of a spec redacts them.
 //!
 //! YAML is read with `serde-saphyr`: pure safe Rust, typed deserialization with
 //! `deny_unknown_fields`, line/column in errors, limits against YAML bombs, and
@@ -31,10 +36,18 @@ struct RawMount {
     read_only: Option<bool>,
     uid: Option<u32>,
     gid: Option<u32>,
+    root_mode: Option<String>,
+    allow_non_empty: Option<bool>,
 }
 
+/// Default permission bits of a mount's root directory.
+pub const DEFAULT_ROOT_MODE: u32 = 0o755;
+
+/// Keys whose values are secrets (never shown in errors or logs).
+const SECRET_KEYS: [&str; 3] = ["passphrase", "owner_private", "masking_key"];
+
 /// Who signs a mount's records.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum OwnerSource {
     /// A PEM file (relative paths are in the node home) or inline PEM.
     Private(String),
@@ -42,10 +55,21 @@ pub enum OwnerSource {
     Passphrase(String),
 }
 
+impl std::fmt::Debug for OwnerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnerSource::Private(t) if t.contains("-----BEGIN") => f.write_str("Private(<inline>)"),
+            OwnerSource::Private(path) => write!(f, "Private({path:?})"),
+            OwnerSource::Passphrase(_) => f.write_str("Passphrase(<redacted>)"),
+        }
+    }
+}
+
 /// A validated mount.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MountSpec {
-    /// Mount point (absolute).
+    /// Mount point: absolute and canonical (no `.`, `..`, `//` or trailing `/`; symlinked
+    /// parents resolved by [`load`]).
     pub path: PathBuf,
     /// Root selector name.
     pub root: String,
@@ -63,6 +87,31 @@ pub struct MountSpec {
     pub uid: Option<u32>,
     /// gid shown (default: the node's).
     pub gid: Option<u32>,
+    /// Permission bits of the root directory.
+    pub root_mode: u32,
+    /// Mount over a directory that holds files (hiding them while mounted).
+    pub allow_non_empty: bool,
+}
+
+impl std::fmt::Debug for MountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountSpec")
+            .field("path", &self.path)
+            .field("root", &self.root)
+            .field("owner", &self.owner)
+            .field(
+                "masking_key",
+                &self.masking_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_file_size", &self.max_file_size)
+            .field("allow_other", &self.allow_other)
+            .field("read_only", &self.read_only)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("root_mode", &format_args!("{:#o}", self.root_mode))
+            .field("allow_non_empty", &self.allow_non_empty)
+            .finish()
+    }
 }
 
 /// What a reload does.
@@ -74,26 +123,35 @@ pub enum MountAction {
     Mount(MountSpec),
 }
 
-/// Parses and validates `mounts.yaml` text; `file` names it in errors.
+/// Parses and validates `mounts.yaml` text; `file` names it in errors. Paths are
+/// canonicalised lexically only ([`load`] also resolves symlinks).
+#[cfg(test)]
 pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<MountSpec>> {
-    let f = file.display();
+    parse_with(text, file, Path::to_path_buf)
+}
+
+/// [`parse`], with `resolve` applied to each lexically normalised path before paths are
+/// compared (two entries on one path, one mount inside another).
+fn parse_with(
+    text: &str,
+    file: &Path,
+    resolve: impl Fn(&Path) -> PathBuf,
+) -> anyhow::Result<Vec<MountSpec>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let raw: Option<Vec<RawMount>> = serde_saphyr::from_str(text).map_err(|e| {
-        // The YAML error names the key and the line; say which mount that line is in.
-        let line = e.location().map(|l| l.line() as usize);
-        match line.and_then(|l| mount_at_line(text, l)) {
-            Some(i) => anyhow::anyhow!("{}: {e}", which_mount(file, i, path_of(text, i))),
-            None => anyhow::anyhow!("{f}: {e}"),
-        }
-    })?;
+    let raw: Option<Vec<RawMount>> =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, text, file))?;
     let mut out: Vec<MountSpec> = Vec::new();
+    // What each accepted mount was written as, for errors naming two mounts.
+    let mut written: Vec<String> = Vec::new();
     for (i, m) in raw.unwrap_or_default().into_iter().enumerate() {
         let which = which_mount(file, i, m.path.clone());
-        let path = match m.path {
-            Some(p) if p.starts_with('/') && p.len() > 1 => PathBuf::from(p),
-            Some(p) => bail!("{which}: key `path`: {p:?} must be an absolute path other than /"),
+        let (path, as_written) = match m.path {
+            Some(p) => match normalize(&p) {
+                Some(n) => (resolve(&n), p),
+                None => bail!("{which}: key `path`: {p:?} must be an absolute path other than /"),
+            },
             None => bail!("{which}: key `path` is missing"),
         };
         let root = match m.root {
@@ -112,9 +170,38 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<MountSpec>> {
         if max_file_size == 0 {
             bail!("{which}: key `max_file_size` must be above 0");
         }
-        if out.iter().any(|o| o.path == path) {
-            bail!("{which}: key `path`: {} is mounted twice", path.display());
+        let root_mode = match m.root_mode {
+            None => DEFAULT_ROOT_MODE,
+            Some(t) => parse_mode(&t).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{which}: key `root_mode`: {t:?} is not permission bits in octal \
+                     (000 to 777, e.g. \"0775\")"
+                )
+            })?,
+        };
+        for (j, (o, w)) in out.iter().zip(&written).enumerate() {
+            let other = which_mount(file, j, Some(w.clone()));
+            if o.path == path {
+                bail!(
+                    "{which}: key `path`: {as_written}{} is mounted twice: {other} mounts it too",
+                    describe_resolved(&as_written, &path),
+                );
+            }
+            let (outer, inner) = if path.starts_with(&o.path) {
+                (&o.path, &path)
+            } else if o.path.starts_with(&path) {
+                (&path, &o.path)
+            } else {
+                continue;
+            };
+            bail!(
+                "{which}: key `path`: a mount may not be inside another: {} is inside {} \
+                 ({other})",
+                inner.display(),
+                outer.display(),
+            );
         }
+        written.push(as_written);
         out.push(MountSpec {
             path,
             root,
@@ -125,9 +212,125 @@ pub fn parse(text: &str, file: &Path) -> anyhow::Result<Vec<MountSpec>> {
             read_only: m.read_only.unwrap_or(false),
             uid: m.uid,
             gid: m.gid,
+            root_mode,
+            allow_non_empty: m.allow_non_empty.unwrap_or(false),
         });
     }
     Ok(out)
+}
+
+/// " (resolves to P)" when the written path differs from the canonical one.
+fn describe_resolved(written: &str, path: &Path) -> String {
+    if Path::new(written) == path {
+        String::new()
+    } else {
+        format!(" (resolves to {})", path.display())
+    }
+}
+
+/// A YAML error without the source excerpt serde-saphyr would quote (it may show a
+/// passphrase a few lines away): the message, line and column, the mount the line is
+/// in, and any secret value of the file that the message still holds replaced.
+fn yaml_error(e: &serde_saphyr::Error, text: &str, file: &Path) -> anyhow::Error {
+    let options = serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let msg = redact(&e.without_snippet().render_with_options(options), text);
+    let location = e.location();
+    let at = match location {
+        Some(l) if !msg.contains("line") => format!(" (line {}, column {})", l.line(), l.column()),
+        _ => String::new(),
+    };
+    // Say which mount the line is in.
+    let line = location.map(|l| l.line() as usize);
+    match line.and_then(|l| mount_at_line(text, l)) {
+        Some(i) => anyhow::anyhow!("{}: {msg}{at}", which_mount(file, i, path_of(text, i))),
+        None => anyhow::anyhow!("{}: {msg}{at}", file.display()),
+    }
+}
+
+/// `msg` with every value of a secret key found in `text` (read line by line, so it
+/// works on text that does not parse) replaced by `<redacted>`.
+fn redact(msg: &str, text: &str) -> String {
+    let mut out = msg.to_string();
+    for line in text.lines() {
+        let l = line.trim_start().trim_start_matches("- ").trim_start();
+        for key in SECRET_KEYS {
+            let Some(rest) = l
+                .strip_prefix(key)
+                .and_then(|r| r.trim_start().strip_prefix(':'))
+            else {
+                continue;
+            };
+            let v = rest.trim();
+            let unquoted = v.trim_matches(|c| c == '"' || c == '\'');
+            for secret in [v, unquoted] {
+                // Very short values would redact unrelated words; the snippet is off,
+                // so a message holds a value only if it is the value in error.
+                if secret.len() >= 4 {
+                    out = out.replace(secret, "<redacted>");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Octal permission bits, as chmod takes them: `755`, `0755`, `0o755` (quoted or not).
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return None;
+    }
+    let mode = u32::from_str_radix(digits, 8).ok()?;
+    (mode <= 0o777).then_some(mode)
+}
+
+/// The lexical canonical form of an absolute mount path: `.` and empty components
+/// (`//`, a trailing `/`) dropped, `..` applied (never above `/`). None for a relative
+/// path or one that is `/` itself.
+pub fn normalize(path: &str) -> Option<PathBuf> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(format!("/{}", parts.join("/"))))
+}
+
+/// `path` (lexically normalised) with its longest existing prefix resolved through
+/// symlinks. A path that is a dead FUSE mount cannot be resolved itself (ENOTCONN), so
+/// its parent is.
+pub fn resolve_existing(path: &Path) -> PathBuf {
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            let mut p = real;
+            p.extend(rest.iter().rev());
+            return p;
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// "FILE: mount N (PATH)" for the `index`th mount (from 0).
@@ -157,10 +360,24 @@ fn path_of(text: &str, index: usize) -> Option<String> {
 }
 
 /// Reads and parses a `mounts.yaml` file.
+/// Symlinked parents of each mount path are resolved where they exist.
 pub fn load(file: &Path) -> anyhow::Result<Vec<MountSpec>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    parse(&text, file)
+    let text = load_text(file)?;
+    parse_with(&text, file, resolve_existing)
+}
+
+/// The file's text.
+pub fn load_text(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Whether the text sets a secret inline: a passphrase, a masking key or an inline
+/// private key (a file that does should be readable by the node's user only).
+pub fn holds_secrets(text: &str) -> bool {
+    text.lines().any(|line| {
+        let l = line.trim_start().trim_start_matches("- ").trim_start();
+        l.starts_with("passphrase:") || l.starts_with("masking_key:")
+    }) || text.contains("-----BEGIN")
 }
 
 /// What to do to go from the running mounts to the configured ones: unmount what is
@@ -219,6 +436,8 @@ mod tests {
                 read_only: true,
                 uid: Some(5),
                 gid: None,
+                root_mode: 0o755,
+                allow_non_empty: false,
             }
         );
         assert!(p("").unwrap().is_empty());
@@ -258,6 +477,137 @@ mod tests {
         assert!(e.contains("/h/mounts.yaml"), "{e}");
         let e = err("- path: /m\n  root: r\n  passphrase: x\n  max_file_size: -3\n");
         assert!(e.contains("/h/mounts.yaml: mount 1 (/m)"), "{e}");
+    }
+
+    #[test]
+    fn paths_are_canonical_and_compared_canonically() {
+        assert_eq!(normalize("/mnt/a/../b"), Some("/mnt/b".into()));
+        assert_eq!(normalize("//mnt///b/./"), Some("/mnt/b".into()));
+        assert_eq!(normalize("/../../mnt"), Some("/mnt".into()));
+        assert_eq!(normalize("/mnt/.."), None);
+        assert_eq!(normalize("/"), None);
+        assert_eq!(normalize("mnt/a"), None);
+        let m = p("- path: /mnt//x/../a/\n  root: r\n  passphrase: x\n").unwrap();
+        assert_eq!(m[0].path, PathBuf::from("/mnt/a"));
+        // Two spellings of one path.
+        let e = err("- path: /mnt/b\n  root: r\n  passphrase: x\n\
+                     - path: /mnt/a/../b\n  root: s\n  passphrase: y\n");
+        assert!(
+            e.contains("/h/mounts.yaml: mount 2 (/mnt/a/../b): key `path`")
+                && e.contains("resolves to /mnt/b")
+                && e.contains("mount 1 (/mnt/b)"),
+            "{e}"
+        );
+        // One inside another, in either order; the error names both.
+        for yaml in [
+            "- path: /mnt/a\n  root: r\n  passphrase: x\n- path: /mnt/a/in\n  root: s\n  passphrase: y\n",
+            "- path: /mnt/a/in\n  root: s\n  passphrase: y\n- path: /mnt/a/\n  root: r\n  passphrase: x\n",
+        ] {
+            let e = err(yaml);
+            assert!(
+                e.contains("mount 2 (")
+                    && e.contains("key `path`")
+                    && e.contains("/mnt/a/in is inside /mnt/a (/h/mounts.yaml: mount 1"),
+                "{e}"
+            );
+        }
+        // Siblings sharing a prefix are not nested.
+        assert_eq!(
+            p("- path: /mnt/a\n  root: r\n  passphrase: x\n- path: /mnt/ab\n  root: s\n  passphrase: y\n")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn symlinked_parents_are_resolved() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        assert_eq!(
+            resolve_existing(&d.path().join("link").join("not-yet").join("m")),
+            real.join("not-yet").join("m")
+        );
+        let file = d.path().join("mounts.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "- path: {}/real/m\n  root: r\n  passphrase: x\n- path: {}/link/m\n  root: s\n  passphrase: y\n",
+                d.path().display(),
+                d.path().display()
+            ),
+        )
+        .unwrap();
+        let e = format!("{:#}", load(&file).unwrap_err());
+        assert!(e.contains("mount 2") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn root_mode_and_allow_non_empty() {
+        for (text, mode) in [
+            ("0775", 0o775),
+            ("\"0775\"", 0o775),
+            ("0o700", 0o700),
+            ("'755'", 0o755),
+            ("0", 0),
+        ] {
+            let m = p(&format!(
+                "- path: /m\n  root: r\n  passphrase: x\n  root_mode: {text}\n"
+            ))
+            .unwrap();
+            assert_eq!(m[0].root_mode, mode, "{text}");
+        }
+        for bad in [
+            "01777", "4755", "0o1000", "rwx", "\"\"", "0x1ff", "789", "-1",
+        ] {
+            let e = err(&format!(
+                "- path: /m\n  root: r\n  passphrase: x\n  root_mode: {bad}\n"
+            ));
+            assert!(
+                e.contains("/h/mounts.yaml: mount 1 (/m)") && e.contains("root_mode"),
+                "{bad}: {e}"
+            );
+        }
+        let m = p("- path: /m\n  root: r\n  passphrase: x\n  allow_non_empty: true\n").unwrap();
+        assert!(m[0].allow_non_empty);
+        assert_eq!(m[0].root_mode, DEFAULT_ROOT_MODE);
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_secrets() {
+        let secret = "correct horse battery staple";
+        // A passphrase two lines above an invalid value: serde-saphyr would quote it.
+        let e = err(&format!(
+            "- path: /m\n  passphrase: \"{secret}\"\n  root: r\n  max_file_size: lots\n"
+        ));
+        assert!(!e.contains("horse"), "{e}");
+        assert!(
+            e.contains("/h/mounts.yaml: mount 1 (/m)") && e.contains("line 4"),
+            "{e}"
+        );
+        // A syntax error next to an inline key and a masking key.
+        let e = err(&format!(
+            "- path: /m\n  root: r\n  masking_key: {secret}\n  owner_private: \"-----BEGIN EC\n  read_only: [\n"
+        ));
+        assert!(!e.contains("horse") && !e.contains("BEGIN"), "{e}");
+        // The value in error is itself the secret.
+        let e = err(
+            "- path: /m\n  root: r\n  passphrase: x\n  uid: \"sekrit-value\"\n  masking_key: sekrit-value\n",
+        );
+        assert!(!e.contains("sekrit"), "{e}");
+        let m = p(&format!(
+            "- path: /m\n  root: r\n  passphrase: {secret}\n  masking_key: {secret}\n"
+        ))
+        .unwrap();
+        let d = format!("{:?}", m[0]);
+        assert!(!d.contains("horse") && d.contains("redacted"), "{d}");
+        assert!(holds_secrets(&format!(
+            "- path: /m\n  passphrase: {secret}\n"
+        )));
+        assert!(!holds_secrets(DEFAULT_MOUNTS_YAML));
     }
 
     #[test]

@@ -561,12 +561,18 @@ fn init_logging(home: &Path) -> anyhow::Result<()> {
 
 /// Runs `lf node-start` until SIGTERM or SIGINT.
 pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&opts.home)
-        .with_context(|| format!("cannot create home {}", opts.home.display()))?;
+    home::create_home(&opts.home)?;
     let pid = home::PidFile::acquire(&opts.home)?;
     init_logging(&opts.home)?;
     crate::metrics::install();
     tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
+    for secret in [
+        "identity-secret.pem",
+        "authtoken.secret",
+        crate::replication::IDENTITY_FILE,
+    ] {
+        home::warn_if_exposed(&opts.home.join(secret));
+    }
     let identity = home::identity(&opts.home)?;
     tracing::info!(
         identity = %identity.public(),
@@ -640,7 +646,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         queue,
         mounts: mounts.clone(),
     });
-    let _watcher = watch_mounts(&opts.home, mounts.clone());
+    let watcher = crate::mount_manager::MountWatcher::start(&opts.home, mounts.clone())?;
     let oracle_thread = match opts.oracle {
         Some(interval) => {
             let n = node.clone();
@@ -664,8 +670,11 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         ),
         Err(e) => (None, Err(e)),
     };
-    // Shutdown in reverse start order: HTTP has stopped; unmount; stop background
-    // work (proof of work is cancelled); the store flushes when dropped.
+    // Shutdown in reverse start order: HTTP has stopped; stop the mounts.yaml watcher
+    // and retry timer, then unmount (a reload still running finishes first; none
+    // mounts after); stop background work (proof of work is cancelled); the store
+    // flushes when dropped.
+    watcher.stop();
     tracing::info!("shutting down: unmounting");
     mounts.unmount_all();
     node.stopping
@@ -685,42 +694,6 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     result
 }
 
-/// Watches the home for changes to `mounts.yaml` and reloads (debounced).
-fn watch_mounts(
-    home: &Path,
-    mounts: Arc<crate::mount_manager::MountManager>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let file = crate::mount_manager::mounts_file(home);
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let target = file.clone();
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev
-            && ev.paths.iter().any(|p| p.file_name() == target.file_name())
-        {
-            let _ = tx.send(());
-        }
-    })
-    .map_err(|e| tracing::warn!("cannot watch mounts.yaml (SIGHUP still reloads): {e}"))
-    .ok()?;
-    watcher
-        .watch(home, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| tracing::warn!("cannot watch {}: {e}", home.display()))
-        .ok()?;
-    std::thread::Builder::new()
-        .name("mounts-reload".into())
-        .spawn(move || {
-            while rx.recv().is_ok() {
-                // Editors write in several steps: wait for the burst to end.
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                while rx.try_recv().is_ok() {}
-                mounts.reload();
-            }
-        })
-        .ok()?;
-    Some(watcher)
-}
-
 async fn serve(
     node: Arc<Node>,
     opts: &NodeOptions,
@@ -734,7 +707,7 @@ async fn serve(
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading mounts.yaml");
             let m = mounts.clone();
-            let _ = tokio::task::spawn_blocking(move || m.reload()).await;
+            let _ = tokio::task::spawn_blocking(move || m.reload(true)).await;
         }
     });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], opts.http_port));

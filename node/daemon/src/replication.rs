@@ -16,7 +16,7 @@ use crate::home;
 use crate::node::{Node, NodeOptions};
 
 /// File holding the node's libp2p key (protobuf encoding, mode 0600).
-const IDENTITY_FILE: &str = "p2p-identity.key";
+pub(crate) const IDENTITY_FILE: &str = "p2p-identity.key";
 /// File remembering peers' addresses across restarts.
 const PEERS_FILE: &str = "peers.json";
 /// How often `peers.json` is rewritten.
