@@ -110,6 +110,19 @@ mod tests {
     }
 
     #[test]
+    fn streaming_cuts_where_the_slice_cutter_does() {
+        // Commits stream files through StreamCDC: its cut points must be the slice
+        // cutter's, or files written before would stop deduplicating.
+        let data = pseudo_random(300_000, 9);
+        let (min, avg, max) = sizes(60_000);
+        let streamed: Vec<(usize, usize)> =
+            fastcdc::v2020::StreamCDC::new(std::io::Cursor::new(&data), min, avg, max)
+                .map(|c| c.map(|c| (c.offset as usize, c.length)).unwrap())
+                .collect();
+        assert_eq!(streamed, cut(&data, 60_000));
+    }
+
+    #[test]
     fn small_edit_changes_few_chunks() {
         let mut data = pseudo_random(1 << 20, 7);
         let before: Vec<ChunkId> = cut(&data, 60_000)

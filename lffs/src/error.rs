@@ -45,6 +45,9 @@ pub enum FsError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The mount's bound on written, uncommitted data of open files is reached.
+    #[error("no space for more unflushed data on this mount")]
+    NoSpace,
     /// Not supported (hard links, device nodes).
     #[error("not supported")]
     NotSupported,
@@ -68,6 +71,7 @@ impl FsError {
             FsError::Corrupt(_) => 5,                  // EIO
             FsError::Store(StoreError::Full(_)) => 28, // ENOSPC
             FsError::Store(_) => 5,                    // EIO
+            FsError::NoSpace => 28,                    // ENOSPC
             FsError::NotSupported => 95,               // EOPNOTSUPP
         }
     }

@@ -9,8 +9,10 @@ use lf_record::Owner;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, ChunkRef};
+use crate::content::{Base, Content, SpillBudget};
 use crate::layout::{self, Body, Entry, FileData, PASSWD_INO, PASSWD_NAME, ROOT_INO};
-use crate::{FsError, Put, Store};
+use crate::untrusted::{self, BadEntries};
+use crate::{FsError, Put, Store, Version};
 
 type Result<T> = std::result::Result<T, FsError>;
 
@@ -109,7 +111,7 @@ struct Node {
 /// Content of an open file, shared by every handle on the inode so that writes are
 /// visible to other readers at once.
 struct OpenFile {
-    content: Vec<u8>,
+    content: Content,
     dirty: bool,
     handles: usize,
     entry: Entry,
@@ -149,6 +151,28 @@ pub struct Filesystem<S: Store> {
     /// disappears meanwhile (deleted or renamed on another node), the dentry is
     /// invalidated at once.
     entries_out: Mutex<HashMap<(u64, Vec<u8>), std::time::Instant>>,
+    /// Unusable entries from the network, counted and logged once.
+    bad: BadEntries,
+    /// The bound on written, uncommitted data of open files.
+    spill: Arc<SpillBudget>,
+    /// The root's own entry (mode, time) as the mount's owner last stored it, for one
+    /// store generation.
+    root_entry: Mutex<(u64, Option<Entry>)>,
+}
+
+/// Owners remembered for `.passwd` at most (anyone can write records).
+const OWNERS_SEEN_MAX: usize = 4096;
+
+/// Chunk records of a commit are handed to the store in parts of about this size, so
+/// that a big file is never held in memory whole.
+const COMMIT_PART_BYTES: usize = 8 << 20;
+
+/// What is left of a commit to put with its entry, and whether the store admitted an
+/// earlier part of it already.
+#[derive(Default)]
+struct Commit {
+    puts: Vec<Put>,
+    admitted: bool,
 }
 
 /// (mtime, size) of an entry: what tells that a file changed.
@@ -193,7 +217,6 @@ impl<S: Store> Filesystem<S> {
         );
         Filesystem {
             store,
-            config,
             nodes: RwLock::new(nodes),
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
@@ -203,6 +226,47 @@ impl<S: Store> Filesystem<S> {
             cached: Mutex::new(HashMap::new()),
             attrs_out: Mutex::new(HashMap::new()),
             entries_out: Mutex::new(HashMap::new()),
+            bad: BadEntries::default(),
+            spill: SpillBudget::new(config.max_spill_bytes, config.spill_dir.clone()),
+            root_entry: Mutex::new((0, None)),
+            config,
+        }
+    }
+
+    /// Bytes of written, uncommitted data the open files hold now.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.used()
+    }
+
+    /// Whether the local user `uid` may change anything on this mount: the user(s)
+    /// the mount maps to its owner (its `uid`) and root. Everyone else may only read.
+    pub fn may_change(&self, uid: u32) -> Result<()> {
+        if uid == 0 || uid == self.config.uid {
+            Ok(())
+        } else {
+            Err(FsError::Access)
+        }
+    }
+
+    /// The entry in `v` if it decodes and is usable under (`dir_sel`, `ordinal`);
+    /// otherwise the skip is counted and `None` returned.
+    fn usable(&self, v: &Version, dir_sel: &[u8], ordinal: u64) -> Option<Entry> {
+        let checked = Entry::decode(&v.value)
+            .ok_or("undecodable value")
+            .and_then(|e| untrusted::check(&e, dir_sel, ordinal, &self.config.root).map(|()| e));
+        match checked {
+            Ok(e) => Some(e),
+            Err(why) => {
+                self.bad.skipped(dir_sel, ordinal, why);
+                None
+            }
+        }
+    }
+
+    fn saw_owner(&self, owner: Owner) {
+        let mut seen = self.owners_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < OWNERS_SEEN_MAX {
+            seen.insert(owner);
         }
     }
 
@@ -254,16 +318,12 @@ impl<S: Store> Filesystem<S> {
                 return Ok(hit.clone());
             }
         }
-        let cands = self
-            .store
-            .get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
+        let ordinal = layout::name_ordinal(name);
+        let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
         let mut found = None;
         for v in cands {
-            if let Some(e) = Entry::decode(&v.value).filter(|e| e.name == name) {
-                self.owners_seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(v.owner);
+            if let Some(e) = self.usable(&v, dir_sel, ordinal).filter(|e| e.name == name) {
+                self.saw_owner(v.owner);
                 if e.body != Body::Tombstone {
                     found = Some((e, v.owner));
                 }
@@ -326,17 +386,79 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
+    /// Where the root's own entry (its mode and time) is stored: beside the tree, not
+    /// in it, so no listing shows it.
+    fn root_entry_selector(&self) -> Vec<u8> {
+        let mut s = self.config.root.clone();
+        s.extend_from_slice(b"/root");
+        s
+    }
+
+    /// The root's entry as the mount's owner stored it (another owner's is ignored:
+    /// the root's mode is its mount owner's choice).
+    fn root_entry(&self) -> Result<Option<Entry>> {
+        let gen_now = self.store.generation();
+        {
+            let c = self.root_entry.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 == gen_now {
+                return Ok(c.1.clone());
+            }
+        }
+        let sel = self.root_entry_selector();
+        let me = self.store.owner();
+        let found = self
+            .store
+            .get(&sel, 0, &self.mask_for(&sel))?
+            .into_iter()
+            .filter(|v| v.owner == me)
+            .find_map(|v| Entry::decode(&v.value))
+            .filter(|e| matches!(e.body, Body::Dir(_)));
+        *self.root_entry.lock().unwrap_or_else(|e| e.into_inner()) = (gen_now, found.clone());
+        Ok(found)
+    }
+
     fn root_attr(&self) -> Attr {
+        let stored = self.root_entry().ok().flatten();
+        let mut perm = stored.as_ref().map_or(self.config.root_mode, |e| e.mode) as u16 & 0o7777;
+        if self.config.read_only {
+            perm &= !0o222;
+        }
         Attr {
             ino: ROOT_INO,
             kind: Kind::Dir,
             size: 0,
-            perm: if self.config.read_only { 0o555 } else { 0o777 },
+            perm,
             uid: self.config.uid,
             gid: self.config.gid,
-            mtime: UNIX_EPOCH,
+            mtime: stored.map_or(UNIX_EPOCH, |e| time(e.mtime)),
             writable: !self.config.read_only,
         }
+    }
+
+    /// Stores the root's mode and time (chmod, touch of the mount point).
+    fn set_root(&self, mode: Option<u32>, mtime: Option<SystemTime>) -> Result<Attr> {
+        self.check_writable_dir()?;
+        let current = self.root_attr();
+        let e = Entry {
+            name: b".".to_vec(),
+            mode: mode.unwrap_or(current.perm as u32) & 0o7777,
+            mtime: match mtime {
+                Some(t) => t
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
+                None => self.store.now_nanos(),
+            },
+            body: Body::Dir(self.config.root.clone()),
+        };
+        let sel = self.root_entry_selector();
+        self.store.put(vec![Put {
+            ordinal: 0,
+            mask: self.mask_for(&sel),
+            name: sel,
+            value: e.encode(),
+        }])?;
+        Ok(self.root_attr())
     }
 
     fn passwd(&self) -> Vec<u8> {
@@ -407,7 +529,7 @@ impl<S: Store> Filesystem<S> {
         if let Some(f) = self.live_open(a.ino) {
             let g = f.lock().unwrap_or_else(|e| e.into_inner());
             if g.dirty {
-                a.size = g.content.len() as u64;
+                a.size = g.content.len();
             }
         }
         a
@@ -443,9 +565,9 @@ impl<S: Store> Filesystem<S> {
             && e != g.entry
             && matches!(e.body, Body::File(_))
         {
-            match self.load(&e) {
-                Ok(content) => {
-                    g.content = content;
+            match Base::of(&self.store, &e, self.config.max_file_size) {
+                Ok(base) => {
+                    g.content = Content::new(base, self.spill.clone());
                     g.entry = e;
                 }
                 Err(_) => return,
@@ -473,12 +595,14 @@ impl<S: Store> Filesystem<S> {
     /// visible there (they deleted it): first owner wins, even after a deletion, so an
     /// entry we wrote there would never be seen.
     fn claimed_by_other(&self, dir_sel: &[u8], name: &[u8]) -> Result<bool> {
-        let cands = self
-            .store
-            .get(dir_sel, layout::name_ordinal(name), &self.mask_for(dir_sel))?;
+        let ordinal = layout::name_ordinal(name);
+        let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
         Ok(cands
             .iter()
-            .find(|v| Entry::decode(&v.value).is_some_and(|e| e.name == name))
+            .find(|v| {
+                self.usable(v, dir_sel, ordinal)
+                    .is_some_and(|e| e.name == name)
+            })
             .is_some_and(|v| v.owner != self.store.owner()))
     }
 
@@ -507,17 +631,14 @@ impl<S: Store> Filesystem<S> {
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
         let sel = self.dir_selector(ino)?;
         let mut out = Vec::new();
-        for (_, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
+        for (ordinal, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
             let Some((e, owner)) = cands
                 .iter()
-                .find_map(|v| Entry::decode(&v.value).map(|e| (e, v.owner)))
+                .find_map(|v| self.usable(v, &sel, ordinal).map(|e| (e, v.owner)))
             else {
                 continue;
             };
-            self.owners_seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(owner);
+            self.saw_owner(owner);
             let kind = match e.body {
                 Body::Tombstone => continue,
                 Body::Dir(_) => Kind::Dir,
@@ -565,18 +686,31 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
-    fn put_entry(&self, dir_sel: &[u8], e: &Entry, mut extra: Vec<Put>) -> Result<()> {
+    fn put_entry(&self, dir_sel: &[u8], e: &Entry, extra: Vec<Put>) -> Result<()> {
+        self.put_entry_after(
+            dir_sel,
+            e,
+            Commit {
+                puts: extra,
+                admitted: false,
+            },
+        )
+    }
+
+    /// Puts the entry with what is left of its commit (the last part of a change the
+    /// store may already have admitted).
+    fn put_entry_after(&self, dir_sel: &[u8], e: &Entry, mut commit: Commit) -> Result<()> {
         let value = e.encode();
         if value.len() > self.store.max_value_size() {
             return Err(FsError::TooBig);
         }
-        extra.push(Put {
+        commit.puts.push(Put {
             name: dir_sel.to_vec(),
             ordinal: layout::name_ordinal(&e.name),
             mask: self.mask_for(dir_sel),
             value,
         });
-        self.store.put(extra)?;
+        self.store.put_part(commit.puts, !commit.admitted)?;
         Ok(())
     }
 
@@ -639,36 +773,13 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
-    fn load(&self, e: &Entry) -> Result<Vec<u8>> {
-        match &e.body {
-            Body::File(FileData::Inline(d)) => Ok(d.clone()),
-            Body::File(FileData::Chunked { depth, refs, .. }) => {
-                let mut refs = refs.clone();
-                for level in (0..*depth).rev() {
-                    let mut data = Vec::new();
-                    for r in &refs {
-                        data.extend_from_slice(&self.load_chunk(r)?);
-                    }
-                    if level == 0 {
-                        return Ok(data);
-                    }
-                    refs = chunk::decode_refs(&data)
-                        .ok_or_else(|| FsError::Corrupt("bad chunk manifest".into()))?;
-                }
-                Err(FsError::Corrupt("manifest depth 0".into()))
-            }
-            Body::Dir(_) => Err(FsError::IsDir),
-            _ => Err(FsError::InvalidName),
-        }
-    }
-
-    fn load_chunk(&self, r: &ChunkRef) -> Result<Vec<u8>> {
-        let cands = self.store.get(&layout::chunk_selector(&r.id), 0, &r.id)?;
-        cands
-            .into_iter()
-            .map(|v| v.value)
-            .find(|v| chunk::chunk_id(v) == r.id && v.len() == r.len as usize)
-            .ok_or_else(|| FsError::Corrupt("chunk not (yet) in the store".into()))
+    /// The whole content of a file entry (inline or chunked), for a commit under a
+    /// new name or size; reads chunks as the commit streams them.
+    fn content_of(&self, e: &Entry) -> Result<Content> {
+        Ok(Content::new(
+            Base::of(&self.store, e, self.config.max_file_size)?,
+            self.spill.clone(),
+        ))
     }
 
     /// Opens a file like [`Filesystem::open`] and tells whether the kernel may keep
@@ -779,25 +890,24 @@ impl<S: Store> Filesystem<S> {
                     return Err(FsError::Access);
                 }
             }
+            if let Some(f) = self.share_open(ino, &node) {
+                self.refresh(&f);
+                return Ok(self.new_handle(ino, Some(f)));
+            }
+            // Assembled outside every lock another open needs: another owner's
+            // manifest may take a while to check, and it delays only this file.
             let gen_now = self.store.generation();
+            let base = Base::of(&self.store, &e, self.config.max_file_size)?;
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            // A buffer under this inode is shared only if it is still this entry's: an
-            // unlinked or replaced file, or another file that had this inode, is not.
-            let existing = open.get(&ino).cloned().filter(|f| {
-                let g = f.lock().unwrap_or_else(|e| e.into_inner());
-                !g.detached && g.node == node
-            });
-            let f = match existing {
+            let f = match Self::live_in(&open, ino, &node) {
+                // Opened by someone else meanwhile: share theirs.
                 Some(f) => {
                     f.lock().unwrap_or_else(|e| e.into_inner()).handles += 1;
-                    drop(open);
-                    self.refresh(&f);
                     f
                 }
                 None => {
-                    let content = self.load(&e)?;
                     let f = Arc::new(Mutex::new(OpenFile {
-                        content,
+                        content: Content::new(base, self.spill.clone()),
                         dirty: false,
                         handles: 1,
                         entry: e,
@@ -809,9 +919,31 @@ impl<S: Store> Filesystem<S> {
                     f
                 }
             };
+            drop(open);
             return Ok(self.new_handle(ino, Some(f)));
         }
         Ok(self.new_handle(ino, None))
+    }
+
+    /// The buffer under `ino` if it still holds the entry at `node` (an unlinked or
+    /// replaced file, or another file that had this inode, is not shared).
+    fn live_in(
+        open: &HashMap<u64, Arc<Mutex<OpenFile>>>,
+        ino: u64,
+        node: &Node,
+    ) -> Option<Arc<Mutex<OpenFile>>> {
+        open.get(&ino).cloned().filter(|f| {
+            let g = f.lock().unwrap_or_else(|e| e.into_inner());
+            !g.detached && g.node == *node
+        })
+    }
+
+    /// Takes one more handle on the live buffer under `ino`, if there is one.
+    fn share_open(&self, ino: u64, node: &Node) -> Option<Arc<Mutex<OpenFile>>> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let f = Self::live_in(&open, ino, node)?;
+        f.lock().unwrap_or_else(|e| e.into_inner()).handles += 1;
+        Some(f)
     }
 
     fn new_handle(&self, ino: u64, f: Option<Arc<Mutex<OpenFile>>>) -> u64 {
@@ -841,10 +973,8 @@ impl<S: Store> Filesystem<S> {
         } else {
             let f = self.open_file(ino)?;
             self.refresh(&f);
-            let f = f.lock().unwrap_or_else(|e| e.into_inner());
-            let start = (offset as usize).min(f.content.len());
-            let end = start.saturating_add(size as usize).min(f.content.len());
-            return Ok(f.content[start..end].to_vec());
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            return f.content.read(&self.store, offset, size as u64);
         };
         let start = (offset as usize).min(data.len());
         let end = start.saturating_add(size as usize).min(data.len());
@@ -863,11 +993,7 @@ impl<S: Store> Filesystem<S> {
         let f = self.open_file(ino)?;
         self.refresh(&f);
         let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-        let (start, end) = (offset as usize, end as usize);
-        if f.content.len() < end {
-            f.content.resize(end, 0);
-        }
-        f.content[start..end].copy_from_slice(data);
+        f.content.write(offset, data)?;
         f.dirty = true;
         Ok(data.len() as u32)
     }
@@ -892,10 +1018,10 @@ impl<S: Store> Filesystem<S> {
         }
         let mut e = f.entry.clone();
         e.mtime = self.store.now_nanos();
-        let puts = self.store_content(&mut e, &f.content)?;
+        let commit = self.store_content(&mut e, &mut f.content)?;
         // Taken before the put: a record arriving meanwhile still triggers a check.
         let generation = self.store.generation();
-        self.put_entry(&f.node.dir_sel, &e, puts)?;
+        self.put_entry_after(&f.node.dir_sel, &e, commit)?;
         // The kernel's pages hold what was just written: they stay valid.
         if let Some(v) = self
             .cached
@@ -942,30 +1068,79 @@ impl<S: Store> Filesystem<S> {
         result
     }
 
-    /// Sets `e.body` to hold `content` (inline or chunked) and returns the chunk puts
-    /// needed (chunks already stored are not written again).
-    fn store_content(&self, e: &mut Entry, content: &[u8]) -> Result<Vec<Put>> {
+    /// Sets `e.body` to hold `content` (inline or chunked) and returns what is left
+    /// to put with the entry. A chunked file streams through the chunker: its new
+    /// chunks go to the store in parts of [`COMMIT_PART_BYTES`] as they are cut
+    /// (content-addressed, so harmless before the entry names them), never the whole
+    /// file in memory; chunks already stored are not written again.
+    fn store_content(&self, e: &mut Entry, content: &mut Content) -> Result<Commit> {
         let max = self.store.max_value_size();
-        if Entry::inline_size(e.name.len(), content.len()) <= max {
-            e.body = Body::File(FileData::Inline(content.to_vec()));
-            return Ok(Vec::new());
+        let len = content.len();
+        if Entry::inline_size(e.name.len(), len as usize) <= max {
+            e.body = Body::File(FileData::Inline(content.read(&self.store, 0, len)?));
+            return Ok(Commit::default());
         }
-        let mut puts = Vec::new();
-        let mut level = content.to_vec();
-        let mut depth = 0u8;
+        let mut commit = Commit::default();
+        let mut part_bytes = 0;
+        let mut refs = Vec::new();
+        let (min, avg, most) = chunk::sizes(max);
+        let mut reader = content.reader(&self.store);
+        let mut seen = HashSet::new();
+        let mut failed = false;
+        for c in fastcdc::v2020::StreamCDC::new(&mut reader, min, avg, most) {
+            let Ok(c) = c else {
+                failed = true;
+                break;
+            };
+            let r = ChunkRef {
+                id: chunk::chunk_id(&c.data),
+                len: c.length as u32,
+            };
+            refs.push(r);
+            let sel = layout::chunk_selector(&r.id);
+            if seen.insert(r.id) && self.store.get(&sel, 0, &r.id)?.is_empty() {
+                part_bytes += c.data.len();
+                commit.puts.push(Put {
+                    name: sel,
+                    ordinal: 0,
+                    mask: r.id.to_vec(),
+                    value: c.data,
+                });
+            }
+            if part_bytes >= COMMIT_PART_BYTES {
+                self.store
+                    .put_part(std::mem::take(&mut commit.puts), !commit.admitted)?;
+                commit.admitted = true;
+                part_bytes = 0;
+            }
+        }
+        if failed {
+            return Err(reader
+                .failed
+                .take()
+                .unwrap_or_else(|| FsError::Corrupt("chunking failed".into())));
+        }
+        let mut depth = 1u8;
         loop {
-            let mut refs = Vec::new();
-            for (off, len) in chunk::cut(&level, max) {
-                let data = &level[off..off + len];
+            let manifest = chunk::encode_refs(&refs);
+            if Entry::inline_size(e.name.len(), manifest.len()) + 9 <= max || depth == u8::MAX {
+                e.body = Body::File(FileData::Chunked {
+                    size: len,
+                    depth,
+                    refs,
+                });
+                return Ok(commit);
+            }
+            refs = Vec::new();
+            for (off, n) in chunk::cut(&manifest, max) {
+                let data = &manifest[off..off + n];
                 let r = ChunkRef {
                     id: chunk::chunk_id(data),
-                    len: len as u32,
+                    len: n as u32,
                 };
                 let sel = layout::chunk_selector(&r.id);
-                if self.store.get(&sel, 0, &r.id)?.is_empty()
-                    && !puts.iter().any(|p: &Put| p.name == sel)
-                {
-                    puts.push(Put {
+                if seen.insert(r.id) && self.store.get(&sel, 0, &r.id)?.is_empty() {
+                    commit.puts.push(Put {
                         name: sel,
                         ordinal: 0,
                         mask: r.id.to_vec(),
@@ -975,16 +1150,6 @@ impl<S: Store> Filesystem<S> {
                 refs.push(r);
             }
             depth += 1;
-            let manifest = chunk::encode_refs(&refs);
-            if Entry::inline_size(e.name.len(), manifest.len()) + 9 <= max || depth == u8::MAX {
-                e.body = Body::File(FileData::Chunked {
-                    size: content.len() as u64,
-                    depth,
-                    refs,
-                });
-                return Ok(puts);
-            }
-            level = manifest;
         }
     }
 
@@ -1015,7 +1180,13 @@ impl<S: Store> Filesystem<S> {
         if mode.is_none() && size.is_none() && mtime.is_none() {
             return Ok(current);
         }
-        if ino == ROOT_INO || ino == PASSWD_INO {
+        if ino == ROOT_INO {
+            if size.is_some() {
+                return Err(FsError::IsDir);
+            }
+            return self.set_root(mode, mtime);
+        }
+        if ino == PASSWD_INO {
             return Err(FsError::Perm);
         }
         let node = self.node(ino)?;
@@ -1037,17 +1208,17 @@ impl<S: Store> Filesystem<S> {
             if let Some(f) = self.live_open(ino) {
                 self.refresh(&f);
                 let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-                f.content.resize(sz as usize, 0);
+                f.content.truncate(sz)?;
                 f.entry.mode = e.mode;
                 f.dirty = true;
                 drop(f);
                 self.flush(ino)?;
                 return self.getattr(ino);
             }
-            let mut content = self.load(&e)?;
-            content.resize(sz as usize, 0);
-            let puts = self.store_content(&mut e, &content)?;
-            self.put_entry(&node.dir_sel, &e, puts)?;
+            let mut content = self.content_of(&e)?;
+            content.truncate(sz)?;
+            let commit = self.store_content(&mut e, &mut content)?;
+            self.put_entry_after(&node.dir_sel, &e, commit)?;
         } else {
             let generation = self.store.generation();
             self.put_entry(&node.dir_sel, &e, Vec::new())?;
@@ -1087,8 +1258,8 @@ impl<S: Store> Filesystem<S> {
     }
 
     fn is_empty_dir(&self, own_sel: &[u8]) -> Result<bool> {
-        for (_, cands) in self.store.list(own_sel, &self.mask_for(own_sel))? {
-            if let Some(e) = cands.iter().find_map(|v| Entry::decode(&v.value))
+        for (ordinal, cands) in self.store.list(own_sel, &self.mask_for(own_sel))? {
+            if let Some(e) = cands.iter().find_map(|v| self.usable(v, own_sel, ordinal))
                 && e.body != Body::Tombstone
             {
                 return Ok(false);
@@ -1159,13 +1330,13 @@ impl<S: Store> Filesystem<S> {
         }
         let mut moved = e.clone();
         moved.name = newname.to_vec();
-        let mut puts = Vec::new();
+        let mut commit = Commit::default();
         if moved.encode().len() > self.store.max_value_size() && matches!(e.body, Body::File(_)) {
             // A longer name can push a file that was just inline (or a manifest that
             // just fitted) over the record limit: store its content again for the new
             // name (chunks already stored are not written again).
-            let content = self.load(&e)?;
-            puts = self.store_content(&mut moved, &content)?;
+            let mut content = self.content_of(&e)?;
+            commit = self.store_content(&mut moved, &mut content)?;
         }
         let moved_value = moved.encode();
         if moved_value.len() > self.store.max_value_size() {
@@ -1175,6 +1346,7 @@ impl<S: Store> Filesystem<S> {
         // The new name first: a node that receives these records one by one sees the
         // file under both names for a moment, never under neither. Chunks (if any)
         // come before both.
+        let mut puts = commit.puts;
         puts.extend([
             Put {
                 name: dst_sel.clone(),
@@ -1189,7 +1361,7 @@ impl<S: Store> Filesystem<S> {
                 value: stone.encode(),
             },
         ]);
-        self.store.put(puts)?;
+        self.store.put_part(puts, !commit.admitted)?;
         // A replaced target's open handles keep their (now nameless) buffer.
         self.detach(&dst_sel, newname);
         // The kernel keeps the source's inode number for the moved dentry: point it at

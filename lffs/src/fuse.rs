@@ -142,7 +142,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -159,10 +159,10 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyAttr,
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("setattr");
-        match self
-            .fs
-            .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
-        {
+        match self.fs.may_change(req.uid()).and_then(|()| {
+            self.fs
+                .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
+        }) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(self.fail("setattr", ino.0, &e)),
         }
@@ -178,7 +178,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -186,23 +186,35 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("mkdir");
-        match self.fs.mkdir(parent.0, name.as_bytes(), mode & !umask) {
+        match self
+            .fs
+            .may_change(req.uid())
+            .and_then(|()| self.fs.mkdir(parent.0, name.as_bytes(), mode & !umask))
+        {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(self.fail("mkdir", parent.0, &e)),
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _t = crate::fuse_metrics::OpTimer::start("unlink");
-        match self.fs.unlink(parent.0, name.as_bytes()) {
+        match self
+            .fs
+            .may_change(req.uid())
+            .and_then(|()| self.fs.unlink(parent.0, name.as_bytes()))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("unlink", parent.0, &e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _t = crate::fuse_metrics::OpTimer::start("rmdir");
-        match self.fs.rmdir(parent.0, name.as_bytes()) {
+        match self
+            .fs
+            .may_change(req.uid())
+            .and_then(|()| self.fs.rmdir(parent.0, name.as_bytes()))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("rmdir", parent.0, &e)),
         }
@@ -210,18 +222,20 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
         reply: ReplyEntry,
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("symlink");
-        match self.fs.symlink(
-            parent.0,
-            link_name.as_bytes(),
-            target.as_os_str().as_bytes(),
-        ) {
+        match self.fs.may_change(req.uid()).and_then(|()| {
+            self.fs.symlink(
+                parent.0,
+                link_name.as_bytes(),
+                target.as_os_str().as_bytes(),
+            )
+        }) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
             Err(e) => reply.error(self.fail("symlink", parent.0, &e)),
         }
@@ -229,7 +243,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -243,10 +257,10 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
             reply.error(Errno::EINVAL);
             return;
         }
-        match self
-            .fs
-            .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes())
-        {
+        match self.fs.may_change(req.uid()).and_then(|()| {
+            self.fs
+                .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes())
+        }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("rename", parent.0, &e)),
         }
@@ -258,10 +272,15 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         Ok(())
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _t = crate::fuse_metrics::OpTimer::start("open");
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
-        match self.fs.open_keep_cache(ino.0, write) {
+        let allowed = if write {
+            self.fs.may_change(req.uid())
+        } else {
+            Ok(())
+        };
+        match allowed.and_then(|()| self.fs.open_keep_cache(ino.0, write)) {
             Ok((fh, keep)) => {
                 let flags = if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
@@ -391,7 +410,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -400,7 +419,11 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyCreate,
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("create");
-        match self.fs.create(parent.0, name.as_bytes(), mode & !umask) {
+        match self
+            .fs
+            .may_change(req.uid())
+            .and_then(|()| self.fs.create(parent.0, name.as_bytes(), mode & !umask))
+        {
             Ok((a, fh)) => reply.created(
                 &TTL,
                 &file_attr(&a),

@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+mod content;
 mod error;
 mod fs;
 mod fuse;
 mod fuse_metrics;
 pub mod layout;
 mod store;
+mod untrusted;
 
 pub use error::FsError;
 pub use fs::{Attr, DirEntry, Filesystem, FsConfig, Kind};

@@ -57,6 +57,14 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError>;
     /// Writes a batch; all of it is visible at once, and durable, when this returns.
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError>;
+    /// Writes one part of a change that is stored in several batches (a big file's
+    /// chunks ahead of its entry, so it is never held in memory whole): like `put`,
+    /// but only the change's `first` part may be refused for a full queue
+    /// ([`StoreError::Full`]); later parts belong to a change already admitted.
+    fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
+        let _ = first;
+        self.put(puts)
+    }
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;
@@ -90,6 +98,7 @@ pub struct MemStore {
     generation: AtomicU64,
     clock: AtomicU64,
     puts: AtomicU64,
+    largest_batch: AtomicU64,
 }
 
 impl MemStore {
@@ -102,12 +111,19 @@ impl MemStore {
             generation: AtomicU64::new(1),
             clock: AtomicU64::new(1_700_000_000_000_000_000),
             puts: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
         }
     }
 
     /// Number of values written so far (to count chunk records in tests).
     pub fn put_count(&self) -> u64 {
         self.puts.load(Ordering::Relaxed)
+    }
+
+    /// Value bytes of the biggest batch written so far (commits of big files come in
+    /// parts: what one part holds is what a commit holds in memory).
+    pub fn largest_batch_bytes(&self) -> u64 {
+        self.largest_batch.load(Ordering::Relaxed)
     }
 
     /// Writes as another owner, as if the record had arrived from a peer.
@@ -156,6 +172,8 @@ impl Store for MemStore {
             .collect())
     }
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
+        let bytes = puts.iter().map(|p| p.value.len() as u64).sum();
+        self.largest_batch.fetch_max(bytes, Ordering::Relaxed);
         for p in puts {
             if p.value.len() > self.max_value {
                 return Err(StoreError::Failed(format!(

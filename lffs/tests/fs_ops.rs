@@ -1027,20 +1027,31 @@ fn errno_table_matches_semantics_md() {
         ("owned by another owner", FsError::Access),
         ("chown/chgrp", FsError::Perm),
         ("invalid name", FsError::InvalidName),
-        ("over `max_file_size`", FsError::TooBig),
+        (
+            "over `max_file_size` (a write, a truncate, or another owner's file declaring more)",
+            FsError::TooBig,
+        ),
+        (
+            "a user other than the mount's `uid` and root changing anything",
+            FsError::Access,
+        ),
         ("read-only mount", FsError::ReadOnly),
         ("stale inode or handle", FsError::Stale),
         (
-            "corrupt entry, missing chunk, store failure",
+            "corrupt entry, manifest over its bound or not matching its size, missing chunk, store failure",
             FsError::Corrupt("x".into()),
         ),
         (
-            "corrupt entry, missing chunk, store failure",
+            "corrupt entry, manifest over its bound or not matching its size, missing chunk, store failure",
             FsError::Store(lffs::StoreError::Failed("x".into())),
         ),
         (
             "commit queue full",
             FsError::Store(lffs::StoreError::Full("x".into())),
+        ),
+        (
+            "the mount's open files hold `max_spill_bytes` of unflushed data",
+            FsError::NoSpace,
         ),
         ("not supported", FsError::NotSupported),
     ];

@@ -1,0 +1,482 @@
+//! The content of an open file: the stored version it started from, read by range
+//! (only the chunks a read needs are fetched), and what was written since, kept in an
+//! unlinked temporary file rather than in memory. Memory per open file is its
+//! data-level manifest (bounded by the file's declared size) and one cached chunk.
+//!
+//! Another owner's manifest is untrusted: [`Base::of`] assembles it level by level and
+//! refuses it before fetching a level that is bigger than a file of the declared size
+//! could need, or whose chunks do not add up to the declared size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::chunk::{self, ChunkRef, REF_LEN};
+use crate::layout::{self, Body, Entry, FileData};
+use crate::{FsError, Store};
+
+type Result<T> = std::result::Result<T, FsError>;
+
+/// Most manifest levels an entry may declare (a 64 MiB file on a network of 1 KiB
+/// records needs 5).
+pub const MAX_DEPTH: u8 = 8;
+
+/// The smallest chunk a manifest of a file of ours can hold, the last one aside, on a
+/// network whose records hold `max_value` bytes: a quarter of the chunker's minimum,
+/// so that files written before the record size was raised fourfold still pass.
+fn min_chunk(max_value: usize) -> u64 {
+    (chunk::sizes(max_value).0 as u64 / 4).max(64)
+}
+
+/// Largest data-level manifest (bytes) a file of `size` bytes can have.
+pub fn manifest_bound(size: u64, max_value: usize) -> u64 {
+    (size / min_chunk(max_value) + 2) * REF_LEN as u64
+}
+
+/// Fetches a chunk and checks it against its reference (hash and length).
+pub fn load_chunk<S: Store>(store: &S, r: &ChunkRef) -> Result<Vec<u8>> {
+    let cands = store.get(&layout::chunk_selector(&r.id), 0, &r.id)?;
+    cands
+        .into_iter()
+        .map(|v| v.value)
+        .find(|v| v.len() == r.len as usize && chunk::chunk_id(v) == r.id)
+        .ok_or_else(|| FsError::Corrupt("a chunk of the file is not (yet) in the store".into()))
+}
+
+/// The stored version an open file started from.
+pub enum Base {
+    /// Content held in the entry.
+    Inline(Vec<u8>),
+    /// Data chunks and the end offset of each (prefix sums of their lengths).
+    Chunked {
+        /// Data-level manifest.
+        refs: Vec<ChunkRef>,
+        /// `ends[i]` = offset just past chunk `i`.
+        ends: Vec<u64>,
+    },
+}
+
+impl Base {
+    /// The content of a file entry, manifests assembled and checked: a declared size
+    /// over `max_file_size` is [`FsError::TooBig`]; a manifest level bigger than the
+    /// declared size allows, deeper than [`MAX_DEPTH`], or chunks that do not add up
+    /// to the declared size are [`FsError::Corrupt`] (EIO), found before any data
+    /// chunk is fetched.
+    pub fn of<S: Store>(store: &S, e: &Entry, max_file_size: u64) -> Result<Base> {
+        let (size, depth, top) = match &e.body {
+            Body::File(FileData::Inline(d)) => return Ok(Base::Inline(d.clone())),
+            Body::File(FileData::Chunked { size, depth, refs }) => (*size, *depth, refs),
+            Body::Dir(_) => return Err(FsError::IsDir),
+            _ => return Err(FsError::Corrupt("not a file".into())),
+        };
+        if size > max_file_size {
+            return Err(FsError::TooBig);
+        }
+        if depth == 0 || depth > MAX_DEPTH {
+            return Err(FsError::Corrupt(format!("manifest depth {depth}")));
+        }
+        let max_value = store.max_value_size();
+        let bound = manifest_bound(size, max_value);
+        let mut refs = top.clone();
+        for _ in 1..depth {
+            let total = refs.iter().map(|r| r.len as u64).sum::<u64>();
+            if total > bound || !total.is_multiple_of(REF_LEN as u64) {
+                return Err(FsError::Corrupt(format!(
+                    "a manifest level of {total} bytes for a file of {size} bytes"
+                )));
+            }
+            let mut level = Vec::with_capacity(total as usize);
+            for r in &refs {
+                level.extend_from_slice(&load_chunk(store, r)?);
+            }
+            refs = chunk::decode_refs(&level)
+                .ok_or_else(|| FsError::Corrupt("bad chunk manifest".into()))?;
+        }
+        let mut ends = Vec::with_capacity(refs.len());
+        let mut end = 0u64;
+        for r in &refs {
+            if r.len == 0 || r.len as usize > max_value {
+                return Err(FsError::Corrupt(format!("a chunk of {} bytes", r.len)));
+            }
+            end += r.len as u64;
+            if end > size {
+                break;
+            }
+            ends.push(end);
+        }
+        if end != size || ends.len() != refs.len() {
+            return Err(FsError::Corrupt(format!(
+                "declared size {size} is not the size of its chunks"
+            )));
+        }
+        Ok(Base::Chunked { refs, ends })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Base::Inline(d) => d.len() as u64,
+            Base::Chunked { ends, .. } => ends.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Byte ranges `[start, end)`, disjoint and not touching, by start.
+#[derive(Default)]
+struct Ranges(BTreeMap<u64, u64>);
+
+impl Ranges {
+    /// Adds `[a, b)`; returns how many of its bytes were not covered before.
+    fn insert(&mut self, a: u64, b: u64) -> u64 {
+        let (mut lo, mut hi, mut covered) = (a, b, 0);
+        let touching: Vec<(u64, u64)> = self
+            .0
+            .range(..=b)
+            .rev()
+            .take_while(|(_, e)| **e >= a)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in touching {
+            covered += e.min(b).saturating_sub(s.max(a));
+            lo = lo.min(s);
+            hi = hi.max(e);
+            self.0.remove(&s);
+        }
+        self.0.insert(lo, hi);
+        (b - a) - covered
+    }
+
+    /// Bytes `[a, b)` would add.
+    fn uncovered(&self, a: u64, b: u64) -> u64 {
+        let covered: u64 = self
+            .0
+            .range(..b)
+            .rev()
+            .take_while(|(_, e)| **e > a)
+            .map(|(s, e)| (*e).min(b) - (*s).max(a))
+            .sum();
+        (b - a) - covered
+    }
+
+    /// Drops everything at or past `x`; returns the bytes dropped.
+    fn cut(&mut self, x: u64) -> u64 {
+        let mut dropped = 0;
+        let past: Vec<(u64, u64)> = self
+            .0
+            .iter()
+            .rev()
+            .take_while(|(_, e)| **e > x)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in past {
+            self.0.remove(&s);
+            if s < x {
+                self.0.insert(s, x);
+                dropped += e - x;
+            } else {
+                dropped += e - s;
+            }
+        }
+        dropped
+    }
+
+    /// The parts of `[a, b)` covered, in order.
+    fn within(&self, a: u64, b: u64) -> Vec<(u64, u64)> {
+        let first = self
+            .0
+            .range(..=a)
+            .next_back()
+            .filter(|(_, e)| **e > a)
+            .map(|(s, _)| *s)
+            .unwrap_or(a);
+        self.0
+            .range(first..b)
+            .map(|(s, e)| ((*s).max(a), (*e).min(b)))
+            .filter(|(s, e)| s < e)
+            .collect()
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().map(|(s, e)| e - s).sum()
+    }
+}
+
+/// The bound on written, uncommitted data of one mount's open files, and where it goes.
+pub struct SpillBudget {
+    used: AtomicU64,
+    max: u64,
+    dir: Option<PathBuf>,
+}
+
+impl SpillBudget {
+    /// A budget of `max` bytes in `dir` (the system's temporary directory if `None`).
+    pub fn new(max: u64, dir: Option<PathBuf>) -> Arc<SpillBudget> {
+        Arc::new(SpillBudget {
+            used: AtomicU64::new(0),
+            max,
+            dir,
+        })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: u64) -> Result<()> {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            if cur.saturating_add(n) > self.max {
+                return Err(FsError::NoSpace);
+            }
+            match self.used.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    metrics::gauge!("lf_lffs_spill_bytes").increment(n as f64);
+                    return Ok(());
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+        metrics::gauge!("lf_lffs_spill_bytes").decrement(n as f64);
+    }
+}
+
+/// Written bytes: an unlinked temporary file (gone with the process, even after
+/// `kill -9`) and which of its ranges hold data.
+struct Spill {
+    file: File,
+    ranges: Ranges,
+    budget: Arc<SpillBudget>,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.budget.release(self.ranges.total());
+    }
+}
+
+fn io(e: std::io::Error) -> FsError {
+    FsError::Store(crate::StoreError::Failed(format!("spill file: {e}")))
+}
+
+/// An open file's content.
+pub struct Content {
+    base: Base,
+    /// Bytes of `base` still part of the file (a truncation hides the rest for good).
+    base_len: u64,
+    len: u64,
+    spill: Option<Spill>,
+    budget: Arc<SpillBudget>,
+    /// The last chunk fetched, by index: sequential reads fetch each chunk once.
+    cached: Option<(usize, Vec<u8>)>,
+}
+
+impl Content {
+    /// The content of a stored version.
+    pub fn new(base: Base, budget: Arc<SpillBudget>) -> Content {
+        let len = base.len();
+        Content {
+            base,
+            base_len: len,
+            len,
+            spill: None,
+            budget,
+            cached: None,
+        }
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Bytes `[offset, offset + size)`, clamped to the size.
+    pub fn read<S: Store>(&mut self, store: &S, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let a = offset.min(self.len);
+        let b = a.saturating_add(size).min(self.len);
+        let mut out = vec![0u8; (b - a) as usize];
+        let written = self
+            .spill
+            .as_ref()
+            .map(|s| s.ranges.within(a, b))
+            .unwrap_or_default();
+        let mut at = a;
+        for (s, e) in written.iter().copied().chain([(b, b)]) {
+            // The gap before this written range comes from the stored version.
+            let gap_end = s.min(self.base_len);
+            if at < gap_end {
+                self.read_base(
+                    store,
+                    at,
+                    &mut out[(at - a) as usize..(gap_end - a) as usize],
+                )?;
+            }
+            if s < e {
+                let spill = self.spill.as_ref().expect("ranges come from the spill");
+                spill
+                    .file
+                    .read_exact_at(&mut out[(s - a) as usize..(e - a) as usize], s)
+                    .map_err(io)?;
+            }
+            at = e;
+        }
+        Ok(out)
+    }
+
+    fn read_base<S: Store>(&mut self, store: &S, offset: u64, out: &mut [u8]) -> Result<()> {
+        let (refs, ends) = match &self.base {
+            Base::Inline(d) => {
+                let s = offset as usize;
+                out.copy_from_slice(&d[s..s + out.len()]);
+                return Ok(());
+            }
+            Base::Chunked { refs, ends } => (refs, ends),
+        };
+        let end = offset + out.len() as u64;
+        let mut i = ends.partition_point(|e| *e <= offset);
+        let mut at = offset;
+        while at < end {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            if self.cached.as_ref().is_none_or(|(c, _)| *c != i) {
+                self.cached = Some((i, load_chunk(store, &refs[i])?));
+            }
+            let data = &self.cached.as_ref().expect("just cached").1;
+            let stop = ends[i].min(end);
+            out[(at - offset) as usize..(stop - offset) as usize]
+                .copy_from_slice(&data[(at - start) as usize..(stop - start) as usize]);
+            at = stop;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` (into the spill file; refused with ENOSPC when the
+    /// mount's budget is spent).
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = offset + data.len() as u64;
+        if self.spill.is_none() {
+            let file = match &self.budget.dir {
+                Some(d) => tempfile::tempfile_in(d),
+                None => tempfile::tempfile(),
+            }
+            .map_err(io)?;
+            self.spill = Some(Spill {
+                file,
+                ranges: Ranges::default(),
+                budget: self.budget.clone(),
+            });
+        }
+        let spill = self.spill.as_mut().expect("created above");
+        let add = spill.ranges.uncovered(offset, end);
+        self.budget.reserve(add)?;
+        if let Err(e) = spill.file.write_all_at(data, offset) {
+            self.budget.release(add);
+            return Err(io(e));
+        }
+        spill.ranges.insert(offset, end);
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    /// Sets the size: shorter drops what was past it, longer reads as zeros.
+    pub fn truncate(&mut self, size: u64) -> Result<()> {
+        if size < self.len {
+            if let Some(s) = self.spill.as_mut() {
+                let dropped = s.ranges.cut(size);
+                s.budget.release(dropped);
+                s.file.set_len(size).map_err(io)?;
+            }
+            self.base_len = self.base_len.min(size);
+        }
+        self.len = size;
+        Ok(())
+    }
+
+    /// A reader of the whole content from the start (for committing it).
+    pub fn reader<'a, S: Store>(&'a mut self, store: &'a S) -> ContentReader<'a, S> {
+        ContentReader {
+            content: self,
+            store,
+            pos: 0,
+            failed: None,
+        }
+    }
+}
+
+/// Reads a [`Content`] in order; a failure is kept in `failed` (the `io::Error`
+/// handed to the chunker only says that something failed).
+pub struct ContentReader<'a, S: Store> {
+    content: &'a mut Content,
+    store: &'a S,
+    pos: u64,
+    /// The error that stopped the reader.
+    pub failed: Option<FsError>,
+}
+
+impl<S: Store> Read for ContentReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(1 << 20);
+        match self.content.read(self.store, self.pos, n) {
+            Ok(d) => {
+                buf[..d.len()].copy_from_slice(&d);
+                self.pos += d.len() as u64;
+                Ok(d.len())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed = Some(e);
+                Err(std::io::Error::other(msg))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_count_and_cut() {
+        let mut r = Ranges::default();
+        assert_eq!(r.insert(10, 20), 10);
+        assert_eq!(r.insert(15, 25), 5);
+        assert_eq!(r.insert(30, 40), 10);
+        assert_eq!(r.uncovered(0, 50), 50 - 25);
+        assert_eq!(r.insert(20, 30), 5);
+        assert_eq!(r.0.len(), 1);
+        assert_eq!(r.within(0, 100), vec![(10, 40)]);
+        assert_eq!(r.within(12, 14), vec![(12, 14)]);
+        assert_eq!(r.insert(50, 60), 10);
+        assert_eq!(r.within(35, 55), vec![(35, 40), (50, 55)]);
+        assert_eq!(r.cut(55), 5);
+        assert_eq!(r.cut(15), 25 + 5);
+        assert_eq!(r.total(), 5);
+    }
+
+    #[test]
+    fn manifest_bound_follows_the_chunker_minimum() {
+        // 60,000-byte records: chunks of 2 KiB at least, so a quarter of that.
+        assert_eq!(min_chunk(60_000), 512);
+        assert_eq!(
+            manifest_bound(64 << 20, 60_000),
+            ((64 << 20) / 512 + 2) * 36
+        );
+        assert_eq!(min_chunk(100), 64);
+    }
+}
