@@ -9,6 +9,10 @@
 //! batch is in the store, a `Done` entry is appended and the overlay entries of that
 //! batch dropped. At start, batches without `Done` are replayed into the overlay and
 //! queue (and `<seq>.json` files of the older one-file-per-batch journal, if any).
+//!
+//! Values of more than [`IN_MEMORY_VALUE`] bytes (file chunks) stay in the journal
+//! only: the overlay and the queue hold where they are, so a big file waiting for
+//! publication costs disk, not memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,7 +27,7 @@ use lf_record::OwnerSecret;
 use lffs::{Put, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{Entry, Journal};
+use crate::journal::{Entry, Journal, ValueAt};
 use crate::node::{Node, now};
 
 #[derive(Serialize, Deserialize)]
@@ -31,7 +35,47 @@ struct JournalPut {
     name: String,
     ordinal: u64,
     mask: String,
-    value: String,
+    /// The value in base64, in batches written before values had frames of their
+    /// own; absent now: the value is the batch's next value frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+}
+
+/// Values up to this size are kept in memory while they wait; bigger ones are read
+/// back from the journal when needed.
+const IN_MEMORY_VALUE: usize = 4096;
+
+/// A waiting value: in memory, or where it is in the journal.
+#[derive(Clone)]
+enum Val {
+    Mem(Arc<Vec<u8>>),
+    Disk(ValueAt),
+}
+
+impl Val {
+    fn len(&self) -> usize {
+        match self {
+            Val::Mem(v) => v.len(),
+            Val::Disk(at) => at.len as usize,
+        }
+    }
+}
+
+/// One waiting put.
+struct QueuedPut {
+    name: Vec<u8>,
+    ordinal: u64,
+    mask: Vec<u8>,
+    value: Val,
+}
+
+/// A waiting version as readers see it, its value not yet read.
+#[derive(Clone)]
+struct Pending {
+    seq: u64,
+    owner: lf_record::Owner,
+    timestamp: u64,
+    value: Val,
 }
 
 /// A journal file (JSON, mode 0600: it holds the owner key that will sign).
@@ -47,7 +91,7 @@ struct Batch {
     segment: u64,
     owner: OwnerSecret,
     created: u64,
-    puts: Vec<Put>,
+    puts: Vec<QueuedPut>,
 }
 
 type Key = (Vec<u8>, u64, Vec<u8>);
@@ -58,7 +102,7 @@ struct State {
     batches: BTreeMap<u64, Arc<Batch>>,
     /// Value bytes and records of `batches` (admitted, not yet published).
     pending: Load,
-    overlay: HashMap<Key, (u64, Version)>,
+    overlay: HashMap<Key, Pending>,
     last_ts: HashMap<(Vec<u8>, u64), u64>,
     /// The proof of work being paid now, if any.
     pow: Option<PowState>,
@@ -112,10 +156,11 @@ pub struct Load {
 }
 
 impl Load {
-    fn of(puts: &[Put]) -> Load {
+    fn of(lens: impl ExactSizeIterator<Item = usize>) -> Load {
+        let records = lens.len() as u64;
         Load {
-            bytes: puts.iter().map(|p| p.value.len() as u64).sum(),
-            records: puts.len() as u64,
+            bytes: lens.map(|n| n as u64).sum(),
+            records,
         }
     }
 }
@@ -171,13 +216,13 @@ impl CommitQueue {
     ) -> anyhow::Result<Arc<Self>> {
         let dir = home.join("lffs-journal");
         let (journal, entries) = Journal::open::<JournalFile>(&dir)?;
-        let mut pending: BTreeMap<u64, (u64, JournalFile)> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, (u64, JournalFile, Vec<ValueAt>)> = BTreeMap::new();
         let mut next_seq = 1;
-        for (segment, e) in entries {
+        for (segment, e, values) in entries {
             match e {
                 Entry::Batch(seq, f) => {
                     next_seq = next_seq.max(seq + 1);
-                    pending.insert(seq, (segment, f));
+                    pending.insert(seq, (segment, f, values));
                 }
                 Entry::Done(seq) => {
                     pending.remove(&seq);
@@ -202,7 +247,7 @@ impl CommitQueue {
             let seq = next_seq;
             next_seq += 1;
             let segment = journal.append_durable(&Entry::Batch(seq, &f))?;
-            pending.insert(seq, (segment, f));
+            pending.insert(seq, (segment, f, Vec::new()));
         }
         for (_, path) in &legacy {
             let _ = std::fs::remove_file(path);
@@ -211,20 +256,21 @@ impl CommitQueue {
             next_seq,
             ..State::default()
         };
-        for (seq, (segment, f)) in pending {
-            let batch = decode(segment, f)
+        for (seq, (segment, f, values)) in pending {
+            let batch = decode(segment, f, values)
                 .with_context(|| format!("LFFS journal batch {seq} is unreadable"))?;
             for p in &batch.puts {
-                let v = Version {
+                let v = Pending {
+                    seq,
                     owner: batch.owner.public(),
                     timestamp: batch.created,
                     value: p.value.clone(),
                 };
                 state
                     .overlay
-                    .insert((p.name.clone(), p.ordinal, p.mask.clone()), (seq, v));
+                    .insert((p.name.clone(), p.ordinal, p.mask.clone()), v);
             }
-            let load = Load::of(&batch.puts);
+            let load = Load::of(batch.puts.iter().map(|p| p.value.len()));
             state.pending.bytes += load.bytes;
             state.pending.records += load.records;
             state.batches.insert(seq, Arc::new(batch));
@@ -250,10 +296,17 @@ impl CommitQueue {
     }
 
     /// Makes a batch durable and visible, then queues it for publication; refuses it
-    /// with [`QueueFull`] (keeping nothing) when the queue is over its bound. Never
-    /// waits for the worker.
-    pub fn submit(&self, owner: &OwnerSecret, puts: Vec<Put>) -> anyhow::Result<()> {
-        let load = Load::of(&puts);
+    /// with [`QueueFull`] (keeping nothing) when the queue is over its bound, unless
+    /// `admitted` (a later part of a change whose first part was admitted: a big file
+    /// is submitted in parts, and refusing its last part would strand the others).
+    /// Never waits for the worker.
+    pub fn submit(
+        &self,
+        owner: &OwnerSecret,
+        puts: Vec<Put>,
+        admitted: bool,
+    ) -> anyhow::Result<()> {
+        let load = Load::of(puts.iter().map(|p| p.value.len()));
         let created = now();
         let file = JournalFile {
             owner: owner.to_pem(),
@@ -264,13 +317,13 @@ impl CommitQueue {
                     name: B64.encode(&p.name),
                     ordinal: p.ordinal,
                     mask: B64.encode(&p.mask),
-                    value: B64.encode(&p.value),
+                    value: None,
                 })
                 .collect(),
         };
         let seq = {
             let mut st = self.lock();
-            if !admits(st.pending, load, self.max_pending_bytes) {
+            if !admitted && !admits(st.pending, load, self.max_pending_bytes) {
                 crate::metrics::error("commit_queue_full");
                 let full = QueueFull {
                     pending: st.pending,
@@ -286,7 +339,11 @@ impl CommitQueue {
             st.next_seq - 1
         };
         // No lock held while syncing: readers of the overlay never wait for the disk.
-        let segment = match self.journal.append_durable(&Entry::Batch(seq, &file)) {
+        let values: Vec<&[u8]> = puts.iter().map(|p| &p.value[..]).collect();
+        let (segment, at) = match self
+            .journal
+            .append_durable_with(&Entry::Batch(seq, &file), &values)
+        {
             Ok(s) => s,
             Err(e) => {
                 let mut st = self.lock();
@@ -295,17 +352,32 @@ impl CommitQueue {
                 return Err(e);
             }
         };
+        let queued: Vec<QueuedPut> = puts
+            .into_iter()
+            .zip(at)
+            .map(|(p, at)| QueuedPut {
+                value: if p.value.len() <= IN_MEMORY_VALUE {
+                    Val::Mem(Arc::new(p.value))
+                } else {
+                    Val::Disk(at)
+                },
+                name: p.name,
+                ordinal: p.ordinal,
+                mask: p.mask,
+            })
+            .collect();
         let mut st = self.lock();
-        for p in &puts {
-            let v = Version {
+        for p in &queued {
+            let v = Pending {
+                seq,
                 owner: owner.public(),
                 timestamp: created,
                 value: p.value.clone(),
             };
             let key = (p.name.clone(), p.ordinal, p.mask.clone());
             // Concurrent submits may finish out of order: the later batch wins.
-            if st.overlay.get(&key).is_none_or(|(s, _)| *s < seq) {
-                st.overlay.insert(key, (seq, v));
+            if st.overlay.get(&key).is_none_or(|o| o.seq < seq) {
+                st.overlay.insert(key, v);
             }
         }
         st.batches.insert(
@@ -314,7 +386,7 @@ impl CommitQueue {
                 segment,
                 owner: owner.clone(),
                 created,
-                puts,
+                puts: queued,
             }),
         );
         drop(st);
@@ -323,21 +395,55 @@ impl CommitQueue {
         Ok(())
     }
 
+    /// A waiting value's bytes (read from the journal if they are not in memory).
+    fn value(&self, v: &Val) -> anyhow::Result<Vec<u8>> {
+        match v {
+            Val::Mem(b) => Ok(b.to_vec()),
+            Val::Disk(at) => self.journal.read(*at),
+        }
+    }
+
+    /// The version readers see for a pending put. `None` if its value cannot be read:
+    /// its segment is gone because it was published meanwhile (the store has it:
+    /// callers read the overlay before the store), or the journal failed (logged).
+    fn version(&self, p: Pending) -> Option<Version> {
+        match self.value(&p.value) {
+            Ok(value) => Some(Version {
+                owner: p.owner,
+                timestamp: p.timestamp,
+                value,
+            }),
+            Err(e) => {
+                if self.lock().batches.contains_key(&p.seq) {
+                    tracing::error!(seq = p.seq, "cannot read a waiting LFFS value: {e:#}");
+                }
+                None
+            }
+        }
+    }
+
     /// A pending value for exactly (name, ordinal, mask), if any.
     pub fn overlay_get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Option<Version> {
-        self.lock()
+        let p = self
+            .lock()
             .overlay
             .get(&(name.to_vec(), ordinal, mask.to_vec()))
-            .map(|(_, v)| v.clone())
+            .cloned()?;
+        self.version(p)
     }
 
     /// Pending values under `name` with `mask`.
     pub fn overlay_list(&self, name: &[u8], mask: &[u8]) -> Vec<(u64, Version)> {
-        self.lock()
+        let found: Vec<(u64, Pending)> = self
+            .lock()
             .overlay
             .iter()
             .filter(|((n, _, m), _)| n == name && m == mask)
-            .map(|((_, o, _), (_, v))| (*o, v.clone()))
+            .map(|((_, o, _), p)| (*o, p.clone()))
+            .collect();
+        found
+            .into_iter()
+            .filter_map(|(o, p)| Some((o, self.version(p)?)))
             .collect()
     }
 
@@ -476,10 +582,13 @@ impl CommitQueue {
                     s.expected = pr.expected_challenges;
                 }
             };
+            let value = self
+                .value(&p.value)
+                .context("reading a waiting value from the LFFS journal")?;
             let made = self.node.build_record(
                 &batch.owner,
                 &[(p.name.clone(), p.ordinal)],
-                p.value.clone(),
+                value,
                 mask,
                 ts,
                 &progress,
@@ -520,14 +629,14 @@ impl CommitQueue {
         }
         let mut st = self.lock();
         if let Some(b) = st.batches.remove(&seq) {
-            let load = Load::of(&b.puts);
+            let load = Load::of(b.puts.iter().map(|p| p.value.len()));
             st.pending.bytes -= load.bytes;
             st.pending.records -= load.records;
             ::metrics::counter!("lf_commit_queue_published_total").increment(1);
             ::metrics::histogram!("lf_commit_queue_publish_delay_seconds")
                 .record(now().saturating_sub(b.created) as f64);
         }
-        st.overlay.retain(|_, (s, _)| *s != seq);
+        st.overlay.retain(|_, p| p.seq != seq);
         let oldest = st.batches.values().next().map(|b| b.segment);
         let idle = st.batches.is_empty();
         drop(st);
@@ -556,20 +665,31 @@ fn printable(name: &[u8]) -> String {
     s
 }
 
-fn decode(segment: u64, f: JournalFile) -> anyhow::Result<Batch> {
+/// A replayed batch: its puts' values are inline (older journals) or the value
+/// frames appended with it, in order.
+fn decode(segment: u64, f: JournalFile, values: Vec<ValueAt>) -> anyhow::Result<Batch> {
     let owner = OwnerSecret::from_pem(&f.owner)?;
+    let mut frames = values.into_iter();
     let puts = f
         .puts
         .into_iter()
         .map(|p| {
-            Ok(Put {
+            let value = match p.value {
+                Some(v) => Val::Mem(Arc::new(B64.decode(v)?)),
+                None => Val::Disk(
+                    frames
+                        .next()
+                        .context("a batch lists more values than the journal holds")?,
+                ),
+            };
+            Ok(QueuedPut {
                 name: B64.decode(p.name)?,
                 ordinal: p.ordinal,
                 mask: B64.decode(p.mask)?,
-                value: B64.decode(p.value)?,
+                value,
             })
         })
-        .collect::<Result<Vec<_>, base64::DecodeError>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Batch {
         segment,
         owner,

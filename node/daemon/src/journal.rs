@@ -9,6 +9,13 @@
 //! in a crash the batch is published again, which only adds an identical newer version.
 //! A new segment starts when the queue empties or the current one passes
 //! [`SEGMENT_BYTES`]; older segments are deleted once none of their batches is pending.
+//!
+//! Frames are of two kinds, told apart by their first byte: entries (JSON, so `{`) and
+//! values (a [`VALUE_TAG`] byte, then the value's bytes as they are). A batch's values
+//! are appended in the same write as its entry and just before it, so a torn write
+//! leaves values without an entry, which replay ignores. Values stay on disk: readers
+//! fetch them by [`ValueAt`] ([`Journal::read`]), so what waits for publication is not
+//! held in memory.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -32,8 +39,23 @@ pub enum Entry<B> {
     Done(u64),
 }
 
-/// The entries found at open, each with the number of its segment.
-pub type Replay<B> = Vec<(u64, Entry<B>)>;
+/// First byte of a value frame (an entry frame is JSON and starts with `{`).
+const VALUE_TAG: u8 = 0;
+
+/// Where a value is: its segment, the offset of its bytes, and their length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueAt {
+    /// Segment number.
+    pub segment: u64,
+    /// Offset of the value's bytes in the segment.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// The entries found at open, each with the number of its segment and the values
+/// appended with it (in order).
+pub type Replay<B> = Vec<(u64, Entry<B>, Vec<ValueAt>)>;
 
 struct Segment {
     no: u64,
@@ -54,6 +76,8 @@ struct Appender {
 pub struct Journal {
     dir: PathBuf,
     appender: Mutex<Appender>,
+    /// Read handles on segments, for [`Journal::read`]; dropped with their segment.
+    readers: Mutex<std::collections::HashMap<u64, std::sync::Arc<File>>>,
     /// Bytes of `appended` known durable; also serializes the syncs.
     synced: Mutex<u64>,
 }
@@ -108,14 +132,23 @@ impl Journal {
         let mut last = None;
         for &no in &segments {
             let mut seg = open_segment(dir, no)?;
-            for (_, bytes) in seg.file.recover_tail(0)? {
+            let mut values = Vec::new();
+            for (offset, bytes) in seg.file.recover_tail(0)? {
+                if bytes.first() == Some(&VALUE_TAG) {
+                    values.push(ValueAt {
+                        segment: no,
+                        offset: offset + 1,
+                        len: (bytes.len() - 1) as u32,
+                    });
+                    continue;
+                }
                 let e: Entry<B> = serde_json::from_slice(&bytes).with_context(|| {
                     format!(
                         "journal segment {} holds an entry that is not readable",
                         segment_path(dir, no).display()
                     )
                 })?;
-                entries.push((no, e));
+                entries.push((no, e, std::mem::take(&mut values)));
             }
             last = Some(seg);
         }
@@ -137,6 +170,7 @@ impl Journal {
                     appended: 0,
                 }),
                 synced: Mutex::new(0),
+                readers: Mutex::new(std::collections::HashMap::new()),
             },
             entries,
         ))
@@ -146,26 +180,63 @@ impl Journal {
         self.appender.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append<B: Serialize>(&self, e: &Entry<B>) -> anyhow::Result<(u64, u64)> {
+    fn append<B: Serialize>(
+        &self,
+        e: &Entry<B>,
+        values: &[&[u8]],
+    ) -> anyhow::Result<(u64, u64, Vec<ValueAt>)> {
         let bytes = serde_json::to_vec(e)?;
+        let tagged: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| {
+                let mut t = Vec::with_capacity(v.len() + 1);
+                t.push(VALUE_TAG);
+                t.extend_from_slice(v);
+                t
+            })
+            .collect();
+        let mut frames: Vec<&[u8]> = tagged.iter().map(|t| &t[..]).collect();
+        frames.push(&bytes);
         let mut a = self.lock();
         let start = a.current.file.end();
-        if let Err(err) = a.current.file.append(&[&bytes]) {
-            // Never leave half a frame for a later append to follow.
-            let _ = a.current.file.truncate(start);
-            return Err(err.into());
-        }
+        let offsets = match a.current.file.append(&frames) {
+            Ok(o) => o,
+            Err(err) => {
+                // Never leave half a frame for a later append to follow.
+                let _ = a.current.file.truncate(start);
+                return Err(err.into());
+            }
+        };
         a.appended += a.current.file.end() - start;
-        Ok((a.current.no, a.appended))
+        let at = offsets
+            .iter()
+            .zip(values)
+            .map(|(o, v)| ValueAt {
+                segment: a.current.no,
+                offset: o + 1,
+                len: v.len() as u32,
+            })
+            .collect();
+        Ok((a.current.no, a.appended, at))
     }
 
     /// Appends `e` and returns once it is durable (and with it everything appended
     /// before). Returns the segment it went to.
     pub fn append_durable<B: Serialize>(&self, e: &Entry<B>) -> anyhow::Result<u64> {
-        let (segment, mine) = self.append(e)?;
+        self.append_durable_with(e, &[]).map(|(segment, _)| segment)
+    }
+
+    /// Appends `values`, then `e`, and returns once they are durable: the segment and
+    /// where each value is.
+    pub fn append_durable_with<B: Serialize>(
+        &self,
+        e: &Entry<B>,
+        values: &[&[u8]],
+    ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
+        let (segment, mine, at) = self.append(e, values)?;
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
         if *synced >= mine {
-            return Ok(segment); // another writer's sync covered this append
+            return Ok((segment, at)); // another writer's sync covered this append
         }
         let (upto, file) = {
             let a = self.lock();
@@ -174,12 +245,37 @@ impl Journal {
         file.sync_data().context("cannot sync the LFFS journal")?;
         *synced = upto;
         ::metrics::counter!("lf_commit_journal_syncs_total").increment(1);
-        Ok(segment)
+        Ok((segment, at))
+    }
+
+    /// Reads a value appended with [`Journal::append_durable_with`]. Fails once its
+    /// segment is deleted (every batch in it published).
+    pub fn read(&self, at: ValueAt) -> anyhow::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = {
+            let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+            match readers.get(&at.segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let path = segment_path(&self.dir, at.segment);
+                    let f = std::sync::Arc::new(
+                        File::open(&path)
+                            .with_context(|| format!("cannot open {}", path.display()))?,
+                    );
+                    readers.insert(at.segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut b = vec![0u8; at.len as usize];
+        file.read_exact_at(&mut b, at.offset)
+            .with_context(|| format!("cannot read LFFS journal segment {}", at.segment))?;
+        Ok(b)
     }
 
     /// Appends `e` without waiting for it to be durable.
     pub fn append_lazy<B: Serialize>(&self, e: &Entry<B>) -> anyhow::Result<()> {
-        self.append(e).map(|_| ())
+        self.append(e, &[]).map(|_| ())
     }
 
     /// Starts a new segment if `idle` (nothing pending) and the current one holds
@@ -207,6 +303,10 @@ impl Journal {
         let keep_from = oldest_pending.unwrap_or(a.current.no).min(a.current.no);
         let old: Vec<u64> = a.segments.range(..keep_from).copied().collect();
         for no in old {
+            self.readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&no);
             let p = segment_path(&self.dir, no);
             match std::fs::remove_file(&p) {
                 Ok(()) => {
@@ -232,7 +332,7 @@ mod tests {
         let (_, entries) = Journal::open::<String>(dir).unwrap();
         entries
             .into_iter()
-            .map(|(seg, e)| match e {
+            .map(|(seg, e, _)| match e {
                 Entry::Batch(seq, b) => (seg, format!("batch {seq} {b}")),
                 Entry::Done(seq) => (seg, format!("done {seq}")),
             })
@@ -272,6 +372,34 @@ mod tests {
                 (1, "done 1".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn values_stay_on_disk_and_a_torn_batch_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment_path(dir.path(), 1);
+        let at = {
+            let (j, _) = Journal::open::<String>(dir.path()).unwrap();
+            let (s, at) = j
+                .append_durable_with(&E::Batch(1, "a".into()), &[b"one", b"{two}", b""])
+                .unwrap();
+            assert_eq!(s, 1);
+            assert_eq!(j.read(at[0]).unwrap(), b"one");
+            assert_eq!(j.read(at[1]).unwrap(), b"{two}");
+            assert_eq!(j.read(at[2]).unwrap(), b"");
+            at
+        };
+        // A crash after a value frame of the next batch, before its entry.
+        let before = std::fs::metadata(&seg).unwrap().len();
+        RecordsFile::open(&seg)
+            .unwrap()
+            .append(&[&[VALUE_TAG, 9, 9]])
+            .unwrap();
+        assert!(std::fs::metadata(&seg).unwrap().len() > before);
+        let (j, entries) = Journal::open::<String>(dir.path()).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].2, at);
+        assert_eq!(j.read(entries[0].2[1]).unwrap(), b"{two}");
     }
 
     #[test]

@@ -119,7 +119,11 @@ impl lffs::Store for LffsStore {
     }
 
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
-        self.queue.submit(&self.owner, puts).map_err(|e| {
+        self.put_part(puts, true)
+    }
+
+    fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
+        self.queue.submit(&self.owner, puts, !first).map_err(|e| {
             if e.is::<crate::commit_queue::QueueFull>() {
                 StoreError::Full(e.to_string())
             } else {
