@@ -1,8 +1,8 @@
 //! The mount manager: one FUSE session per `mounts.yaml` entry, applied live.
 //!
 //! Lifecycle rules (mounts/README.md states them for operators):
-//! - At start only a filesystem of this node's kind (fstype `fuse.lffs`, source `lffs`)
-//!   whose daemon is gone is cleared from a listed path; anything else mounted there makes
+//! - At start only a filesystem of this node's kind (fstype `fuse.lffs` or `fuse`,
+//!   source `lffs`) whose daemon is gone is cleared from a listed path; anything else mounted there makes
 //!   that one mount fail with an error naming it, and nothing is unmounted.
 //! - A non-empty mount point is refused unless the mount sets `allow_non_empty`.
 //! - A reload (content change of the file, or SIGHUP) applies [`crate::mounts::plan`];
@@ -150,9 +150,12 @@ pub struct MountInfo {
 }
 
 impl MountInfo {
-    /// Whether this is an LFFS mount (of this node or another, live or dead).
+    /// Whether this is an LFFS mount (of this node or another, live or dead): a FUSE
+    /// filesystem with the source `lffs` (`lffs::mount_options` sets FSName and Subtype;
+    /// the kernel shows the subtype, `fuse.lffs`, only when the mount(2) type carries
+    /// it, and fuser mounting directly as root passes `fuse`).
     pub fn is_lffs(&self) -> bool {
-        self.fstype == "fuse.lffs" && self.source == "lffs"
+        matches!(self.fstype.as_str(), "fuse" | "fuse.lffs") && self.source == "lffs"
     }
 }
 
@@ -781,9 +784,11 @@ mod tests {
         let text = "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - tmpfs tmpfs rw\n\
                     40 35 0:52 / /tmp/m rw,nosuid,nodev shared:3 master:2 - fuse.lffs lffs rw,user_id=0\n\
                     41 35 0:53 / /tmp/n rw - ext4 /dev/sda1 rw\n\
+                    42 35 0:54 / /tmp/o rw - fuse lffs rw\n\
+                    43 35 0:55 / /tmp/p rw - fuse sshfs rw\n\
                     garbage\n";
         let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 3);
+        assert_eq!(m.len(), 5);
         assert_eq!(m[0].point, PathBuf::from("/mnt/a b"));
         assert_eq!(
             (m[0].fstype.as_str(), m[0].source.as_str()),
@@ -793,6 +798,7 @@ mod tests {
         assert_eq!(m[1].point, PathBuf::from("/tmp/m"));
         assert!(m[1].is_lffs());
         assert_eq!(m[2].source, "/dev/sda1");
+        assert!(m[3].is_lffs() && !m[4].is_lffs() && !m[2].is_lffs());
     }
 
     #[test]
