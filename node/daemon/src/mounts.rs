@@ -241,12 +241,41 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str, file: &Path) -> anyhow::Error
         Some(l) if !msg.contains("line") => format!(" (line {}, column {})", l.line(), l.column()),
         _ => String::new(),
     };
-    // Say which mount the line is in.
+    // Say which mount the line is in, and which key (if the line starts with one that
+    // the message does not name already).
     let line = location.map(|l| l.line() as usize);
+    let key = match line.and_then(|l| key_at_line(text, l)) {
+        Some(k) if !msg.contains(&format!("`{k}`")) => format!("key `{k}`: "),
+        _ => String::new(),
+    };
     match line.and_then(|l| mount_at_line(text, l)) {
-        Some(i) => anyhow::anyhow!("{}: {msg}{at}", which_mount(file, i, path_of(text, i))),
-        None => anyhow::anyhow!("{}: {msg}{at}", file.display()),
+        Some(i) => anyhow::anyhow!("{}: {key}{msg}{at}", which_mount(file, i, path_of(text, i))),
+        None => anyhow::anyhow!("{}: {key}{msg}{at}", file.display()),
     }
+}
+
+/// Every key a mount may have.
+const KEYS: [&str; 12] = [
+    "path",
+    "root",
+    "owner_private",
+    "passphrase",
+    "masking_key",
+    "max_file_size",
+    "allow_other",
+    "read_only",
+    "uid",
+    "gid",
+    "root_mode",
+    "allow_non_empty",
+];
+
+/// The key a line (from 1) of the file sets, if it sets one of [`KEYS`].
+fn key_at_line(text: &str, line: usize) -> Option<&'static str> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let l = l.trim_start().trim_start_matches("- ").trim_start();
+    let (k, _) = l.split_once(':')?;
+    KEYS.into_iter().find(|key| *key == k.trim())
 }
 
 /// `msg` with every value of a secret key found in `text` (read line by line, so it
@@ -585,7 +614,7 @@ mod tests {
         ));
         assert!(!e.contains("horse"), "{e}");
         assert!(
-            e.contains("/h/mounts.yaml: mount 1 (/m)") && e.contains("line 4"),
+            e.contains("/h/mounts.yaml: mount 1 (/m): key `max_file_size`") && e.contains("line 4"),
             "{e}"
         );
         // A syntax error next to an inline key and a masking key.
