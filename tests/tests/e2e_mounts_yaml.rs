@@ -130,7 +130,7 @@ fn e2e_mount_paths_are_compared_in_canonical_form() {
 }
 
 /// `lf node-start` under `umask 022` on `home`; killed (TERM) on drop.
-struct UmaskNode(std::process::Child, u16);
+struct UmaskNode(std::process::Child);
 
 impl UmaskNode {
     fn start(home: &Path) -> UmaskNode {
@@ -148,7 +148,7 @@ impl UmaskNode {
             .stderr(out)
             .spawn()
             .unwrap();
-        let n = UmaskNode(child, port);
+        let n = UmaskNode(child);
         assert!(
             wait_until(30, || std::net::TcpStream::connect(("127.0.0.1", port))
                 .is_ok()),

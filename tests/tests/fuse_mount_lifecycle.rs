@@ -19,7 +19,7 @@ fn top_mount(path: &Path) -> Option<(String, String)> {
             let dash = f.iter().position(|x| *x == "-")?;
             Some((f.get(dash + 1)?.to_string(), f.get(dash + 2)?.to_string()))
         })
-        .last()
+        .next_back()
 }
 
 /// A tmpfs mounted for the test; unmounted on drop.
