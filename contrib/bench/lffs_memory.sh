@@ -34,6 +34,7 @@
 #   ABORT_MIB=4096       stop a phase when node RSS passes this, MiB
 #   BIG_MIB=1024         size of the copied file, MiB
 #   SPARSE_FILES=100     number of sparse files
+#   QUEUE_MIB=256        the node's -lffs-queue-mib (its default: 256)
 # Needs: /dev/fuse, python3, cmp, dd, mount.
 # Everything (node, mounts, temp dirs) is cleaned up at exit, also on error or Ctrl-C.
 set -euo pipefail
@@ -55,6 +56,7 @@ BOUND_MIB="${BOUND_MIB:-128}"
 ABORT_MIB="${ABORT_MIB:-4096}"
 BIG_MIB="${BIG_MIB:-1024}"
 SPARSE_FILES="${SPARSE_FILES:-100}"
+QUEUE_MIB="${QUEUE_MIB:-256}"
 SPARSE_MAX=$((64 << 20))      # the default max_file_size
 BIG_MAX=2147483648            # max_file_size of the mount the big file goes to
 
@@ -162,7 +164,8 @@ elif cmd == "status":   # status FIELD < json -> value
     print(json.load(sys.stdin)[sys.argv[2]])
 elif cmd == "table":    # table TSV -> the table
     rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
-    head = ["phase", "VmRSS MiB", "peak VmHWM MiB", "peak - idle MiB", "bound", "verdict"]
+    head = ["phase", "VmRSS MiB", "peak VmHWM MiB", "peak - phase start MiB",
+            "peak - idle MiB", "bound", "verdict"]
     rows = [head] + rows
     w = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for n, r in enumerate(rows):
@@ -196,7 +199,7 @@ cat >"$HOMEDIR/mounts.yaml" <<EOF
 EOF
 say "starting the node (http $HTTP_PORT, p2p $P2P_PORT) and waiting for the mounts"
 HOME="$HOMEDIR" "$LF" -home "$HOMEDIR" node-start -http "$HTTP_PORT" -p2p "$P2P_PORT" \
-  -p2p-bind 127.0.0.1 >"$HOMEDIR/node.out" 2>&1 &
+  -p2p-bind 127.0.0.1 -lffs-queue-mib "$QUEUE_MIB" >"$HOMEDIR/node.out" 2>&1 &
 NODE_PID=$!
 for _ in $(seq 600); do
   mountpoint -q "$SPARSE" && mountpoint -q "$BIG" && break
@@ -226,9 +229,11 @@ settle() {
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status"; }
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$NODE_PID/status"; }
 # The peak of a phase: the high-water mark starts again from the current RSS.
+# PHASE_START: the RSS then, so that each row also shows what its phase added.
 reset_peak() {
   echo 5 >"/proc/$NODE_PID/clear_refs" 2>/dev/null ||
     die "cannot reset VmHWM through /proc/$NODE_PID/clear_refs (Linux >= 4.0 needed)"
+  PHASE_START="$(rss)"
 }
 
 ROWS="$WORK/rows.tsv"
@@ -244,22 +249,26 @@ row() {
     verdict=FAIL
     FAILED=1
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(mib "$2")" "$(mib "$3")" "$(mib $(($3 - IDLE)))" \
-    "< $BOUND_MIB MiB above idle" "$verdict" >>"$ROWS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(mib "$2")" "$(mib "$3")" \
+    "$(mib $(($3 - PHASE_START)))" "$(mib $(($3 - IDLE)))" "< $BOUND_MIB MiB above idle" \
+    "$verdict" >>"$ROWS"
 }
-# failed_row PHASE WHY: a phase that could not finish.
+# failed_row PHASE WHY: a phase that could not finish (its figures up to the failure).
 failed_row() {
   FAILED=1
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(mib "$(rss)")" "$(mib "$(hwm)")" "-" \
-    "< $BOUND_MIB MiB above idle" "FAIL ($2)" >>"$ROWS"
+  local peak
+  peak="$(hwm)"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(mib "$(rss)")" "$(mib "$peak")" \
+    "$(mib $((peak - PHASE_START)))" "$(mib $((peak - IDLE)))" "< $BOUND_MIB MiB above idle" \
+    "FAIL ($2)" >>"$ROWS"
 }
 
 # ----------------------------------------------------------------------- 0. idle
 settle
 sleep 2
 IDLE="$(rss)"
-printf '%s\t%s\t%s\t%s\t%s\t%s\n' "0. idle (mounted, settled)" "$(mib "$IDLE")" \
-  "$(mib "$(hwm)") (since start)" "0.0" "-" "-" >>"$ROWS"
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "0. idle (mounted, settled)" "$(mib "$IDLE")" \
+  "$(mib "$(hwm)") (since start)" "-" "0.0" "-" "-" >>"$ROWS"
 
 # ------------------------------------------------------------ 1. 100 sparse files
 say "1. $SPARSE_FILES files, one byte each at offset $((SPARSE_MAX - 1)), open at once"
@@ -311,12 +320,13 @@ if t_cp="$(py watch "$NODE_PID" "$ABORT_KIB" cp "$SRC" "$BIG/big.bin")"; then
   fi
 else
   failed_row "2a. cp of $BIG_MIB MiB" "failed or over the abort limit"
+  DETAILS+=("2. node log: $(grep -ciE 'error|warn' "$HOMEDIR/node.out") warning/error lines; the last: $(grep -iE 'error|warn' "$HOMEDIR/node.out" | tail -1 | cut -c1-200)")
 fi
 
 # -------------------------------------------------------------------------- table
 echo
 echo "LFFS memory — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), lf $("$LF" version 2>/dev/null | head -1)"
-echo "node home on $(findmnt -n -o FSTYPE --target "$HOMEDIR") (${HOMEDIR}); idle VmRSS $(mib "$IDLE") MiB; bound: each phase's peak < idle + $BOUND_MIB MiB"
+echo "node home on $(findmnt -n -o FSTYPE --target "$HOMEDIR") (${HOMEDIR}); -lffs-queue-mib $QUEUE_MIB; idle VmRSS $(mib "$IDLE") MiB; bound: each phase's peak < idle + $BOUND_MIB MiB"
 echo
 py table "$ROWS"
 echo
