@@ -174,7 +174,7 @@ fn bulk_records(genesis: &[lf_record::Record], n: usize, layer: usize) -> Vec<lf
                                     .links(vec![a, b])
                                     .selector(format!("bulk{i}").as_bytes(), 0)
                                     .build(&owner.public())
-                                    .and_then(|u| u.sign(None, owner))
+                                    .and_then(|u| u.sign_without_work(owner))
                                     .unwrap()
                             })
                             .collect::<Vec<_>>()

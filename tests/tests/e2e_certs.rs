@@ -129,7 +129,7 @@ fn post_unpaid(node: &TestNode, owner: &OwnerSecret) -> (u16, String) {
         .links(links)
         .build(&owner.public())
         .unwrap()
-        .sign(None, owner)
+        .sign_without_work(owner)
         .unwrap();
     let mut resp = agent
         .post(format!("{}/post", node.url()))

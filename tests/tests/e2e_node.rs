@@ -163,7 +163,7 @@ fn e2e_http_auth_and_malformed_requests() {
     .links(vec![one_link])
     .build(&owner.public())
     .unwrap()
-    .sign(None, &owner)
+    .sign_without_work(&owner)
     .unwrap();
     let mut r = a
         .post(format!("{u}/post"))

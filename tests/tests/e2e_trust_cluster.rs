@@ -184,13 +184,14 @@ fn paid_record(node: &TestNode, owner: &OwnerSecret, name: &str, value: &str) ->
         .unwrap();
     let effort = u.required_effort(DIFFICULTY.parse().unwrap());
     assert!(effort > 0);
+    let u = u.sign(effort, owner).unwrap();
     let opts = lf_pow::SolveOptions {
         threads: 1,
         start_nonce: 0,
     };
     let never = std::sync::atomic::AtomicBool::new(false);
     let work = lf_pow::solve(&u.work_challenge(), effort, &opts, &never, &|_| {}).unwrap();
-    (u.sign(Some(work), owner).unwrap(), st)
+    (u.finish(Some(work)).unwrap(), st)
 }
 
 /// POSTs the record's bytes to `node`'s `/post`: (status, body).

@@ -103,7 +103,7 @@ impl Evil {
             .selector(selector, ordinal)
             .build(&self.owner.public())
             .unwrap()
-            .sign(None, &self.owner)
+            .sign_without_work(&self.owner)
             .unwrap();
         let mut resp = self
             .agent

@@ -115,7 +115,7 @@ mod tests {
             .value(c.to_json())
             .build(&o.public())
             .unwrap()
-            .sign(None, &o)
+            .sign_without_work(&o)
             .unwrap()
     }
 

@@ -268,12 +268,13 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     } else {
         u.required_effort(status.work_difficulty)
     };
+    let u = u.sign(effort, &owner)?;
     let work = if effort > 0 {
         Some(pay(&u.work_challenge(), effort)?)
     } else {
         None
     };
-    let r = u.sign(work, &owner)?;
+    let r = u.finish(work)?;
     let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&posted)?);
@@ -309,12 +310,13 @@ fn publish(
     } else {
         u.required_effort(status.work_difficulty)
     };
+    let u = u.sign(effort, signer)?;
     let work = if effort > 0 {
         Some(pay(&u.work_challenge(), effort)?)
     } else {
         None
     };
-    let r = u.sign(work, signer)?;
+    let r = u.finish(work)?;
     let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&posted)?);

@@ -467,6 +467,7 @@ impl Node {
             }
             CertStatus::Uncertified => u.required_effort(self.config_at(timestamp).work_difficulty),
         };
+        let u = u.sign(effort, owner)?;
         let work = if effort > 0 {
             let mut start = [0u8; 8];
             crate::random::fill(&mut start);
@@ -481,7 +482,7 @@ impl Node {
         } else {
             None
         };
-        Ok(u.sign(work, owner)?)
+        Ok(u.finish(work)?)
     }
 }
 
@@ -817,7 +818,7 @@ pub(crate) mod testing {
         if t == RecordType::Datum {
             b = b.selector(b"k", 0);
         }
-        b.build(&o.public()).unwrap().sign(None, o).unwrap()
+        b.build(&o.public()).unwrap().sign_without_work(o).unwrap()
     }
 }
 

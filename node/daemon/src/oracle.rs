@@ -91,6 +91,7 @@ fn round(node: &Node, idle: &mut IdleRounds) -> anyhow::Result<()> {
         .links(links)
         .build(&node.identity.public())?;
     let effort = u.required_effort(node.config().work_difficulty);
+    let u = u.sign(effort, &node.identity)?;
     let work = if effort > 0 {
         let opts = lf_pow::SolveOptions {
             threads: 1,
@@ -106,7 +107,7 @@ fn round(node: &Node, idle: &mut IdleRounds) -> anyhow::Result<()> {
     } else {
         None
     };
-    let r = u.sign(work, &node.identity)?;
+    let r = u.finish(work)?;
     node.accept(&r)?;
     tracing::info!(flagged = comments.len(), hash = %r.hash(), "oracle: commentary published");
     Ok(())

@@ -40,6 +40,7 @@ fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::
         .selector(b"selftest", 42)
         .build(&owner.public())?;
     let effort = u.required_effort(difficulty);
+    let u = u.sign(effort, owner)?;
     let work = if effort > 0 {
         let opts = lf_pow::SolveOptions {
             threads: 0,
@@ -55,7 +56,7 @@ fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::
     } else {
         None
     };
-    Ok(u.sign(work, owner)?)
+    Ok(u.finish(work)?)
 }
 
 /// Runs the checks.

@@ -182,7 +182,7 @@ impl RecordMaker {
             .links(links)
             .selector(name.as_bytes(), 0)
             .build(&self.owner.public())
-            .and_then(|u| u.sign(None, &self.owner))
+            .and_then(|u| u.sign_without_work(&self.owner))
             .expect("test record")
     }
 }

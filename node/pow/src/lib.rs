@@ -1,8 +1,8 @@
 //! LF proof of work: Tor's Equi-X client puzzle with an effort threshold.
 //!
 //! A record's writer pays for it with CPU time: [`solve`] finds a [`Work`] for the
-//! record's 32-byte challenge (a hash of its body and selectors), and every node runs
-//! [`verify`] (or [`check`], which also compares the effort with what the network
+//! record's 32-byte challenge (a hash of its body, selectors and owner signature), and
+//! every node runs [`verify`] (or [`check`], which also compares the effort with what the network
 //! requires) on every record it receives.
 //!
 //! # Why Equi-X

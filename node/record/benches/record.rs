@@ -13,6 +13,8 @@ fn record(owner: &OwnerSecret, effort: u32) -> Record {
         .selector(b"bench", 1)
         .links([RecordHash([1; 32]), RecordHash([2; 32])])
         .build(&owner.public())
+        .unwrap()
+        .sign(effort, owner)
         .unwrap();
     let work = (effort > 0).then(|| {
         let o = lf_pow::SolveOptions {
@@ -28,7 +30,7 @@ fn record(owner: &OwnerSecret, effort: u32) -> Record {
         )
         .unwrap()
     });
-    u.sign(work, owner).unwrap()
+    u.finish(work).unwrap()
 }
 
 fn benches(c: &mut Criterion) {

@@ -21,19 +21,21 @@ fn main() {
                 .selector(b"rate", i)
                 .build(&owner.public())
                 .unwrap();
+            let effort = u.required_effort(1);
+            let u = u.sign(effort, &owner).unwrap();
             let o = lf_pow::SolveOptions {
                 threads: 0,
                 start_nonce: 0,
             };
             let w = lf_pow::solve(
                 &u.work_challenge(),
-                u.required_effort(1),
+                effort,
                 &o,
                 &AtomicBool::new(false),
                 &|_| {},
             )
             .unwrap();
-            u.sign(Some(w), &owner).unwrap()
+            u.finish(Some(w)).unwrap()
         })
         .collect();
     let limits = Limits {

@@ -72,6 +72,14 @@ pub enum RecordError {
         /// Effort carried by the record (0 = none).
         carried: u32,
     },
+    /// The work attached to a signed record has another effort than the one signed.
+    #[error("work has effort {carried}, the signature commits to {signed}")]
+    WorkEffortMismatch {
+        /// Effort the owner signed for (0 = no work).
+        signed: u32,
+        /// Effort of the work attached (0 = none).
+        carried: u32,
+    },
     /// The timestamp is further in the future than the network tolerates.
     #[error("timestamp {timestamp} is more than {drift} s ahead of now ({now})")]
     FromTheFuture {

@@ -270,12 +270,13 @@ pub fn create_genesis_records(
         };
         let u = b.build(&owner.public()).map_err(err)?;
         let effort = u.required_effort(config.work_difficulty);
+        let u = u.sign(effort, owner).map_err(err)?;
         let work = if effort > 0 {
             Some(solve(&u.work_challenge(), effort).map_err(|e| err(e.into()))?)
         } else {
             None
         };
-        records.push(u.sign(work, owner).map_err(err)?);
+        records.push(u.finish(work).map_err(err)?);
     }
     Ok(records)
 }

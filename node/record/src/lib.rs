@@ -35,7 +35,7 @@ pub use ordinal::{MaskedOrdinal, OrdinalMask};
 pub use owner::{Owner, OwnerError, OwnerKeys, OwnerSecret, PASSPHRASE_KDF};
 pub use record::{
     FORMAT_VERSION, MAX_LINKS, MAX_RECORD_SIZE, MAX_SELECTORS, Record, RecordBuilder, RecordType,
-    SELECTOR_LEN, SIGNATURE_LEN, UnsignedRecord,
+    SELECTOR_LEN, SIGNATURE_LEN, SignedRecord, UnsignedRecord,
 };
 pub use selector::{Selector, SelectorKey, SelectorName};
 pub use validate::{Limits, check_time_drift};

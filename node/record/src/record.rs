@@ -15,7 +15,7 @@ use crate::selector::{Selector, SelectorKey, SelectorName};
 use crate::{MaskError, RecordError, mask};
 
 /// Format version written in the first byte of every record.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Largest encoded record.
 pub const MAX_RECORD_SIZE: usize = 65536;
 /// Most links a record may carry.
@@ -265,17 +265,24 @@ impl Record {
         self.body_len + 1 + SELECTOR_LEN * self.selectors.len()
     }
 
-    /// The proof-of-work challenge: hash of the body hash and the selectors.
-    pub fn work_challenge(&self) -> [u8; 32] {
-        work_challenge(
+    /// What the owner signs and the work covers: hash of the body hash and the
+    /// selectors.
+    pub fn content_hash(&self) -> [u8; 32] {
+        content_hash(
             &self.body_hash(),
             &self.bytes[self.body_len..self.billable_bytes()],
         )
     }
 
+    /// The proof-of-work challenge: hash of the content hash and the owner signature,
+    /// so every distinct signature needs work of its own.
+    pub fn work_challenge(&self) -> [u8; 32] {
+        work_challenge(&self.content_hash(), &self.signature)
+    }
+
     /// What the owner signature covers.
     pub(crate) fn signing_message(&self) -> Vec<u8> {
-        signing_message(&self.work_challenge(), self.work.as_ref())
+        signing_message(&self.content_hash(), self.work.map_or(0, |w| w.effort))
     }
 
     /// Unmasks the value. `None` uses no key, which reads records masked without one
@@ -295,20 +302,25 @@ fn body_hash(body: &[u8]) -> [u8; 32] {
     sha256(&[b"lf record body v1", body])
 }
 
-fn work_challenge(body_hash: &[u8; 32], selectors: &[u8]) -> [u8; 32] {
-    sha256(&[b"lf work v1", body_hash, selectors])
+fn content_hash(body_hash: &[u8; 32], selectors: &[u8]) -> [u8; 32] {
+    sha256(&[b"lf record content v2", body_hash, selectors])
 }
 
-fn signing_message(challenge: &[u8; 32], work: Option<&Work>) -> Vec<u8> {
-    let mut m = Vec::with_capacity(24 + 32 + 1 + WORK_LEN);
-    m.extend_from_slice(b"lf owner signature v1");
-    m.extend_from_slice(challenge);
-    match work {
-        None => m.push(WORK_NONE),
-        Some(w) => {
-            m.push(lf_pow::ALGORITHM_ID);
-            m.extend_from_slice(&w.to_bytes());
-        }
+fn work_challenge(content_hash: &[u8; 32], signature: &[u8; SIGNATURE_LEN]) -> [u8; 32] {
+    sha256(&[b"lf work v2", content_hash, signature])
+}
+
+/// The owner signs the content hash and the effort it will pay (0: no work), so nobody
+/// can strip, add or change the work of a signed record without the owner's key.
+fn signing_message(content_hash: &[u8; 32], effort: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(24 + 32 + 1 + 4);
+    m.extend_from_slice(b"lf owner signature v2");
+    m.extend_from_slice(content_hash);
+    if effort == 0 {
+        m.push(WORK_NONE);
+    } else {
+        m.push(lf_pow::ALGORITHM_ID);
+        m.extend_from_slice(&effort.to_be_bytes());
     }
     m
 }
@@ -414,10 +426,10 @@ impl RecordBuilder {
         for (i, (name, ordinal)) in self.selectors.iter().enumerate() {
             name.claim(*ordinal, i as u8, &body_hash).write(&mut b);
         }
-        let challenge = work_challenge(&body_hash, &b[body_len..]);
+        let content = content_hash(&body_hash, &b[body_len..]);
         let unsigned = UnsignedRecord {
             billable: b,
-            challenge,
+            content,
         };
         let size = unsigned.billable.len() + 1 + WORK_LEN + SIGNATURE_LEN;
         if size > MAX_RECORD_SIZE {
@@ -430,20 +442,15 @@ impl RecordBuilder {
     }
 }
 
-/// A record with its body and selectors fixed, waiting for proof of work and the
-/// owner's signature.
+/// A record with its body and selectors fixed, waiting for the owner's signature and
+/// then its proof of work.
 #[derive(Clone, Debug)]
 pub struct UnsignedRecord {
     billable: Vec<u8>,
-    challenge: [u8; 32],
+    content: [u8; 32],
 }
 
 impl UnsignedRecord {
-    /// The proof-of-work challenge.
-    pub fn work_challenge(&self) -> [u8; 32] {
-        self.challenge
-    }
-
     /// Bytes that work is paid for.
     pub fn billable_bytes(&self) -> usize {
         self.billable.len()
@@ -454,8 +461,54 @@ impl UnsignedRecord {
         lf_pow::required_effort(self.billable.len(), difficulty)
     }
 
-    /// Attaches the work and signs.
-    pub fn sign(self, work: Option<Work>, owner: &OwnerSecret) -> Result<Record, RecordError> {
+    /// Signs, committing to the `effort` the work will have (0: the record carries no
+    /// work). The work is paid afterwards, on [`SignedRecord::work_challenge`], which
+    /// covers the signature.
+    pub fn sign(self, effort: u32, owner: &OwnerSecret) -> Result<SignedRecord, RecordError> {
+        let signature = owner.sign(&signing_message(&self.content, effort));
+        Ok(SignedRecord {
+            challenge: work_challenge(&self.content, &signature),
+            billable: self.billable,
+            effort,
+            signature,
+        })
+    }
+
+    /// Signs a record that carries no proof of work.
+    pub fn sign_without_work(self, owner: &OwnerSecret) -> Result<Record, RecordError> {
+        self.sign(0, owner)?.finish(None)
+    }
+}
+
+/// A signed record waiting for its proof of work.
+#[derive(Clone, Debug)]
+pub struct SignedRecord {
+    billable: Vec<u8>,
+    effort: u32,
+    signature: [u8; SIGNATURE_LEN],
+    challenge: [u8; 32],
+}
+
+impl SignedRecord {
+    /// The proof-of-work challenge (content hash and signature).
+    pub fn work_challenge(&self) -> [u8; 32] {
+        self.challenge
+    }
+
+    /// The effort the signature commits to (0: no work).
+    pub fn effort(&self) -> u32 {
+        self.effort
+    }
+
+    /// Attaches the work, which must have exactly the effort signed for.
+    pub fn finish(self, work: Option<Work>) -> Result<Record, RecordError> {
+        let carried = work.map_or(0, |w| w.effort);
+        if carried != self.effort {
+            return Err(RecordError::WorkEffortMismatch {
+                signed: self.effort,
+                carried,
+            });
+        }
         let mut b = self.billable;
         match &work {
             None => b.push(WORK_NONE),
@@ -464,7 +517,7 @@ impl UnsignedRecord {
                 b.extend_from_slice(&w.to_bytes());
             }
         }
-        b.extend_from_slice(&owner.sign(&signing_message(&self.challenge, work.as_ref())));
+        b.extend_from_slice(&self.signature);
         Record::from_bytes(&b)
     }
 }
@@ -490,7 +543,7 @@ mod tests {
             ])
             .build(&o.public())
             .unwrap()
-            .sign(None, &o)
+            .sign_without_work(&o)
             .unwrap()
     }
 
@@ -519,7 +572,7 @@ mod tests {
                 .selector(b"n", ord)
                 .build(&o.public())
                 .unwrap()
-                .sign(None, &o)
+                .sign_without_work(&o)
                 .unwrap()
         };
         assert_eq!(mk(b"a", 1).id(), mk(b"b", 1).id());
@@ -528,7 +581,7 @@ mod tests {
         let plain = RecordBuilder::new(RecordType::Datum, 1)
             .build(&o.public())
             .unwrap()
-            .sign(None, &o)
+            .sign_without_work(&o)
             .unwrap();
         assert_eq!(plain.id().0, plain.hash().0);
     }

@@ -102,6 +102,7 @@ mod tests {
             .build(&o.public())
             .unwrap();
         let effort = u.required_effort(difficulty);
+        let u = u.sign(effort, &o).unwrap();
         let work = (effort > 0).then(|| {
             let opts = lf_pow::SolveOptions {
                 threads: 1,
@@ -116,7 +117,7 @@ mod tests {
             )
             .unwrap()
         });
-        u.sign(work, &o).unwrap()
+        u.finish(work).unwrap()
     }
 
     #[test]
@@ -174,6 +175,38 @@ mod tests {
             paid.verify(&more),
             Err(RecordError::InsufficientWork { .. })
         ));
+    }
+
+    #[test]
+    fn a_mutated_signature_fails_the_work_check_before_any_signature_check() {
+        // regression_17: work covers the signature, so one paid record with other
+        // signature bytes is not a new record that passes the work check.
+        let tiny = Limits {
+            max_value_size: 1024,
+            work_difficulty: 1,
+        };
+        let paid = record(1);
+        let mut b = paid.to_bytes().to_vec();
+        let last = b.len() - 1;
+        b[last] ^= 0x01;
+        let p = Record::from_bytes(&b).unwrap();
+        assert!(matches!(p.verify(&tiny), Err(RecordError::BadWork(_))));
+        // Work can be neither stripped nor given another effort: the owner signed it.
+        let o = owner();
+        let unsigned = || {
+            RecordBuilder::new(RecordType::Datum, 100)
+                .value(b"v".to_vec())
+                .selector(b"name", 1)
+                .build(&o.public())
+                .unwrap()
+        };
+        let w = paid.work().copied();
+        assert!(matches!(
+            unsigned().sign(0, &o).unwrap().finish(w),
+            Err(RecordError::WorkEffortMismatch { signed: 0, .. })
+        ));
+        let stripped = unsigned().sign_without_work(&o).unwrap();
+        assert_ne!(stripped.signature(), paid.signature());
     }
 
     #[test]

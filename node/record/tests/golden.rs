@@ -16,7 +16,7 @@ fn owner() -> OwnerSecret {
 fn vectors() -> Vec<(&'static str, Record)> {
     let o = owner();
     let sign = |b: RecordBuilder, effort: u32| {
-        let u = b.build(&o.public()).unwrap();
+        let u = b.build(&o.public()).unwrap().sign(effort, &o).unwrap();
         let work = (effort > 0).then(|| {
             let opts = lf_pow::SolveOptions {
                 threads: 1,
@@ -31,7 +31,7 @@ fn vectors() -> Vec<(&'static str, Record)> {
             )
             .unwrap()
         });
-        u.sign(work, &o).unwrap()
+        u.finish(work).unwrap()
     };
     let empty = sign(RecordBuilder::new(RecordType::Datum, 1_600_000_000), 0);
     let named = sign(

@@ -28,7 +28,7 @@ prop_compose! {
         if let Some(k) = &key {
             b = b.masking_key(k.clone());
         }
-        let r = b.build(&o.public()).unwrap().sign(None, &o).unwrap();
+        let r = b.build(&o.public()).unwrap().sign_without_work(&o).unwrap();
         (r, value, key, sels)
     }
 }

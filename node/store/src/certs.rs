@@ -59,7 +59,7 @@ mod tests {
         if t == RecordType::Datum {
             b = b.selector(b"name", 0);
         }
-        b.build(&o.public()).unwrap().sign(None, o).unwrap()
+        b.build(&o.public()).unwrap().sign_without_work(o).unwrap()
     }
 
     #[test]

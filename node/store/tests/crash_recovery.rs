@@ -87,7 +87,7 @@ fn build(
     if let Some((name, ordinal)) = selector {
         b = b.selector_name(name.clone(), ordinal);
     }
-    b.build(&o.public()).unwrap().sign(None, o).unwrap()
+    b.build(&o.public()).unwrap().sign_without_work(o).unwrap()
 }
 
 /// Picks 1–3 distinct links among `recent` (none if it is empty).

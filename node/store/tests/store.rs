@@ -24,7 +24,7 @@ fn rec(
     if let Some((n, ord)) = sel {
         b = b.selector(n, ord);
     }
-    b.build(&o.public()).unwrap().sign(None, o).unwrap()
+    b.build(&o.public()).unwrap().sign_without_work(o).unwrap()
 }
 
 fn name_query(name: &[u8], first: u64, last: u64) -> Query {
@@ -176,7 +176,7 @@ fn ranges_intersections_time_owner_and_open() {
         .links([g.hash()])
         .build(&b.public())
         .unwrap()
-        .sign(None, &b)
+        .sign_without_work(&b)
         .unwrap();
     s.put(&two).unwrap();
     let q = name_query(b"series", 2, 5);
@@ -271,7 +271,7 @@ fn commentary(o: &OwnerSecret, ts: u64, links: &[RecordHash], suspects: &[Record
         .links(links.to_vec())
         .build(&o.public())
         .unwrap()
-        .sign(None, o)
+        .sign_without_work(o)
         .unwrap()
 }
 
