@@ -269,6 +269,10 @@ impl Drop for Spill {
 }
 
 fn io(e: std::io::Error) -> FsError {
+    if matches!(e.raw_os_error(), Some(28 | 122)) {
+        // The disk holding the spill files is full: ENOSPC, as a full disk gives.
+        return FsError::NoSpace;
+    }
     FsError::Store(crate::StoreError::Failed(format!("spill file: {e}")))
 }
 

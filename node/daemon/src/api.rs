@@ -26,6 +26,11 @@ pub struct Failure(StatusCode, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        // Every refusal is logged once, with its cause (500s are logged at error
+        // where they are made, with the failure behind them).
+        if self.0.is_client_error() {
+            tracing::info!(status = self.0.as_u16(), "api: {}", self.1);
+        }
         let body = ApiError {
             code: self.0.as_u16(),
             message: self.1,
@@ -38,6 +43,20 @@ fn bad(msg: impl Into<String>) -> Failure {
     Failure(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// A failure of the node's own storage: 507 when the disk is full (the operator must
+/// make room; logged at error), else 500.
+fn storage(e: anyhow::Error) -> Failure {
+    if crate::home::is_disk_full(&e) {
+        crate::metrics::error("disk_full");
+        tracing::error!("api: the node's disk is full: {e:#}");
+        return Failure(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("the node's disk is full, nothing was stored: {e:#}"),
+        );
+    }
+    internal(e)
+}
+
 fn internal(e: impl std::fmt::Display) -> Failure {
     crate::metrics::error("api_internal");
     tracing::error!("api: {e:#}");
@@ -46,8 +65,8 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 
 type ApiResult<T> = Result<T, Failure>;
 
-/// Builds the router.
-pub fn router(node: Arc<Node>) -> Router {
+/// Builds the router; requests naming a `Host` outside `hosts` are refused.
+pub fn router(node: Arc<Node>, hosts: crate::http_server::AllowedHosts) -> Router {
     Router::new()
         .route("/query", post(query))
         .route("/post", post(post_record))
@@ -63,8 +82,37 @@ pub fn router(node: Arc<Node>) -> Router {
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts),
+            check_host,
+        ))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(node)
+}
+
+/// Refuses a request whose `Host` is not one of ours (a page that rebound its domain to
+/// 127.0.0.1 would otherwise read the API with the user's browser).
+async fn check_host(
+    State(hosts): State<Arc<crate::http_server::AllowedHosts>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("?"));
+    if hosts.allows(host) {
+        return next.run(req).await;
+    }
+    Failure(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host {:?} is not served here (allowed: 127.0.0.1, localhost, [::1] and \
+             -http-allow-host values)",
+            host.unwrap_or_default()
+        ),
+    )
+    .into_response()
 }
 
 async fn common_headers(mut r: Response) -> Response {
@@ -103,11 +151,49 @@ fn parse_owner(s: &str) -> ApiResult<Owner> {
     s.parse::<Owner>().map_err(|e| bad(format!("{e}")))
 }
 
+/// Most ranges of a query (a record has at most this many selectors).
+const MAX_RANGES: usize = lf_record::MAX_SELECTORS;
+/// Most owners, and most oracles, a query may name.
+const MAX_QUERY_OWNERS: usize = 64;
+/// Result sets per answer, at most and by default; more come with a cursor.
+const MAX_PAGE_SETS: usize = 1000;
+/// Records one page may match before anything is read (400 past it).
+const MAX_PAGE_ROWS: usize = 20_000;
+/// JSON bytes of one answer, about: past it the page ends early, with a cursor.
+const MAX_ANSWER_BYTES: usize = 8 << 20;
+
 /// Converts a JSON query into a store query and the masking key to unmask with.
 fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<Vec<u8>>)> {
     if q.ranges.is_empty() {
         return Err(bad("Ranges must hold at least one range"));
     }
+    if q.ranges.len() > MAX_RANGES {
+        return Err(bad(format!(
+            "Ranges holds {} ranges; the limit is {MAX_RANGES} (a record has at most \
+             {MAX_RANGES} selectors)",
+            q.ranges.len()
+        )));
+    }
+    if q.owners.len() > MAX_QUERY_OWNERS || q.oracles.len() > MAX_QUERY_OWNERS {
+        return Err(bad(format!(
+            "Owners and Oracles may hold at most {MAX_QUERY_OWNERS} entries each"
+        )));
+    }
+    let page = match q.page_size {
+        None => MAX_PAGE_SETS,
+        Some(n) if (1..=MAX_PAGE_SETS).contains(&n) => n,
+        Some(n) => {
+            return Err(bad(format!(
+                "PageSize {n} is out of range: 1 to {MAX_PAGE_SETS}"
+            )));
+        }
+    };
+    let start_after = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            hex_key(c).map_err(|_| bad(format!("Cursor {c:?} is not a cursor (64 hex digits)")))?,
+        ),
+    };
     let mut ranges = Vec::new();
     for (i, r) in q.ranges.iter().enumerate() {
         let (start, end) = if let Some(k) = &r.key_range {
@@ -176,6 +262,9 @@ fn to_store_query(q: json::QueryRequest) -> ApiResult<(lf_store::Query, Option<V
         limit: q.limit,
         oracles,
         certification: None,
+        start_after,
+        max_keys: Some(page),
+        max_rows: Some(MAX_PAGE_ROWS),
     };
     Ok((query, mask))
 }
@@ -209,24 +298,81 @@ fn result_json(r: &lf_store::QueryResult, mask: Option<&[u8]>) -> json::QueryRes
     }
 }
 
-async fn query(
-    State(node): State<Arc<Node>>,
-    body: Bytes,
-) -> ApiResult<axum::Json<Vec<Vec<json::QueryResult>>>> {
+async fn query(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {
     let (mut q, mask) = to_store_query(parse_json(&body)?)?;
     if node.certs.read().has_roots() {
         q.certification = Some(Arc::new(node.certs.clone()));
     }
-    let sets = blocking(move || node.store.query(&q).map_err(internal)).await?;
-    Ok(axum::Json(
-        sets.iter()
-            .map(|set| {
-                set.iter()
-                    .map(|r| result_json(r, mask.as_deref()))
-                    .collect()
-            })
-            .collect(),
-    ))
+    // Unmasking and encoding run on the blocking pool too: they are per record.
+    let (body, next) = blocking(move || {
+        let page = node.store.query_page(&q).map_err(|e| match e {
+            lf_store::StoreError::TooManyRows(_) => bad(format!("{e}")),
+            e => internal(e),
+        })?;
+        page_json(page, mask.as_deref())
+    })
+    .await?;
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Some(k) = next {
+        r.headers_mut().insert(
+            "X-LF-Next-Cursor",
+            HeaderValue::from_str(&hex::encode(k.0)).expect("hex is a header value"),
+        );
+    }
+    Ok(r)
+}
+
+/// The JSON of a page, cut short (at a first-key boundary, so the cursor stays exact)
+/// when it would pass [`MAX_ANSWER_BYTES`]; and the cursor of the next page.
+fn page_json(
+    page: lf_store::QueryPage,
+    mask: Option<&[u8]>,
+) -> ApiResult<(Vec<u8>, Option<SelectorKey>)> {
+    let key0 = |set: &[lf_store::QueryResult]| set[0].record.selector_keys().first().copied();
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    let mut total = 2;
+    let mut next = page.next;
+    for (i, set) in page.sets.iter().enumerate() {
+        let json: Vec<json::QueryResult> = set.iter().map(|r| result_json(r, mask)).collect();
+        let bytes = serde_json::to_vec(&json).map_err(internal)?;
+        if total + bytes.len() + 1 > MAX_ANSWER_BYTES {
+            // Drop the sets sharing this set's first key: the cursor names a key.
+            let cut_key = key0(set);
+            let mut keep = i;
+            while keep > 0 && key0(&page.sets[keep - 1]) == cut_key {
+                keep -= 1;
+            }
+            if keep == 0 {
+                return Err(bad(format!(
+                    "the result sets of one selector key exceed {} MiB: ask for fewer \
+                     entries per set (Limit) or fewer owners",
+                    MAX_ANSWER_BYTES >> 20
+                )));
+            }
+            encoded.truncate(keep);
+            next = key0(&page.sets[keep - 1]);
+            break;
+        }
+        total += bytes.len() + 1;
+        encoded.push(bytes);
+    }
+    let mut out = Vec::with_capacity(total);
+    out.push(b'[');
+    for (i, e) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.push(b']');
+    Ok((out, next))
 }
 
 fn type_name(t: RecordType) -> &'static str {
@@ -269,7 +415,7 @@ async fn post_record(
                 tracing::debug!(hash = %r.hash(), "record accepted");
             }
             Ok(PutOutcome::Duplicate) => {}
-            Err(AcceptError::Store(e)) => return Err(internal(e)),
+            Err(AcceptError::Store(e)) => return Err(storage(e.into())),
             Err(e) => return Err(bad(format!("record rejected: {e}"))),
         }
         Ok(axum::Json(record_json(&node, &r)?))
@@ -310,18 +456,27 @@ async fn make_record(
 ) -> ApiResult<axum::Json<json::RecordJson>> {
     authorized(&node, &headers)?;
     let m: json::MakeRecord = parse_json(&body)?;
-    let (owner, derived_mask) = match (&m.passphrase, &m.owner_private) {
+    // Argon2 (a passphrase) takes a core for a moment: never on a runtime worker, which
+    // HTTP and P2P share.
+    let (passphrase, pem, identity) = (
+        m.passphrase.clone(),
+        m.owner_private.clone(),
+        node.identity.clone(),
+    );
+    let (owner, derived_mask) = blocking(move || match (passphrase, pem) {
         (Some(p), _) => {
             let (o, k) =
-                lf_record::OwnerSecret::from_passphrase(p).map_err(|e| bad(e.to_string()))?;
-            (o, Some(k))
+                lf_record::OwnerSecret::from_passphrase(&p).map_err(|e| bad(e.to_string()))?;
+            Ok((o, Some(k)))
         }
-        (None, Some(pem)) => (
-            lf_record::OwnerSecret::from_pem(pem).map_err(|e| bad(format!("OwnerPrivate: {e}")))?,
+        (None, Some(pem)) => Ok((
+            lf_record::OwnerSecret::from_pem(&pem)
+                .map_err(|e| bad(format!("OwnerPrivate: {e}")))?,
             None,
-        ),
-        (None, None) => (node.identity.clone(), None),
-    };
+        )),
+        (None, None) => Ok((identity, None)),
+    })
+    .await?;
     let mask = m.masking_key.map(String::into_bytes).or(derived_mask);
     let selectors: Vec<(Vec<u8>, u64)> = m
         .selectors
@@ -339,7 +494,13 @@ async fn make_record(
     blocking(move || {
         let r = node
             .make_record(&owner, &selectors, m.value.into_bytes(), mask, ts, &|_| {})
-            .map_err(|e| bad(format!("cannot make record: {e:#}")))?;
+            .map_err(|e| {
+                if crate::home::is_disk_full(&e) {
+                    storage(e)
+                } else {
+                    bad(format!("cannot make record: {e:#}"))
+                }
+            })?;
         Ok(axum::Json(record_json(&node, &r)?))
     })
     .await

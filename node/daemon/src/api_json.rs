@@ -50,6 +50,12 @@ pub struct QueryRequest {
     /// Oracles to trust (`@...`); accepted now, used from the trust issue on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oracles: Vec<String>,
+    /// Where this page starts: the `X-LF-Next-Cursor` of the previous answer (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Result sets per page (at most, and by default, 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<usize>,
 }
 
 /// One candidate in a query result set.

@@ -126,6 +126,15 @@ pub struct NodeStartArgs {
     #[arg(long = "lffs-queue-mib", value_name = "MIB", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub lffs_queue_mib: u64,
+    /// Also answer HTTP requests whose `Host` is this (`name` or `name:port`; beside
+    /// 127.0.0.1, localhost and [::1], which always are), e.g. for a reverse proxy
+    /// (repeatable). Any other `Host` is refused (DNS rebinding).
+    #[arg(long = "http-allow-host", value_name = "HOST")]
+    pub http_allow_hosts: Vec<String>,
+    /// Most HTTP connections open at once; more are closed as soon as they connect.
+    #[arg(long = "http-max-connections", value_name = "N", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub http_max_connections: u32,
 }
 
 /// `lf get` options.

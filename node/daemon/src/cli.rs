@@ -116,7 +116,7 @@ pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyho
         ..Default::default()
     };
     let api = api(home, url, &config);
-    let sets: Vec<Vec<json::QueryResult>> = api.post_json("/query", &serde_json::to_value(&q)?)?;
+    let sets = api.query_all(&q)?;
     let mask = a
         .mask
         .clone()

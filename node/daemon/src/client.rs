@@ -141,19 +141,33 @@ impl Api {
         f: impl Fn(&ureq::Agent, &str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         path: &str,
     ) -> anyhow::Result<Vec<u8>> {
+        self.call_paged(f, path).map(|(b, _)| b)
+    }
+
+    /// Like `call`, with the answer's `X-LF-Next-Cursor` (more pages follow).
+    fn call_paged(
+        &self,
+        f: impl Fn(&ureq::Agent, &str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        path: &str,
+    ) -> anyhow::Result<(Vec<u8>, Option<String>)> {
         let mut last = None;
         for base in &self.urls {
             let url = format!("{}{path}", base.trim_end_matches('/'));
             match f(&self.agent, &url) {
                 Ok(mut resp) => {
                     let status = resp.status();
+                    let next = resp
+                        .headers()
+                        .get("X-LF-Next-Cursor")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
                     let body = resp
                         .body_mut()
                         .with_config()
                         .limit(64 << 20)
                         .read_to_vec()?;
                     if status.is_success() {
-                        return Ok(body);
+                        return Ok((body, next));
                     }
                     let msg = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
@@ -192,6 +206,34 @@ impl Api {
             path,
         )?;
         serde_json::from_slice(&b).with_context(|| format!("unexpected answer to POST {path}"))
+    }
+
+    /// Runs a query through every page (the node answers at most 1000 result sets at
+    /// a time, with a cursor for the rest).
+    pub fn query_all(
+        &self,
+        q: &crate::api_json::QueryRequest,
+    ) -> anyhow::Result<Vec<Vec<crate::api_json::QueryResult>>> {
+        let mut q = q.clone();
+        let mut all = Vec::new();
+        loop {
+            let text = serde_json::to_vec(&q)?;
+            let (b, next) = self.call_paged(
+                |a, u| {
+                    a.post(u)
+                        .header("Content-Type", "application/json")
+                        .send(&text[..])
+                },
+                "/query",
+            )?;
+            let page: Vec<Vec<crate::api_json::QueryResult>> =
+                serde_json::from_slice(&b).context("unexpected answer to POST /query")?;
+            all.extend(page);
+            match next {
+                Some(c) if q.cursor.as_ref() != Some(&c) => q.cursor = Some(c),
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// POST raw bytes, returning JSON.

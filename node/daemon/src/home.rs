@@ -136,11 +136,54 @@ impl PidFile {
                 other.trim()
             );
         }
-        file.set_len(0)?;
-        writeln!(file, "{}", std::process::id())?;
-        file.sync_all()?;
+        let write = |file: &mut std::fs::File| -> std::io::Result<()> {
+            file.set_len(0)?;
+            writeln!(file, "{}", std::process::id())?;
+            file.sync_all()
+        };
+        write(&mut file).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(PidFile { path, _file: file })
     }
+}
+
+/// Bytes the start-up check writes: room for the first records, journal entries and
+/// logs. A start on a disk that has less fails before any port is bound.
+const WRITE_CHECK_BYTES: usize = 1 << 20;
+
+/// Checks that the home's disk takes writes (writes, syncs and removes a file), so a
+/// node on a full disk fails at once, naming the file, rather than half started.
+pub fn check_writable(home: &Path) -> anyhow::Result<()> {
+    let path = home.join(".write-check");
+    let r = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&vec![0u8; WRITE_CHECK_BYTES])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    r.with_context(|| {
+        format!(
+            "cannot write {} ({} KiB): the disk holding the node's home must have room",
+            path.display(),
+            WRITE_CHECK_BYTES >> 10
+        )
+    })
+}
+
+/// Whether an error comes from a full disk: ENOSPC or EDQUOT anywhere in its chain,
+/// or SQLite's "database or disk is full" (the daemon reaches SQLite only through
+/// lf-store, whose errors carry SQLite's message).
+pub fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            match c.downcast_ref::<lf_store::StoreError>() {
+                Some(lf_store::StoreError::Io { source, .. }) => Some(source),
+                _ => None,
+            }
+        });
+        io.and_then(|e| e.raw_os_error())
+            .is_some_and(|n| n == 28 || n == 122)
+            || c.to_string().contains("database or disk is full")
+    })
 }
 
 impl Drop for PidFile {

@@ -14,6 +14,9 @@ use lffs::{Put, StoreError, Version};
 use crate::commit_queue::CommitQueue;
 use crate::node::Node;
 
+/// Rate limit of the disk-full error line.
+static DISK_FULL_LOGGED: crate::logfile::Every = crate::logfile::Every::secs(10);
+
 /// The store of one mount.
 pub struct LffsStore {
     node: Arc<Node>,
@@ -126,6 +129,14 @@ impl lffs::Store for LffsStore {
         self.queue.submit(&self.owner, puts, !first).map_err(|e| {
             if e.is::<crate::commit_queue::QueueFull>() {
                 StoreError::Full(e.to_string())
+            } else if crate::home::is_disk_full(&e) {
+                // ENOSPC for the writer; the operator hears of it here (at most every
+                // 10 s: every write fails the same way until there is room).
+                crate::metrics::error("disk_full");
+                if DISK_FULL_LOGGED.should_log() {
+                    tracing::error!("LFFS write refused: the node's disk is full: {e:#}");
+                }
+                StoreError::Full(format!("the node's disk is full: {e:#}"))
             } else {
                 err(e)
             }

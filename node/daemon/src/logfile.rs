@@ -12,6 +12,37 @@ use anyhow::Context;
 /// Default cap of `node.log` (and of `node.log.1`).
 pub const DEFAULT_MAX_BYTES: u64 = 10 << 20;
 
+/// A rate limit for a log line that would repeat on every attempt (a full disk, a
+/// peer that keeps failing): `should_log` is true at most once per period.
+pub struct Every {
+    period_ms: u64,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Every {
+    /// Once per `secs` seconds.
+    pub const fn secs(secs: u64) -> Every {
+        Every {
+            period_ms: secs * 1000,
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether to log now (and, if so, not again for a period).
+    pub fn should_log(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= self.period_ms
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 /// An append-only log file that rotates to `<name>.1` at `max_bytes`.
 pub struct LogFile {
     path: PathBuf,

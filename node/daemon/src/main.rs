@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod commit_queue;
 mod home;
+mod http_server;
 mod journal;
 mod lffs_store;
 mod logfile;
@@ -134,6 +135,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .oracle
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),
             lffs_queue_bytes: a.lffs_queue_mib << 20,
+            http_allow_hosts: a.http_allow_hosts.clone(),
+            http_limits: http_server::HttpLimits {
+                max_connections: a.http_max_connections as usize,
+                ..http_server::HttpLimits::default()
+            },
         }),
         Command::Status => cli::status(&home, url, cli.json),
         Command::NodeConnect { addr } => cli::node_connect(&home, url, cli.json, addr),

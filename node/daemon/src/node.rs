@@ -504,6 +504,10 @@ pub struct NodeOptions {
     pub oracle: Option<std::time::Duration>,
     /// Bound of the LFFS commit queue (value bytes waiting for publication).
     pub lffs_queue_bytes: u64,
+    /// `Host` values the HTTP API answers beside the loopback names.
+    pub http_allow_hosts: Vec<String>,
+    /// Limits of the HTTP listener.
+    pub http_limits: crate::http_server::HttpLimits,
 }
 
 fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, String)> {
@@ -565,6 +569,8 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     home::create_home(&opts.home)?;
     let pid = home::PidFile::acquire(&opts.home)?;
     init_logging(&opts.home)?;
+    // Before anything is started or bound: a full disk fails here, naming the file.
+    home::check_writable(&opts.home)?;
     crate::metrics::install();
     tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
     for secret in [
@@ -727,15 +733,17 @@ async fn serve(
         node.lffs.get().map_or(0, |l| l.mounts.mounted().len())
     ));
     tokio::spawn(crate::metrics::upkeep());
-    let app = api::router(node.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            shutdown_signal().await;
-            crate::sdnotify::stopping();
-            tracing::info!("shutting down: stopping HTTP");
-        })
-        .await
-        .context("HTTP server failed")?;
+    let hosts = crate::http_server::AllowedHosts::new(
+        listener.local_addr()?.port(),
+        &opts.http_allow_hosts,
+    );
+    let app = api::router(node.clone(), hosts);
+    crate::http_server::serve(listener, app, opts.http_limits, async {
+        shutdown_signal().await;
+        crate::sdnotify::stopping();
+        tracing::info!("shutting down: stopping HTTP");
+    })
+    .await;
     node.stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())

@@ -23,6 +23,12 @@ pub enum StoreError {
     /// A stored record no longer parses.
     #[error("stored record is malformed: {0}")]
     Record(#[from] lf_record::RecordError),
+    /// A query matched more records than its `max_rows` allows.
+    #[error(
+        "the query matches more than {0} records in one page: narrow it (ranges, owners, \
+         time range) or ask for fewer result sets per page"
+    )]
+    TooManyRows(usize),
     /// Another process holds the store.
     #[error("store in {} is in use by another process", .0.display())]
     Locked(PathBuf),

@@ -20,7 +20,7 @@ mod store;
 pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
-pub use query::{KeyRange, Query, QueryResult, SortOrder};
+pub use query::{KeyRange, Query, QueryPage, QueryResult, SortOrder};
 pub use records_file::{FRAME_HEADER, RecordsFile};
 pub use reputation::{REPUTATION_COLLISION, REPUTATION_DEFAULT, REPUTATION_TEMPORAL};
 pub use store::{PutOutcome, RecordInfo, Store, StoreConfig, StoreStats};

@@ -50,6 +50,41 @@ pub struct Query {
     /// Which owners are certified, on a network with root CAs: uncertified entries'
     /// trust is multiplied by [`crate::UNCERTIFIED_TRUST_FACTOR`] (reference §9.6).
     pub certification: Option<std::sync::Arc<dyn crate::Certification>>,
+    /// Paging: only records whose first selector key is after this one (the cursor a
+    /// previous page returned).
+    pub start_after: Option<SelectorKey>,
+    /// Paging: at most this many distinct first selector keys in this page (result
+    /// sets, unless sets share a first key); the page's cursor says where the next
+    /// one starts.
+    pub max_keys: Option<usize>,
+    /// Refuse ([`StoreError::TooManyRows`]) a page matching more records than this,
+    /// before any record is read.
+    pub max_rows: Option<usize>,
+}
+
+/// One page of a query: result sets, and where the next page starts (`None`: this was
+/// the last).
+#[derive(Clone, Debug, Default)]
+pub struct QueryPage {
+    /// Result sets, each sorted best first; in first-selector-key order.
+    pub sets: Vec<Vec<QueryResult>>,
+    /// The last first-selector key this page covered, if more may follow: pass it as
+    /// [`Query::start_after`].
+    pub next: Option<SelectorKey>,
+}
+
+/// The key just after `k` (big-endian increment); `None` after the last key.
+fn successor(k: &SelectorKey) -> Option<SelectorKey> {
+    let mut b = k.0;
+    for i in (0..32).rev() {
+        if b[i] == 0xff {
+            b[i] = 0;
+        } else {
+            b[i] += 1;
+            return Some(SelectorKey(b));
+        }
+    }
+    None
 }
 
 /// One entry of a result set: an owner's latest record for a selector set.
@@ -81,12 +116,58 @@ struct Row {
 }
 
 impl Store {
-    /// Runs a query; returns result sets, each sorted best first.
+    /// Runs a query; returns result sets, each sorted best first. Paging fields of
+    /// `q` apply: see [`Store::query_page`] for the cursor.
     pub fn query(&self, q: &Query) -> Result<Vec<Vec<QueryResult>>, StoreError> {
+        Ok(self.query_page(q)?.sets)
+    }
+
+    /// Runs one page of a query (`start_after`, `max_keys`, `max_rows`). The store
+    /// lock is held for the index work only; records are read and ranked after it is
+    /// released, so a big query does not stall writers and other readers.
+    pub fn query_page(&self, q: &Query) -> Result<QueryPage, StoreError> {
         if q.ranges.is_empty() {
-            return Ok(Vec::new());
+            return Ok(QueryPage::default());
         }
+        let mut q = q.clone();
         let inner = self.lock();
+        let mut next = None;
+        if let Some(after) = q.start_after {
+            match successor(&after) {
+                Some(s) if s.0 > q.ranges[0].start.0 => q.ranges[0].start = s,
+                Some(_) => {}
+                None => return Ok(QueryPage::default()),
+            }
+            if q.ranges[0].start.0 > q.ranges[0].end.0 {
+                return Ok(QueryPage::default());
+            }
+        }
+        if let Some(k) = q.max_keys {
+            // The first k+1 distinct first keys in range: if there are more than k,
+            // this page ends at the k-th.
+            let mut stmt = inner.db.prepare_cached(
+                "SELECT DISTINCT key FROM selector WHERE idx = 0 AND key BETWEEN ?1 AND ?2
+                 ORDER BY key LIMIT ?3",
+            )?;
+            let keys: Vec<Vec<u8>> = stmt
+                .query_map(
+                    (
+                        &q.ranges[0].start.0[..],
+                        &q.ranges[0].end.0[..],
+                        (k as i64).saturating_add(1),
+                    ),
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            if keys.len() > k {
+                let last = keys[k.max(1) - 1].clone();
+                if let Ok(a) = <[u8; 32]>::try_from(&last[..]) {
+                    q.ranges[0].end = SelectorKey(a);
+                    next = Some(SelectorKey(a));
+                }
+            }
+        }
+        let q = &q;
         let mut sql = String::from(
             "SELECT seq, hash, id, owner, ts, reputation, sel_count, doff, dlen FROM record
              WHERE synced = 1 AND reputation >= 0 AND ts BETWEEN ?1 AND ?2 AND seq IN (",
@@ -109,6 +190,9 @@ impl Store {
             params.push(Box::new(r.end.0.to_vec()));
         }
         sql.push(')');
+        if let Some(m) = q.max_rows {
+            sql.push_str(&format!(" LIMIT {}", m.saturating_add(1)));
+        }
         let mut stmt = inner.db.prepare(&sql)?;
         let rows: Vec<Row> = stmt
             .query_map(rusqlite::params_from_iter(params.iter()), |r| {
@@ -125,6 +209,12 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        drop(stmt);
+        if let Some(m) = q.max_rows
+            && rows.len() > m
+        {
+            return Err(StoreError::TooManyRows(m));
+        }
         let owners: Vec<&[u8]> = q.owners.iter().map(|o| &o.as_bytes()[..]).collect();
         // Group by (id, owner): latest record, weight sum, lowest reputation.
         struct Group {
@@ -167,15 +257,15 @@ impl Store {
                 }
             }
         }
-        let mut sets: HashMap<Vec<u8>, Vec<QueryResult>> = HashMap::new();
+        // Under the lock: what needs the index (oracle commentary). After it: records.
+        let mut ranked = Vec::with_capacity(groups.len());
         for ((id, _), g) in groups {
-            let record = inner.read(g.latest.doff, g.latest.dlen)?;
             let local = if g.min_rep >= REPUTATION_DEFAULT {
                 1.0
             } else {
                 0.0
             };
-            let mut trust = if q.oracles.is_empty() {
+            let trust = if q.oracles.is_empty() {
                 local
             } else {
                 // Reference §9.6: each oracle comment calling a record of this group an
@@ -195,6 +285,12 @@ impl Store {
                 let oracle_trust = (1.0 - negative as f64 / k).max(0.0);
                 (local + oracle_trust * k) / (k + 1.0)
             };
+            ranked.push((id, g.latest.doff, g.latest.dlen, g.weight, g.min_rep, trust));
+        }
+        drop(inner);
+        let mut sets: HashMap<Vec<u8>, Vec<QueryResult>> = HashMap::new();
+        for (id, doff, dlen, weight, min_rep, mut trust) in ranked {
+            let record = self.read_unlocked(doff, dlen)?;
             let signed = q
                 .certification
                 .as_ref()
@@ -204,9 +300,9 @@ impl Store {
             }
             sets.entry(id).or_default().push(QueryResult {
                 record,
-                weight: g.weight,
+                weight,
                 trust,
-                reputation: g.min_rep,
+                reputation: min_rep,
                 signed,
             });
         }
@@ -238,6 +334,19 @@ impl Store {
             let kb = (b[0].record.selectors().len(), b[0].record.selector_keys());
             ka.cmp(&kb)
         });
-        Ok(out)
+        if q.max_keys.is_some() {
+            // Pages follow the first selector key.
+            out.sort_by(|a, b| {
+                let ka = a[0].record.selector_keys().first().copied();
+                let kb = b[0].record.selector_keys().first().copied();
+                ka.map(|k| k.0).cmp(&kb.map(|k| k.0)).then(
+                    a[0].record
+                        .selectors()
+                        .len()
+                        .cmp(&b[0].record.selectors().len()),
+                )
+            });
+        }
+        Ok(QueryPage { sets: out, next })
     }
 }

@@ -75,6 +75,9 @@ pub(crate) struct Inner {
 /// An open store. All methods take `&self`; a mutex serializes access.
 pub struct Store {
     pub(crate) inner: Mutex<Inner>,
+    /// A read-only handle on `records.lf` for reads outside the lock: the index only
+    /// names frames that are complete and durable, and those never change.
+    reader: File,
     dir: PathBuf,
     _lock: File,
 }
@@ -136,8 +139,11 @@ impl Store {
             schema::set_meta(&tx, "indexed_end", end as i64)?;
             tx.commit()?;
         }
+        let path = dir.join("records.lf");
+        let reader = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
         Ok(Store {
             inner: Mutex::new(inner),
+            reader,
             dir: dir.to_path_buf(),
             _lock: lock,
         })
@@ -150,6 +156,16 @@ impl Store {
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the record at (`off`, `len`) as the index gives them, without the lock.
+    pub(crate) fn read_unlocked(&self, off: i64, len: i64) -> Result<Record, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut b = vec![0u8; len as usize];
+        self.reader
+            .read_exact_at(&mut b, off as u64)
+            .map_err(|e| StoreError::io(&self.dir.join("records.lf"), e))?;
+        Ok(Record::from_bytes(&b)?)
     }
 
     /// Stores one verified record. Durable when this returns.
