@@ -172,11 +172,12 @@ fn fuse_container_bind_mounts_read_only_read_write_root_and_non_root() {
         "port=2\nr\n"
     );
 
-    // Read-write as a non-root user: allowed where the mode allows (drop/ is 0777),
-    // refused elsewhere by the kernel's permission check (default_permissions).
+    // Read-write as a non-root user: refused everywhere, even in a 0777 directory,
+    // because every change is signed by the mount's owner and only the mount's uid and
+    // root may make one (lffs/SEMANTICS.md, "Who may change what").
     let (ok, _, err) = pm.sh(&rw, "65534:65534", "echo n > /data/drop/nobody.txt");
-    assert!(ok, "{err}");
-    assert_eq!(f.sh("cat $M/shared/drop/nobody.txt"), "n\n");
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+    assert!(!f.mnt.join("shared/drop/nobody.txt").exists());
     let (ok, _, err) = pm.sh(&rw, "65534:65534", "echo n > /data/app.conf");
     assert!(!ok && err.contains("Permission denied"), "{err}");
     // The host's later change is what the next container reads.
