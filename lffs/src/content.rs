@@ -269,7 +269,13 @@ impl Drop for Spill {
 }
 
 fn io(e: std::io::Error) -> FsError {
-    if matches!(e.raw_os_error(), Some(28 | 122)) {
+    // (tempfile wraps its errors: the kind survives, the OS number may not.)
+    if matches!(e.raw_os_error(), Some(28 | 122))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    {
         // The disk holding the spill files is full: ENOSPC, as a full disk gives.
         return FsError::NoSpace;
     }

@@ -288,7 +288,28 @@ impl Drop for TestNode {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A node killed (or stopped by a failing test) leaves its FUSE mounts dead:
+        // clear every LFFS mount under the test's directory, so none outlives the test.
+        if let Some(dir) = self.home.parent() {
+            for m in lffs_mounts_under(dir) {
+                let _ = Command::new("umount").arg("-l").arg(&m).status();
+            }
+        }
     }
+}
+
+/// LFFS mount points (source `lffs` in /proc/self/mountinfo) at or below `dir`.
+pub fn lffs_mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            let point = PathBuf::from(f.get(4)?);
+            (f.get(dash + 2) == Some(&"lffs")).then_some(point)
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect()
 }
 
 /// A node with one LFFS mount at `<dir>/mnt` on a private network without proof of

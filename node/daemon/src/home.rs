@@ -180,9 +180,13 @@ pub fn is_disk_full(e: &anyhow::Error) -> bool {
                 _ => None,
             }
         });
-        io.and_then(|e| e.raw_os_error())
-            .is_some_and(|n| n == 28 || n == 122)
-            || c.to_string().contains("database or disk is full")
+        io.is_some_and(|e| {
+            matches!(e.raw_os_error(), Some(28 | 122))
+                || matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+        }) || c.to_string().contains("database or disk is full")
     })
 }
 
