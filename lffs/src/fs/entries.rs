@@ -1,0 +1,323 @@
+//! Resolving names and inodes to entries: the inode table, the lookup cache, every
+//! entry read checked as untrusted input, attributes (the root's and `.passwd`'s too),
+//! lookup, getattr, readdir and readlink.
+
+use super::*;
+
+impl<S: Store> Filesystem<S> {
+    /// The entry in `v` if it decodes and is usable under (`dir_sel`, `ordinal`);
+    /// otherwise the skip is counted and `None` returned.
+    pub(super) fn usable(&self, v: &Version, dir_sel: &[u8], ordinal: u64) -> Option<Entry> {
+        let checked = Entry::decode(&v.value)
+            .ok_or("undecodable value")
+            .and_then(|e| untrusted::check(&e, dir_sel, ordinal, &self.config.root).map(|()| e));
+        match checked {
+            Ok(e) => Some(e),
+            Err(why) => {
+                self.bad.skipped(dir_sel, ordinal, why);
+                None
+            }
+        }
+    }
+
+    pub(super) fn saw_owner(&self, owner: Owner) {
+        let mut seen = self.owners_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < OWNERS_SEEN_MAX {
+            seen.insert(owner);
+        }
+    }
+
+    pub(super) fn mask_for(&self, dir_sel: &[u8]) -> Vec<u8> {
+        self.config
+            .masking_key
+            .clone()
+            .unwrap_or_else(|| dir_sel.to_vec())
+    }
+
+    pub(super) fn node(&self, ino: u64) -> Result<Node> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()
+            .ok_or(FsError::Stale)
+    }
+
+    pub(super) fn remember(&self, dir_sel: &[u8], name: &[u8]) -> u64 {
+        let ino = layout::inode(dir_sel, name);
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                ino,
+                Node {
+                    dir_sel: dir_sel.to_vec(),
+                    name: name.to_vec(),
+                },
+            );
+        ino
+    }
+
+    /// The winning entry for `name` in the directory with selector `dir_sel`, or `None`
+    /// (absent or deleted). Cached until the store's generation changes.
+    pub(super) fn resolve(&self, dir_sel: &[u8], name: &[u8]) -> Result<Option<(Entry, Owner)>> {
+        let gen_now = self.store.generation();
+        {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 != gen_now {
+                *c = (gen_now, HashMap::new());
+            } else if let Some(hit) = c.1.get(&(dir_sel.to_vec(), name.to_vec())) {
+                return Ok(hit.clone());
+            }
+        }
+        let ordinal = layout::name_ordinal(name);
+        let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
+        let mut found = None;
+        for v in cands {
+            if let Some(e) = self.usable(&v, dir_sel, ordinal).filter(|e| e.name == name) {
+                self.saw_owner(v.owner);
+                if e.body != Body::Tombstone {
+                    found = Some((e, v.owner));
+                }
+                break;
+            }
+        }
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 == gen_now {
+            c.1.insert((dir_sel.to_vec(), name.to_vec()), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Selector of the directory at `ino`.
+    pub(super) fn dir_selector(&self, ino: u64) -> Result<Vec<u8>> {
+        if ino == ROOT_INO {
+            return Ok(self.config.root.clone());
+        }
+        let n = self.node(ino)?;
+        match self.resolve(&n.dir_sel, &n.name)? {
+            Some((
+                Entry {
+                    body: Body::Dir(sel),
+                    ..
+                },
+                _,
+            )) => Ok(sel),
+            Some(_) => Err(FsError::NotDir),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    pub(super) fn attr_of(&self, ino: u64, e: &Entry, owner: &Owner) -> Attr {
+        let writable = *owner == self.store.owner() && !self.config.read_only;
+        let (kind, size) = match &e.body {
+            Body::File(FileData::Inline(d)) => (Kind::File, d.len() as u64),
+            Body::File(FileData::Chunked { size, .. }) => (Kind::File, *size),
+            Body::Dir(_) => (Kind::Dir, 0),
+            Body::Symlink(t) => (Kind::Symlink, t.len() as u64),
+            Body::Tombstone => (Kind::File, 0),
+        };
+        let mut perm = (e.mode & 0o7777) as u16;
+        if !writable && kind != Kind::Symlink {
+            perm &= !0o222;
+        }
+        let uid = if *owner == self.store.owner() {
+            self.config.uid
+        } else {
+            owner_uid(owner)
+        };
+        Attr {
+            ino,
+            kind,
+            size,
+            perm,
+            uid,
+            gid: self.config.gid,
+            mtime: time(e.mtime),
+            writable,
+        }
+    }
+
+    /// Where the root's own entry (its mode and time) is stored: beside the tree, not
+    /// in it, so no listing shows it.
+    pub(super) fn root_entry_selector(&self) -> Vec<u8> {
+        let mut s = self.config.root.clone();
+        s.extend_from_slice(b"/root");
+        s
+    }
+
+    /// The root's entry as the mount's owner stored it (another owner's is ignored:
+    /// the root's mode is its mount owner's choice).
+    pub(super) fn root_entry(&self) -> Result<Option<Entry>> {
+        let gen_now = self.store.generation();
+        {
+            let c = self.root_entry.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 == gen_now {
+                return Ok(c.1.clone());
+            }
+        }
+        let sel = self.root_entry_selector();
+        let me = self.store.owner();
+        let found = self
+            .store
+            .get(&sel, 0, &self.mask_for(&sel))?
+            .into_iter()
+            .filter(|v| v.owner == me)
+            .find_map(|v| Entry::decode(&v.value))
+            .filter(|e| matches!(e.body, Body::Dir(_)));
+        *self.root_entry.lock().unwrap_or_else(|e| e.into_inner()) = (gen_now, found.clone());
+        Ok(found)
+    }
+
+    pub(super) fn root_attr(&self) -> Attr {
+        let stored = self.root_entry().ok().flatten();
+        let mut perm = stored.as_ref().map_or(self.config.root_mode, |e| e.mode) as u16 & 0o7777;
+        if self.config.read_only {
+            perm &= !0o222;
+        }
+        Attr {
+            ino: ROOT_INO,
+            kind: Kind::Dir,
+            size: 0,
+            perm,
+            uid: self.config.uid,
+            gid: self.config.gid,
+            mtime: stored.map_or(UNIX_EPOCH, |e| time(e.mtime)),
+            writable: !self.config.read_only,
+        }
+    }
+
+    pub(super) fn passwd(&self) -> Vec<u8> {
+        let mut owners: Vec<Owner> = self
+            .owners_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        owners.push(self.store.owner());
+        owners.sort();
+        owners.dedup();
+        let mut out = String::new();
+        for o in owners {
+            let uid = if o == self.store.owner() {
+                self.config.uid
+            } else {
+                owner_uid(&o)
+            };
+            out.push_str(&format!(
+                "lf{uid}:x:{uid}:{}:{o}:/:/usr/bin/false\n",
+                self.config.gid
+            ));
+        }
+        out.into_bytes()
+    }
+
+    pub(super) fn passwd_attr(&self) -> Attr {
+        Attr {
+            ino: PASSWD_INO,
+            kind: Kind::File,
+            size: self.passwd().len() as u64,
+            perm: 0o444,
+            uid: self.config.uid,
+            gid: self.config.gid,
+            mtime: UNIX_EPOCH,
+            writable: false,
+        }
+    }
+
+    /// Looks `name` up in directory `parent`.
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if parent == ROOT_INO && name == PASSWD_NAME {
+            return Ok(self.passwd_attr());
+        }
+        let sel = self.dir_selector(parent)?;
+        let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
+        let ino = self.remember(&sel, name);
+        self.note_attrs_out(ino, &e);
+        self.entries_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((parent, name.to_vec()), std::time::Instant::now());
+        Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
+    }
+
+    /// Whether another owner's record wins `name` in `dir_sel` although nothing is
+    /// visible there (they deleted it): first owner wins, even after a deletion, so an
+    /// entry we wrote there would never be seen.
+    pub(super) fn claimed_by_other(&self, dir_sel: &[u8], name: &[u8]) -> Result<bool> {
+        let ordinal = layout::name_ordinal(name);
+        let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
+        Ok(cands
+            .iter()
+            .find(|v| {
+                self.usable(v, dir_sel, ordinal)
+                    .is_some_and(|e| e.name == name)
+            })
+            .is_some_and(|v| v.owner != self.store.owner()))
+    }
+
+    pub(super) fn entry_of(&self, ino: u64) -> Result<(Node, Entry, Owner)> {
+        let n = self.node(ino)?;
+        let (e, o) = self
+            .resolve(&n.dir_sel, &n.name)?
+            .ok_or(FsError::NotFound)?;
+        Ok((n, e, o))
+    }
+
+    /// Attributes of an inode.
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        match ino {
+            ROOT_INO => Ok(self.root_attr()),
+            PASSWD_INO => Ok(self.passwd_attr()),
+            _ => {
+                let (_, e, o) = self.entry_of(ino)?;
+                self.note_attrs_out(ino, &e);
+                Ok(self.with_open_size(self.attr_of(ino, &e, &o)))
+            }
+        }
+    }
+
+    /// Lists a directory (without `.` and `..`), sorted by name.
+    pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
+        let sel = self.dir_selector(ino)?;
+        let mut out = Vec::new();
+        for (ordinal, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
+            let Some((e, owner)) = cands
+                .iter()
+                .find_map(|v| self.usable(v, &sel, ordinal).map(|e| (e, v.owner)))
+            else {
+                continue;
+            };
+            self.saw_owner(owner);
+            let kind = match e.body {
+                Body::Tombstone => continue,
+                Body::Dir(_) => Kind::Dir,
+                Body::Symlink(_) => Kind::Symlink,
+                Body::File(_) => Kind::File,
+            };
+            out.push(DirEntry {
+                ino: self.remember(&sel, &e.name),
+                kind,
+                name: e.name,
+            });
+        }
+        if ino == ROOT_INO {
+            out.push(DirEntry {
+                ino: PASSWD_INO,
+                kind: Kind::File,
+                name: PASSWD_NAME.to_vec(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Reads a symbolic link.
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.entry_of(ino)?.1.body {
+            Body::Symlink(t) => Ok(t),
+            _ => Err(FsError::InvalidName),
+        }
+    }
+}
