@@ -268,13 +268,7 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     } else {
         u.required_effort(status.work_difficulty)
     };
-    let u = u.sign(effort, &owner)?;
-    let work = if effort > 0 {
-        Some(pay(&u.work_challenge(), effort)?)
-    } else {
-        None
-    };
-    let r = u.finish(work)?;
+    let r = pay(u.sign(effort, &owner)?)?;
     let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&posted)?);
@@ -310,13 +304,7 @@ fn publish(
     } else {
         u.required_effort(status.work_difficulty)
     };
-    let u = u.sign(effort, signer)?;
-    let work = if effort > 0 {
-        Some(pay(&u.work_challenge(), effort)?)
-    } else {
-        None
-    };
-    let r = u.finish(work)?;
+    let r = pay(u.sign(effort, signer)?)?;
     let posted: json::RecordJson = api.post_bytes("/post", r.to_bytes())?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&posted)?);
@@ -378,9 +366,12 @@ pub fn amend(
     )
 }
 
-/// Pays proof of work on all cores with a progress bar on stderr.
-fn pay(challenge: &[u8; 32], effort: u32) -> anyhow::Result<lf_pow::Work> {
-    let expected = lf_pow::expected_challenges(effort);
+/// Pays a record's proof of work on all cores, with a progress bar on stderr.
+fn pay(u: lf_record::SignedRecord) -> anyhow::Result<Record> {
+    if u.effort() == 0 {
+        return Ok(u.finish(None)?);
+    }
+    let expected = lf_pow::expected_challenges(u.effort());
     let bar = indicatif::ProgressBar::new(expected.ceil() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -394,11 +385,11 @@ fn pay(challenge: &[u8; 32], effort: u32) -> anyhow::Result<lf_pow::Work> {
         threads: 0,
         start_nonce: u64::from_le_bytes(start),
     };
-    let w = lf_pow::solve(challenge, effort, &opts, &AtomicBool::new(false), &|p| {
+    let r = u.pay(&opts, &AtomicBool::new(false), &|p| {
         bar.set_position(p.challenges_tried.min(bar.length().unwrap_or(0)))
     })?;
     bar.finish_and_clear();
-    Ok(w)
+    Ok(r)
 }
 
 /// `lf status`.

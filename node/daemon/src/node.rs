@@ -467,22 +467,21 @@ impl Node {
             }
             CertStatus::Uncertified => u.required_effort(self.config_at(timestamp).work_difficulty),
         };
-        let u = u.sign(effort, owner)?;
-        let work = if effort > 0 {
-            let mut start = [0u8; 8];
-            crate::random::fill(&mut start);
-            let opts = lf_pow::SolveOptions {
-                threads: 0,
-                start_nonce: u64::from_le_bytes(start),
-            };
-            let start = Instant::now();
-            let w = lf_pow::solve(&u.work_challenge(), effort, &opts, &self.stopping, progress)?;
-            ::metrics::histogram!("lf_pow_duration_seconds").record(start.elapsed().as_secs_f64());
-            Some(w)
-        } else {
-            None
+        let mut start = [0u8; 8];
+        crate::random::fill(&mut start);
+        let opts = lf_pow::SolveOptions {
+            threads: 0,
+            start_nonce: u64::from_le_bytes(start),
         };
-        Ok(u.finish(work)?)
+        let started = Instant::now();
+        let r = u
+            .sign(effort, owner)?
+            .pay(&opts, &self.stopping, progress)?;
+        if effort > 0 {
+            ::metrics::histogram!("lf_pow_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        Ok(r)
     }
 }
 

@@ -91,23 +91,13 @@ fn round(node: &Node, idle: &mut IdleRounds) -> anyhow::Result<()> {
         .links(links)
         .build(&node.identity.public())?;
     let effort = u.required_effort(node.config().work_difficulty);
-    let u = u.sign(effort, &node.identity)?;
-    let work = if effort > 0 {
-        let opts = lf_pow::SolveOptions {
-            threads: 1,
-            start_nonce: now(),
-        };
-        Some(lf_pow::solve(
-            &u.work_challenge(),
-            effort,
-            &opts,
-            &node.stopping,
-            &|_| {},
-        )?)
-    } else {
-        None
+    let opts = lf_pow::SolveOptions {
+        threads: 1,
+        start_nonce: now(),
     };
-    let r = u.finish(work)?;
+    let r = u
+        .sign(effort, &node.identity)?
+        .pay(&opts, &node.stopping, &|_| {})?;
     node.accept(&r)?;
     tracing::info!(flagged = comments.len(), hash = %r.hash(), "oracle: commentary published");
     Ok(())

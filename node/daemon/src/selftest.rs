@@ -40,23 +40,12 @@ fn sample_record(owner: &OwnerSecret, value: &[u8], difficulty: u32) -> anyhow::
         .selector(b"selftest", 42)
         .build(&owner.public())?;
     let effort = u.required_effort(difficulty);
-    let u = u.sign(effort, owner)?;
-    let work = if effort > 0 {
-        let opts = lf_pow::SolveOptions {
-            threads: 0,
-            start_nonce: 0,
-        };
-        Some(lf_pow::solve(
-            &u.work_challenge(),
-            effort,
-            &opts,
-            &AtomicBool::new(false),
-            &|_| {},
-        )?)
-    } else {
-        None
+    let opts = lf_pow::SolveOptions {
+        threads: 0,
+        start_nonce: 0,
     };
-    Ok(u.finish(work)?)
+    Ok(u.sign(effort, owner)?
+        .pay(&opts, &AtomicBool::new(false), &|_| {})?)
 }
 
 /// Runs the checks.

@@ -61,6 +61,9 @@ pub enum RecordError {
     /// Unknown work algorithm byte.
     #[error("unknown work algorithm {0}")]
     UnknownWorkAlgorithm(u8),
+    /// The proof of work could not be paid (cancelled).
+    #[error("proof of work not paid: {0}")]
+    Unpaid(lf_pow::PowError),
     /// The proof of work does not verify.
     #[error("proof of work is invalid: {0}")]
     BadWork(#[from] lf_pow::PowError),

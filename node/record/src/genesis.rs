@@ -250,7 +250,9 @@ pub fn create_genesis_records(
     config: &NetworkConfig,
     owner: &OwnerSecret,
     timestamp: u64,
-    mut solve: impl FnMut(&[u8; 32], u32) -> Result<lf_pow::Work, lf_pow::PowError>,
+    opts: &lf_pow::SolveOptions,
+    cancel: &std::sync::atomic::AtomicBool,
+    progress: &(dyn Fn(lf_pow::Progress) + Sync),
 ) -> Result<Vec<Record>, GenesisError> {
     config.validate()?;
     let mut records: Vec<Record> = Vec::new();
@@ -271,12 +273,7 @@ pub fn create_genesis_records(
         let u = b.build(&owner.public()).map_err(err)?;
         let effort = u.required_effort(config.work_difficulty);
         let u = u.sign(effort, owner).map_err(err)?;
-        let work = if effort > 0 {
-            Some(solve(&u.work_challenge(), effort).map_err(|e| err(e.into()))?)
-        } else {
-            None
-        };
-        records.push(u.finish(work).map_err(err)?);
+        records.push(u.pay(opts, cancel, progress).map_err(err)?);
     }
     Ok(records)
 }
@@ -334,7 +331,15 @@ mod tests {
     #[test]
     fn genesis_round_trip() {
         let owner = OwnerSecret::from_scalar_bytes(&[9; 48]).unwrap();
-        let recs = create_genesis_records(&config(), &owner, 1000, |_, _| unreachable!()).unwrap();
+        // Difficulty 0: nothing to pay, so the solver is never reached.
+        let opts = lf_pow::SolveOptions {
+            threads: 1,
+            start_nonce: 0,
+        };
+        let never = std::sync::atomic::AtomicBool::new(true);
+        let recs =
+            create_genesis_records(&config(), &owner, 1000, &opts, &never, &|_| unreachable!())
+                .unwrap();
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[2].links().len(), 2);
         let file: Vec<u8> = recs.iter().flat_map(|r| r.to_bytes().to_vec()).collect();

@@ -500,6 +500,26 @@ impl SignedRecord {
         self.effort
     }
 
+    /// Pays the proof of work the signature commits to (none at effort 0) and
+    /// finishes the record: the one way every writer pays (CLI, node, oracle, genesis,
+    /// selftest), so they differ only in threads, start nonce, cancellation and
+    /// progress. Fails with [`RecordError::Unpaid`] when cancelled.
+    pub fn pay(
+        self,
+        opts: &lf_pow::SolveOptions,
+        cancel: &std::sync::atomic::AtomicBool,
+        progress: &(dyn Fn(lf_pow::Progress) + Sync),
+    ) -> Result<Record, RecordError> {
+        let work = match self.effort {
+            0 => None,
+            effort => Some(
+                lf_pow::solve(&self.challenge, effort, opts, cancel, progress)
+                    .map_err(RecordError::Unpaid)?,
+            ),
+        };
+        self.finish(work)
+    }
+
     /// Attaches the work, which must have exactly the effort signed for.
     pub fn finish(self, work: Option<Work>) -> Result<Record, RecordError> {
         let carried = work.map_or(0, |w| w.effort);
