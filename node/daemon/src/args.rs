@@ -114,6 +114,11 @@ pub struct NodeStartArgs {
     #[arg(long = "max-outbound", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_outbound: u32,
+    /// Let peer exchange dial loopback, private (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7) and link-local addresses other peers name, even when none
+    /// of this node's own addresses is in such a network.
+    #[arg(long = "allow-private-peers")]
+    pub allow_private_peers: bool,
     /// Oracle mode: publish commentary flagging records that lost a collision here (and,
     /// when nothing collides, an empty one every 30 rounds, adding work to the DAG).
     #[arg(long)]

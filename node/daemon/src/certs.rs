@@ -1,20 +1,23 @@
 //! Owner certificates on the daemon side: issuing with rcgen (a network's root CA at
 //! `lf makegenesis -ca`, owner certificate requests, certificates signed from them,
-//! CRLs) and the node's registry of the certificates and CRLs it has seen.
+//! CRLs), the node's registry of the certificates and CRLs it has seen, and the limbo
+//! where peers' records wait for their owner's certificate.
 //!
 //! Checking is `lf_record::cert` (pure, no clock); this module brings the randomness
 //! (keys, serials), the clock and the files. Key files are PEM: a CA file holds its
 //! `CERTIFICATE` and its PKCS#8 `PRIVATE KEY` and is written with mode 0600.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lf_record::{
     CertRegistry, CertStatus, Certificate, CertificateRequest, NetworkConfig, Owner, OwnerSecret,
-    RecordType,
+    Record, RecordHash, RecordType,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -307,6 +310,143 @@ impl lf_store::Certification for Certs {
     }
 }
 
+/// Most records waiting in limbo.
+pub const LIMBO_MAX_RECORDS: usize = 4096;
+/// Most record bytes waiting in limbo.
+pub const LIMBO_MAX_BYTES: usize = 8 << 20;
+/// How long a record waits in limbo for its owner's certificate; then it is dropped
+/// (a peer offers it again at a later reconciliation if the certificate came since).
+pub const LIMBO_TTL: Duration = Duration::from_secs(600);
+
+/// Records from peers refused only because their owner has no certificate here yet
+/// (reference §13.1), kept until a certificate for that owner is stored. Only records
+/// whose signature, claims and any work verified enter it (`Node::check_with`), so a
+/// forgery costs its sender instead. Bounded by [`LIMBO_MAX_RECORDS`] and
+/// [`LIMBO_MAX_BYTES`] (past them new records are dropped, never old ones pushed out),
+/// and each record leaves after [`LIMBO_TTL`]; the count and bytes are running totals
+/// and expiry pops a queue in arrival order, so every operation is O(1) amortized
+/// (releasing an owner's records is O(those records)). Lost at restart.
+pub struct Limbo {
+    inner: Mutex<LimboInner>,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl Default for Limbo {
+    fn default() -> Self {
+        Limbo::with_limits(LIMBO_MAX_RECORDS, LIMBO_MAX_BYTES)
+    }
+}
+
+#[derive(Default)]
+struct LimboInner {
+    records: HashMap<RecordHash, (Record, u64)>,
+    by_owner: HashMap<Owner, HashSet<RecordHash>>,
+    /// Arrival order: (sequence, arrival, hash); entries already released are skipped
+    /// when they reach the front (their sequence no longer matches).
+    order: VecDeque<(u64, Instant, RecordHash)>,
+    next_seq: u64,
+    bytes: usize,
+}
+
+impl LimboInner {
+    fn remove(&mut self, h: &RecordHash) -> Option<Record> {
+        let (r, _) = self.records.remove(h)?;
+        self.bytes -= r.to_bytes().len();
+        if let Some(set) = self.by_owner.get_mut(&r.owner()) {
+            set.remove(h);
+            if set.is_empty() {
+                self.by_owner.remove(&r.owner());
+            }
+        }
+        Some(r)
+    }
+
+    fn expire(&mut self, now: Instant, max_records: usize) {
+        while let Some(&(seq, at, h)) = self.order.front() {
+            let live = self.records.get(&h).is_some_and(|(_, s)| *s == seq);
+            if live && now.duration_since(at) < LIMBO_TTL {
+                break;
+            }
+            self.order.pop_front();
+            if live {
+                self.remove(&h);
+                ::metrics::counter!("lf_limbo_dropped_total", "reason" => "expired").increment(1);
+            }
+        }
+        // Released entries wait in the queue until they reach the front; compact when
+        // they outnumber the live ones (amortized O(1) per insert).
+        if self.order.len() > 2 * max_records {
+            let records = &self.records;
+            self.order
+                .retain(|(seq, _, h)| records.get(h).is_some_and(|(_, s)| s == seq));
+        }
+    }
+
+    fn publish(&self) {
+        ::metrics::gauge!("lf_limbo_records").set(self.records.len() as f64);
+        ::metrics::gauge!("lf_limbo_bytes").set(self.bytes as f64);
+    }
+}
+
+impl Limbo {
+    /// A limbo with other bounds than the defaults (tests).
+    pub fn with_limits(max_records: usize, max_bytes: usize) -> Limbo {
+        Limbo {
+            inner: Mutex::default(),
+            max_records,
+            max_bytes,
+        }
+    }
+
+    /// Holds `r` (a verified record of an owner not certified here) until its owner's
+    /// certificate arrives; false if it was already held or limbo is full.
+    pub fn hold(&self, r: Record, now: Instant) -> bool {
+        let mut l = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        l.expire(now, self.max_records);
+        let h = r.hash();
+        if l.records.contains_key(&h) {
+            return false;
+        }
+        let size = r.to_bytes().len();
+        if l.records.len() >= self.max_records || l.bytes + size > self.max_bytes {
+            ::metrics::counter!("lf_limbo_dropped_total", "reason" => "full").increment(1);
+            return false;
+        }
+        let seq = l.next_seq;
+        l.next_seq += 1;
+        l.bytes += size;
+        l.by_owner.entry(r.owner()).or_default().insert(h);
+        l.order.push_back((seq, now, h));
+        l.records.insert(h, (r, seq));
+        l.publish();
+        true
+    }
+
+    /// Takes out every record of `owner` still waiting.
+    pub fn take_owner(&self, owner: &Owner, now: Instant) -> Vec<Record> {
+        let mut l = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        l.expire(now, self.max_records);
+        let hashes = l.by_owner.remove(owner).unwrap_or_default();
+        let out: Vec<Record> = hashes.iter().filter_map(|h| l.remove(h)).collect();
+        l.publish();
+        out
+    }
+
+    /// Records and bytes waiting.
+    #[cfg(test)]
+    pub fn len(&self) -> (usize, usize) {
+        let l = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (l.records.len(), l.bytes)
+    }
+
+    /// Whether nothing waits.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.len().0 == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +478,47 @@ mod tests {
         assert_eq!(read_der(&p, "CERTIFICATE").unwrap(), der);
         std::fs::write(&p, &der).unwrap();
         assert_eq!(read_der(&p, "CERTIFICATE").unwrap(), der);
+    }
+
+    fn datum(o: &OwnerSecret, i: u64, size: usize) -> Record {
+        lf_record::RecordBuilder::new(RecordType::Datum, 1_700_000_000 + i)
+            .value(vec![7u8; size])
+            .build(&o.public())
+            .unwrap()
+            .sign_without_work(o)
+            .unwrap()
+    }
+
+    /// regression_17: limbo is bounded by count and bytes, expires, and a release
+    /// takes only the certified owner's records.
+    #[test]
+    fn limbo_is_bounded_and_expires() {
+        let t0 = Instant::now();
+        let limbo = Limbo::with_limits(16, 400_000);
+        let (a, b) = (crate::random::new_owner(), crate::random::new_owner());
+        let first = datum(&a, 0, 10);
+        assert!(limbo.hold(first.clone(), t0));
+        assert!(!limbo.hold(first.clone(), t0), "held once");
+        for i in 1..16 {
+            assert!(limbo.hold(datum(&b, i, 10), t0));
+        }
+        assert_eq!(limbo.len().0, 16);
+        assert!(!limbo.hold(datum(&a, 99_999, 10), t0), "full by count");
+        assert_eq!(limbo.take_owner(&a.public(), t0), vec![first]);
+        // Past the time to live everything left is dropped, and bytes are accounted.
+        let later = t0 + LIMBO_TTL;
+        assert!(limbo.hold(datum(&a, 1, 60_000), later));
+        assert_eq!(limbo.len().0, 1);
+        let (_, bytes) = limbo.len();
+        assert!(bytes > 60_000 && bytes < 61_000, "{bytes}");
+        let mut held = 1;
+        while limbo.hold(datum(&a, 2 + held, 60_000), later) {
+            held += 1;
+        }
+        assert!(limbo.len().1 <= 400_000);
+        assert_eq!(held, 6, "six records of 60 kB in 400 kB");
+        assert!(limbo.take_owner(&b.public(), later).is_empty());
+        assert!(limbo.take_owner(&a.public(), later + LIMBO_TTL).is_empty());
+        assert!(limbo.is_empty());
     }
 }

@@ -131,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             p2p_bind: a.p2p_bind,
             peers: a.peers.clone(),
             max_connections: (a.max_inbound, a.max_outbound),
+            allow_private_peers: a.allow_private_peers,
             oracle: a
                 .oracle
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),

@@ -110,16 +110,10 @@ pub struct Node {
     /// Root CAs and the certificates and CRLs received so far.
     pub certs: crate::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
-    /// yet, by owner: retried when a certificate for that owner is stored (the
-    /// reference's "limbo", §13.1). Bounded by [`LIMBO_MAX_BYTES`]; lost at restart
-    /// (peers offer them again at the next reconciliation).
-    pub limbo: std::sync::Mutex<std::collections::HashMap<Owner, Vec<Record>>>,
+    /// yet: retried when a certificate for that owner is stored (bounds and expiry in
+    /// [`crate::certs::Limbo`]).
+    pub limbo: crate::certs::Limbo,
 }
-
-/// Most record bytes held in limbo at once (records are not verified before they are
-/// held, so a peer may fill it with junk); beyond it new ones are dropped and wait for
-/// the next reconciliation instead.
-pub const LIMBO_MAX_BYTES: usize = 16 << 20;
 
 /// What the status page needs from LFFS.
 pub struct LffsHandles {
@@ -243,15 +237,9 @@ impl Node {
 
     /// Keeps a peer's record refused for lack of a certificate until one arrives.
     pub fn hold_in_limbo(&self, r: Record) {
-        let mut l = self.limbo.lock().unwrap_or_else(|p| p.into_inner());
-        let held: usize = l.values().flatten().map(|x| x.to_bytes().len()).sum();
-        if held + r.to_bytes().len() > LIMBO_MAX_BYTES {
-            return;
-        }
-        let list = l.entry(r.owner()).or_default();
-        if !list.iter().any(|x| x.hash() == r.hash()) {
-            tracing::debug!(owner = %r.owner(), hash = %r.hash(), "record held until its owner's certificate arrives");
-            list.push(r);
+        let (owner, hash) = (r.owner(), r.hash());
+        if self.limbo.hold(r, Instant::now()) {
+            tracing::debug!(%owner, %hash, "record held until its owner's certificate arrives");
         }
     }
 
@@ -267,13 +255,11 @@ impl Node {
         if owners.is_empty() {
             return;
         }
-        let waiting: Vec<Record> = {
-            let mut l = self.limbo.lock().unwrap_or_else(|p| p.into_inner());
-            owners
-                .iter()
-                .flat_map(|o| l.remove(o).unwrap_or_default())
-                .collect()
-        };
+        let now = Instant::now();
+        let waiting: Vec<Record> = owners
+            .iter()
+            .flat_map(|o| self.limbo.take_owner(o, now))
+            .collect();
         let (mut stored, mut refused) = (0, 0);
         for r in &waiting {
             match self.accept(r) {
@@ -335,6 +321,11 @@ impl Node {
             CertStatus::Uncertified
                 if config.auth_required && r.record_type() != RecordType::Genesis =>
             {
+                // Verified before it may wait in limbo (work, if carried, claims and
+                // signature), so that a forgery is the sender's fault, not a slot of
+                // limbo: issue 17.
+                limits.work_difficulty = 0;
+                r.verify_with(&limits, keys)?;
                 return Err(AcceptError::NotCertified {
                     owner: r.owner(),
                     timestamp: r.timestamp(),
@@ -499,6 +490,8 @@ pub struct NodeOptions {
     pub peers: Vec<String>,
     /// Connection limits: (inbound, outbound).
     pub max_connections: (u32, u32),
+    /// `-allow-private-peers`: peer exchange may dial private and loopback addresses.
+    pub allow_private_peers: bool,
     /// Oracle mode and its round interval.
     pub oracle: Option<std::time::Duration>,
     /// Bound of the LFFS commit queue (value bytes waiting for publication).
@@ -636,7 +629,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         lffs: std::sync::OnceLock::new(),
         p2p: std::sync::OnceLock::new(),
         certs,
-        limbo: std::sync::Mutex::new(std::collections::HashMap::new()),
+        limbo: crate::certs::Limbo::default(),
     });
     let queue =
         crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
@@ -814,7 +807,7 @@ pub(crate) mod testing {
             lffs: std::sync::OnceLock::new(),
             p2p: std::sync::OnceLock::new(),
             certs,
-            limbo: std::sync::Mutex::new(std::collections::HashMap::new()),
+            limbo: crate::certs::Limbo::default(),
         };
         (node, ca)
     }
@@ -847,7 +840,7 @@ mod tests {
         ));
         node.hold_in_limbo(datum.clone());
         node.hold_in_limbo(datum.clone());
-        assert_eq!(node.limbo.lock().unwrap()[&alice.public()].len(), 1);
+        assert_eq!(node.limbo.len().0, 1);
         // The certificate arrives (published by alice, without proof of work).
         let req = lf_record::CertificateRequest::from_der(
             &crate::certs::make_request(&alice, "alice").unwrap(),
@@ -857,7 +850,7 @@ mod tests {
         let cert = record(&node, &alice, RecordType::Certificate, der.clone());
         node.accept(&cert).unwrap();
         assert!(node.store.contains(&datum.hash()).unwrap());
-        assert!(node.limbo.lock().unwrap().is_empty());
+        assert!(node.limbo.is_empty());
         // Revoked: alice's next record is refused, a stranger's certificate too.
         let serial = lf_record::Certificate::from_der(&der)
             .unwrap()

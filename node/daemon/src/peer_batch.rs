@@ -201,6 +201,10 @@ fn store(batch: &Batch) {
                     out.push((i, Err(Rejected::Unavailable(e.to_string()))));
                     node.hold_in_limbo(r);
                 }
+                // The sender's clock may be ahead of ours: offered again later.
+                Err(e @ AcceptError::Record(lf_record::RecordError::FromTheFuture { .. })) => {
+                    out.push((i, Err(Rejected::Unavailable(e.to_string()))));
+                }
                 Err(e) => out.push((i, Err(Rejected::Invalid(e.to_string())))),
             }
         }
@@ -297,6 +301,12 @@ mod tests {
         sent[20] = Some(record(&node, &bob, RecordType::Datum, vec![7; 5000]));
         let held = record(&node, &alice, RecordType::Datum, b"a".to_vec());
         sent[30] = Some(held.clone());
+        // regression_17: alice's record with other signature bytes is a forgery, the
+        // sender's fault, and does not wait in limbo.
+        let mut forged = held.to_bytes().to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        sent[31] = Some(Record::from_bytes(&forged).unwrap());
         let bytes: Vec<Vec<u8>> = sent
             .iter()
             .map(|r| {
@@ -309,7 +319,7 @@ mod tests {
         assert_eq!(results.len(), 43);
         for (i, (res, r)) in results.iter().zip(&sent).enumerate() {
             match i {
-                5 | 20 => assert!(matches!(res, Err(Rejected::Invalid(_))), "{i}: {res:?}"),
+                5 | 20 | 31 => assert!(matches!(res, Err(Rejected::Invalid(_))), "{i}: {res:?}"),
                 30 => assert!(matches!(res, Err(Rejected::Unavailable(_))), "{i}: {res:?}"),
                 _ => {
                     let r = r.as_ref().unwrap();
@@ -331,6 +341,7 @@ mod tests {
                 .unwrap()
         );
         assert!(!node.store.contains(&held.hash()).unwrap());
+        assert_eq!(node.limbo.len().0, 1, "only the real record waits in limbo");
         assert!(node.generation.load(Ordering::Relaxed) > generation);
 
         // Alice's certificate arrives from a peer beside a record already stored: the
@@ -347,7 +358,47 @@ mod tests {
             node.store.contains(&held.hash()).unwrap(),
             "released from limbo"
         );
-        assert!(node.limbo.lock().unwrap().is_empty());
+        assert!(node.limbo.is_empty());
+    }
+
+    /// regression_17: a limbo flood on an auth_required network (records of owners
+    /// without certificates, real ones and forgeries) fills limbo to its bound and no
+    /// further, forgeries are the sender's fault, and a certified owner's records are
+    /// still stored.
+    #[test]
+    fn a_limbo_flood_stays_bounded_and_honest_records_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut node, ca) = node(dir.path());
+        node.limbo = crate::certs::Limbo::with_limits(16, 1 << 20);
+        let node = Arc::new(node);
+        let lane = Arc::new(StoreLane::default());
+        let bob = crate::random::new_owner();
+        node.accept(&certificate(&node, &ca, &bob)).unwrap();
+        let mut flood = Vec::new();
+        for i in 0..40 {
+            let o = crate::random::new_owner();
+            let r = record(&node, &o, RecordType::Datum, format!("flood {i}").into());
+            let mut forged = r.to_bytes().to_vec();
+            let last = forged.len() - 1;
+            forged[last] ^= 1;
+            flood.push(r.to_bytes().to_vec());
+            flood.push(forged);
+        }
+        let results = accept(&node, &lane, &flood);
+        for (i, res) in results.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(matches!(res, Err(Rejected::Unavailable(_))), "{i}: {res:?}");
+            } else {
+                assert!(matches!(res, Err(Rejected::Invalid(_))), "{i}: {res:?}");
+            }
+        }
+        assert_eq!(node.limbo.len().0, 16, "limbo holds its bound, no more");
+        let honest = record(&node, &bob, RecordType::Datum, b"honest".to_vec());
+        let results = accept(&node, &lane, &[honest.to_bytes().to_vec()]);
+        assert!(
+            matches!(results[0], Ok(Accepted::New { .. })),
+            "{results:?}"
+        );
     }
 
     #[test]

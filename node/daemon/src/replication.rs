@@ -182,6 +182,7 @@ pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replic
         IpAddr::V6(a) => format!("/ip6/{a}"),
     };
     (config.max_inbound, config.max_outbound) = opts.max_connections;
+    config.allow_private_peers = opts.allow_private_peers;
     config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.p2p_port))?];
     let mut bootstrap = Vec::new();
     for p in &node.config().bootstrap_peers {

@@ -113,6 +113,9 @@ pub struct P2pConfig {
     pub ban_duration: Duration,
     /// Dial and handshake timeout (a wrong network's key can make handshakes hang).
     pub connection_timeout: Duration,
+    /// Let peer exchange dial loopback, private and link-local addresses even when
+    /// none of this node's own addresses is in such a network.
+    pub allow_private_peers: bool,
     /// Injected drops and delays (tests only; `None` in production).
     pub faults: Option<std::sync::Arc<faults::NetFaults>>,
 }
@@ -131,6 +134,7 @@ impl P2pConfig {
             sync_interval: Duration::from_secs(30),
             ban_duration: Duration::from_secs(600),
             connection_timeout: Duration::from_secs(5),
+            allow_private_peers: false,
             faults: None,
         }
     }

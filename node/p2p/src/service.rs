@@ -19,7 +19,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::buckets::HashBuckets;
-use crate::peers::{Offence, PeerScores};
+use crate::peers::{AddrClass, Offence, PeerScores};
 use crate::transport::{self, Behaviour, BehaviourEvent};
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError, RecordSource, sync};
@@ -47,7 +47,7 @@ pub(crate) enum Command {
     ),
     Respond(ResponseChannel<Response>, Response),
     Validate(MessageId, PeerId, MessageAcceptance),
-    Penalize(PeerId, Offence),
+    Penalize(PeerId, Offence, u32),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     KnownPeers(oneshot::Sender<Vec<Multiaddr>>),
     Learn(Vec<Multiaddr>),
@@ -55,6 +55,8 @@ pub(crate) enum Command {
     SyncDone(PeerId),
     WantedDone,
     SyncNow,
+    /// Another round with this peer at once (the last one stopped at its bound).
+    SyncWith(PeerId),
     Shutdown,
 }
 
@@ -111,7 +113,14 @@ impl Shared {
     }
 
     pub(crate) fn penalize(&self, peer: PeerId, o: Offence) {
-        self.send(Command::Penalize(peer, o));
+        self.penalize_n(peer, o, 1);
+    }
+
+    /// `count` offences at once (invalid records are charged one by one).
+    pub(crate) fn penalize_n(&self, peer: PeerId, o: Offence, count: u32) {
+        if count > 0 {
+            self.send(Command::Penalize(peer, o, count));
+        }
     }
 }
 
@@ -204,6 +213,12 @@ impl P2pNode {
             addr_peer: HashMap::new(),
             last_dial: HashMap::new(),
             scores: PeerScores::new(config.ban_duration),
+            own_classes: listen
+                .iter()
+                .filter_map(transport::ip_of)
+                .map(AddrClass::of)
+                .collect(),
+            recent_ip: HashMap::new(),
             announce: Vec::new(),
             flush_at: None,
             syncing: HashSet::new(),
@@ -313,6 +328,14 @@ struct Service {
     addr_peer: HashMap<Multiaddr, Option<PeerId>>,
     last_dial: HashMap<Multiaddr, Instant>,
     scores: PeerScores,
+    /// Kinds of network this node's own addresses are in (listen addresses, and the
+    /// addresses peers observe): peer exchange dials loopback, private and link-local
+    /// addresses only in those (or with `allow_private_peers`).
+    own_classes: HashSet<AddrClass>,
+    /// The IP address each recent peer connected from, kept a while after it
+    /// disconnects: an offence found once its records are verified is charged to its
+    /// address too (at most [`MAX_RECENT_IPS`]).
+    recent_ip: HashMap<PeerId, std::net::IpAddr>,
     announce: Vec<RecordHash>,
     flush_at: Option<tokio::time::Instant>,
     syncing: HashSet<PeerId>,
@@ -330,6 +353,8 @@ const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
 const MAX_KNOWN_PEERS: usize = 256;
 /// Most addresses remembered per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
+/// Most peers whose address is remembered for charging offences after they left.
+const MAX_RECENT_IPS: usize = 4096;
 /// How long announcements of local writes wait to be batched.
 const ANNOUNCE_DELAY: Duration = Duration::from_millis(2);
 
@@ -378,6 +403,14 @@ impl Service {
             }
             return;
         }
+        if let Some(ip) = transport::ip_of(&addr)
+            && self.scores.is_addr_banned(ip)
+        {
+            if let Some(r) = reply {
+                let _ = r.send(Err(format!("address {ip} is banned for a while")));
+            }
+            return;
+        }
         self.last_dial.insert(addr.clone(), Instant::now());
         let opts = DialOpts::from(addr.clone());
         let id = opts.connection_id();
@@ -420,6 +453,13 @@ impl Service {
                 }
                 if num_established.get() == 1 {
                     let addr = endpoint.get_remote_address().clone();
+                    if let Some(ip) = transport::ip_of(&addr) {
+                        if self.recent_ip.len() >= MAX_RECENT_IPS {
+                            let connected = &self.connected;
+                            self.recent_ip.retain(|p, _| connected.contains_key(p));
+                        }
+                        self.recent_ip.insert(peer_id, ip);
+                    }
                     tracing::info!(peer = %peer_id, %addr, inbound = endpoint.is_listener(), "peer connected");
                     self.connected
                         .insert(peer_id, (addr, endpoint.is_listener()));
@@ -503,10 +543,13 @@ impl Service {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
+                if let Some(ip) = transport::ip_of(&info.observed_addr) {
+                    self.own_classes.insert(AddrClass::of(ip));
+                }
                 let addrs: Vec<Multiaddr> = info
                     .listen_addrs
                     .into_iter()
-                    .filter(dialable)
+                    .filter(|a| self.exchangeable(a))
                     .take(MAX_ADDRS_PER_PEER)
                     .collect();
                 if !addrs.is_empty() {
@@ -671,7 +714,7 @@ impl Service {
                     .gossip
                     .report_message_validation_result(&id, &peer, acceptance);
             }
-            Command::Penalize(peer, o) => self.penalize(peer, o),
+            Command::Penalize(peer, o, n) => self.penalize_n(peer, o, n),
             Command::Peers(reply) => {
                 let mut v: Vec<PeerInfo> = self
                     .connected
@@ -693,7 +736,7 @@ impl Service {
                 for a in addrs.into_iter().take(wire::MAX_PEERS) {
                     if let Some(Protocol::P2p(p)) = a.iter().last()
                         && p != *self.swarm.local_peer_id()
-                        && dialable(&a)
+                        && self.exchangeable(&a)
                         && (self.known.len() < MAX_KNOWN_PEERS || self.known.contains_key(&p))
                     {
                         let e = self.known.entry(p).or_default();
@@ -717,18 +760,70 @@ impl Service {
             }
             Command::WantedDone => self.wanted_busy = false,
             Command::SyncNow => self.start_sync(None),
+            Command::SyncWith(peer) if self.connected.contains_key(&peer) => {
+                self.start_sync(Some(peer))
+            }
+            Command::SyncWith(_) => {}
             Command::Shutdown => {}
         }
     }
 
     fn penalize(&mut self, peer: PeerId, o: Offence) {
-        if self.scores.penalize(peer, o, Instant::now()) {
-            tracing::warn!(%peer, offence = ?o, until = ?self.config.ban_duration, "peer misbehaved: banned");
+        self.penalize_n(peer, o, 1);
+    }
+
+    /// Charges `count` offences to the peer, its address and its network; bans (and
+    /// disconnects) whatever reaches its threshold.
+    fn penalize_n(&mut self, peer: PeerId, o: Offence, count: u32) {
+        ::metrics::counter!("lf_p2p_offences_total", "offence" => o.name()).increment(count as u64);
+        let ip = self.recent_ip.get(&peer).copied();
+        let banned = self.scores.penalize(peer, ip, o, count, Instant::now());
+        if banned.peer {
+            ::metrics::counter!("lf_p2p_bans_total", "scope" => "peer").increment(1);
+            tracing::warn!(%peer, offence = ?o, count, until = ?self.config.ban_duration, "peer misbehaved: banned");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
             self.known.remove(&peer);
         } else {
-            tracing::debug!(%peer, offence = ?o, score = self.scores.score(&peer), "peer penalized");
+            tracing::debug!(%peer, offence = ?o, count, score = self.scores.score(&peer), "peer penalized");
         }
+        for key in banned.addrs {
+            ::metrics::counter!("lf_p2p_bans_total", "scope" => key.scope()).increment(1);
+            tracing::warn!(%peer, ?key, until = ?self.config.ban_duration, "peers from this address misbehaved: address banned");
+            self.swarm.behaviour_mut().gate.ban(key);
+            // Every peer connected from there goes, whatever its identity.
+            let from_there: Vec<PeerId> = self
+                .connected
+                .iter()
+                .filter(|(_, (a, _))| !self.swarm.behaviour().gate.allows(a))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in from_there {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
+            let gate = &self.swarm.behaviour().gate;
+            self.known
+                .retain(|_, addrs| addrs.iter().all(|a| gate.allows(a)));
+        }
+    }
+
+    /// Whether an address a peer gave (identify, peer exchange) is worth remembering
+    /// and dialing: TCP, not unspecified, not banned, and not in a loopback, private or
+    /// link-local network unless this node's own addresses are in that kind of network
+    /// (or `allow_private_peers` is set): a peer must not make this node dial into its
+    /// operator's internal network.
+    fn exchangeable(&self, a: &Multiaddr) -> bool {
+        if !dialable(a) || !self.swarm.behaviour().gate.allows(a) {
+            return false;
+        }
+        let ok = match transport::ip_of(a).map(AddrClass::of) {
+            None | Some(AddrClass::Public) => true,
+            Some(AddrClass::Unusable) => false,
+            Some(c) => self.config.allow_private_peers || self.own_classes.contains(&c),
+        };
+        if !ok {
+            ::metrics::counter!("lf_p2p_peer_addrs_skipped_total").increment(1);
+        }
+        ok
     }
 
     /// Makes room in `known` for `peer`, which connected: when full, forgets a peer that
@@ -812,17 +907,25 @@ impl Service {
         }
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            sync::reconcile(&shared, peer).await;
+            let more = sync::reconcile(&shared, peer).await;
             shared.send(Command::SyncDone(peer));
+            if more {
+                shared.send(Command::SyncWith(peer));
+            }
         });
     }
 
     fn maintain(&mut self) {
         self.ticks += 1;
         let now = Instant::now();
-        for p in self.scores.expire(now) {
+        let (peers, addrs) = self.scores.expire(now);
+        for p in peers {
             tracing::info!(peer = %p, "ban lifted");
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
+        for key in addrs {
+            tracing::info!(?key, "address ban lifted");
+            self.swarm.behaviour_mut().gate.unban(&key);
         }
         // Recompute every digest now and then, in case an update was missed.
         if self.ticks.is_multiple_of(120) {
@@ -855,6 +958,9 @@ impl Service {
                         || self.scores.is_banned(&p)
                         || p == *self.swarm.local_peer_id())
                 {
+                    continue;
+                }
+                if !self.swarm.behaviour().gate.allows(&a) {
                     continue;
                 }
                 if self
@@ -929,6 +1035,7 @@ fn denied(cause: &libp2p::swarm::ConnectionDenied) -> String {
     } else if cause
         .downcast_ref::<libp2p::allow_block_list::Blocked>()
         .is_some()
+        || cause.downcast_ref::<transport::AddrBanned>().is_some()
     {
         "the peer is banned for a while (it sent invalid data)".into()
     } else {

@@ -6,6 +6,13 @@
 //! fetches missing records as soon as [`FETCH_BUFFER`] of them are known; a
 //! storage-order walk lists at most [`WALK_AHEAD`] pages ahead of its fetch, and a
 //! fetch remembers at most [`ASKED_MAX`] hashes and queues at most [`QUEUE_MAX`].
+//!
+//! A peer's claims are not trusted: one round lists at most twice what this node holds
+//! plus [`RECONCILE_MARGIN`] hashes, whatever counts the peer's digests claim (a round
+//! that reached the bound and brought records is followed by another at once, so a new
+//! node still catches up in a few rounds), and a peer that listed or announced a hash
+//! and then does not serve its record is charged [`Offence::Withheld`] and the round
+//! ends.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -32,6 +39,8 @@ const GROUP: usize = 16;
 const QUEUE_MAX: usize = 4 * FETCH_BUFFER;
 /// Pages of a storage-order walk listed ahead of the fetch.
 const WALK_AHEAD: usize = 8;
+/// Hashes one reconciliation round may list beyond twice what this node holds.
+pub(crate) const RECONCILE_MARGIN: u64 = 65_536;
 
 /// Sends a request and waits for the answer.
 async fn request(shared: &Shared, peer: PeerId, req: Request) -> Result<Response, String> {
@@ -119,8 +128,14 @@ pub(crate) struct Fetched {
 
 /// Fetches `hashes` from `peer` in batches, validates and stores them, then fetches
 /// the links they carry that are missing too.
-pub(crate) async fn fetch(shared: &Arc<Shared>, peer: PeerId, hashes: Vec<RecordHash>) -> Fetched {
-    fetch_fed(shared, peer, hashes, None).await
+/// `advertised`: the peer listed or announced these hashes, so it must serve them.
+pub(crate) async fn fetch(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    hashes: Vec<RecordHash>,
+    advertised: bool,
+) -> Fetched {
+    fetch_fed(shared, peer, hashes, advertised, None).await
 }
 
 /// Hashes a fetch remembers having asked for, so that a link to a record already on
@@ -140,6 +155,10 @@ impl Asked {
             set: HashSet::new(),
             order: VecDeque::new(),
         }
+    }
+
+    fn contains(&self, h: &RecordHash) -> bool {
+        self.set.contains(h)
     }
 
     /// True if `h` was not asked for (recently); remembers it.
@@ -172,11 +191,29 @@ async fn fetch_fed(
     shared: &Arc<Shared>,
     peer: PeerId,
     hashes: Vec<RecordHash>,
+    advertised: bool,
     mut more: Option<mpsc::Receiver<Vec<RecordHash>>>,
 ) -> Fetched {
     let mut out = Fetched::default();
     let mut asked = Asked::new();
-    let mut queue: VecDeque<RecordHash> = hashes.into_iter().filter(|h| asked.insert(*h)).collect();
+    // What the peer said it holds (the first hashes and the feed; not the links
+    // followed): it must serve them.
+    let mut promised = Asked::new();
+    let take = |v: Vec<RecordHash>,
+                promised: &mut Asked,
+                asked: &mut Asked,
+                queue: &mut VecDeque<RecordHash>| {
+        for h in v {
+            if advertised {
+                promised.insert(h);
+            }
+            if asked.insert(h) {
+                queue.push_back(h);
+            }
+        }
+    };
+    let mut queue: VecDeque<RecordHash> = VecDeque::new();
+    take(hashes, &mut promised, &mut asked, &mut queue);
     let mut requests: VecDeque<(Vec<RecordHash>, GetReply)> = VecDeque::new();
     let mut gathered: (Vec<RecordHash>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let mut accepting: VecDeque<(Vec<RecordHash>, AcceptReply)> = VecDeque::new();
@@ -192,7 +229,7 @@ async fn fetch_fed(
             && let Some(rx) = &mut more
         {
             match rx.try_recv() {
-                Ok(v) => queue.extend(v.into_iter().filter(|h| asked.insert(*h))),
+                Ok(v) => take(v, &mut promised, &mut asked, &mut queue),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => more = None,
             }
@@ -231,7 +268,9 @@ async fn fetch_fed(
             out.new += new;
             if invalid > 0 {
                 out.invalid += invalid;
-                shared.penalize(peer, Offence::InvalidRecord);
+                // Charged per record: a batch of forgeries spends the peer's budget
+                // (and its address's) at once.
+                shared.penalize_n(peer, Offence::InvalidRecord, invalid as u32);
                 fail(&mut requests, &mut out);
                 settle_later(shared, peer, accepting);
                 return out;
@@ -245,7 +284,7 @@ async fn fetch_fed(
             // Nothing in flight: wait for the feed, or finish.
             match &mut more {
                 Some(rx) => match rx.recv().await {
-                    Some(v) => queue.extend(v.into_iter().filter(|h| asked.insert(*h))),
+                    Some(v) => take(v, &mut promised, &mut asked, &mut queue),
                     None => more = None,
                 },
                 None => return out,
@@ -272,6 +311,7 @@ async fn fetch_fed(
             }
         };
         let want: HashSet<&RecordHash> = batch.iter().collect();
+        let before = gathered.0.len();
         for r in list {
             let offence = if r.len() > wire::MAX_RECORD_SIZE {
                 Some(Offence::Oversized)
@@ -287,6 +327,20 @@ async fn fetch_fed(
                 return out;
             }
             gathered.1.push(r.into_vec());
+        }
+        let served: HashSet<&RecordHash> = gathered.0[before..].iter().collect();
+        let withheld = batch
+            .iter()
+            .filter(|h| promised.contains(h) && !served.contains(h))
+            .count();
+        if withheld > 0 {
+            tracing::debug!(%peer, withheld, "peer did not serve records it listed or announced");
+            shared.penalize(peer, Offence::Withheld);
+            // What it did send is still verified and stored.
+            requests.drain(..).for_each(|(_, r)| r.abort());
+            queue.clear();
+            more = None;
+            out.failed = true;
         }
     }
 }
@@ -396,7 +450,7 @@ pub(crate) async fn on_announce(
     let acceptance = if missing.is_empty() {
         MessageAcceptance::Accept
     } else {
-        let r = fetch(&shared, peer, missing.clone()).await;
+        let r = fetch(&shared, peer, missing.clone(), true).await;
         if r.invalid > 0 {
             MessageAcceptance::Reject
         } else if absent(&shared, missing).await.is_empty() {
@@ -417,16 +471,35 @@ pub(crate) async fn fetch_wanted(shared: &Arc<Shared>, peer: PeerId) {
         .await
         .unwrap_or_default();
     if !wanted.is_empty() {
-        let r = fetch(shared, peer, wanted).await;
+        let r = fetch(shared, peer, wanted, false).await;
         if r.new > 0 {
             tracing::debug!(%peer, records = r.new, "fetched wanted records");
         }
     }
 }
 
-/// One reconciliation round with `peer`: pulls every record the peer has and this node
-/// lacks (the peer pulls the other way in its own rounds).
-pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
+/// How many hashes a reconciliation round may still list.
+struct Budget {
+    left: u64,
+    spent: bool,
+}
+
+impl Budget {
+    /// Takes `n` listed hashes off; false once the round has listed its share.
+    fn take(&mut self, n: usize) -> bool {
+        self.left = self.left.saturating_sub(n as u64);
+        if self.left == 0 {
+            self.spent = true;
+        }
+        !self.spent
+    }
+}
+
+/// One reconciliation round with `peer`: pulls the records the peer has and this node
+/// lacks (the peer pulls the other way in its own rounds), listing at most twice what
+/// this node holds plus [`RECONCILE_MARGIN`] hashes. True if the round stopped at that
+/// bound after bringing records (another round should follow at once).
+pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) -> bool {
     let started = std::time::Instant::now();
     if let Ok(Response::Peers(list)) = request(shared, peer, Request::Peers).await {
         let addrs = list
@@ -442,10 +515,16 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
     let mut missing = Vec::new();
     let remote = match digests(shared, peer, 0, BUCKETS, GROUP).await {
         Some(d) => d,
-        None => return,
+        None => return false,
     };
     let mut local = grouped(shared, 0, BUCKETS, GROUP);
     let count = |v: &[Digest]| v.iter().map(|d| d.count as u64).sum::<u64>();
+    let mut budget = Budget {
+        left: count(&local)
+            .saturating_mul(2)
+            .saturating_add(RECONCILE_MARGIN),
+        spent: false,
+    };
     tracing::debug!(%peer, remote = count(&remote), local = count(&local), "digests");
     // Far behind (new, or offline for long): pull in the peer's storage order first,
     // then reconcile buckets for whatever that missed. One walk at a time: a node
@@ -456,8 +535,13 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
         refresh(shared).await;
         local = grouped(shared, 0, BUCKETS, GROUP);
         if count(&local) * 2 < count(&remote) {
-            if !walk_stored(shared, peer, count(&remote)).await {
-                return;
+            let expected = count(&remote).min(budget.left);
+            let (ok, listed) = walk_stored(shared, peer, expected).await;
+            if !ok {
+                return false;
+            }
+            if !budget.take(listed as usize) {
+                return shared.received.load(Ordering::Relaxed) > before;
             }
             refresh(shared).await;
             local = grouped(shared, 0, BUCKETS, GROUP);
@@ -466,7 +550,7 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
     // A run of consecutive far-apart groups is listed as one range (few round trips for
     // a fresh node).
     let mut run: Option<(usize, usize)> = None;
-    for (g, (r, l)) in remote.iter().zip(&local).enumerate() {
+    'groups: for (g, (r, l)) in remote.iter().zip(&local).enumerate() {
         let differs = r != l && r.count > 0;
         // Far apart: list the whole group. Close: find the differing buckets first.
         let far = differs
@@ -479,8 +563,8 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
         }
         if let Some((a, b)) = run.take() {
             let (s, e) = buckets::buckets_range(a * GROUP, (b - a + 1) * GROUP);
-            if !list_range(shared, peer, s, e, &mut missing).await {
-                return;
+            if !list_range(shared, peer, s, e, &mut missing, &mut budget).await {
+                break;
             }
         }
         if !differs || far {
@@ -488,25 +572,31 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
         }
         let first = g * GROUP;
         let Some(remote_b) = digests(shared, peer, first, GROUP, 1).await else {
-            return;
+            return false;
         };
         let local_b = grouped(shared, first, GROUP, 1);
         for (i, (rb, lb)) in remote_b.iter().zip(&local_b).enumerate() {
             if rb != lb && rb.count > 0 {
                 let (s, e) = buckets::bucket_range(first + i);
-                if !list_range(shared, peer, s, e, &mut missing).await {
-                    return;
+                if !list_range(shared, peer, s, e, &mut missing, &mut budget).await {
+                    break 'groups;
                 }
             }
         }
     }
+    if budget.spent {
+        tracing::debug!(%peer, "reconciliation round listed its share of hashes");
+    }
+    // After a failed listing too: what was listed is fetched (and a peer that listed
+    // hashes it does not serve is charged for it).
     if !missing.is_empty() {
-        fetch(shared, peer, std::mem::take(&mut missing)).await;
+        fetch(shared, peer, std::mem::take(&mut missing), true).await;
     }
     let got = shared.received.load(Ordering::Relaxed) - before;
     if got > 0 {
         tracing::info!(%peer, records = got, ms = started.elapsed().as_millis() as u64, "caught up from peer");
     }
+    budget.spent && got > 0
 }
 
 /// Pulls the peer's records in the order it stored them: for records it wrote or
@@ -515,7 +605,7 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) {
 /// ancestor (one long cascade at the end, on one core). Stops after `expected` hashes
 /// and a page (a peer cannot keep it listing forever). False if the peer failed; a
 /// peer that refuses the request is left to bucket reconciliation.
-async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> bool {
+async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> (bool, u64) {
     let (tx, rx) = mpsc::channel(WALK_AHEAD);
     let lister = {
         let shared = shared.clone();
@@ -523,9 +613,9 @@ async fn walk_stored(shared: &Arc<Shared>, peer: PeerId, expected: u64) -> bool 
     };
     // The fetch ends when the listing does (the channel closes) and all is stored; if
     // the fetch fails first, the listing stops at its next page (nobody receives).
-    let fetched = fetch_fed(shared, peer, Vec::new(), Some(rx)).await;
-    let listed = lister.await.unwrap_or(false);
-    listed && !fetched.failed
+    let fetched = fetch_fed(shared, peer, Vec::new(), true, Some(rx)).await;
+    let (ok, listed) = lister.await.unwrap_or((false, 0));
+    (ok && !fetched.failed, listed)
 }
 
 /// The listing side of [`walk_stored`]: sends the missing hashes of each page to `tx`.
@@ -534,7 +624,7 @@ async fn list_stored(
     peer: PeerId,
     expected: u64,
     tx: mpsc::Sender<Vec<RecordHash>>,
-) -> bool {
+) -> (bool, u64) {
     let mut after = 0u64;
     let mut listed = 0u64;
     while listed <= expected {
@@ -547,20 +637,20 @@ async fn list_stored(
                 Ok(p) => (p, next),
                 Err(_) => {
                     shared.penalize(peer, Offence::Garbage);
-                    return false;
+                    return (false, listed);
                 }
             },
             Ok(Response::Refused(why)) => {
                 tracing::debug!(%peer, "storage-order listing refused: {why}");
-                return true;
+                return (true, listed);
             }
             Ok(_) => {
                 shared.penalize(peer, Offence::Garbage);
-                return false;
+                return (false, listed);
             }
             Err(e) => {
                 tracing::debug!(%peer, "storage-order listing failed: {e}");
-                return false;
+                return (false, listed);
             }
         };
         if page.is_empty() {
@@ -568,16 +658,16 @@ async fn list_stored(
         }
         if next <= after {
             shared.penalize(peer, Offence::Garbage);
-            return false;
+            return (false, listed);
         }
         after = next;
         listed += page.len() as u64;
         let missing = absent(shared, page).await;
         if !missing.is_empty() && tx.send(missing).await.is_err() {
-            return false;
+            return (false, listed);
         }
     }
-    true
+    (true, listed)
 }
 
 async fn digests(
@@ -623,6 +713,7 @@ async fn list_range(
     mut start: RecordHash,
     end: RecordHash,
     missing: &mut Vec<RecordHash>,
+    budget: &mut Budget,
 ) -> bool {
     loop {
         let req = Request::Hashes {
@@ -656,10 +747,16 @@ async fn list_range(
         }
         let full = page.len() == wire::MAX_HASH_PAGE;
         let next = page.last().and_then(buckets::next_hash);
+        let within = budget.take(page.len());
         missing.extend(absent(shared, page).await);
         if missing.len() >= FETCH_BUFFER
-            && fetch(shared, peer, std::mem::take(missing)).await.failed
+            && fetch(shared, peer, std::mem::take(missing), true)
+                .await
+                .failed
         {
+            return false;
+        }
+        if !within {
             return false;
         }
         match next {

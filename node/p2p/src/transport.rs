@@ -1,23 +1,35 @@
 //! The libp2p stack: TCP → pnet (network key) → Noise → Yamux, and the behaviours
-//! (connection limits, block list, identify, gossipsub, request-response).
+//! (connection limits, address bans, block list, identify, gossipsub,
+//! request-response).
 //!
 //! pnet sits on the raw socket, before multistream-select and Noise, so a node of
 //! another network cannot even complete a handshake. pnet has no key confirmation: a
 //! wrong key shows up as a failed or hung handshake, which is why the connection
 //! timeout is short and failures log the key's fingerprint.
 
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use libp2p::core::Endpoint;
+use libp2p::core::transport::PortUse;
 use libp2p::core::transport::upgrade::Version;
 use libp2p::futures;
+use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm, dummy,
+};
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, Transport, allow_block_list, connection_limits, gossipsub,
-    identify, noise, request_response, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, allow_block_list,
+    connection_limits, gossipsub, identify, noise, request_response, tcp, yamux,
 };
 use sha2::{Digest as _, Sha256};
 
+use crate::peers::{AddrKey, addr_keys};
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError};
 
@@ -40,11 +52,109 @@ pub fn psk_fingerprint(network_id: &[u8; 32]) -> String {
 /// The node's behaviours.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) gate: AddrGate,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) gossip: gossipsub::Behaviour,
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// The IP address a multiaddr starts with, if any.
+pub(crate) fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
+    a.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// Refuses connections from and to banned addresses and networks. An inbound
+/// connection is refused before its handshake (no pnet, no Noise), so a banned
+/// address costs an accept and a close, whatever identity it would have shown.
+#[derive(Default)]
+pub(crate) struct AddrGate {
+    banned: HashSet<AddrKey>,
+}
+
+/// Why [`AddrGate`] refused a connection.
+#[derive(Debug, thiserror::Error)]
+#[error("the address is banned for a while (peers from it sent invalid data)")]
+pub(crate) struct AddrBanned;
+
+impl AddrGate {
+    pub(crate) fn ban(&mut self, key: AddrKey) {
+        self.banned.insert(key);
+    }
+
+    pub(crate) fn unban(&mut self, key: &AddrKey) {
+        self.banned.remove(key);
+    }
+
+    pub(crate) fn allows(&self, a: &Multiaddr) -> bool {
+        self.banned.is_empty()
+            || ip_of(a).is_none_or(|ip| !addr_keys(ip).iter().any(|k| self.banned.contains(k)))
+    }
+
+    fn enforce(&self, a: &Multiaddr) -> Result<(), ConnectionDenied> {
+        if self.allows(a) {
+            Ok(())
+        } else {
+            Err(ConnectionDenied::new(AddrBanned))
+        }
+    }
+}
+
+impl NetworkBehaviour for AddrGate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.enforce(remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.enforce(remote)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        addr: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.enforce(addr)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, _: FromSwarm) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
 }
 
 /// A request as read from a peer: decoded, or why it could not be.
@@ -167,6 +277,7 @@ pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
         .map_err(|e| P2pError::Build(format!("transport: {e}")))?
         .with_behaviour(|k| -> Result<Behaviour, BoxErr> {
             Ok(Behaviour {
+                gate: AddrGate::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: Default::default(),
                 identify: identify::Behaviour::new(
