@@ -601,6 +601,7 @@ impl MountManager {
                 read_only: spec.read_only,
                 root_mode: spec.root_mode,
                 spill_dir: Some(spill_dir(&self.home)),
+                max_spill_bytes: spec.max_spill_bytes,
                 ..FsConfig::default()
             },
         );

@@ -38,7 +38,11 @@ struct RawMount {
     gid: Option<u32>,
     root_mode: Option<String>,
     allow_non_empty: Option<bool>,
+    max_spill_bytes: Option<u64>,
 }
+
+/// Default bound of a mount's written, uncommitted data (spilled to `<home>/lffs-spill`).
+pub const DEFAULT_MAX_SPILL_BYTES: u64 = 4 << 30;
 
 /// Default permission bits of a mount's root directory.
 pub const DEFAULT_ROOT_MODE: u32 = 0o755;
@@ -91,6 +95,8 @@ pub struct MountSpec {
     pub root_mode: u32,
     /// Mount over a directory that holds files (hiding them while mounted).
     pub allow_non_empty: bool,
+    /// Most bytes of written, uncommitted data the mount's open files may hold.
+    pub max_spill_bytes: u64,
 }
 
 impl std::fmt::Debug for MountSpec {
@@ -110,6 +116,7 @@ impl std::fmt::Debug for MountSpec {
             .field("gid", &self.gid)
             .field("root_mode", &format_args!("{:#o}", self.root_mode))
             .field("allow_non_empty", &self.allow_non_empty)
+            .field("max_spill_bytes", &self.max_spill_bytes)
             .finish()
     }
 }
@@ -170,6 +177,13 @@ fn parse_with(
         if max_file_size == 0 {
             bail!("{which}: key `max_file_size` must be above 0");
         }
+        let max_spill_bytes = m.max_spill_bytes.unwrap_or(DEFAULT_MAX_SPILL_BYTES);
+        if max_spill_bytes < max_file_size.min(1 << 20) {
+            bail!(
+                "{which}: key `max_spill_bytes` must be at least 1 MiB (or max_file_size, \
+                 if smaller)"
+            );
+        }
         let root_mode = match m.root_mode {
             None => DEFAULT_ROOT_MODE,
             Some(t) => parse_mode(&t).ok_or_else(|| {
@@ -214,6 +228,7 @@ fn parse_with(
             gid: m.gid,
             root_mode,
             allow_non_empty: m.allow_non_empty.unwrap_or(false),
+            max_spill_bytes,
         });
     }
     Ok(out)
@@ -255,7 +270,7 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str, file: &Path) -> anyhow::Error
 }
 
 /// Every key a mount may have.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "path",
     "root",
     "owner_private",
@@ -268,6 +283,7 @@ const KEYS: [&str; 12] = [
     "gid",
     "root_mode",
     "allow_non_empty",
+    "max_spill_bytes",
 ];
 
 /// The key a line (from 1) of the file sets, if it sets one of [`KEYS`].
@@ -467,6 +483,7 @@ mod tests {
                 gid: None,
                 root_mode: 0o755,
                 allow_non_empty: false,
+                max_spill_bytes: DEFAULT_MAX_SPILL_BYTES,
             }
         );
         assert!(p("").unwrap().is_empty());
