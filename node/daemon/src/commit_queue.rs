@@ -61,11 +61,59 @@ impl Val {
     }
 }
 
+/// Which record a waiting put writes. Chunks (selector `lffs-chunk:` ‖ id, ordinal 0,
+/// masked with the id) are most of what waits and are named by their id alone: a big
+/// file's hundred thousand chunks cost 32 bytes of key each, not two allocations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PutKey {
+    Chunk([u8; 32]),
+    Other {
+        name: Vec<u8>,
+        ordinal: u64,
+        mask: Vec<u8>,
+    },
+}
+
+impl PutKey {
+    fn of(name: Vec<u8>, ordinal: u64, mask: Vec<u8>) -> PutKey {
+        if ordinal == 0
+            && let Ok(id) = <[u8; 32]>::try_from(&mask[..])
+            && name == lffs::layout::chunk_selector(&id)
+        {
+            return PutKey::Chunk(id);
+        }
+        PutKey::Other {
+            name,
+            ordinal,
+            mask,
+        }
+    }
+
+    fn name(&self) -> Vec<u8> {
+        match self {
+            PutKey::Chunk(id) => lffs::layout::chunk_selector(id),
+            PutKey::Other { name, .. } => name.clone(),
+        }
+    }
+
+    fn ordinal(&self) -> u64 {
+        match self {
+            PutKey::Chunk(_) => 0,
+            PutKey::Other { ordinal, .. } => *ordinal,
+        }
+    }
+
+    fn mask(&self) -> Vec<u8> {
+        match self {
+            PutKey::Chunk(id) => id.to_vec(),
+            PutKey::Other { mask, .. } => mask.clone(),
+        }
+    }
+}
+
 /// One waiting put.
 struct QueuedPut {
-    name: Vec<u8>,
-    ordinal: u64,
-    mask: Vec<u8>,
+    key: PutKey,
     value: Val,
 }
 
@@ -94,7 +142,45 @@ struct Batch {
     puts: Vec<QueuedPut>,
 }
 
-type Key = (Vec<u8>, u64, Vec<u8>);
+/// Waiting versions by record: chunks apart, so a directory listing scans only entries.
+#[derive(Default)]
+struct Overlay {
+    chunks: HashMap<[u8; 32], Pending>,
+    entries: HashMap<(Vec<u8>, u64, Vec<u8>), Pending>,
+}
+
+impl Overlay {
+    fn get(&self, key: &PutKey) -> Option<&Pending> {
+        match key {
+            PutKey::Chunk(id) => self.chunks.get(id),
+            PutKey::Other {
+                name,
+                ordinal,
+                mask,
+            } => self.entries.get(&(name.clone(), *ordinal, mask.clone())),
+        }
+    }
+
+    fn insert(&mut self, key: PutKey, p: Pending) {
+        match key {
+            PutKey::Chunk(id) => {
+                self.chunks.insert(id, p);
+            }
+            PutKey::Other {
+                name,
+                ordinal,
+                mask,
+            } => {
+                self.entries.insert((name, ordinal, mask), p);
+            }
+        }
+    }
+
+    fn forget(&mut self, seq: u64) {
+        self.chunks.retain(|_, p| p.seq != seq);
+        self.entries.retain(|_, p| p.seq != seq);
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -102,7 +188,9 @@ struct State {
     batches: BTreeMap<u64, Arc<Batch>>,
     /// Value bytes and records of `batches` (admitted, not yet published).
     pending: Load,
-    overlay: HashMap<Key, Pending>,
+    overlay: Overlay,
+    /// Timestamp last given to each entry published lately (chunks never get a second
+    /// version and are not kept); pruned once `now()` has passed it.
     last_ts: HashMap<(Vec<u8>, u64), u64>,
     /// The proof of work being paid now, if any.
     pow: Option<PowState>,
@@ -266,9 +354,7 @@ impl CommitQueue {
                     timestamp: batch.created,
                     value: p.value.clone(),
                 };
-                state
-                    .overlay
-                    .insert((p.name.clone(), p.ordinal, p.mask.clone()), v);
+                state.overlay.insert(p.key.clone(), v);
             }
             let load = Load::of(batch.puts.iter().map(|p| p.value.len()));
             state.pending.bytes += load.bytes;
@@ -361,9 +447,7 @@ impl CommitQueue {
                 } else {
                     Val::Disk(at)
                 },
-                name: p.name,
-                ordinal: p.ordinal,
-                mask: p.mask,
+                key: PutKey::of(p.name, p.ordinal, p.mask),
             })
             .collect();
         let mut st = self.lock();
@@ -374,10 +458,9 @@ impl CommitQueue {
                 timestamp: created,
                 value: p.value.clone(),
             };
-            let key = (p.name.clone(), p.ordinal, p.mask.clone());
             // Concurrent submits may finish out of order: the later batch wins.
-            if st.overlay.get(&key).is_none_or(|o| o.seq < seq) {
-                st.overlay.insert(key, v);
+            if st.overlay.get(&p.key).is_none_or(|o| o.seq < seq) {
+                st.overlay.insert(p.key.clone(), v);
             }
         }
         st.batches.insert(
@@ -424,11 +507,8 @@ impl CommitQueue {
 
     /// A pending value for exactly (name, ordinal, mask), if any.
     pub fn overlay_get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Option<Version> {
-        let p = self
-            .lock()
-            .overlay
-            .get(&(name.to_vec(), ordinal, mask.to_vec()))
-            .cloned()?;
+        let key = PutKey::of(name.to_vec(), ordinal, mask.to_vec());
+        let p = self.lock().overlay.get(&key).cloned()?;
         self.version(p)
     }
 
@@ -437,6 +517,7 @@ impl CommitQueue {
         let found: Vec<(u64, Pending)> = self
             .lock()
             .overlay
+            .entries
             .iter()
             .filter(|((n, _, m), _)| n == name && m == mask)
             .map(|((_, o, _), p)| (*o, p.clone()))
@@ -552,16 +633,20 @@ impl CommitQueue {
             if out.len() >= PUBLISH_GROUP {
                 self.store(out)?;
             }
-            let key = (p.name.clone(), p.ordinal);
-            let known = self.lock().last_ts.get(&key).copied();
-            // The first version of an entry since start goes after what is stored: a
-            // version published just before a restart (or a kill -9) may carry this
-            // very second, and a tie would let the older version win.
-            let last = match known {
-                Some(t) => t,
-                None => self.stored_ts(&batch.owner.public(), &p.name, p.ordinal),
-            };
-            let ts = {
+            let (name, ordinal) = (p.key.name(), p.key.ordinal());
+            let ts = if matches!(p.key, PutKey::Chunk(_)) {
+                // Content-addressed: every version is the same bytes.
+                now()
+            } else {
+                let key = (name.clone(), ordinal);
+                let known = self.lock().last_ts.get(&key).copied();
+                // The first version of an entry since start goes after what is stored:
+                // a version published just before a restart (or a kill -9) may carry
+                // this very second, and a tie would let the older version win.
+                let last = match known {
+                    Some(t) => t,
+                    None => self.stored_ts(&batch.owner.public(), &name, ordinal),
+                };
                 let mut st = self.lock();
                 let slot = st.last_ts.entry(key).or_insert(0);
                 // Later versions of one entry must carry later timestamps.
@@ -569,9 +654,9 @@ impl CommitQueue {
                 *slot = ts;
                 ts
             };
-            let mask = Some(p.mask.clone());
+            let mask = Some(p.key.mask());
             self.lock().pow = Some(PowState {
-                name: p.name.clone(),
+                name: name.clone(),
                 started: Instant::now(),
                 tried: 0,
                 expected: 0.0,
@@ -587,7 +672,7 @@ impl CommitQueue {
                 .context("reading a waiting value from the LFFS journal")?;
             let made = self.node.build_record(
                 &batch.owner,
-                &[(p.name.clone(), p.ordinal)],
+                &[(name, ordinal)],
                 value,
                 mask,
                 ts,
@@ -636,7 +721,11 @@ impl CommitQueue {
             ::metrics::histogram!("lf_commit_queue_publish_delay_seconds")
                 .record(now().saturating_sub(b.created) as f64);
         }
-        st.overlay.retain(|_, p| p.seq != seq);
+        st.overlay.forget(seq);
+        // Past entries' slots: once the clock is past them, `now()` alone orders the
+        // next version (and a restart asks the store).
+        let t = now();
+        st.last_ts.retain(|_, ts| *ts >= t);
         let oldest = st.batches.values().next().map(|b| b.segment);
         let idle = st.batches.is_empty();
         drop(st);
@@ -683,9 +772,7 @@ fn decode(segment: u64, f: JournalFile, values: Vec<ValueAt>) -> anyhow::Result<
                 ),
             };
             Ok(QueuedPut {
-                name: B64.decode(p.name)?,
-                ordinal: p.ordinal,
-                mask: B64.decode(p.mask)?,
+                key: PutKey::of(B64.decode(p.name)?, p.ordinal, B64.decode(p.mask)?),
                 value,
             })
         })
