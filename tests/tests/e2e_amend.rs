@@ -4,40 +4,26 @@
 //! non-amendable fields and other owners are refused; a restart keeps the amended
 //! configuration.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use lf_tests::{TestNode, home_on, lf, ok, stderr, stdout, wait_until};
+use lf_tests::{TestNet, TestNode, ok, stderr, stdout, wait_until};
 
-fn network(dir: &Path) -> PathBuf {
-    let net = dir.join("net");
-    std::fs::create_dir_all(&net).unwrap();
-    ok(&lf(
-        &net,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "amend",
-            "--difficulty",
-            "0",
-            "--amendable",
-            "name,record_max_value_size",
-            "--out",
-            ".",
-        ],
-    ));
-    net
+fn network(dir: &Path) -> TestNet {
+    TestNet::private()
+        .name("amend")
+        .args(&["--amendable", "name,record_max_value_size"])
+        .create(&dir.join("net"))
 }
 
 #[test]
 fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     let dir = tempfile::tempdir().unwrap();
     let net = network(dir.path());
-    let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
-    let mut n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
+    let n1 = TestNode::start(&net.home("n1"));
+    let mut n2 = TestNode::start_with_peers(&net.home("n2"), &[n1.p2p_addr()]);
     // Node 3 hears of node 1 only through node 2.
-    let n3 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n3"), &[n2.p2p_addr()]);
-    let key = net.join("genesis-secret.pem");
+    let n3 = TestNode::start_with_peers(&net.home("n3"), &[n2.p2p_addr()]);
+    let key = net.genesis_key();
     let key = key.to_str().unwrap();
     ok(&n2.lf(&["owner", "new", "alice"]));
     let big = "x".repeat(1500);
@@ -56,7 +42,7 @@ fn e2e_amendment_reaches_every_node_and_changes_the_rules() {
     );
     // Another network's genesis key is not this network's genesis owner.
     let other = network(&dir.path().join("other"));
-    let other_key = other.join("genesis-secret.pem");
+    let other_key = other.genesis_key();
     let o = n1.lf(&["amend", "-key", other_key.to_str().unwrap(), "name=x"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("genesis owner is"), "{}", stderr(&o));

@@ -7,38 +7,30 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lf_record::{OwnerSecret, RecordBuilder, RecordHash, RecordType};
-use lf_tests::{TestNode, fails, home_on, is_mounted, lf, ok, stdout, wait_until};
+use lf_tests::{Mount, TestNet, TestNode, fails, is_mounted, lf, ok, stdout, wait_until};
 
 /// Proof-of-work difficulty of these networks: uncertified records need work, and the
 /// genesis records stay cheap enough to make in a test.
-const DIFFICULTY: &str = "50";
+const DIFFICULTY: u32 = 50;
 
 /// A network with a root CA in `dir/net`: genesis.lf and genesis-ca.pem.
-fn ca_network(dir: &Path, auth_required: bool) -> PathBuf {
+fn ca_network(dir: &Path, auth_required: bool) -> TestNet {
     ca_network_with(dir, auth_required, &[])
 }
 
-fn ca_network_with(dir: &Path, auth_required: bool, more: &[&str]) -> PathBuf {
-    let net = dir.join("net");
-    std::fs::create_dir_all(&net).unwrap();
-    let mut args = vec![
-        "makegenesis",
-        "--yes",
-        "--name",
-        "certs",
-        "--difficulty",
-        DIFFICULTY,
-        "-ca",
-        "--out",
-        ".",
-    ];
+fn ca_network_with(dir: &Path, auth_required: bool, more: &[&str]) -> TestNet {
+    let mut b = TestNet::private()
+        .name("certs")
+        .difficulty(DIFFICULTY)
+        .ca()
+        .args(more);
     if auth_required {
-        args.push("-auth-required");
+        b = b.auth_required();
     }
-    args.extend_from_slice(more);
-    let out = ok(&lf(&net, &args));
+    let net = b.create(&dir.join("net"));
+    let out = net.output();
     assert!(out.contains("root CA"), "{out}");
-    let ca = net.join("genesis-ca.pem");
+    let ca = net.ca_key();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&ca).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "CA key file must be private");
@@ -150,8 +142,8 @@ fn e2e_certs_auth_required_network() {
     ));
     assert!(err.contains("needs a root CA"), "{err}");
     let net = ca_network(dir.path(), true);
-    let ca = net.join("genesis-ca.pem");
-    let node = TestNode::start(&home_on(&net, dir.path(), "n1"));
+    let ca = net.ca_key();
+    let node = TestNode::start(&net.home("n1"));
 
     // An owner without a certificate is refused by `lf set`, with a clear message...
     ok(&on(&node, &["owner", "new", "mallory"]));
@@ -244,23 +236,11 @@ fn e2e_certs_auth_required_network() {
     assert!(log.contains("certificates loaded"), "{log}");
 
     // A certificate from another CA is refused.
-    let other = dir.path().join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    ok(&lf(
-        &other,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "other",
-            "--difficulty",
-            "0",
-            "-ca",
-            "--out",
-            ".",
-        ],
-    ));
-    let crt = certify(&node, &other.join("genesis-ca.pem"), "bob");
+    let other = TestNet::private()
+        .name("other")
+        .ca()
+        .create(&dir.path().join("other"));
+    let crt = certify(&node, &other.ca_key(), "bob");
     let err = fails(&on(
         &node,
         &["owner", "publish-cert", crt.to_str().unwrap()],
@@ -275,11 +255,11 @@ fn e2e_certs_auth_required_network() {
 fn e2e_certs_three_nodes_certified_write_propagates_and_wins() {
     let dir = tempfile::tempdir().unwrap();
     let net = ca_network(dir.path(), false);
-    let ca = net.join("genesis-ca.pem");
-    let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
-    let n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
+    let ca = net.ca_key();
+    let n1 = TestNode::start(&net.home("n1"));
+    let n2 = TestNode::start_with_peers(&net.home("n2"), &[n1.p2p_addr()]);
     // Node 3 knows only node 2: node 1's records reach it through node 2.
-    let n3 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n3"), &[n2.p2p_addr()]);
+    let n3 = TestNode::start_with_peers(&net.home("n3"), &[n2.p2p_addr()]);
     let peers = |n: &TestNode| {
         json(&on(n, &["-json", "status"]))["Peers"]
             .as_array()
@@ -361,19 +341,6 @@ fn e2e_certs_three_nodes_certified_write_propagates_and_wins() {
     assert_eq!(sets[0][1]["Signed"], false);
 }
 
-/// Unmounts `mnt` if a killed node left it mounted.
-struct Unmount(PathBuf);
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if is_mounted(&self.0) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-}
-
 /// LFFS on an auth_required network: a mount whose owner is certified publishes at
 /// once (no proof of work in the commit queue), and a file closed on node 1 is readable
 /// through node 2's mount; the close → visible time is printed.
@@ -381,9 +348,9 @@ impl Drop for Unmount {
 fn fuse_certs_certified_mount_publishes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let net = ca_network_with(dir.path(), true, &["--max-value-size", "60000"]);
-    let ca = net.join("genesis-ca.pem");
-    let h1 = home_on(&net, dir.path(), "n1");
-    let h2 = home_on(&net, dir.path(), "n2");
+    let ca = net.ca_key();
+    let h1 = net.home("n1");
+    let h2 = net.home("n2");
     // The mount's owner: a key file, certified with `lf owner csr -key`, the CA's
     // signature, and published by the CA.
     let owner = OwnerSecret::from_scalar_bytes(&[7; 48]).unwrap();
@@ -435,24 +402,8 @@ fn fuse_certs_certified_mount_publishes_at_once() {
     // owner, node 2 reads the same tree.
     let m1 = dir.path().join("mnt1");
     let m2 = dir.path().join("mnt2");
-    let _u1 = Unmount(m1.clone());
-    let _u2 = Unmount(m2.clone());
-    std::fs::write(
-        h1.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: corp.root\n  owner_private: writer.pem\n",
-            m1.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        h2.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: corp.root\n  owner_private: identity-secret.pem\n  read_only: true\n",
-            m2.display()
-        ),
-    )
-    .unwrap();
+    n1.set_mounts(&[Mount::new(&m1, "corp.root").owner("writer.pem")]);
+    n2.set_mounts(&[Mount::new(&m2, "corp.root").read_only()]);
     assert!(
         wait_until(20, || is_mounted(&m1) && is_mounted(&m2)),
         "not mounted: {}\n{}",
@@ -524,8 +475,8 @@ fn fuse_certs_certified_mount_publishes_at_once() {
 fn e2e_certs_late_node_catches_up_certificate_and_records() {
     let dir = tempfile::tempdir().unwrap();
     let net = ca_network(dir.path(), true);
-    let ca = net.join("genesis-ca.pem");
-    let n1 = TestNode::start(&home_on(&net, dir.path(), "n1"));
+    let ca = net.ca_key();
+    let n1 = TestNode::start(&net.home("n1"));
     // Certificate and several writes on node 1 while node 2 is not connected: node 2
     // then gets them all at once, in hash order, certificate anywhere among them.
     let crt = certify(&n1, &ca, "alice");
@@ -539,7 +490,7 @@ fn e2e_certs_late_node_catches_up_certificate_and_records() {
             r["Hash"].as_str().unwrap().to_string()
         })
         .collect();
-    let n2 = TestNode::start(&home_on(&net, dir.path(), "n2"));
+    let n2 = TestNode::start(&net.home("n2"));
     let connected = Instant::now();
     ok(&on(&n2, &["node-connect", &n1.p2p_addr()]));
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -575,21 +526,14 @@ fn e2e_certs_late_node_catches_up_certificate_and_records() {
 fn fuse_certs_uncertified_mount_refuses_writes_until_certified() {
     let dir = tempfile::tempdir().unwrap();
     let net = ca_network_with(dir.path(), true, &["--max-value-size", "60000"]);
-    let ca = net.join("genesis-ca.pem");
-    let h = home_on(&net, dir.path(), "n1");
+    let ca = net.ca_key();
+    let h = net.home("n1");
     let owner = OwnerSecret::from_scalar_bytes(&[8; 48]).unwrap();
     std::fs::write(h.join("writer.pem"), owner.to_pem()).unwrap();
     let m = dir.path().join("mnt");
-    let _u = Unmount(m.clone());
-    std::fs::write(
-        h.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: corp.root\n  owner_private: writer.pem\n",
-            m.display()
-        ),
-    )
-    .unwrap();
-    let n = TestNode::start(&h);
+    let n = TestNode::on(&h)
+        .mount(Mount::new(&m, "corp.root").owner("writer.pem"))
+        .start();
     assert!(wait_until(20, || is_mounted(&m)), "{}", n.output());
     let err = std::fs::write(m.join("x"), "no").unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");

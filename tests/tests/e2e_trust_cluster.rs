@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use lf_record::{OwnerSecret, Record, RecordBuilder, RecordType, lf_pow};
-use lf_tests::{TestNode, fails, free_port, home_on, lf, ok, stdout, wait_until};
+use lf_tests::{TestNet, TestNode, fails, free_port, ok, stdout, wait_until};
 use serde_json::{Value, json};
 
 /// Proof-of-work difficulty: uncertified records would need work (which the test pays
@@ -30,26 +30,15 @@ const ORACLE: [&str; 3] = ["-oracle", "-oracle-interval", "1"];
 
 /// A network with a root CA in `dir/net` (genesis.lf, genesis-ca.pem,
 /// genesis-secret.pem): every writer needs a certificate, the name is amendable.
-fn ca_network(dir: &Path) -> PathBuf {
-    let net = dir.join("net");
-    std::fs::create_dir_all(&net).unwrap();
-    let out = ok(&lf(
-        &net,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "trust",
-            "--difficulty",
-            DIFFICULTY,
-            "--amendable",
-            "name",
-            "-ca",
-            "-auth-required",
-            "--out",
-            ".",
-        ],
-    ));
+fn ca_network(dir: &Path) -> TestNet {
+    let net = TestNet::private()
+        .name("trust")
+        .difficulty(DIFFICULTY.parse().unwrap())
+        .args(&["--amendable", "name"])
+        .ca()
+        .auth_required()
+        .create(&dir.join("net"));
+    let out = net.output();
     assert!(out.contains("root CA"), "{out}");
     net
 }
@@ -209,13 +198,13 @@ fn post(node: &TestNode, r: &Record) -> (u16, String) {
 fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     let dir = tempfile::tempdir().unwrap();
     let net = ca_network(dir.path());
-    let ca = net.join("genesis-ca.pem");
+    let ca = net.ca_key();
     // Nodes 1 and 2 are oracles; node 3 is the one that will see a collision the other
     // way round.
-    let n1 = TestNode::start_with_args(&home_on(&net, dir.path(), "n1"), &ORACLE);
-    let n2 = TestNode::start_with_args(&home_on(&net, dir.path(), "n2"), &ORACLE);
+    let n1 = TestNode::start_with_args(&net.home("n1"), &ORACLE);
+    let n2 = TestNode::start_with_args(&net.home("n2"), &ORACLE);
     ok(&on(&n2, &["node-connect", &n1.p2p_addr()]));
-    let h3 = home_on(&net, dir.path(), "n3");
+    let h3 = net.home("n3");
     let mut n3 = TestNode::start_with_peers(&h3, &[n1.p2p_addr(), n2.p2p_addr()]);
     assert!(
         wait_until(30, || n1.peers().len() == 2
@@ -448,7 +437,7 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
     }
 
     // 5. The genesis owner amends the configuration on node 3; every node applies it.
-    let key = net.join("genesis-secret.pem");
+    let key = net.genesis_key();
     ok(&on(
         &n3,
         &["amend", "-key", key.to_str().unwrap(), "name=Trusted net"],
@@ -481,25 +470,14 @@ fn e2e_trust_cluster_certificates_revocation_oracles_amendment() {
 #[test]
 fn e2e_trust_oracle_publishes_commentary_without_collision() {
     let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    std::fs::create_dir_all(&net).unwrap();
-    ok(&lf(
-        &net,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "quiet",
-            "--difficulty",
-            DIFFICULTY,
-            "--out",
-            ".",
-        ],
-    ));
-    let n1 = TestNode::start_with_args(&home_on(&net, dir.path(), "n1"), &ORACLE);
-    let n2 = TestNode::start_with_peers(&home_on(&net, dir.path(), "n2"), &[n1.p2p_addr()]);
+    let net = TestNet::private()
+        .name("quiet")
+        .difficulty(DIFFICULTY.parse().unwrap())
+        .create(&dir.path().join("net"));
+    let n1 = TestNode::start_with_args(&net.home("n1"), &ORACLE);
+    let n2 = TestNode::start_with_peers(&net.home("n2"), &[n1.p2p_addr()]);
     let oracle = n1.status()["Identity"].as_str().unwrap().to_string();
-    let genesis = std::fs::read(net.join("genesis.lf")).unwrap();
+    let genesis = std::fs::read(net.genesis()).unwrap();
     let genesis_records = lf_record::parse_records(&genesis).unwrap().1.len() as u64;
     // The commentary is a tip, so it is among node 2's link candidates once it is there.
     let commentary_on_n2 = || -> Option<Value> {

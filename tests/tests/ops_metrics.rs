@@ -4,66 +4,32 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
+use lf_tests::{Mount, TestNet, TestNode, is_mounted, stderr, stdout, wait_until};
 
-/// A node and its mount; the node is killed and the mount cleared on drop.
+/// A node and its mount (the node clears its mounts when dropped).
 struct Mounted {
-    node: Option<TestNode>,
+    node: TestNode,
     mnt: std::path::PathBuf,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        drop(self.node.take());
-        if is_mounted(&self.mnt) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.mnt)
-                .status();
-        }
-    }
 }
 
 /// A node with proof of work at difficulty 1 (about one Equi-X challenge per record,
 /// so the node really pays work) and one LFFS mount at `<dir>/mnt`.
 fn node_with_mount(dir: &Path) -> Mounted {
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = lf(
-        &home,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "metrics-net",
-            "--difficulty",
-            "1",
-            "--max-value-size",
-            "4096",
-            "--out",
-            ".",
-        ],
-    );
-    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let net = TestNet::private()
+        .name("metrics-net")
+        .difficulty(1)
+        .max_value(4096)
+        .create(&dir.join("home"));
     let mnt = dir.join("mnt");
-    std::fs::write(
-        home.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: metrics.root\n  owner_private: identity-secret.pem\n",
-            mnt.display()
-        ),
-    )
-    .unwrap();
-    let node = TestNode::start(&home);
+    let node = TestNode::on(net.dir())
+        .mount(Mount::new(&mnt, "metrics.root"))
+        .start();
     assert!(
         wait_until(20, || is_mounted(&mnt)),
         "not mounted: {}",
         node.output()
     );
-    Mounted {
-        node: Some(node),
-        mnt,
-    }
+    Mounted { node, mnt }
 }
 
 fn get(url: &str) -> (String, String) {
@@ -97,7 +63,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 fn fuse_metrics_after_set_get_and_a_fuse_write() {
     let dir = tempfile::tempdir().unwrap();
     let m = node_with_mount(dir.path());
-    let (node, mnt) = (m.node.as_ref().unwrap(), &m.mnt);
+    let (node, mnt) = (&m.node, &m.mnt);
     let o = node.lf(&["set", "metrics key", "some value"]);
     assert!(o.status.success(), "set: {}", stderr(&o));
     let o = node.lf(&["get", "metrics key"]);
@@ -202,40 +168,16 @@ fn e2e_status_page_in_headless_chromium() {
     // changes waiting for proof of work (the default network's difficulty keeps the
     // queue busy for a while).
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = lf(
-        &home,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "test",
-            "--difficulty",
-            "350",
-            "--out",
-            ".",
-        ],
-    );
-    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let net = TestNet::private()
+        .difficulty(350)
+        .create(&dir.path().join("home"));
     let mnt = dir.path().join("mnt");
     std::fs::write(dir.path().join("plain-file"), "x").unwrap();
     let bad = dir.path().join("plain-file").join("mnt");
-    std::fs::write(
-        home.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: page.root\n  owner_private: identity-secret.pem\n\
-             - path: {}\n  root: page.bad\n  owner_private: identity-secret.pem\n",
-            mnt.display(),
-            bad.display()
-        ),
-    )
-    .unwrap();
-    let node = TestNode::start(&home);
-    let _mounted = Mounted {
-        node: None,
-        mnt: mnt.clone(),
-    };
+    let node = TestNode::on(net.dir())
+        .mount(Mount::new(&mnt, "page.root"))
+        .mount(Mount::new(&bad, "page.bad"))
+        .start();
     assert!(wait_until(20, || is_mounted(&mnt)), "{}", node.output());
     // About 25 chunk records of distinct content, seconds of work each.
     let content: String = (0..1500).map(|i| format!("key{i}=value{i}\n")).collect();

@@ -5,32 +5,19 @@
 
 use std::path::Path;
 
-use lf_tests::{TestNode, is_mounted, lf, stderr, stdout, wait_until};
+use lf_tests::{Mount, TestNet, TestNode, is_mounted, stderr, stdout, wait_until};
 use serde_json::Value;
 
-fn genesis(home: &Path, difficulty: &str) {
-    std::fs::create_dir_all(home).unwrap();
-    let o = lf(
-        home,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "status",
-            "--difficulty",
-            difficulty,
-            "--out",
-            ".",
-        ],
-    );
-    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+/// The network `status` (with proof of work at `difficulty`) made in `home`.
+fn genesis(home: &Path, difficulty: u32) {
+    TestNet::private()
+        .name("status")
+        .difficulty(difficulty)
+        .create(home);
 }
 
 fn mount_yaml(path: &Path, root: &str) -> String {
-    format!(
-        "- path: {}\n  root: {root}\n  owner_private: identity-secret.pem\n",
-        path.display()
-    )
+    Mount::new(path, root).yaml()
 }
 
 fn status_json(n: &TestNode) -> Value {
@@ -49,7 +36,7 @@ fn status_text(n: &TestNode) -> String {
 fn status_shows_each_mount_a_failed_mount_and_a_refused_edit() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    genesis(&home, "0");
+    genesis(&home, 0);
     let good = dir.path().join("mnt");
     // A mount point below a regular file cannot be created: that mount fails.
     std::fs::write(dir.path().join("plain-file"), "x").unwrap();
@@ -59,8 +46,10 @@ fn status_shows_each_mount_a_failed_mount_and_a_refused_edit() {
         mount_yaml(&good, "status.good"),
         mount_yaml(&bad, "status.bad")
     );
-    std::fs::write(home.join("mounts.yaml"), &yaml).unwrap();
-    let n = TestNode::start(&home);
+    let n = TestNode::on(&home)
+        .mount(Mount::new(&good, "status.good"))
+        .mount(Mount::new(&bad, "status.bad"))
+        .start();
     assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
 
     let s = status_json(&n);
@@ -110,10 +99,11 @@ fn status_shows_proof_of_work_progress_while_files_stay_usable() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     // The default network's difficulty: a 1,000-byte file costs seconds of work.
-    genesis(&home, "350");
+    genesis(&home, 350);
     let mnt = dir.path().join("mnt");
-    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.pow")).unwrap();
-    let n = TestNode::start(&home);
+    let n = TestNode::on(&home)
+        .mount(Mount::new(&mnt, "status.pow"))
+        .start();
     assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
 
     let content = "k=v;".repeat(250);
@@ -150,10 +140,11 @@ fn status_shows_proof_of_work_progress_while_files_stay_usable() {
 fn kill_9_with_commits_pending_replays_the_journal_and_publishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    genesis(&home, "350");
+    genesis(&home, 350);
     let mnt = dir.path().join("mnt");
-    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.journal")).unwrap();
-    let mut n = TestNode::start(&home);
+    let mut n = TestNode::on(&home)
+        .mount(Mount::new(&mnt, "status.journal"))
+        .start();
     assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
     std::fs::create_dir(mnt.join("d")).unwrap();
     for i in 0..10 {
@@ -196,10 +187,12 @@ fn a_full_commit_queue_refuses_writes_with_enospc_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     // Proof of work at the default network's difficulty keeps the queue from draining.
-    genesis(&home, "350");
+    genesis(&home, 350);
     let mnt = dir.path().join("mnt");
-    std::fs::write(home.join("mounts.yaml"), mount_yaml(&mnt, "status.full")).unwrap();
-    let n = TestNode::start_with_args(&home, &["-lffs-queue-mib", "1"]);
+    let n = TestNode::on(&home)
+        .mount(Mount::new(&mnt, "status.full"))
+        .args(&["-lffs-queue-mib", "1"])
+        .start();
     assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
 
     // Below the bound a change of any size enters: a 1.5 MiB file, over the bound (the

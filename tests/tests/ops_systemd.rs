@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use lf_tests::{free_port, is_mounted, lf, lf_bin, stderr};
+use lf_tests::{Mount, NodeBuilder, NodeProcess, TestNet, TestNode, is_mounted, lf_bin, stderr};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -159,34 +159,13 @@ fn which(cmd: &str) -> Result<PathBuf, ()> {
         .ok_or(())
 }
 
-/// A home with a private network and one mount at `<dir>/mnt`.
-fn fuse_home(dir: &Path) -> (PathBuf, PathBuf) {
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = lf(
-        &home,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "ops",
-            "--difficulty",
-            "0",
-            "--out",
-            ".",
-        ],
-    );
-    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+/// A node (not started) on a private network made in `<dir>/home`, with one mount at
+/// `<dir>/mnt`; also the home and the mount point.
+fn fuse_node(dir: &Path) -> (NodeBuilder, PathBuf, PathBuf) {
+    let net = TestNet::private().name("ops").create(&dir.join("home"));
     let mnt = dir.join("mnt");
-    std::fs::write(
-        home.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: ops.root\n  owner_private: identity-secret.pem\n",
-            mnt.display()
-        ),
-    )
-    .unwrap();
-    (home, mnt)
+    let node = TestNode::on(net.dir()).mount(Mount::new(&mnt, "ops.root"));
+    (node, net.dir().to_path_buf(), mnt)
 }
 
 fn recv(sock: &UnixDatagram) -> String {
@@ -200,23 +179,23 @@ fn recv(sock: &UnixDatagram) -> String {
 #[test]
 fn fuse_sd_notify_ready_after_mounts_stopping_on_sigterm_and_log_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let (home, mnt) = fuse_home(dir.path());
+    let (node, home, mnt) = fuse_node(dir.path());
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let out = std::fs::File::create(dir.path().join("node.out")).unwrap();
-    let mut child = Command::new(lf_bin())
-        .args(["-home", home.to_str().unwrap(), "node-start", "-http"])
-        .arg(free_port().to_string())
-        .args(["-p2p", &free_port().to_string(), "-p2p-bind", "127.0.0.1"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("LF_LOG", "debug")
-        .env("LF_LOG_MAX_BYTES", "1024")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
+    // Spawned here for its environment; killed and its mounts cleared if the test fails.
+    let mut node = NodeProcess::spawn(
+        node.command()
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("LF_LOG", "debug")
+            .env("LF_LOG_MAX_BYTES", "1024")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out),
+        &home,
+    );
+    let child = &mut node.child;
     let node_out = || std::fs::read_to_string(dir.path().join("node.out")).unwrap_or_default();
     let ready = recv(&sock);
     assert!(ready.contains("READY=1"), "{ready}");
