@@ -27,9 +27,12 @@ pub enum FsError {
     /// Operation not permitted (chown, for example: ownership is the signing key).
     #[error("operation not permitted")]
     Perm,
-    /// Name is empty, `.`/`..`, reserved, holds `/` or NUL, or is too long.
+    /// Name is empty, `.`/`..`, reserved, or holds `/` or NUL.
     #[error("invalid name")]
     InvalidName,
+    /// A name over 255 bytes.
+    #[error("file name too long")]
+    NameTooLong,
     /// File larger than the mount's `max_file_size`.
     #[error("file too large")]
     TooBig,
@@ -65,6 +68,7 @@ impl FsError {
             FsError::Access => 13,                     // EACCES
             FsError::Perm => 1,                        // EPERM
             FsError::InvalidName => 22,                // EINVAL
+            FsError::NameTooLong => 36,                // ENAMETOOLONG
             FsError::TooBig => 27,                     // EFBIG
             FsError::ReadOnly => 30,                   // EROFS
             FsError::Stale => 116,                     // ESTALE

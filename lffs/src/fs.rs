@@ -93,6 +93,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// Whether the mount's owner may change it.
     pub writable: bool,
+    /// Links: 2 for a directory, 1 for a file, 0 for a file unlinked while open.
+    pub nlink: u32,
 }
 
 /// One directory listing entry.
@@ -170,6 +172,8 @@ pub struct Filesystem<S: Store> {
     /// The root's own entry (mode, time) as the mount's owner last stored it, for one
     /// store generation.
     root_entry: Mutex<(u64, Option<Entry>)>,
+    /// Directory times derived from their entries, by selector, for one generation.
+    dir_times: Mutex<(u64, HashMap<Vec<u8>, u64>)>,
 }
 
 /// Owners remembered for `.passwd` at most (anyone can write records).
@@ -241,6 +245,7 @@ impl<S: Store> Filesystem<S> {
             bad: BadEntries::default(),
             spill: SpillBudget::new(config.max_spill_bytes, config.spill_dir.clone()),
             root_entry: Mutex::new((0, None)),
+            dir_times: Mutex::new((0, HashMap::new())),
             config,
         }
     }

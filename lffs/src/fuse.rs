@@ -95,7 +95,7 @@ fn file_attr(a: &Attr) -> FileAttr {
             Kind::Symlink => FileType::Symlink,
         },
         perm: a.perm,
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
@@ -401,6 +401,53 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
             }
         }
         reply.ok();
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let _t = crate::fuse_metrics::OpTimer::start("mknod");
+        // A regular file is a create without an open handle; device nodes, FIFOs and
+        // sockets have no meaning in records shared across machines: EPERM, as on
+        // filesystems that cannot hold them (SEMANTICS.md).
+        const S_IFMT: u32 = 0o170000;
+        const S_IFREG: u32 = 0o100000;
+        if mode & S_IFMT != S_IFREG {
+            reply.error(self.fail("mknod", parent.0, &FsError::Perm));
+            return;
+        }
+        let made = self.fs.may_change(req.uid()).and_then(|()| {
+            let (a, fh) = self
+                .fs
+                .create(parent.0, name.as_bytes(), mode & !umask & 0o7777)?;
+            self.fs.release(fh)?;
+            Ok(a)
+        });
+        match made {
+            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(self.fail("mknod", parent.0, &e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let _t = crate::fuse_metrics::OpTimer::start("link");
+        // One entry per file: a second name would be a second, independent copy on
+        // other nodes. EPERM, as on filesystems without hard links (SEMANTICS.md).
+        reply.error(self.fail("link", ino.0, &FsError::Perm));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -919,11 +919,10 @@ fn passwd_lists_owners() {
 // ---- names and limits ------------------------------------------------------------------
 
 #[test]
-fn names_invalid_are_einval() {
+fn names_invalid_are_einval_and_too_long_enametoolong() {
     let fs = fs_with(1024);
     write_file(&fs, ROOT_INO, b"ok", b"");
-    let long = vec![b'x'; 256];
-    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b", &long] {
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
         let invalid = |e: &FsError| matches!(e, FsError::InvalidName);
         assert!(is(fs.create(ROOT_INO, bad, 0o644), invalid), "{bad:?}");
         assert!(is(fs.mkdir(ROOT_INO, bad, 0o755), invalid));
@@ -931,6 +930,15 @@ fn names_invalid_are_einval() {
         assert!(is(fs.rename(ROOT_INO, b"ok", ROOT_INO, bad), invalid));
     }
     assert_eq!(FsError::InvalidName.errno(), 22);
+    // Over 255 bytes: ENAMETOOLONG from every call that takes the name.
+    let long = vec![b'x'; 256];
+    let too_long = |e: &FsError| matches!(e, FsError::NameTooLong);
+    assert!(is(fs.create(ROOT_INO, &long, 0o644), too_long));
+    assert!(is(fs.mkdir(ROOT_INO, &long, 0o755), too_long));
+    assert!(is(fs.symlink(ROOT_INO, &long, b"t"), too_long));
+    assert!(is(fs.rename(ROOT_INO, b"ok", ROOT_INO, &long), too_long));
+    assert!(is(fs.lookup(ROOT_INO, &long), too_long));
+    assert_eq!(FsError::NameTooLong.errno(), 36);
     let longest = vec![b'y'; 255];
     write_file(&fs, ROOT_INO, &longest, b"fits");
     assert_eq!(read_path(&fs, ROOT_INO, &longest), b"fits");
@@ -1027,6 +1035,11 @@ fn errno_table_matches_semantics_md() {
         ("owned by another owner", FsError::Access),
         ("chown/chgrp", FsError::Perm),
         ("invalid name", FsError::InvalidName),
+        ("name over 255 bytes", FsError::NameTooLong),
+        (
+            "hard link; mknod of a device, FIFO or socket",
+            FsError::Perm,
+        ),
         (
             "over `max_file_size` (a write, a truncate, or another owner's file declaring more)",
             FsError::TooBig,

@@ -53,6 +53,9 @@ impl<S: Store> Filesystem<S> {
 
     pub(super) fn check_new_name(&self, parent: u64, name: &[u8]) -> Result<Vec<u8>> {
         self.check_writable_dir()?;
+        if name.len() > layout::MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
         if !layout::valid_name(name) || (parent == ROOT_INO && name == PASSWD_NAME) {
             return Err(FsError::InvalidName);
         }
@@ -184,6 +187,22 @@ impl<S: Store> Filesystem<S> {
         if ino == PASSWD_INO {
             return Err(FsError::Perm);
         }
+        if let Some(f) = self.unlinked_open(ino) {
+            // Unlinked while open: its buffer lives until the last close; a truncate
+            // (ftruncate) applies to it, nothing is stored.
+            let mut g = f.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(sz) = size {
+                if sz > self.config.max_file_size {
+                    return Err(FsError::TooBig);
+                }
+                g.content.truncate(sz)?;
+            }
+            if let Some(m) = mode {
+                g.entry.mode = m & 0o7777;
+            }
+            drop(g);
+            return self.getattr(ino);
+        }
         let node = self.node(ino)?;
         let mut e = self.writable_entry(&node.dir_sel, &node.name)?;
         if let Some(m) = mode {
@@ -279,6 +298,9 @@ impl<S: Store> Filesystem<S> {
     /// Renames atomically for readers on this node: the new entry and the old name's
     /// tombstone are one store batch. A directory keeps its selector, so its contents.
     pub fn rename(&self, parent: u64, name: &[u8], newparent: u64, newname: &[u8]) -> Result<()> {
+        if newname.len() > layout::MAX_NAME || name.len() > layout::MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
         if !layout::valid_name(newname) || (newparent == ROOT_INO && newname == PASSWD_NAME) {
             return Err(FsError::InvalidName);
         }

@@ -126,6 +126,10 @@ impl<S: Store> Filesystem<S> {
         } else {
             owner_uid(owner)
         };
+        let mtime = match &e.body {
+            Body::Dir(sel) => self.dir_mtime(sel, e.mtime),
+            _ => e.mtime,
+        };
         Attr {
             ino,
             kind,
@@ -133,9 +137,39 @@ impl<S: Store> Filesystem<S> {
             perm,
             uid,
             gid: self.config.gid,
-            mtime: time(e.mtime),
+            mtime: time(mtime),
             writable,
+            nlink: if kind == Kind::Dir { 2 } else { 1 },
         }
+    }
+
+    /// A directory's modification time: its own entry's, or the latest of its entries'
+    /// (a tombstone's is its deletion), so creating, deleting or renaming away a name
+    /// shows in the directory's mtime on every node. Derived, never stored: no extra
+    /// record per change. Cached for one store generation.
+    pub(super) fn dir_mtime(&self, sel: &[u8], own: u64) -> u64 {
+        let gen_now = self.store.generation();
+        {
+            let mut c = self.dir_times.lock().unwrap_or_else(|e| e.into_inner());
+            if c.0 != gen_now {
+                *c = (gen_now, HashMap::new());
+            } else if let Some(t) = c.1.get(sel) {
+                return (*t).max(own);
+            }
+        }
+        let mut latest = 0;
+        if let Ok(all) = self.store.list(sel, &self.mask_for(sel)) {
+            for (ordinal, cands) in all {
+                if let Some(e) = cands.iter().find_map(|v| self.usable(v, sel, ordinal)) {
+                    latest = latest.max(e.mtime);
+                }
+            }
+        }
+        let mut c = self.dir_times.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 == gen_now {
+            c.1.insert(sel.to_vec(), latest);
+        }
+        latest.max(own)
     }
 
     /// Where the root's own entry (its mode and time) is stored: beside the tree, not
@@ -182,8 +216,9 @@ impl<S: Store> Filesystem<S> {
             perm,
             uid: self.config.uid,
             gid: self.config.gid,
-            mtime: stored.map_or(UNIX_EPOCH, |e| time(e.mtime)),
+            mtime: time(self.dir_mtime(&self.config.root, stored.map_or(0, |e| e.mtime))),
             writable: !self.config.read_only,
+            nlink: 2,
         }
     }
 
@@ -223,11 +258,15 @@ impl<S: Store> Filesystem<S> {
             gid: self.config.gid,
             mtime: UNIX_EPOCH,
             writable: false,
+            nlink: 1,
         }
     }
 
     /// Looks `name` up in directory `parent`.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if name.len() > layout::MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
         if parent == ROOT_INO && name == PASSWD_NAME {
             return Ok(self.passwd_attr());
         }
@@ -271,7 +310,22 @@ impl<S: Store> Filesystem<S> {
             ROOT_INO => Ok(self.root_attr()),
             PASSWD_INO => Ok(self.passwd_attr()),
             _ => {
-                let (_, e, o) = self.entry_of(ino)?;
+                let (_, e, o) = match self.entry_of(ino) {
+                    Ok(found) => found,
+                    // Unlinked while open: the open descriptors still see the file
+                    // (fstat), with no link, until the last close.
+                    Err(FsError::NotFound) => match self.unlinked_open(ino) {
+                        Some(f) => {
+                            let g = f.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut a = self.attr_of(ino, &g.entry, &self.store.owner());
+                            a.size = g.content.len();
+                            a.nlink = 0;
+                            return Ok(a);
+                        }
+                        None => return Err(FsError::NotFound),
+                    },
+                    Err(e) => return Err(e),
+                };
                 self.note_attrs_out(ino, &e);
                 Ok(self.with_open_size(self.attr_of(ino, &e, &o)))
             }

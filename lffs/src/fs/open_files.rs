@@ -65,6 +65,18 @@ impl<S: Store> Filesystem<S> {
 
     /// Marks every open buffer of (`dir_sel`, `name`) as detached: its name was
     /// unlinked or replaced, so closing it must not write the entry back.
+    /// The buffer still open under `ino` after its name was unlinked or replaced.
+    pub(super) fn unlinked_open(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        let f = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()?;
+        let detached = f.lock().unwrap_or_else(|e| e.into_inner()).detached;
+        detached.then_some(f)
+    }
+
     pub(super) fn detach(&self, dir_sel: &[u8], name: &[u8]) {
         let gone = Node {
             dir_sel: dir_sel.to_vec(),
