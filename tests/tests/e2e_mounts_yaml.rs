@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use lf_tests::{TestNode, free_port, lf_bin, private_network, wait_until};
+use lf_tests::{NodeProcess, TestNode, lf_bin, private_network, wait_until};
 
 fn get(url: &str) -> String {
     ureq::get(url)
@@ -129,26 +129,26 @@ fn e2e_mount_paths_are_compared_in_canonical_form() {
     assert!(!dir.path().join("b").exists() && !dir.path().join("outer").exists());
 }
 
-/// `lf node-start` under `umask 022` on `home`; killed (TERM) on drop.
-struct UmaskNode(std::process::Child);
+/// `lf node-start` under `umask 022` on `home`; stopped (TERM) on drop, then killed if
+/// still running and its mounts cleared ([`NodeProcess`]).
+struct UmaskNode(NodeProcess);
 
 impl UmaskNode {
     fn start(home: &Path) -> UmaskNode {
-        let port = free_port();
-        let p2p = free_port().to_string();
+        let node = TestNode::on(home);
+        let port = node.http_port();
+        node.write_mounts();
         let out = std::fs::File::create(home.parent().unwrap().join("node.out")).unwrap();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg("umask 022 && exec \"$0\" \"$@\"")
-            .arg(lf_bin())
-            .args(["-home", home.to_str().unwrap(), "node-start", "-http"])
-            .arg(port.to_string())
-            .args(["-p2p", &p2p, "-p2p-bind", "127.0.0.1"])
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let n = UmaskNode(child);
+        let n = UmaskNode(NodeProcess::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg("umask 022 && exec \"$0\" \"$@\"")
+                .arg(lf_bin())
+                .args(node.start_args())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            home,
+        ));
         assert!(
             wait_until(30, || std::net::TcpStream::connect(("127.0.0.1", port))
                 .is_ok()),
@@ -161,9 +161,9 @@ impl UmaskNode {
 impl Drop for UmaskNode {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args(["-TERM", &self.0.child.id().to_string()])
             .status();
-        let _ = self.0.wait();
+        let _ = self.0.child.wait();
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lf_tests::{FuseNode, fails, free_port, lf_bin, ok, stderr, wait_until};
+use lf_tests::{FuseNode, TestNode, fails, ok, stderr, wait_until};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -106,14 +106,8 @@ fn fuse_disk_full_refuses_writes_keeps_data_and_recovers() {
     // A start on a full disk fails at once, naming the file, before binding a port.
     assert_eq!(f.node.stop("TERM").code(), Some(0));
     fill(&home);
-    let (http, p2p) = (free_port(), free_port());
-    let o = Command::new(lf_bin())
-        .arg("-home")
-        .arg(&home)
-        .args(["node-start", "-http", &http.to_string()])
-        .args(["-p2p", &p2p.to_string(), "-p2p-bind", "127.0.0.1"])
-        .output()
-        .unwrap();
+    // (The home's mounts.yaml is kept; `f` clears the mounts under `dir` when dropped.)
+    let o = TestNode::on(&home).command().output().unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
     // The first file it needs (lf.pid, else the write check) is named.

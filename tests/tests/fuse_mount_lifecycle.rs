@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use lf_tests::{FuseNode, TestNode, is_mounted, private_network, wait_until};
+use lf_tests::{FuseNode, Mount, TestNode, is_mounted, private_network, wait_until};
 
 /// What `/proc/self/mountinfo` shows on top at `path`: (fstype, source).
 fn top_mount(path: &Path) -> Option<(String, String)> {
@@ -44,31 +44,8 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Unmounts whatever a failed test left at these paths.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            while top_mount(p).is_some_and(|(_, source)| source == "lffs") {
-                if !Command::new("umount")
-                    .arg("-l")
-                    .arg(p)
-                    .status()
-                    .is_ok_and(|s| s.success())
-                {
-                    break;
-                }
-            }
-        }
-    }
-}
-
 fn entry(path: &Path, root: &str) -> String {
-    format!(
-        "- path: {}\n  root: {root}\n  owner_private: identity-secret.pem\n",
-        path.display()
-    )
+    Mount::new(path, root).yaml()
 }
 
 fn node_log(home: &Path) -> String {
@@ -94,15 +71,12 @@ fn fuse_foreign_mount_at_a_listed_path_is_untouched_and_only_that_mount_fails() 
     private_network(&home);
     let good = dir.path().join("mnt");
     let foreign = dir.path().join("tmpfs");
-    let _cleanup = Cleanup(vec![good.clone(), foreign.clone()]);
     let t = Tmpfs::mount(&foreign);
     std::fs::write(foreign.join("precious"), "keep me").unwrap();
-    std::fs::write(
-        home.join("mounts.yaml"),
-        format!("{}{}", entry(&good, "t.good"), entry(&foreign, "t.foreign")),
-    )
-    .unwrap();
-    let mut n = TestNode::start(&home);
+    let mut n = TestNode::on(&home)
+        .mount(Mount::new(&good, "t.good"))
+        .mount(Mount::new(&foreign, "t.foreign"))
+        .start();
     assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
     let e = mount_error(&n, &foreign).expect("the mount on the tmpfs failed");
     assert!(
@@ -167,11 +141,11 @@ fn fuse_non_empty_mount_point_is_refused_unless_allowed_and_root_mode_applies() 
     let home = dir.path().join("home");
     private_network(&home);
     let full = dir.path().join("full");
-    let _cleanup = Cleanup(vec![full.clone()]);
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("mine"), "underneath").unwrap();
-    std::fs::write(home.join("mounts.yaml"), entry(&full, "t.full")).unwrap();
-    let n = TestNode::start(&home);
+    let n = TestNode::on(&home)
+        .mount(Mount::new(&full, "t.full"))
+        .start();
     assert!(
         wait_until(20, || mount_error(&n, &full).is_some()),
         "{}",
@@ -264,10 +238,11 @@ fn fuse_failed_mount_is_retried_with_backoff_not_on_every_event() {
     let blocker = dir.path().join("plain-file");
     std::fs::write(&blocker, "x").unwrap();
     let bad = blocker.join("mnt");
-    let _cleanup = Cleanup(vec![good.clone(), bad.clone()]);
     let yaml = format!("{}{}", entry(&good, "t.good"), entry(&bad, "t.bad"));
-    std::fs::write(home.join("mounts.yaml"), &yaml).unwrap();
-    let n = TestNode::start(&home);
+    let n = TestNode::on(&home)
+        .mount(Mount::new(&good, "t.good"))
+        .mount(Mount::new(&bad, "t.bad"))
+        .start();
     assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
     assert!(wait_until(5, || !retry_delays(&home, &bad).is_empty()));
     let first = std::time::Instant::now();
@@ -298,7 +273,6 @@ fn fuse_sigterm_and_sigint_leave_no_mount_after_an_edit_or_a_failed_mount() {
     let second = dir.path().join("second");
     std::fs::write(dir.path().join("plain-file"), "x").unwrap();
     let bad = dir.path().join("plain-file").join("mnt");
-    let _cleanup = Cleanup(vec![good.clone(), second.clone()]);
     let base = entry(&good, "t.good");
     // A passphrase mount takes a while to derive its owner: a signal may land while the
     // reload is mounting it.
@@ -308,8 +282,9 @@ fn fuse_sigterm_and_sigint_leave_no_mount_after_an_edit_or_a_failed_mount() {
     );
     for signal in ["TERM", "INT"] {
         for delay_ms in [0, 150, 400] {
-            std::fs::write(home.join("mounts.yaml"), &base).unwrap();
-            let mut n = TestNode::start(&home);
+            let mut n = TestNode::on(&home)
+                .mount(Mount::new(&good, "t.good"))
+                .start();
             assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
             std::fs::write(home.join("mounts.yaml"), &edited).unwrap();
             std::thread::sleep(Duration::from_millis(delay_ms));
@@ -322,12 +297,10 @@ fn fuse_sigterm_and_sigint_leave_no_mount_after_an_edit_or_a_failed_mount() {
             );
         }
         // After a failed mount (its retry timer running).
-        std::fs::write(
-            home.join("mounts.yaml"),
-            format!("{base}{}", entry(&bad, "t.bad")),
-        )
-        .unwrap();
-        let mut n = TestNode::start(&home);
+        let mut n = TestNode::on(&home)
+            .mount(Mount::new(&good, "t.good"))
+            .mount(Mount::new(&bad, "t.bad"))
+            .start();
         assert!(wait_until(20, || is_mounted(&good)), "{}", n.output());
         assert!(wait_until(5, || !retry_delays(&home, &bad).is_empty()));
         std::thread::sleep(Duration::from_millis(1200));

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lf_tests::{FuseNode, TestNode, lf, stderr, stdout};
+use lf_tests::{FuseNode, Mount, TestNet, TestNode, stderr, stdout};
 
 /// `nobody`.
 const NOBODY: u32 = 65534;
@@ -236,37 +236,18 @@ fn fuse_permissions_root_mode_is_stored_across_restart() {
 fn fuse_permissions_mount_uid_from_mounts_yaml() {
     let dir = tempfile::tempdir().unwrap();
     traversable(dir.path());
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = lf(
-        &home,
-        &[
-            "makegenesis",
-            "--yes",
-            "--name",
-            "perm",
-            "--difficulty",
-            "0",
-            "--max-value-size",
-            "60000",
-            "--out",
-            ".",
-        ],
-    );
-    assert!(o.status.success(), "makegenesis: {}", stderr(&o));
+    let net = TestNet::private()
+        .name("perm")
+        .max_value(60_000)
+        .create(&dir.path().join("home"));
     let mnt = dir.path().join("mnt");
-    std::fs::write(
-        home.join("mounts.yaml"),
-        format!(
-            "- path: {}\n  root: perm.root\n  owner_private: identity-secret.pem\n  \
-             allow_other: true\n  uid: {NOBODY}\n",
-            mnt.display()
+    let f = FuseNode::start_on(
+        TestNode::on(net.dir()).mount(
+            Mount::new(&mnt, "perm.root")
+                .allow_other()
+                .key("uid", &NOBODY.to_string()),
         ),
-    )
-    .unwrap();
-    let node = TestNode::start(&home);
-    let f = FuseNode { node, mnt };
-    f.wait_mounted();
+    );
 
     assert_eq!(f.sh("stat -c '%a %u' $M"), format!("755 {NOBODY}\n"));
     as_user_ok(
