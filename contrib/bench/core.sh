@@ -3,8 +3,8 @@
 # verification rate on one core and on all cores, proof-of-work verify time, and solve
 # times (median and spread) at the default difficulty for 64/256/1024 billable bytes.
 # Usage: contrib/bench/core.sh [solve-runs]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init core.sh
 runs="${1:-7}"
 echo "== criterion: lf-record"
 cargo bench -q -p lf-record --bench record -- --noplot 2>/dev/null | grep -E '^[a-z_]+ +time:|^record|^owner' || true

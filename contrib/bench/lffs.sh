@@ -29,31 +29,15 @@
 # Needs: /dev/fuse, python3, dd, mount; installs bindfs and hyperfine with apt-get if
 # missing (a baseline that cannot be installed is skipped with a note).
 # Everything (node, mounts, temp dirs) is cleaned up at exit, also on error or Ctrl-C.
-set -euo pipefail
-export LC_ALL=C
-
-cd "$(dirname "$0")/../.."
-
-say() { printf '== %s\n' "$*" >&2; }
-die() {
-  printf 'lffs.sh: %s\n' "$*" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init lffs.sh
 
 [[ $EUID -eq 0 ]] || die "run as root (mounts tmpfs, bindfs and FUSE)"
 [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
 command -v python3 >/dev/null || die "python3 is needed for the statistics"
 
 # ---------------------------------------------------------------------------- build
-if [[ -n "${LF_BIN:-}" ]]; then
-  LF="$LF_BIN"
-  [[ -x "$LF" ]] || die "LF_BIN=$LF is not an executable"
-  say "using $LF (LF_BIN)"
-else
-  say "cargo build --release -p lf"
-  cargo build --release -q -p lf || die "build failed (set LF_BIN to use a built binary)"
-  LF="$(realpath "${CARGO_TARGET_DIR:-target}/release/lf")"
-fi
+bench_lf
 
 # ------------------------------------------------------------------------ baselines
 apt_updated=0
@@ -82,44 +66,23 @@ if ! ensure hyperfine hyperfine; then
 fi
 
 # -------------------------------------------------------------- temp dir, cleanup
-WORK="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/lffs-bench.XXXXXX")"
+bench_tmp lffs-bench
+WORK="$BENCH_TMP"
 TMPFS="$WORK/tmpfs"     # tmpfs baseline
 BSRC="$WORK/bindfs-src" # tmpfs under bindfs
 BINDFS="$WORK/bindfs"   # bindfs over BSRC
 LFFS="$WORK/lffs"       # the LFFS mount
 HOMEDIR="$WORK/home"    # node home (on disk)
-NODE_PID=""
 mkdir -p "$TMPFS" "$BSRC" "$BINDFS" "$HOMEDIR"
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  if [[ -n "$NODE_PID" ]] && kill -0 "$NODE_PID" 2>/dev/null; then
-    say "stopping the node (SIGTERM)"
-    kill -TERM "$NODE_PID"
-    for _ in $(seq 300); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$NODE_PID" 2>/dev/null; then
-      say "node still running after 30 s: SIGKILL"
-      kill -KILL "$NODE_PID"
-    fi
-    wait "$NODE_PID" 2>/dev/null
-  fi
+# After the node is stopped (lib.sh): the script's other mounts.
+bench_on_exit() {
   for m in "$LFFS" "$BINDFS" "$BSRC" "$TMPFS"; do
     if mountpoint -q "$m" 2>/dev/null; then
       umount "$m" 2>/dev/null || umount -l "$m"
     fi
   done
-  if findmnt -rn -o TARGET | grep -qF "$WORK/"; then
-    say "something is still mounted under $WORK: left in place"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ----------------------------------------------------------------- python helpers
 PY="$WORK/stats.py"
@@ -203,15 +166,12 @@ if [[ $HAVE_BINDFS -eq 1 ]]; then
   bindfs "$BSRC" "$BINDFS"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-HTTP_PORT="$(free_port)"
-P2P_PORT="$(free_port)"
+HTTP_PORT="$(bench_free_port)"
+P2P_PORT="$(bench_free_port)"
 URL="http://127.0.0.1:$HTTP_PORT"
 
 say "fresh private network (difficulty 0, max value 60000) in $HOMEDIR"
-(cd "$HOMEDIR" && HOME="$HOMEDIR" "$LF" makegenesis --yes --name lffs-bench --difficulty 0 \
-  --max-value-size 60000 --out . >makegenesis.out 2>&1) ||
-  die "makegenesis failed: $(cat "$HOMEDIR/makegenesis.out")"
+HOME="$HOMEDIR" bench_network "$HOMEDIR" lffs-bench --max-value-size 60000
 cat >"$HOMEDIR/mounts.yaml" <<EOF
 - path: $LFFS
   root: bench.root
@@ -219,15 +179,8 @@ cat >"$HOMEDIR/mounts.yaml" <<EOF
   max_file_size: 268435456
 EOF
 say "starting the node (http $HTTP_PORT, p2p $P2P_PORT) and waiting for the mount"
-HOME="$HOMEDIR" "$LF" -home "$HOMEDIR" node-start -http "$HTTP_PORT" -p2p "$P2P_PORT" \
-  -p2p-bind 127.0.0.1 >"$HOMEDIR/node.out" 2>&1 &
-NODE_PID=$!
-for _ in $(seq 600); do
-  mountpoint -q "$LFFS" && break
-  kill -0 "$NODE_PID" 2>/dev/null || die "node exited: $(tail -20 "$HOMEDIR/node.out")"
-  sleep 0.05
-done
-mountpoint -q "$LFFS" || die "LFFS not mounted after 30 s: $(tail -20 "$HOMEDIR/node.out")"
+HOME="$HOMEDIR" bench_node "$HOMEDIR" "$HOMEDIR/node.out" -http "$HTTP_PORT" -p2p "$P2P_PORT"
+bench_wait_mounts "$NODE_PID" "$HOMEDIR/node.out" "$LFFS"
 
 status() { # status FIELD -> value from `lf -json status`
   "$LF" -home "$HOMEDIR" -url "$URL" -json status | py status "$1"
@@ -399,7 +352,7 @@ row "dedup: records for a 1-byte edit of 10 MiB" \
 
 # -------------------------------------------------------------------------- table
 echo
-echo "LFFS figures — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), lf $("$LF" version 2>/dev/null | head -1)"
+echo "LFFS figures — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), lf $("$LF" version 2>/dev/null | head -1) ($(bench_label))"
 echo "node home on $(findmnt -n -o FSTYPE --target "$HOMEDIR") (${HOMEDIR}); bindfs $(bindfs --version 2>/dev/null | head -1 | awk '{print $2}') default options"
 echo
 py table "$ROWS"

@@ -37,16 +37,8 @@
 #   QUEUE_MIB=256        the node's -lffs-queue-mib (its default: 256)
 # Needs: /dev/fuse, python3, cmp, dd, mount.
 # Everything (node, mounts, temp dirs) is cleaned up at exit, also on error or Ctrl-C.
-set -euo pipefail
-export LC_ALL=C
-
-cd "$(dirname "$0")/../.."
-
-say() { printf '== %s\n' "$*" >&2; }
-die() {
-  printf 'lffs_memory.sh: %s\n' "$*" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init lffs_memory.sh
 
 [[ $EUID -eq 0 ]] || die "run as root (FUSE mounts, /proc/<pid>/clear_refs of the node)"
 [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
@@ -61,54 +53,25 @@ SPARSE_MAX=$((64 << 20))      # the default max_file_size
 BIG_MAX=2147483648            # max_file_size of the mount the big file goes to
 
 # ---------------------------------------------------------------------------- build
-if [[ -n "${LF_BIN:-}" ]]; then
-  LF="$LF_BIN"
-  [[ -x "$LF" ]] || die "LF_BIN=$LF is not an executable"
-  say "using $LF (LF_BIN)"
-else
-  say "cargo build --release -p lf"
-  cargo build --release -q -p lf || die "build failed (set LF_BIN to use a built binary)"
-  LF="$(realpath "${CARGO_TARGET_DIR:-target}/release/lf")"
-fi
+bench_lf
 
 # -------------------------------------------------------------- temp dir, cleanup
-WORK="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/lffs-memory.XXXXXX")"
+bench_tmp lffs-memory
+WORK="$BENCH_TMP"
 SPARSE="$WORK/sparse" # mount with the default max_file_size
 BIG="$WORK/big"       # mount with max_file_size 2 GiB
 HOMEDIR="$WORK/home"  # node home (on disk)
 SRC="$WORK/src.bin"   # the big file's source, outside LFFS
-NODE_PID=""
 mkdir -p "$HOMEDIR"
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  if [[ -n "$NODE_PID" ]] && kill -0 "$NODE_PID" 2>/dev/null; then
-    say "stopping the node (SIGTERM)"
-    kill -TERM "$NODE_PID"
-    for _ in $(seq 300); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$NODE_PID" 2>/dev/null; then
-      say "node still running after 30 s: SIGKILL"
-      kill -KILL "$NODE_PID"
-    fi
-    wait "$NODE_PID" 2>/dev/null
-  fi
+# After the node is stopped (lib.sh): the script's other mounts.
+bench_on_exit() {
   for m in "$SPARSE" "$BIG"; do
     if mountpoint -q "$m" 2>/dev/null; then
       umount "$m" 2>/dev/null || umount -l "$m"
     fi
   done
-  if findmnt -rn -o TARGET | grep -qF "$WORK/"; then
-    say "something is still mounted under $WORK: left in place"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ----------------------------------------------------------------- python helpers
 PY="$WORK/mem.py"
@@ -179,15 +142,12 @@ py() { python3 "$PY" "$@"; }
 mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024:.1f}')" "$1"; }
 
 # --------------------------------------------------------------------- the node
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-HTTP_PORT="$(free_port)"
-P2P_PORT="$(free_port)"
+HTTP_PORT="$(bench_free_port)"
+P2P_PORT="$(bench_free_port)"
 URL="http://127.0.0.1:$HTTP_PORT"
 
 say "fresh private network (difficulty 0, max value 60000) in $HOMEDIR"
-(cd "$HOMEDIR" && HOME="$HOMEDIR" "$LF" makegenesis --yes --name lffs-memory --difficulty 0 \
-  --max-value-size 60000 --out . >makegenesis.out 2>&1) ||
-  die "makegenesis failed: $(cat "$HOMEDIR/makegenesis.out")"
+HOME="$HOMEDIR" bench_network "$HOMEDIR" lffs-memory --max-value-size 60000
 cat >"$HOMEDIR/mounts.yaml" <<EOF
 - path: $SPARSE
   root: memory.sparse
@@ -198,16 +158,9 @@ cat >"$HOMEDIR/mounts.yaml" <<EOF
   max_file_size: $BIG_MAX
 EOF
 say "starting the node (http $HTTP_PORT, p2p $P2P_PORT) and waiting for the mounts"
-HOME="$HOMEDIR" "$LF" -home "$HOMEDIR" node-start -http "$HTTP_PORT" -p2p "$P2P_PORT" \
-  -p2p-bind 127.0.0.1 -lffs-queue-mib "$QUEUE_MIB" >"$HOMEDIR/node.out" 2>&1 &
-NODE_PID=$!
-for _ in $(seq 600); do
-  mountpoint -q "$SPARSE" && mountpoint -q "$BIG" && break
-  kill -0 "$NODE_PID" 2>/dev/null || die "node exited: $(tail -20 "$HOMEDIR/node.out")"
-  sleep 0.05
-done
-mountpoint -q "$SPARSE" && mountpoint -q "$BIG" ||
-  die "LFFS not mounted after 30 s: $(tail -20 "$HOMEDIR/node.out")"
+HOME="$HOMEDIR" bench_node "$HOMEDIR" "$HOMEDIR/node.out" -http "$HTTP_PORT" -p2p "$P2P_PORT" \
+  -lffs-queue-mib "$QUEUE_MIB"
+bench_wait_mounts "$NODE_PID" "$HOMEDIR/node.out" "$SPARSE" "$BIG"
 
 status() { # status FIELD -> value from `lf -json status`
   "$LF" -home "$HOMEDIR" -url "$URL" -json status | py status "$1"
@@ -325,7 +278,7 @@ fi
 
 # -------------------------------------------------------------------------- table
 echo
-echo "LFFS memory — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), lf $("$LF" version 2>/dev/null | head -1)"
+echo "LFFS memory — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), lf $("$LF" version 2>/dev/null | head -1) ($(bench_label))"
 echo "node home on $(findmnt -n -o FSTYPE --target "$HOMEDIR") (${HOMEDIR}); -lffs-queue-mib $QUEUE_MIB; idle VmRSS $(mib "$IDLE") MiB; bound: each phase's peak < idle + $BOUND_MIB MiB"
 echo
 py table "$ROWS"

@@ -44,10 +44,8 @@
 #   LF_BIN=/path/to/lf   use this binary instead of `cargo build --release -p lf`
 #   BENCH_DIR=/some/dir  parent of the temp dir (default: $TMPDIR or /tmp)
 # Everything started here is stopped and removed at exit, also on error or Ctrl-C.
-set -euo pipefail
-export LC_ALL=C
-
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init p2p.sh
 
 N="${LF_BENCH_RECORDS:-100000}"
 V="${LF_BENCH_VERIFY:-20000}"
@@ -55,52 +53,17 @@ P="${LF_BENCH_PROPAGATE:-200}"
 R="${LF_BENCH_ROUNDS:-5}"
 C="${LF_BENCH_CONNS:-8}"
 
-say() { printf '== %s\n' "$*" >&2; }
-die() {
-  printf 'p2p.sh: %s\n' "$*" >&2
-  exit 1
-}
-for tool in curl jq awk; do
-  command -v "$tool" >/dev/null || die "$tool is needed"
-done
+bench_need curl jq awk
 
 # ---------------------------------------------------------------------------- build
-target="${CARGO_TARGET_DIR:-target}"
 say "cargo build --release (examples query_bench, p2p_bench)"
-cargo build --release -q -p lf-tests --example query_bench || die "building query_bench failed"
-cargo build --release -q -p lf-p2p --example p2p_bench || die "building p2p_bench failed"
-QB="$(realpath "$target/release/examples/query_bench")"
-PB="$(realpath "$target/release/examples/p2p_bench")"
-if [[ -n "${LF_BIN:-}" ]]; then
-  LF="$LF_BIN"
-  [[ -x "$LF" ]] || die "LF_BIN=$LF is not an executable"
-  say "using $LF (LF_BIN)"
-else
-  say "cargo build --release -p lf"
-  cargo build --release -q -p lf --bin lf || die "build failed (set LF_BIN to use a built binary)"
-  LF="$(realpath "$target/release/lf")"
-fi
+QB="$(bench_example lf-tests query_bench)" || exit 1
+PB="$(bench_example lf-p2p p2p_bench)" || exit 1
+bench_lf
 
 # ------------------------------------------------------------------ temp dir, cleanup
-tmp="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/lf-p2p.XXXXXX")"
-pids=()
-stop() { # stop PID: SIGTERM, then SIGKILL after 20 s
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do stop "$p"; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp lf-p2p
+tmp="$BENCH_TMP"
 
 field() { # field NAME "k=v k=v ..." -> v
   awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
@@ -113,9 +76,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-mkdir -p "$tmp/net"
-(cd "$tmp/net" && "$LF" makegenesis --yes --name p2pbench --difficulty 0 --out .) >/dev/null ||
-  die "makegenesis failed"
+bench_network "$tmp/net" p2pbench
 
 declare -A url p2p pid
 start_node() { # start_node I [PEER-MULTIADDR...]
@@ -123,24 +84,14 @@ start_node() { # start_node I [PEER-MULTIADDR...]
   shift
   mkdir -p "$home"
   cp "$tmp/net/genesis.lf" "$home/"
-  echo '[]' >"$home/mounts.yaml" # no FUSE mounts
   port="$("$QB" free-port)"
   p2p[$i]="/ip4/127.0.0.1/tcp/$port"
-  local args=(-home "$home" node-start -http 0 -p2p "$port" -p2p-bind 127.0.0.1)
+  local args=(-http 0 -p2p "$port")
   for j in "$@"; do args+=(-peer "$j"); done
-  "$LF" "${args[@]}" >"$tmp/n$i.out" 2>&1 &
-  pid[$i]=$!
-  pids+=($!)
-  url[$i]=""
-  for ((j = 0; j < 300; j++)); do
-    kill -0 "${pid[$i]}" 2>/dev/null || die "node $i exited: $(tail -5 "$tmp/n$i.out")"
-    if [[ -s "$home/client.json" ]]; then
-      url[$i]="$(jq -r '.URLs[0] // empty' "$home/client.json")"
-      [[ -n "${url[$i]}" ]] && curl -fsS "${url[$i]}/status" >/dev/null 2>&1 && return 0
-    fi
-    sleep 0.1
-  done
-  die "node $i did not start: $(tail -5 "$tmp/n$i.out")"
+  bench_node "$home" "$tmp/n$i.out" "${args[@]}" # no mounts.yaml: no FUSE mounts
+  pid[$i]=$NODE_PID
+  bench_wait_url "$home" "${pid[$i]}" "$tmp/n$i.out"
+  url[$i]="$NODE_URL"
 }
 count() { curl -fsS "${url[$1]}/status" | jq .RecordCount; }
 peers() { curl -fsS "${url[$1]}/status" | jq '.Peers | length'; }
@@ -170,7 +121,7 @@ rounds=() # "ratio catch-up-rate seconds cpu-us-per-record verification-us-per-r
 for ((r = 1; r <= R; r++)); do
   say "round $r of $R: a fresh node 2 catches up $total records from node 1"
   if ((r > 1)); then
-    stop "${pid[2]}"
+    bench_stop "${pid[2]}"
     rm -rf "$tmp/n2"
   fi
   served0="$(cpu_s "${pid[1]}")"
@@ -213,10 +164,7 @@ peers1="$(peers 1)"
 final1="$(count 1)"
 
 # --------------------------------------------------------------------------- table
-rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-git diff --quiet HEAD -- node/p2p node/daemon 2>/dev/null || rev="$rev+dirty"
-# A binary given with LF_BIN need not be this checkout's.
-[[ -n "${LF_BIN:-}" ]] && rev="$LF_BIN"
+rev="$(bench_label node/p2p node/daemon)"
 vr="$(for x in $vrs; do echo "$x"; done | median | xargs printf '%.0f')"
 cr2="$(awk -v n="$((total * 2))" -v s="$catch2_s" 'BEGIN { printf "%.0f", n / s }')"
 echo

@@ -34,61 +34,24 @@
 #   BENCH_DIR=/some/dir  parent of the temp dir (default: $TMPDIR or /tmp)
 # Everything started here (node, etcd, temp dir) is stopped and removed at exit, also on
 # error or Ctrl-C.
-set -euo pipefail
-export LC_ALL=C
-
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init query.sh
 
 N="${LF_BENCH_RECORDS:-100000}"
 Q="${LF_BENCH_QUERIES:-5000}"
 W="${LF_BENCH_WARMUP:-500}"
 C="${LF_BENCH_CONNS:-8}"
 
-say() { printf '== %s\n' "$*" >&2; }
-die() {
-  printf 'query.sh: %s\n' "$*" >&2
-  exit 1
-}
-for tool in curl jq awk; do
-  command -v "$tool" >/dev/null || die "$tool is needed"
-done
+bench_need curl jq awk
 
 # ---------------------------------------------------------------------------- build
-target="${CARGO_TARGET_DIR:-target}"
 say "cargo build --release (lf-tests example query_bench)"
-cargo build --release -q -p lf-tests --example query_bench || die "building the helper failed"
-QB="$(realpath "$target/release/examples/query_bench")"
-if [[ -n "${LF_BIN:-}" ]]; then
-  LF="$LF_BIN"
-  [[ -x "$LF" ]] || die "LF_BIN=$LF is not an executable"
-  say "using $LF (LF_BIN)"
-else
-  say "cargo build --release -p lf"
-  cargo build --release -q -p lf --bin lf || die "build failed (set LF_BIN to use a built binary)"
-  LF="$(realpath "$target/release/lf")"
-fi
+QB="$(bench_example lf-tests query_bench)" || exit 1
+bench_lf
 
 # ------------------------------------------------------------------ temp dir, cleanup
-tmp="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/lf-query.XXXXXX")"
-lf_pid=""
-etcd_pid=""
-stop() { # stop PID: SIGTERM, then SIGKILL after 20 s
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  [[ -n "$lf_pid" ]] && stop "$lf_pid"
-  [[ -n "$etcd_pid" ]] && stop "$etcd_pid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp lf-query
+tmp="$BENCH_TMP"
 
 field() { # field NAME "k=v k=v ..." -> v
   awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
@@ -105,24 +68,11 @@ size_of() { # total bytes of the files given that exist
 # ------------------------------------------------------------------------------ LF
 say "LF: private network without proof of work, node on $tmp/lf"
 home="$tmp/lf"
-mkdir -p "$home"
-(cd "$home" && "$LF" makegenesis --yes --name bench --difficulty 0 --out .) >/dev/null ||
-  die "makegenesis failed"
-echo '[]' >"$home/mounts.yaml" # no FUSE mounts
-"$LF" -home "$home" node-start -http 0 -p2p "$("$QB" free-port)" -p2p-bind 127.0.0.1 \
-  >"$tmp/lf-node.out" 2>&1 &
-lf_pid=$!
-url=""
-for ((i = 0; i < 300; i++)); do
-  kill -0 "$lf_pid" 2>/dev/null || die "node exited: $(tail -5 "$tmp/lf-node.out")"
-  if [[ -s "$home/client.json" ]]; then
-    url="$(jq -r '.URLs[0] // empty' "$home/client.json")"
-    [[ -n "$url" ]] && curl -fsS "$url/status" >/dev/null 2>&1 && break
-  fi
-  url=""
-  sleep 0.1
-done
-[[ -n "$url" ]] || die "node did not start: $(tail -5 "$tmp/lf-node.out")"
+bench_network "$home" bench
+bench_node "$home" "$tmp/lf-node.out" -http 0 -p2p "$("$QB" free-port)" # no FUSE mounts
+lf_pid=$NODE_PID
+bench_wait_url "$home" "$lf_pid" "$tmp/lf-node.out"
+url="$NODE_URL"
 say "LF: loading $N records over $C connections ($url)"
 lf_load="$("$QB" lf-load "$url" "$N" "$C")" || die "loading the node failed"
 lf_count="$(curl -fsS "$url/status" | jq .RecordCount)"
@@ -134,8 +84,7 @@ lf_hwm="$(rss_kib "$lf_pid" VmHWM)"
 lf_file="$(size_of "$home/records.lf")"
 lf_db="$(size_of "$home/node.db" "$home/node.db-wal" "$home/node.db-shm")"
 say "LF: stopping the node"
-stop "$lf_pid"
-lf_pid=""
+bench_stop "$lf_pid"
 
 # ---------------------------------------------------------------------------- etcd
 etcd_q=""
@@ -158,6 +107,7 @@ if command -v etcd >/dev/null; then
     --initial-cluster "bench=http://127.0.0.1:$pport" \
     >"$tmp/etcd.out" 2>&1 &
   etcd_pid=$!
+  bench_track "$etcd_pid"
   eurl="http://127.0.0.1:$cport"
   for ((i = 0; i < 300; i++)); do
     kill -0 "$etcd_pid" 2>/dev/null || die "etcd exited: $(tail -5 "$tmp/etcd.out")"
@@ -173,13 +123,12 @@ if command -v etcd >/dev/null; then
   etcd_hwm="$(rss_kib "$etcd_pid" VmHWM)"
   etcd_disk="$(du -sb "$tmp/etcd" | awk '{ print $1 }')"
   etcd_bolt="$(size_of "$tmp/etcd/member/snap/db")"
-  stop "$etcd_pid"
-  etcd_pid=""
+  bench_stop "$etcd_pid"
 fi
 
 # --------------------------------------------------------------------------- table
-rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-git diff --quiet HEAD 2>/dev/null || rev="$rev+dirty"
+# The binary's name when LF_BIN gives one (it need not be this checkout's).
+rev="$(bench_label)"
 echo
 echo "query.sh: $N records, $Q sequential queries after $W warm-up, $(nproc) CPUs, lf $rev"
 row() { # row LABEL LF ETCD [RATIO-DIGITS]

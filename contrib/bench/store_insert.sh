@@ -4,8 +4,8 @@
 # 10k, 100k and 1M records, the ratio rate@1M / rate@10k (goal >= 0.5), disk bytes per
 # record, RSS and the time to reopen. Takes a few minutes; progress goes to stderr.
 # Usage: contrib/bench/store_insert.sh [records]   (LF_BENCH_DIR=... to pick the disk)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init store_insert.sh
 if [[ $# -gt 0 ]]; then
     export LF_BENCH_RECORDS="$1"
 fi
