@@ -172,9 +172,23 @@ pub struct Filesystem<S: Store> {
     /// The root's own entry (mode, time) as the mount's owner last stored it, for one
     /// store generation.
     root_entry: Mutex<(u64, Option<Entry>)>,
-    /// Directory times derived from their entries, by selector, for one generation.
-    dir_times: Mutex<(u64, HashMap<Vec<u8>, u64>)>,
+    /// Directory times derived from their entries, by selector.
+    dir_times: Mutex<HashMap<Vec<u8>, DirTime>>,
 }
+
+/// A directory's derived mtime and what it was derived from.
+#[derive(Clone, Copy)]
+struct DirTime {
+    /// Store generation it was checked at.
+    generation: u64,
+    /// Digest of the directory's live names then.
+    names: u64,
+    /// Its mtime, nanoseconds.
+    mtime: u64,
+}
+
+/// Directories whose derived times are remembered at most (then forgotten at once).
+const DIR_TIMES_MAX: usize = 65_536;
 
 /// Owners remembered for `.passwd` at most (anyone can write records).
 const OWNERS_SEEN_MAX: usize = 4096;
@@ -245,7 +259,7 @@ impl<S: Store> Filesystem<S> {
             bad: BadEntries::default(),
             spill: SpillBudget::new(config.max_spill_bytes, config.spill_dir.clone()),
             root_entry: Mutex::new((0, None)),
-            dir_times: Mutex::new((0, HashMap::new())),
+            dir_times: Mutex::new(HashMap::new()),
             config,
         }
     }

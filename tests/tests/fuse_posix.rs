@@ -33,6 +33,8 @@ report("rename to long", lambda: os.rename(p("ok"), p(long)))
 report("unlink long", lambda: os.unlink(p(long)))
 report("create 255", lambda: open(p("y" * 255), "w").close())
 # Times: what moves a directory's mtime, and a file's.
+def write_close(path):
+    with open(path, "a") as f: f.write("more")
 def moves(path, act):
     before = os.stat(path).st_mtime_ns
     time.sleep(1.1)
@@ -43,9 +45,9 @@ report("dir mtime on mkdir", lambda: moves(p("sub"), lambda: os.mkdir(p("sub", "
 report("dir mtime on rename within", lambda: moves(p("sub"), lambda: os.rename(p("sub", "a"), p("sub", "b"))))
 report("dir mtime on unlink", lambda: moves(p("sub"), lambda: os.unlink(p("sub", "b"))))
 report("dir mtime on rmdir", lambda: moves(p("sub"), lambda: os.rmdir(p("sub", "dd"))))
+open(p("sub", "c"), "w").close()
+report("dir mtime on a child's write", lambda: moves(p("sub"), lambda: write_close(p("sub", "c"))))
 report("dir mtime is recent", lambda: time.time() - os.stat(p("sub")).st_mtime < 3600)
-def write_close(path):
-    with open(path, "a") as f: f.write("more")
 report("file mtime on write", lambda: moves(p("ok"), lambda: write_close(p("ok"))))
 report("file mtime on truncate", lambda: moves(p("ok"), lambda: os.truncate(p("ok"), 1)))
 report("utime stored", lambda: (os.utime(p("ok"), (1000000000, 1000000000)), os.stat(p("ok")).st_mtime)[1])

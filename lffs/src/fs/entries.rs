@@ -143,33 +143,59 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
-    /// A directory's modification time: its own entry's, or the latest of its entries'
-    /// (a tombstone's is its deletion), so creating, deleting or renaming away a name
-    /// shows in the directory's mtime on every node. Derived, never stored: no extra
-    /// record per change. Cached for one store generation.
+    /// A directory's modification time, derived, never stored (no extra record per
+    /// change): it moves when the directory's set of names changes (create, delete,
+    /// rename in or out), to the latest time among its entries (a tombstone's is its
+    /// deletion), or to the time this node saw the change if none is later; writes to
+    /// its files do not move it. Its own entry's time (mkdir, chmod, touch) counts too.
+    /// A directory first seen since start takes the latest of its entries' times.
     pub(super) fn dir_mtime(&self, sel: &[u8], own: u64) -> u64 {
         let gen_now = self.store.generation();
+        let known = self
+            .dir_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sel)
+            .copied();
+        if let Some(t) = known
+            && t.generation == gen_now
         {
-            let mut c = self.dir_times.lock().unwrap_or_else(|e| e.into_inner());
-            if c.0 != gen_now {
-                *c = (gen_now, HashMap::new());
-            } else if let Some(t) = c.1.get(sel) {
-                return (*t).max(own);
-            }
+            return t.mtime.max(own);
         }
         let mut latest = 0;
+        let mut names = crc64fast::Digest::new();
         if let Ok(all) = self.store.list(sel, &self.mask_for(sel)) {
             for (ordinal, cands) in all {
                 if let Some(e) = cands.iter().find_map(|v| self.usable(v, sel, ordinal)) {
                     latest = latest.max(e.mtime);
+                    if e.body != Body::Tombstone {
+                        names.write(&ordinal.to_be_bytes());
+                    }
                 }
             }
         }
+        let names = names.sum64();
+        let mtime = match known {
+            None => latest,
+            Some(t) if t.names == names => t.mtime,
+            // The names changed; if no entry says when (a file moved in keeps its own
+            // time), now is when this node saw it.
+            Some(t) if latest > t.mtime => latest,
+            Some(t) => self.store.now_nanos().max(t.mtime + 1),
+        };
         let mut c = self.dir_times.lock().unwrap_or_else(|e| e.into_inner());
-        if c.0 == gen_now {
-            c.1.insert(sel.to_vec(), latest);
+        if c.len() >= DIR_TIMES_MAX {
+            c.clear();
         }
-        latest.max(own)
+        c.insert(
+            sel.to_vec(),
+            DirTime {
+                generation: gen_now,
+                names,
+                mtime,
+            },
+        );
+        mtime.max(own)
     }
 
     /// Where the root's own entry (its mode and time) is stored: beside the tree, not
