@@ -316,6 +316,7 @@ pub struct NodeBuilder {
     peers: Vec<String>,
     extra: Vec<String>,
     mounts: Option<Vec<Mount>>,
+    p2p_bind: String,
 }
 
 impl NodeBuilder {
@@ -327,6 +328,14 @@ impl NodeBuilder {
         while self.port == self.p2p_port {
             self.port = free_port();
         }
+        self
+    }
+
+    /// Listens for P2P on this loopback address (default 127.0.0.1). Nodes of one test
+    /// on different addresses dial out from them too, so address-based bans of one
+    /// (hostile) loopback peer do not hit the others.
+    pub fn p2p_bind(mut self, ip: &str) -> Self {
+        self.p2p_bind = ip.into();
         self
     }
 
@@ -378,7 +387,7 @@ impl NodeBuilder {
             "-p2p".into(),
             self.p2p_port.to_string(),
             "-p2p-bind".into(),
-            "127.0.0.1".into(),
+            self.p2p_bind.clone(),
         ];
         for p in &self.peers {
             a.extend(["-peer".into(), p.clone()]);
@@ -415,6 +424,7 @@ impl NodeBuilder {
             p2p_port: self.p2p_port,
             peers: self.peers,
             extra: self.extra,
+            p2p_bind: self.p2p_bind,
             child: None,
         };
         n.restart();
@@ -471,8 +481,10 @@ pub struct TestNode {
     pub home: PathBuf,
     /// HTTP port.
     pub port: u16,
-    /// P2P port (bound on 127.0.0.1).
+    /// P2P port (bound on `p2p_bind`).
     pub p2p_port: u16,
+    /// P2P listen address (a loopback address).
+    pub p2p_bind: String,
     /// Peers given with `-peer` at every (re)start.
     pub peers: Vec<String>,
     /// More `node-start` options given at every (re)start.
@@ -493,6 +505,7 @@ impl TestNode {
             peers: Vec::new(),
             extra: Vec::new(),
             mounts: None,
+            p2p_bind: "127.0.0.1".into(),
         }
         .p2p_port(p2p_port)
     }
@@ -527,6 +540,7 @@ impl TestNode {
             peers: self.peers.clone(),
             extra: self.extra.clone(),
             mounts: None,
+            p2p_bind: self.p2p_bind.clone(),
         };
         let child = Command::new(lf_bin())
             .args(b.start_args())
@@ -563,7 +577,7 @@ impl TestNode {
 
     /// The node's P2P address.
     pub fn p2p_addr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+        format!("/ip4/{}/tcp/{}", self.p2p_bind, self.p2p_port)
     }
 
     /// The node's URL.

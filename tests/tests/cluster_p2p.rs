@@ -350,8 +350,13 @@ fn hostile(node: &TestNode, network: &str, attack: &str, secs: u64) -> std::proc
 fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     let dir = tempfile::tempdir().unwrap();
     let h = homes(dir.path(), 2);
-    let n1 = TestNode::start(&h[0]);
-    let n2 = TestNode::start_with_peers(&h[1], &[n1.p2p_addr()]);
+    // The hostile peers come from 127.0.0.1 and get that address banned: the honest
+    // nodes use addresses of their own (a node dials out from its listen address).
+    let n1 = TestNode::on(&h[0]).p2p_bind("127.0.0.2").start();
+    let n2 = TestNode::on(&h[1])
+        .p2p_bind("127.0.0.3")
+        .peer(n1.p2p_addr())
+        .start();
     assert!(wait_until(20, || n1.peers().len() == 1 && n2.peers().len() == 1));
     let network = n1.status()["Network"]["id"].as_str().unwrap().to_string();
     let before = record_count(&n1);
