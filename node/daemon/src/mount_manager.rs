@@ -602,7 +602,6 @@ impl MountManager {
                 root_mode: spec.root_mode,
                 spill_dir: Some(spill_dir(&self.home)),
                 max_spill_bytes: spec.max_spill_bytes,
-                ..FsConfig::default()
             },
         );
         let mut config = fuser::Config::default();
