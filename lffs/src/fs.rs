@@ -174,6 +174,9 @@ pub struct Filesystem<S: Store> {
     root_entry: Mutex<(u64, Option<Entry>)>,
     /// Directory times derived from their entries, by selector.
     dir_times: Mutex<HashMap<Vec<u8>, DirTime>>,
+    /// When this filesystem was made (ns): the time of a root with nothing in it yet,
+    /// and of `.passwd`, rather than 1970.
+    started: u64,
 }
 
 /// A directory's derived mtime and what it was derived from.
@@ -245,6 +248,7 @@ impl<S: Store> Filesystem<S> {
                 name: Vec::new(),
             },
         );
+        let started = store.now_nanos();
         Filesystem {
             store,
             nodes: RwLock::new(nodes),
@@ -260,6 +264,7 @@ impl<S: Store> Filesystem<S> {
             spill: SpillBudget::new(config.max_spill_bytes, config.spill_dir.clone()),
             root_entry: Mutex::new((0, None)),
             dir_times: Mutex::new(HashMap::new()),
+            started,
             config,
         }
     }

@@ -144,3 +144,22 @@ fn e2e_selftest_quick_passes() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&j.stdout).unwrap();
     assert!(rows.len() >= 8);
 }
+
+/// `lf ... | head`: the reader closes the pipe early; lf ends quietly (status 141, as a
+/// process killed by SIGPIPE), never with a panic on stderr.
+#[test]
+fn e2e_output_into_a_closed_pipe_ends_quietly() {
+    for cmd in ["man", "completions bash", "-help"] {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{}' {cmd} | head -c 1 >/dev/null",
+                lf_tests::lf_bin().display()
+            ))
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "lf {cmd}: {err}");
+        assert!(!err.contains("Broken pipe"), "lf {cmd}: {err}");
+    }
+}

@@ -242,7 +242,13 @@ impl<S: Store> Filesystem<S> {
             perm,
             uid: self.config.uid,
             gid: self.config.gid,
-            mtime: time(self.dir_mtime(&self.config.root, stored.map_or(0, |e| e.mtime))),
+            // An empty tree with no time of its own shows when it was mounted.
+            mtime: time(
+                match self.dir_mtime(&self.config.root, stored.map_or(0, |e| e.mtime)) {
+                    0 => self.started,
+                    t => t,
+                },
+            ),
             writable: !self.config.read_only,
             nlink: 2,
         }
@@ -282,7 +288,7 @@ impl<S: Store> Filesystem<S> {
             perm: 0o444,
             uid: self.config.uid,
             gid: self.config.gid,
-            mtime: UNIX_EPOCH,
+            mtime: time(self.started),
             writable: false,
             nlink: 1,
         }

@@ -38,6 +38,7 @@ use clap::Parser;
 use args::{Cli, Command};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let argv = args::normalize_single_dash(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
@@ -59,11 +60,40 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            // The reader of our output went away (`lf man | head`): nothing to report.
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("lf: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lf get ... | head` closes the pipe early: Rust ignores SIGPIPE, so the next print
+/// panics (or, for writers that return errors, fails: see `main`). End quietly instead, with the status a process killed by SIGPIPE has (141),
+/// as other command-line tools do; every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // std's print! and clap_complete's generator panic when the pipe is gone.
+        if msg.contains("Broken pipe") || msg.contains("BrokenPipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// "lf" and the subcommand named in `argv`, if any: where a usage error's help is.
