@@ -26,12 +26,7 @@ impl<S: Store> Filesystem<S> {
     /// names now (not unlinked, replaced, or of another file that had the same inode).
     pub(super) fn live_open(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
         let node = self.node(ino).ok()?;
-        let f = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ino)
-            .cloned()?;
+        let f = self.registered(ino)?;
         let live = {
             let g = f.lock().unwrap_or_else(|e| e.into_inner());
             !g.detached && g.node == node
@@ -63,20 +58,24 @@ impl<S: Store> Filesystem<S> {
         g.generation = gen_now;
     }
 
-    /// Marks every open buffer of (`dir_sel`, `name`) as detached: its name was
-    /// unlinked or replaced, so closing it must not write the entry back.
-    /// The buffer still open under `ino` after its name was unlinked or replaced.
-    pub(super) fn unlinked_open(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
-        let f = self
-            .open
+    /// The buffer registered under `ino`, whatever it holds now.
+    fn registered(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        self.open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&ino)
-            .cloned()?;
+            .cloned()
+    }
+
+    /// The buffer still open under `ino` after its name was unlinked or replaced.
+    pub(super) fn unlinked_open(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        let f = self.registered(ino)?;
         let detached = f.lock().unwrap_or_else(|e| e.into_inner()).detached;
         detached.then_some(f)
     }
 
+    /// Marks every open buffer of (`dir_sel`, `name`) as detached: its name was
+    /// unlinked or replaced, so closing it must not write the entry back.
     pub(super) fn detach(&self, dir_sel: &[u8], name: &[u8]) {
         let gone = Node {
             dir_sel: dir_sel.to_vec(),
@@ -184,12 +183,7 @@ impl<S: Store> Filesystem<S> {
     }
 
     pub(super) fn open_file(&self, ino: u64) -> Result<Arc<Mutex<OpenFile>>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ino)
-            .cloned()
-            .ok_or(FsError::Stale)
+        self.registered(ino).ok_or(FsError::Stale)
     }
 
     /// Reads from an open file.
