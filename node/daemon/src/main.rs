@@ -9,6 +9,7 @@ mod args;
 mod certs;
 mod cli;
 mod client;
+mod clock;
 mod commit_queue;
 mod daemon;
 mod home;

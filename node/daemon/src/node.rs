@@ -118,7 +118,7 @@ pub type Announce = Box<dyn Fn(Vec<RecordHash>) + Send + Sync>;
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    crate::makegenesis::now()
+    crate::clock::now()
 }
 
 impl Node {
