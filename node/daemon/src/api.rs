@@ -16,7 +16,35 @@ use lf_record::{Owner, Record, RecordHash, RecordType, SelectorKey, SelectorName
 use lf_store::{KeyRange, PutOutcome, SortOrder};
 
 use crate::api_json::{self as json, ApiError};
+use crate::commit_queue::CommitQueue;
+use crate::mount_manager::MountManager;
 use crate::node::{AcceptError, Node, now};
+
+/// What the HTTP layer serves from, built at boot (`daemon.rs`): the node, and the
+/// layers above it that `/status`, `/metrics`, `/connect` and the status page report on.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node.
+    pub node: Arc<Node>,
+    /// LFFS, once started.
+    pub lffs: Option<Arc<LffsHandles>>,
+    /// The P2P node, once started.
+    pub p2p: Option<lf_p2p::P2pNode>,
+}
+
+/// What the status page and metrics need from LFFS.
+pub struct LffsHandles {
+    /// Commit queue.
+    pub queue: Arc<CommitQueue>,
+    /// Mount manager.
+    pub mounts: Arc<MountManager>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Node> {
+    fn from_ref(state: &AppState) -> Self {
+        state.node.clone()
+    }
+}
 
 /// Largest request body: a record is at most 64 KiB.
 const BODY_LIMIT: usize = 128 * 1024;
@@ -66,7 +94,7 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 type ApiResult<T> = Result<T, Failure>;
 
 /// Builds the router; requests naming a `Host` outside `hosts` are refused.
-pub fn router(node: Arc<Node>, hosts: crate::http_server::AllowedHosts) -> Router {
+pub fn router(state: AppState, hosts: crate::http_server::AllowedHosts) -> Router {
     Router::new()
         .route("/query", post(query))
         .route("/post", post(post_record))
@@ -78,7 +106,7 @@ pub fn router(node: Arc<Node>, hosts: crate::http_server::AllowedHosts) -> Route
         .route("/record/{hash}", get(record))
         .route("/record/raw/{hash}", get(record_raw))
         .route("/metrics", get(metrics))
-        .route("/", get(crate::status_page::page))
+        .route("/", get(status_page))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -87,7 +115,7 @@ pub fn router(node: Arc<Node>, hosts: crate::http_server::AllowedHosts) -> Route
             check_host,
         ))
         .layer(axum::middleware::map_response(common_headers))
-        .with_state(node)
+        .with_state(state)
 }
 
 /// Refuses a request whose `Host` is not one of ours (a page that rebound its domain to
@@ -506,12 +534,13 @@ async fn make_record(
     .await
 }
 
-pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Json<json::Status>> {
+async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Status>> {
+    let (node, lffs) = (&state.node, state.lffs.as_deref());
     let stats = {
         let n = node.clone();
         blocking(move || n.store.stats().map_err(internal)).await?
     };
-    let queue = node.lffs.get().map(|l| l.queue.stats()).unwrap_or_default();
+    let queue = lffs.map(|l| l.queue.stats()).unwrap_or_default();
     Ok(axum::Json(json::Status {
         software: "LF".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -529,12 +558,10 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
         fully_synchronized: stats.wanted == 0,
         http_port: node.http_port,
         p2p_port: node.p2p_port,
-        mounts: node
-            .lffs
-            .get()
+        mounts: lffs
             .map(|l| l.mounts.states().into_iter().map(mount_json).collect())
             .unwrap_or_default(),
-        mounts_file_error: node.lffs.get().and_then(|l| l.mounts.file_error()),
+        mounts_file_error: lffs.and_then(|l| l.mounts.file_error()),
         pending_commits: queue.records as u64,
         oldest_pending_seconds: queue.oldest_age,
         pending_batches: queue.batches as u64,
@@ -546,12 +573,12 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<axum::Jso
             challenges_tried: p.tried,
             expected_challenges: p.expected,
         }),
-        p2p_identity: node
+        p2p_identity: state
             .p2p
-            .get()
+            .as_ref()
             .map(|p| p.peer_id().to_string())
             .unwrap_or_default(),
-        peers: match node.p2p.get() {
+        peers: match &state.p2p {
             Some(p) => p
                 .peers()
                 .await
@@ -587,8 +614,50 @@ fn mount_json(m: crate::mount_manager::MountState) -> json::MountStatus {
     }
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    match crate::metrics::render(&node).await {
+/// `GET /`: the `/status` data as an HTML page (`status_page.rs`).
+async fn status_page(state: State<AppState>) -> Response {
+    match status(state).await {
+        Ok(axum::Json(s)) => crate::status_page::response(&s),
+        Err(f) => f.into_response(),
+    }
+}
+
+/// Sets the node-level gauges (sampled at scrape time), before they are rendered.
+async fn sample_gauges(state: &AppState) {
+    use ::metrics::gauge;
+    let n = state.node.clone();
+    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store.stats()).await {
+        gauge!("lf_records").set(s.records as f64);
+        gauge!("lf_records_synchronized").set(s.synced as f64);
+        gauge!("lf_records_wanted").set(s.wanted as f64);
+        gauge!("lf_data_bytes").set(s.bytes as f64);
+        gauge!("lf_fully_synchronized").set(if s.wanted == 0 { 1.0 } else { 0.0 });
+    }
+    gauge!("lf_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!("lf_uptime_seconds").set(state.node.started.elapsed().as_secs_f64());
+    let peers = match &state.p2p {
+        Some(p) => p.peers().await.len(),
+        None => 0,
+    };
+    gauge!("lf_peers").set(peers as f64);
+    if let Some(l) = &state.lffs {
+        let q = l.queue.stats();
+        gauge!("lf_commit_queue_records").set(q.records as f64);
+        gauge!("lf_commit_queue_bytes").set(q.bytes as f64);
+        gauge!("lf_commit_queue_oldest_age_seconds").set(q.oldest_age as f64);
+        gauge!("lf_mounts").set(l.mounts.mounted().len() as f64);
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let rendered = match crate::metrics::install() {
+        Some(_) => {
+            sample_gauges(&state).await;
+            crate::metrics::render()
+        }
+        None => None,
+    };
+    match rendered {
         Some(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -606,16 +675,16 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn connect(
-    State(node): State<Arc<Node>>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<axum::Json<json::Connected>> {
-    authorized(&node, &headers)?;
+    authorized(&state.node, &headers)?;
     let c: json::Connect = parse_json(&body)?;
     let addr = crate::replication::parse_peer(&c.address).map_err(|e| bad(format!("{e:#}")))?;
-    let p2p = node
+    let p2p = state
         .p2p
-        .get()
+        .as_ref()
         .ok_or_else(|| Failure(StatusCode::SERVICE_UNAVAILABLE, "P2P is not running".into()))?;
     let peer = p2p
         .connect(addr)

@@ -614,7 +614,7 @@ pub fn owner(
             let der = crate::certs::read_der(csr, "CERTIFICATE REQUEST")?;
             let req = lf_record::CertificateRequest::from_der(&der)
                 .with_context(|| format!("{} is not a valid request", csr.display()))?;
-            let cert = ca.sign(&req, *days, crate::makegenesis::now())?;
+            let cert = ca.sign(&req, *days, crate::clock::now())?;
             let path = out.clone().unwrap_or_else(|| csr.with_extension("crt"));
             std::fs::write(&path, crate::certs::pem("CERTIFICATE", &cert))
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -666,7 +666,7 @@ pub fn owner(
                     Ok(c.serial().to_vec())
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let crl = ca.crl(&serials, crate::makegenesis::now())?;
+            let crl = ca.crl(&serials, crate::clock::now())?;
             if let Some(path) = out {
                 std::fs::write(path, &crl)
                     .with_context(|| format!("cannot write {}", path.display()))?;

@@ -9,7 +9,9 @@ mod args;
 mod certs;
 mod cli;
 mod client;
+mod clock;
 mod commit_queue;
+mod daemon;
 mod home;
 mod http_server;
 mod journal;
@@ -154,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Selftest(a) => selftest::run(a, cli.json),
         Command::Makegenesis(a) => makegenesis::run(a, cli.json),
-        Command::NodeStart(a) => node::run(node::NodeOptions {
+        Command::NodeStart(a) => daemon::run(daemon::NodeOptions {
             home,
             http_port: a.http,
             p2p_port: a.p2p,

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use lf_record::{NetworkConfig, NetworkId, Record, create_genesis_records, lf_pow};
 
 use crate::args::MakegenesisArgs;
+use crate::clock::now;
 use crate::random;
 
 struct Prompter {
@@ -130,14 +131,6 @@ fn random_nonce() -> u64 {
     let mut b = [0u8; 8];
     random::fill(&mut b);
     u64::from_le_bytes(b)
-}
-
-/// Unix seconds now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {

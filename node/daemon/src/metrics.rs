@@ -1,18 +1,18 @@
 //! Metrics: the global `metrics` recorder (Prometheus text via
 //! `metrics-exporter-prometheus`, rendered on demand at `GET /metrics` of the HTTP API),
-//! the node-level gauges sampled at scrape time, and the HTTP request middleware.
+//! the descriptions of every metric, and the HTTP request middleware. It imports no other
+//! module of the daemon: the gauges of the node's state are sampled at scrape time by
+//! the HTTP layer (`api.rs`), which holds the node.
 //! Every name starts with `lf_` and is documented in `node/daemon/METRICS.md`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::node::Node;
 
 /// Latency buckets (seconds), shared by every `_seconds` histogram: 50 µs (a cached
 /// FUSE getattr) to 10 min (proof of work at a high difficulty).
@@ -140,32 +140,10 @@ pub fn error(kind: &'static str) {
     counter!("lf_errors_total", "kind" => kind).increment(1);
 }
 
-/// Renders the Prometheus text, after sampling the node-level gauges.
-pub async fn render(node: &Arc<Node>) -> Option<String> {
-    let h = install()?;
-    let n = node.clone();
-    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store.stats()).await {
-        gauge!("lf_records").set(s.records as f64);
-        gauge!("lf_records_synchronized").set(s.synced as f64);
-        gauge!("lf_records_wanted").set(s.wanted as f64);
-        gauge!("lf_data_bytes").set(s.bytes as f64);
-        gauge!("lf_fully_synchronized").set(if s.wanted == 0 { 1.0 } else { 0.0 });
-    }
-    gauge!("lf_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    gauge!("lf_uptime_seconds").set(node.started.elapsed().as_secs_f64());
-    let peers = match node.p2p.get() {
-        Some(p) => p.peers().await.len(),
-        None => 0,
-    };
-    gauge!("lf_peers").set(peers as f64);
-    if let Some(l) = node.lffs.get() {
-        let q = l.queue.stats();
-        gauge!("lf_commit_queue_records").set(q.records as f64);
-        gauge!("lf_commit_queue_bytes").set(q.bytes as f64);
-        gauge!("lf_commit_queue_oldest_age_seconds").set(q.oldest_age as f64);
-        gauge!("lf_mounts").set(l.mounts.mounted().len() as f64);
-    }
-    Some(h.render())
+/// Renders the Prometheus text (`None` if metrics are disabled). Gauges of the node's
+/// state are set by the caller just before (the HTTP layer samples them at scrape).
+pub fn render() -> Option<String> {
+    Some(install()?.render())
 }
 
 /// Axum middleware: counts and times each request by its route (not its raw path, so

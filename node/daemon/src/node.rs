@@ -1,20 +1,19 @@
-//! The node: its home, network, store and the acceptance rules for new records
-//! (reference §9.2), and `lf node-start`'s lifecycle: start in order, serve, and on
-//! SIGTERM/SIGINT stop HTTP, flush the store and exit 0.
+//! The node: its store, network configuration over time, certificates, identity, limbo
+//! and the acceptance rules for new records (reference §9.2). The lowest layer of the
+//! daemon that holds state: it imports none of the layers that use it (LFFS, P2P, HTTP,
+//! boot); what it tells them (records to announce) goes through a hook set at boot.
+//! `lf node-start`'s lifecycle is in `daemon.rs`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use lf_record::{
     CertError, CertStatus, NetworkConfig, Owner, OwnerSecret, Record, RecordBuilder, RecordError,
-    RecordType, lf_pow,
+    RecordHash, RecordType, lf_pow,
 };
-use lf_store::{PutOutcome, Store, StoreConfig};
-
-use crate::{api, home, network};
+use lf_store::{PutOutcome, Store};
 
 /// Why a record was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +102,8 @@ pub struct Node {
     /// Bumped when records arrive that LFFS did not write itself (peers, `lf set`,
     /// the oracle): mounts then check what the kernel may have cached.
     pub external_generation: std::sync::atomic::AtomicU64,
-    /// The LFFS commit queue and mount manager, once started (for status).
-    pub lffs: std::sync::OnceLock<LffsHandles>,
-    /// The P2P node, once started (local writes are announced through it).
-    pub p2p: std::sync::OnceLock<lf_p2p::P2pNode>,
+    /// Tells peers about records written here, once P2P started ([`Node::set_announce`]).
+    pub announce: std::sync::OnceLock<Announce>,
     /// Root CAs and the certificates and CRLs received so far.
     pub certs: crate::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
@@ -115,20 +112,28 @@ pub struct Node {
     pub limbo: crate::certs::Limbo,
 }
 
-/// What the status page needs from LFFS.
-pub struct LffsHandles {
-    /// Commit queue.
-    pub queue: Arc<crate::commit_queue::CommitQueue>,
-    /// Mount manager.
-    pub mounts: Arc<crate::mount_manager::MountManager>,
-}
+/// Announces the hashes of records written on this node to peers: the hook through
+/// which the layer above (P2P, `replication.rs`) hears of local writes.
+pub type Announce = Box<dyn Fn(Vec<RecordHash>) + Send + Sync>;
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    crate::makegenesis::now()
+    crate::clock::now()
 }
 
 impl Node {
+    /// Sets the hook that announces local writes (once, when P2P starts; later calls
+    /// are ignored).
+    pub fn set_announce(&self, hook: Announce) {
+        let _ = self.announce.set(hook);
+    }
+
+    fn announce_local(&self, hashes: Vec<RecordHash>) {
+        if let Some(hook) = self.announce.get() {
+            hook(hashes);
+        }
+    }
+
     /// Checks a record against the network's rules and stores it (blocking: verifies a
     /// P-384 signature; call from a blocking thread).
     pub fn accept(&self, r: &Record) -> Result<PutOutcome, AcceptError> {
@@ -147,9 +152,7 @@ impl Node {
             self.external_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A local write: tell peers (records from peers are stored by peer_batch.rs).
-            if let Some(p) = self.p2p.get() {
-                p.announce(vec![r.hash()]);
-            }
+            self.announce_local(vec![r.hash()]);
         }
         if r.record_type() == RecordType::Certificate {
             self.release_limbo(std::slice::from_ref(r));
@@ -412,9 +415,7 @@ impl Node {
             ::metrics::counter!("lf_records_added_total").increment(added.len() as u64);
             self.generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Some(p) = self.p2p.get() {
-                p.announce(added);
-            }
+            self.announce_local(added);
         }
         self.apply_amendments_in(records);
         Ok(())
@@ -476,292 +477,13 @@ impl Node {
     }
 }
 
-/// Options of `lf node-start`.
-pub struct NodeOptions {
-    /// Home directory.
-    pub home: PathBuf,
-    /// HTTP port on 127.0.0.1.
-    pub http_port: u16,
-    /// P2P port.
-    pub p2p_port: u16,
-    /// P2P bind address.
-    pub p2p_bind: std::net::IpAddr,
-    /// Peers to dial (multiaddrs from `-peer`).
-    pub peers: Vec<String>,
-    /// Connection limits: (inbound, outbound).
-    pub max_connections: (u32, u32),
-    /// `-allow-private-peers`: peer exchange may dial private and loopback addresses.
-    pub allow_private_peers: bool,
-    /// Oracle mode and its round interval.
-    pub oracle: Option<std::time::Duration>,
-    /// Bound of the LFFS commit queue (value bytes waiting for publication).
-    pub lffs_queue_bytes: u64,
-    /// `Host` values the HTTP API answers beside the loopback names.
-    pub http_allow_hosts: Vec<String>,
-    /// Limits of the HTTP listener.
-    pub http_limits: crate::http_server::HttpLimits,
-}
-
-fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, String)> {
-    let path = home.join("genesis.lf");
-    match std::fs::read(&path) {
-        Ok(b) => {
-            let (c, r) = lf_record::parse_records(&b)
-                .with_context(|| format!("{} is not a valid genesis file", path.display()))?;
-            Ok((c, r, path.display().to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (c, r) = network::default_network()?;
-            Ok((
-                c,
-                r,
-                format!("the embedded default network ({} absent)", path.display()),
-            ))
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn init_logging(home: &Path) -> anyhow::Result<()> {
-    use tracing_subscriber::fmt::writer::MakeWriterExt;
-    let path = home.join("node.log");
-    // LF_LOG_MAX_BYTES caps node.log (rotated to node.log.1); default 10 MiB.
-    let max = std::env::var("LF_LOG_MAX_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(crate::logfile::DEFAULT_MAX_BYTES);
-    let file = crate::logfile::LogFile::open(&path, max)?;
-    let (filter, filter_from) = match std::env::var("LF_LOG") {
-        Ok(f) => (
-            tracing_subscriber::EnvFilter::try_new(&f)
-                .with_context(|| format!("LF_LOG={f:?} is not a valid log filter"))?,
-            "LF_LOG",
-        ),
-        Err(_) => (tracing_subscriber::EnvFilter::new("info"), "the default"),
-    };
-    let shown = filter.to_string();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
-    tracing::info!(
-        file = %path.display(),
-        max_bytes = max,
-        filter = %shown,
-        from = filter_from,
-        "logging to stderr and the log file"
-    );
-    Ok(())
-}
-
-/// Runs `lf node-start` until SIGTERM or SIGINT.
-pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
-    home::create_home(&opts.home)?;
-    let pid = home::PidFile::acquire(&opts.home)?;
-    init_logging(&opts.home)?;
-    // Before anything is started or bound: a full disk fails here, naming the file.
-    home::check_writable(&opts.home)?;
-    crate::metrics::install();
-    tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
-    for secret in [
-        "identity-secret.pem",
-        "authtoken.secret",
-        crate::replication::IDENTITY_FILE,
-    ] {
-        home::warn_if_exposed(&opts.home.join(secret));
-    }
-    let identity = home::identity(&opts.home)?;
-    tracing::info!(
-        identity = %identity.public(),
-        file = %opts.home.join("identity-secret.pem").display(),
-        "identity loaded"
-    );
-    let token = home::auth_token(&opts.home)?;
-    tracing::info!(file = %opts.home.join("authtoken.secret").display(), "API token loaded");
-    let (config, genesis, source) = load_network(&opts.home)?;
-    tracing::info!(network = %config.name, id = %config.id, from = %source, "network loaded");
-    let store = Store::open(
-        &opts.home,
-        StoreConfig {
-            max_time_drift: config.record_max_time_drift,
-        },
-    )?;
-    let genesis_owner = genesis[0].owner();
-    store.put_many(&genesis)?;
-    let genesis_hashes: std::collections::HashSet<_> = genesis.iter().map(|r| r.hash()).collect();
-    let history = crate::amendments::ConfigHistory::build(
-        &config,
-        &genesis_hashes,
-        &store.records_of_type(RecordType::Genesis)?,
-    );
-    if history.amendments() > 0 {
-        tracing::info!(
-            amendments = history.amendments(),
-            config = %String::from_utf8_lossy(&history.current().to_json()),
-            "genesis amendments applied"
-        );
-    }
-    let certs = crate::certs::Certs::load(&history.current(), &store)?;
-    let stats = store.stats()?;
-    tracing::info!(
-        dir = %opts.home.display(),
-        records = stats.records,
-        bytes = stats.bytes,
-        "store open"
-    );
-    let node = Arc::new(Node {
-        store: Arc::new(store),
-        config_history: std::sync::RwLock::new(history),
-        genesis_config: config,
-        genesis_hashes,
-        genesis_owner,
-        identity,
-        token,
-        started: Instant::now(),
-        http_port: opts.http_port,
-        p2p_port: opts.p2p_port,
-        stopping: AtomicBool::new(false),
-        pow_slot: tokio::sync::Semaphore::new(1),
-        generation: std::sync::atomic::AtomicU64::new(1),
-        external_generation: std::sync::atomic::AtomicU64::new(1),
-        lffs: std::sync::OnceLock::new(),
-        p2p: std::sync::OnceLock::new(),
-        certs,
-        limbo: crate::certs::Limbo::default(),
-    });
-    let queue =
-        crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
-    let queue_thread = {
-        let q = queue.clone();
-        std::thread::Builder::new()
-            .name("lffs-commit".into())
-            .spawn(move || q.run())?
-    };
-    let mounts =
-        crate::mount_manager::MountManager::start(node.clone(), queue.clone(), &opts.home)?;
-    let _ = node.lffs.set(LffsHandles {
-        queue,
-        mounts: mounts.clone(),
-    });
-    let watcher = crate::mount_manager::MountWatcher::start(&opts.home, mounts.clone())?;
-    let oracle_thread = match opts.oracle {
-        Some(interval) => {
-            let n = node.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("oracle".into())
-                    .spawn(move || crate::oracle::run(n, interval))?,
-            )
-        }
-        None => None,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let (replication, result) = match rt.block_on(crate::replication::start(node.clone(), &opts)) {
-        Ok(r) => (
-            Some(r),
-            rt.block_on(serve(node.clone(), &opts, mounts.clone())),
-        ),
-        Err(e) => (None, Err(e)),
-    };
-    // Shutdown in reverse start order: HTTP has stopped; stop the mounts.yaml watcher
-    // and retry timer, then unmount (a reload still running finishes first; none
-    // mounts after); stop background work (proof of work is cancelled); the store
-    // flushes when dropped.
-    watcher.stop();
-    tracing::info!("shutting down: unmounting");
-    mounts.unmount_all();
-    node.stopping
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = queue_thread.join();
-    if let Some(t) = oracle_thread {
-        let _ = t.join();
-    }
-    if let Some(r) = replication {
-        rt.block_on(r.stop());
-    }
-    rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    drop(mounts);
-    drop(node);
-    tracing::info!("lf node stopped");
-    drop(pid);
-    result
-}
-
-async fn serve(
-    node: Arc<Node>,
-    opts: &NodeOptions,
-    mounts: Arc<crate::mount_manager::MountManager>,
-) -> anyhow::Result<()> {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading mounts.yaml");
-            let m = mounts.clone();
-            let _ = tokio::task::spawn_blocking(move || m.reload(true)).await;
-        }
-    });
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], opts.http_port));
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => bail!("cannot listen for HTTP on {addr}: {e}"),
-    };
-    let url = format!("http://{}", listener.local_addr()?);
-    let mut client = crate::client::ClientConfig::load(&opts.home)?;
-    client.urls = vec![url.clone()];
-    client.save()?;
-    tracing::info!(%url, client = %opts.home.join("client.json").display(), "HTTP API listening");
-    // Mounts were made before the runtime started: the node is ready now.
-    crate::sdnotify::ready(&format!(
-        "serving {url}, {} mounts",
-        node.lffs.get().map_or(0, |l| l.mounts.mounted().len())
-    ));
-    tokio::spawn(crate::metrics::upkeep());
-    let hosts = crate::http_server::AllowedHosts::new(
-        listener.local_addr()?.port(),
-        &opts.http_allow_hosts,
-    );
-    let app = api::router(node.clone(), hosts);
-    crate::http_server::serve(listener, app, opts.http_limits, async {
-        shutdown_signal().await;
-        crate::sdnotify::stopping();
-        tracing::info!("shutting down: stopping HTTP");
-    })
-    .await;
-    node.stopping
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the node can only be killed; keep serving.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
 /// A node for unit tests of the layers that take one.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
     use base64::Engine;
+    use lf_store::StoreConfig;
+    use std::path::Path;
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
     pub(crate) fn node(dir: &Path) -> (Node, crate::certs::Ca) {
@@ -804,8 +526,7 @@ pub(crate) mod testing {
             pow_slot: tokio::sync::Semaphore::new(1),
             generation: std::sync::atomic::AtomicU64::new(1),
             external_generation: std::sync::atomic::AtomicU64::new(1),
-            lffs: std::sync::OnceLock::new(),
-            p2p: std::sync::OnceLock::new(),
+            announce: std::sync::OnceLock::new(),
             certs,
             limbo: crate::certs::Limbo::default(),
         };

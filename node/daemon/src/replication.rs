@@ -13,7 +13,7 @@ use lf_p2p::{Accepted, Keypair, Multiaddr, P2pConfig, P2pNode, RecordSource, Rej
 use lf_record::RecordHash;
 
 use crate::home;
-use crate::node::{Node, NodeOptions};
+use crate::node::Node;
 
 /// File holding the node's libp2p key (protobuf encoding, mode 0600).
 pub(crate) const IDENTITY_FILE: &str = "p2p-identity.key";
@@ -172,18 +172,34 @@ pub struct Replication {
     saver: tokio::task::JoinHandle<()>,
 }
 
+/// What `lf node-start` says about P2P.
+pub struct P2pOptions {
+    /// Home directory (`p2p-identity.key`, `peers.json`).
+    pub home: PathBuf,
+    /// `-p2p`: the port.
+    pub port: u16,
+    /// `-p2p-bind`: the address.
+    pub bind: IpAddr,
+    /// Peers to dial (multiaddrs from `-peer`).
+    pub peers: Vec<String>,
+    /// Connection limits: (inbound, outbound).
+    pub max_connections: (u32, u32),
+    /// `-allow-private-peers`: peer exchange may dial private and loopback addresses.
+    pub allow_private_peers: bool,
+}
+
 /// Starts P2P on the current runtime: listens on `-p2p-bind`:`-p2p`, dials the genesis
 /// bootstrap peers, the `-peer` flags and `peers.json`, and hooks local writes.
-pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replication> {
+pub async fn start(node: Arc<Node>, opts: &P2pOptions) -> anyhow::Result<Replication> {
     let keypair = identity(&opts.home)?;
     let mut config = P2pConfig::new(node.config().id.0, keypair);
-    let ip = match opts.p2p_bind {
+    let ip = match opts.bind {
         IpAddr::V4(a) => format!("/ip4/{a}"),
         IpAddr::V6(a) => format!("/ip6/{a}"),
     };
     (config.max_inbound, config.max_outbound) = opts.max_connections;
     config.allow_private_peers = opts.allow_private_peers;
-    config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.p2p_port))?];
+    config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.port))?];
     let mut bootstrap = Vec::new();
     for p in &node.config().bootstrap_peers {
         match parse_peer(p) {
@@ -206,7 +222,10 @@ pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replic
     let p2p = P2pNode::start(config, source)
         .await
         .context("cannot start P2P")?;
-    let _ = node.p2p.set(p2p.clone());
+    {
+        let p2p = p2p.clone();
+        node.set_announce(Box::new(move |hashes| p2p.announce(hashes)));
+    }
     let saver = {
         let p2p = p2p.clone();
         let home = opts.home.clone();
@@ -227,6 +246,11 @@ pub async fn start(node: Arc<Node>, opts: &NodeOptions) -> anyhow::Result<Replic
 }
 
 impl Replication {
+    /// The running P2P node (status, `/connect`).
+    pub fn p2p(&self) -> &P2pNode {
+        &self.p2p
+    }
+
     /// Saves `peers.json` and stops the P2P node.
     pub async fn stop(self) {
         tracing::info!("shutting down: stopping P2P");

@@ -3,14 +3,11 @@
 //! script, no external assets) that reloads itself every few seconds.
 
 use std::fmt::Write;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use crate::api_json::Status;
-use crate::node::Node;
 
 /// Seconds between reloads.
 const REFRESH_SECONDS: u32 = 5;
@@ -31,16 +28,13 @@ fn esc(s: &str) -> String {
     o
 }
 
-/// `GET /`.
-pub async fn page(State(node): State<Arc<Node>>) -> Response {
-    match crate::api::status(State(node)).await {
-        Ok(axum::Json(s)) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            render(&s),
-        )
-            .into_response(),
-        Err(f) => f.into_response(),
-    }
+/// The answer to `GET /` for a status (the route is in `api.rs`).
+pub fn response(s: &Status) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        render(s),
+    )
+        .into_response()
 }
 
 fn row(out: &mut String, id: &str, label: &str, value: &str) {
