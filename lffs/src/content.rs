@@ -276,7 +276,20 @@ fn io(e: std::io::Error) -> FsError {
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         )
     {
-        // The disk holding the spill files is full: ENOSPC, as a full disk gives.
+        // The disk holding the spill files is full: ENOSPC, as a full disk gives, and
+        // a line for the operator (at most one per 10 s: every write fails alike).
+        static LOGGED: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = LOGGED.load(Ordering::Relaxed);
+        if now >= last + 10
+            && LOGGED
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!("lffs: write refused, the node's disk is full: spill file: {e}");
+        }
         return FsError::NoSpace;
     }
     FsError::Store(crate::StoreError::Failed(format!("spill file: {e}")))

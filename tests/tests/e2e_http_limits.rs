@@ -60,7 +60,8 @@ fn e2e_idle_and_trickling_connections_are_capped_and_cut() {
     // The node holds at most the cap of them (the rest are closed at once).
     let during = open_fds(&node);
     assert!(
-        during <= before + 16 + 4,
+        // (the cap, and room for what the node opens meanwhile: without the cap, 60)
+        during <= before + 16 + 12,
         "{during} fds open with 60 idle clients (was {before}, cap 16)"
     );
     // Within the header timeout (10 s) the idle ones are cut and the API answers.
@@ -76,11 +77,12 @@ fn e2e_idle_and_trickling_connections_are_capped_and_cut() {
         if status == 200 {
             break started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no answer");
+        assert!(started.elapsed() < Duration::from_secs(30), "no answer");
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(
-        answered < Duration::from_secs(15),
+        // The header timeout (10 s) and room for a loaded machine; it was 45 s and more.
+        answered < Duration::from_secs(20),
         "answered after {answered:?}"
     );
     // The idle clients were disconnected by the node.
