@@ -13,7 +13,11 @@
 #      median of 3 runs, each in a fresh directory), LFFS vs tmpfs (and bindfs);
 #   4. dedup after a 1-byte edit in the middle of a 10 MiB file: records the node gained
 #      for the edit vs records the file took when first written (≈ 10 MiB / 8 KiB average
-#      chunk), i.e. the fraction of the file that was rewritten.
+#      chunk), i.e. the fraction of the file that was rewritten;
+#   5. 64 MiB of random bytes written with `dd bs=1M conv=fsync` (median of 3, MiB/s),
+#      LFFS vs a directory on the disk holding the node home (goal >= 0.5x the disk);
+#   6. 1,000 x (create, write 100 B, fsync, close) (median of 3, s), LFFS vs the same
+#      disk (goal <= 1.5x the disk). Baselines of rows 5 and 6 are in the tmpfs column.
 #
 # LFFS runs on a fresh node of a private network without proof of work (difficulty 0,
 # records up to 60000 bytes), its home in the temp dir (on disk by default), mounted
@@ -133,13 +137,24 @@ elif cmd == "time":                     # time ARGV... -> wall s
     t = time.perf_counter()
     subprocess.run(sys.argv[2:], check=True)
     print(time.perf_counter() - t)
+elif cmd == "small-fsync":              # small-fsync DIR -> wall s of 1,000 files
+    import os                           # created, written (100 B), fsynced, closed
+    d = sys.argv[2]
+    os.makedirs(d, exist_ok=True)
+    t = time.perf_counter()
+    for i in range(1000):
+        fd = os.open(f"{d}/f{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"x" * 100)
+        os.fsync(fd)
+        os.close(fd)
+    print(time.perf_counter() - t)
 elif cmd == "median":                   # median X... -> median
     print(statistics.median(float(x) for x in sys.argv[2:]))
 elif cmd == "status":                   # status FIELD < json -> value
     print(json.load(sys.stdin)[sys.argv[2]])
 elif cmd == "table":                    # table TSV -> the table
     rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
-    head = ["figure", "LFFS", "tmpfs", "bindfs/tmpfs", "ratio", "goal"]
+    head = ["figure", "LFFS", "tmpfs (5, 6: disk)", "bindfs/tmpfs", "ratio", "goal"]
     rows = [head] + rows
     w = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for n, r in enumerate(rows):
@@ -349,6 +364,37 @@ row "dedup: records for a 1-byte edit of 10 MiB" \
   "$edit new / $first for the first write" "-" "-" \
   "$(python3 -c "print(f'{100*$edit/$first:.2f}% rewritten')")" \
   "≈ chunk(s) + manifest (~$chunks chunks)"
+
+# ------------------------------- 5. 64 MiB written with fsync, vs the home's disk
+say "5. 64 MiB written with fsync (3 runs each), LFFS vs the disk holding the node home"
+DISK="$WORK/disk"
+mkdir -p "$DISK"
+head -c $((64 << 20)) /dev/urandom >"$DISK/src64"
+for r in 1 2 3; do
+  py time dd if="$DISK/src64" of="$DISK/w$r" bs=1M conv=fsync status=none >>"$WORK/fsync.disk"
+  py time dd if="$DISK/src64" of="$LFFS/w$r" bs=1M conv=fsync status=none >>"$WORK/fsync.lffs"
+  settle >/dev/null
+done
+cmp "$DISK/src64" "$LFFS/w3" || die "LFFS returned other bytes than written"
+fs_disk="$(python3 -c "import sys; print(64 / float(sys.argv[1]))" "$(py median-file "$WORK/fsync.disk")")"
+fs_lffs="$(python3 -c "import sys; print(64 / float(sys.argv[1]))" "$(py median-file "$WORK/fsync.lffs")")"
+row "write 64 MiB + fsync (median of 3, MiB/s; baseline: disk)" "$(fmt "$fs_lffs" .0f)" \
+  "$(fmt "$fs_disk" .0f)" "-" "$(ratio "$fs_lffs" "$fs_disk") disk" \
+  ">= 0.5x disk: $(verdict "$(python3 -c "print($fs_lffs / $fs_disk)")" ge 0.5)"
+rm -f "$DISK"/w* "$LFFS"/w*
+
+# -------------------- 6. 1,000 x (create, write, fsync, close), vs the home's disk
+say "6. 1,000 small files, each fsynced (3 runs each), LFFS vs the disk holding the node home"
+for r in 1 2 3; do
+  py small-fsync "$DISK/s$r" >>"$WORK/small.disk"
+  py small-fsync "$LFFS/s$r" >>"$WORK/small.lffs"
+  settle >/dev/null
+done
+sm_disk="$(py median-file "$WORK/small.disk")"
+sm_lffs="$(py median-file "$WORK/small.lffs")"
+row "1,000 x (create, write, fsync, close) (median of 3, s; baseline: disk)" \
+  "$(fmt "$sm_lffs" .3f)" "$(fmt "$sm_disk" .3f)" "-" "$(ratio "$sm_lffs" "$sm_disk") disk" \
+  "<= 1.5x disk: $(verdict "$(python3 -c "print($sm_lffs / $sm_disk)")" le 1.5)"
 
 # -------------------------------------------------------------------------- table
 echo

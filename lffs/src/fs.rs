@@ -182,13 +182,20 @@ pub struct Filesystem<S: Store> {
 /// A directory's derived mtime and what it was derived from.
 #[derive(Clone, Copy)]
 struct DirTime {
-    /// Store generation it was checked at.
-    generation: u64,
-    /// Digest of the directory's live names then.
+    /// When the directory was last listed for it.
+    checked: std::time::Instant,
+    /// XOR of the ordinals of the directory's live names (kept up to date by this
+    /// mount's own changes between listings).
     names: u64,
     /// Its mtime, nanoseconds.
     mtime: u64,
 }
+
+/// How long a directory's derived time is trusted before it is listed again (the
+/// kernel caches attributes as long): changes made through this mount update it at
+/// once; others' changes show within this. Listing on every change made creating
+/// n files in one directory O(n²).
+const DIR_TIME_RECHECK: Duration = Duration::from_secs(1);
 
 /// Directories whose derived times are remembered at most (then forgotten at once).
 const DIR_TIMES_MAX: usize = 65_536;

@@ -110,6 +110,7 @@ impl<S: Store> Filesystem<S> {
             body: Body::File(FileData::Inline(Vec::new())),
         };
         self.put_entry(&sel, &e, Vec::new())?;
+        self.names_changed(&sel, &[layout::name_ordinal(name)], e.mtime);
         let ino = self.remember(&sel, name);
         let fh = self.open(ino, true)?;
         Ok((self.getattr(ino)?, fh))
@@ -135,6 +136,7 @@ impl<S: Store> Filesystem<S> {
             body: Body::Dir(own),
         };
         self.put_entry(&sel, &e, Vec::new())?;
+        self.names_changed(&sel, &[layout::name_ordinal(name)], now);
         self.lookup(parent, name)
     }
 
@@ -148,6 +150,7 @@ impl<S: Store> Filesystem<S> {
             body: Body::Symlink(target.to_vec()),
         };
         self.put_entry(&sel, &e, Vec::new())?;
+        self.names_changed(&sel, &[layout::name_ordinal(name)], e.mtime);
         self.lookup(parent, name)
     }
 
@@ -266,7 +269,9 @@ impl<S: Store> Filesystem<S> {
         if matches!(e.body, Body::Dir(_)) {
             return Err(FsError::IsDir);
         }
-        self.put_entry(&sel, &self.tombstone(&e), Vec::new())?;
+        let stone = self.tombstone(&e);
+        self.put_entry(&sel, &stone, Vec::new())?;
+        self.names_changed(&sel, &[layout::name_ordinal(name)], stone.mtime);
         self.detach(&sel, name);
         Ok(())
     }
@@ -292,7 +297,10 @@ impl<S: Store> Filesystem<S> {
         if !self.is_empty_dir(own)? {
             return Err(FsError::NotEmpty);
         }
-        self.put_entry(&sel, &self.tombstone(&e), Vec::new())
+        let stone = self.tombstone(&e);
+        self.put_entry(&sel, &stone, Vec::new())?;
+        self.names_changed(&sel, &[layout::name_ordinal(name)], stone.mtime);
+        Ok(())
     }
 
     /// Renames atomically for readers on this node: the new entry and the old name's
@@ -323,7 +331,9 @@ impl<S: Store> Filesystem<S> {
         if src_sel == dst_sel && name == newname {
             return Ok(());
         }
-        if let Some((dst, owner)) = self.resolve(&dst_sel, newname)? {
+        let target = self.resolve(&dst_sel, newname)?;
+        let replaces = target.is_some();
+        if let Some((dst, owner)) = target {
             if owner != self.store.owner() {
                 return Err(FsError::Access);
             }
@@ -379,6 +389,10 @@ impl<S: Store> Filesystem<S> {
             },
         ]);
         self.store.put_part(puts, !commit.admitted)?;
+        self.names_changed(&src_sel, &[layout::name_ordinal(name)], stone.mtime);
+        if !replaces {
+            self.names_changed(&dst_sel, &[layout::name_ordinal(newname)], stone.mtime);
+        }
         // A replaced target's open handles keep their (now nameless) buffer.
         self.detach(&dst_sel, newname);
         // The kernel keeps the source's inode number for the moved dentry: point it at

@@ -150,7 +150,6 @@ impl<S: Store> Filesystem<S> {
     /// its files do not move it. Its own entry's time (mkdir, chmod, touch) counts too.
     /// A directory first seen since start takes the latest of its entries' times.
     pub(super) fn dir_mtime(&self, sel: &[u8], own: u64) -> u64 {
-        let gen_now = self.store.generation();
         let known = self
             .dir_times
             .lock()
@@ -158,23 +157,22 @@ impl<S: Store> Filesystem<S> {
             .get(sel)
             .copied();
         if let Some(t) = known
-            && t.generation == gen_now
+            && t.checked.elapsed() < DIR_TIME_RECHECK
         {
             return t.mtime.max(own);
         }
         let mut latest = 0;
-        let mut names = crc64fast::Digest::new();
+        let mut names = 0u64;
         if let Ok(all) = self.store.list(sel, &self.mask_for(sel)) {
             for (ordinal, cands) in all {
                 if let Some(e) = cands.iter().find_map(|v| self.usable(v, sel, ordinal)) {
                     latest = latest.max(e.mtime);
                     if e.body != Body::Tombstone {
-                        names.write(&ordinal.to_be_bytes());
+                        names ^= ordinal;
                     }
                 }
             }
         }
-        let names = names.sum64();
         let mtime = match known {
             None => latest,
             Some(t) if t.names == names => t.mtime,
@@ -190,12 +188,24 @@ impl<S: Store> Filesystem<S> {
         c.insert(
             sel.to_vec(),
             DirTime {
-                generation: gen_now,
+                checked: std::time::Instant::now(),
                 names,
                 mtime,
             },
         );
         mtime.max(own)
+    }
+
+    /// This mount added or removed the names with these ordinals in the directory
+    /// `sel`, at `at`: its derived time moves now, without listing it again.
+    pub(super) fn names_changed(&self, sel: &[u8], ordinals: &[u64], at: u64) {
+        let mut c = self.dir_times.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = c.get_mut(sel) {
+            for o in ordinals {
+                t.names ^= o;
+            }
+            t.mtime = t.mtime.max(at);
+        }
     }
 
     /// Where the root's own entry (its mode and time) is stored: beside the tree, not
