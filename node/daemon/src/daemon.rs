@@ -9,15 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use lf_record::{NetworkConfig, Record, RecordType};
 use lf_store::{Store, StoreConfig};
 
 use crate::api::{AppState, LffsHandles};
-use crate::node::Node;
+use crate::node::{Node, NodeParts};
 use crate::{home, network};
 
 /// Options of `lf node-start`.
@@ -132,7 +130,6 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
             max_time_drift: config.record_max_time_drift,
         },
     )?;
-    let genesis_owner = genesis[0].owner();
     store.put_many(&genesis)?;
     let genesis_hashes: std::collections::HashSet<_> = genesis.iter().map(|r| r.hash()).collect();
     let history = crate::amendments::ConfigHistory::build(
@@ -155,25 +152,16 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         bytes = stats.bytes,
         "store open"
     );
-    let node = Arc::new(Node {
-        store: Arc::new(store),
-        config_history: std::sync::RwLock::new(history),
+    let node = Arc::new(Node::new(NodeParts {
+        store,
         genesis_config: config,
-        genesis_hashes,
-        genesis_owner,
+        history,
+        genesis,
         identity,
         token,
-        started: Instant::now(),
-        http_port: opts.http_port,
-        p2p_port: opts.p2p_port,
-        stopping: AtomicBool::new(false),
-        pow_slot: tokio::sync::Semaphore::new(1),
-        generation: std::sync::atomic::AtomicU64::new(1),
-        external_generation: std::sync::atomic::AtomicU64::new(1),
-        announce: std::sync::OnceLock::new(),
+        ports: (opts.http_port, opts.p2p_port),
         certs,
-        limbo: crate::certs::Limbo::default(),
-    });
+    }));
     let queue =
         crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
     let queue_thread = {

@@ -121,7 +121,51 @@ pub fn now() -> u64 {
     crate::clock::now()
 }
 
+/// What a node is made of beside its counters and hooks (see [`Node::new`]).
+pub struct NodeParts {
+    /// The opened store, genesis records in it.
+    pub store: Store,
+    /// The genesis configuration.
+    pub genesis_config: NetworkConfig,
+    /// The configuration over time (genesis and amendments).
+    pub history: crate::amendments::ConfigHistory,
+    /// The network's genesis records.
+    pub genesis: Vec<Record>,
+    /// The node's identity.
+    pub identity: OwnerSecret,
+    /// The API token.
+    pub token: String,
+    /// HTTP and P2P ports.
+    pub ports: (u16, u16),
+    /// The certificate registry.
+    pub certs: crate::certs::Certs,
+}
+
 impl Node {
+    /// A node from its parts: counters at their start, nothing announced yet, an empty
+    /// limbo, one proof-of-work slot.
+    pub fn new(p: NodeParts) -> Node {
+        Node {
+            store: Arc::new(p.store),
+            config_history: std::sync::RwLock::new(p.history),
+            genesis_config: p.genesis_config,
+            genesis_hashes: p.genesis.iter().map(|r| r.hash()).collect(),
+            genesis_owner: p.genesis[0].owner(),
+            identity: p.identity,
+            token: p.token,
+            started: Instant::now(),
+            http_port: p.ports.0,
+            p2p_port: p.ports.1,
+            stopping: AtomicBool::new(false),
+            pow_slot: tokio::sync::Semaphore::new(1),
+            generation: std::sync::atomic::AtomicU64::new(1),
+            external_generation: std::sync::atomic::AtomicU64::new(1),
+            announce: std::sync::OnceLock::new(),
+            certs: p.certs,
+            limbo: crate::certs::Limbo::default(),
+        }
+    }
+
     /// Sets the hook that announces local writes (once, when P2P starts; later calls
     /// are ignored).
     pub fn set_announce(&self, hook: Announce) {
@@ -509,27 +553,16 @@ pub(crate) mod testing {
         let store = Store::open(dir, StoreConfig { max_time_drift: 60 }).unwrap();
         store.put_many(&genesis).unwrap();
         let certs = crate::certs::Certs::load(&config, &store).unwrap();
-        let node = Node {
-            store: Arc::new(store),
-            config_history: std::sync::RwLock::new(crate::amendments::ConfigHistory::new(
-                config.clone(),
-            )),
+        let node = Node::new(NodeParts {
+            store,
+            history: crate::amendments::ConfigHistory::new(config.clone()),
             genesis_config: config,
-            genesis_hashes: genesis.iter().map(|r| r.hash()).collect(),
-            genesis_owner: genesis[0].owner(),
+            genesis,
             identity: crate::random::new_owner(),
             token: String::new(),
-            started: Instant::now(),
-            http_port: 0,
-            p2p_port: 0,
-            stopping: AtomicBool::new(false),
-            pow_slot: tokio::sync::Semaphore::new(1),
-            generation: std::sync::atomic::AtomicU64::new(1),
-            external_generation: std::sync::atomic::AtomicU64::new(1),
-            announce: std::sync::OnceLock::new(),
+            ports: (0, 0),
             certs,
-            limbo: crate::certs::Limbo::default(),
-        };
+        });
         (node, ca)
     }
 
