@@ -398,6 +398,11 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     for (attack, child) in children {
         let o = child.wait_with_output().unwrap();
         let out = stdout(&o);
+        // The earlier attackers may already have got their address (127.0.0.1) banned:
+        // then this one is refused at the handshake, before it can do anything.
+        if out.contains("cannot connect") && out.contains("Connection reset by peer") {
+            continue;
+        }
         assert!(
             out.contains("disconnected after"),
             "{attack}: the node kept the hostile peer: {out}{}\n{}",
