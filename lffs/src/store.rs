@@ -55,6 +55,17 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError>;
     /// Every ordinal under `name` with its candidates, best first, in ordinal order.
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError>;
+    /// For each (name, ordinal, mask), whether the mount's owner already has a version
+    /// there (stored or waiting to be published). Content-addressed chunks that it has
+    /// are not written again. Only the owner's own versions count: another owner's
+    /// record under a chunk's name is not checked here, and trusting it would let a
+    /// stranger who guessed the content keep a chunk of ours from being stored.
+    fn has_own(&self, keys: &[(&[u8], u64, &[u8])]) -> Result<Vec<bool>, StoreError> {
+        let me = self.owner();
+        keys.iter()
+            .map(|(n, o, m)| Ok(self.get(n, *o, m)?.iter().any(|v| v.owner == me)))
+            .collect()
+    }
     /// Writes a batch; all of it is visible at once, and durable, when this returns.
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError>;
     /// Writes one part of a change that is stored in several batches (a big file's

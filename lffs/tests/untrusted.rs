@@ -371,3 +371,41 @@ fn permissions_only_the_mount_uid_and_root_may_change() {
             .any(|d| d.name == b".")
     );
 }
+
+#[test]
+fn a_chunk_name_planted_by_another_owner_does_not_stop_ours_being_stored() {
+    let fs = fs_with(config());
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    // The stranger guessed the content and planted garbage under each chunk's name.
+    for (off, len) in chunk::cut(&data, MAX_VALUE) {
+        let id = chunk::chunk_id(&data[off..off + len]);
+        fs.store().put_as(
+            evil(),
+            Put {
+                name: layout::chunk_selector(&id),
+                ordinal: 0,
+                mask: id.to_vec(),
+                value: vec![0; len],
+            },
+        );
+    }
+    let (a, fh) = fs.create(ROOT_INO, b"guessed", 0o644).unwrap();
+    fs.write(a.ino, 0, &data).unwrap();
+    fs.release(fh).unwrap();
+    let fh = fs.open(a.ino, false).unwrap();
+    let mut back = Vec::new();
+    while back.len() < data.len() {
+        let got = fs.read(a.ino, back.len() as u64, 64 << 10).unwrap();
+        assert!(!got.is_empty(), "short read at {}", back.len());
+        back.extend(got);
+    }
+    fs.release(fh).unwrap();
+    assert!(back == data, "content differs");
+    // Written again, our own chunks are not stored a second time.
+    let before = fs.store().put_count();
+    let (b, fh) = fs.create(ROOT_INO, b"again", 0o644).unwrap();
+    fs.write(b.ino, 0, &data).unwrap();
+    fs.release(fh).unwrap();
+    let added = fs.store().put_count() - before;
+    assert!(added <= 2, "{added} records for a copy of a stored file");
+}

@@ -301,6 +301,9 @@ impl<S: Store> Filesystem<S> {
             return Ok(Commit::default());
         }
         let mut commit = Commit::default();
+        // Chunks new to this file, checked against the store a part at a time (one
+        // lookup for many chunks) and written if the owner does not have them yet.
+        let mut part: Vec<(ChunkRef, Vec<u8>)> = Vec::new();
         let mut part_bytes = 0;
         let mut refs = Vec::new();
         let (min, avg, most) = chunk::sizes(max);
@@ -317,20 +320,16 @@ impl<S: Store> Filesystem<S> {
                 len: c.length as u32,
             };
             refs.push(r);
-            let sel = layout::chunk_selector(&r.id);
-            if seen.insert(r.id) && self.store.get(&sel, 0, &r.id)?.is_empty() {
+            if seen.insert(r.id) {
                 part_bytes += c.data.len();
-                commit.puts.push(Put {
-                    name: sel,
-                    ordinal: 0,
-                    mask: r.id.to_vec(),
-                    value: c.data,
-                });
+                part.push((r, c.data));
             }
             if part_bytes >= COMMIT_PART_BYTES {
-                self.store
-                    .put_part(std::mem::take(&mut commit.puts), !commit.admitted)?;
-                commit.admitted = true;
+                let puts = self.missing_chunks(std::mem::take(&mut part))?;
+                if !puts.is_empty() {
+                    self.store.put_part(puts, !commit.admitted)?;
+                    commit.admitted = true;
+                }
                 part_bytes = 0;
             }
         }
@@ -340,6 +339,7 @@ impl<S: Store> Filesystem<S> {
                 .take()
                 .unwrap_or_else(|| FsError::Corrupt("chunking failed".into())));
         }
+        commit.puts = self.missing_chunks(part)?;
         let mut depth = 1u8;
         loop {
             let manifest = chunk::encode_refs(&refs);
@@ -358,19 +358,43 @@ impl<S: Store> Filesystem<S> {
                     id: chunk::chunk_id(data),
                     len: n as u32,
                 };
-                let sel = layout::chunk_selector(&r.id);
-                if seen.insert(r.id) && self.store.get(&sel, 0, &r.id)?.is_empty() {
-                    commit.puts.push(Put {
-                        name: sel,
-                        ordinal: 0,
-                        mask: r.id.to_vec(),
-                        value: data.to_vec(),
-                    });
+                if seen.insert(r.id) {
+                    let more = self.missing_chunks(vec![(r, data.to_vec())])?;
+                    commit.puts.extend(more);
                 }
                 refs.push(r);
             }
             depth += 1;
         }
+    }
+
+    /// The puts for those of `chunks` that the mount's owner does not have yet.
+    fn missing_chunks(&self, chunks: Vec<(ChunkRef, Vec<u8>)>) -> Result<Vec<Put>> {
+        if chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|(r, _)| layout::chunk_selector(&r.id))
+            .collect();
+        let keys: Vec<(&[u8], u64, &[u8])> = names
+            .iter()
+            .zip(&chunks)
+            .map(|(n, (r, _))| (&n[..], 0, &r.id[..]))
+            .collect();
+        let has = self.store.has_own(&keys)?;
+        Ok(chunks
+            .into_iter()
+            .zip(names)
+            .zip(has)
+            .filter(|(_, has)| !has)
+            .map(|(((r, value), name), _)| Put {
+                name,
+                ordinal: 0,
+                mask: r.id.to_vec(),
+                value,
+            })
+            .collect())
     }
 
     /// The open, not detached buffers of the entry at `node`.

@@ -283,6 +283,10 @@ pub struct QueueFull {
 /// from the queue at once, a single bigger batch aside).
 const PUBLISH_GROUP: usize = 256;
 
+/// Fewest records a group must have to be built on several threads (a thread per
+/// small change would cost more than it saves).
+const PARALLEL_BUILD_MIN: usize = 8;
+
 /// The queue; one per node, shared by every mount.
 pub struct CommitQueue {
     node: Arc<Node>,
@@ -512,6 +516,22 @@ impl CommitQueue {
         self.version(p)
     }
 
+    /// Whether `owner` has a pending value for exactly (name, ordinal, mask); the
+    /// value is not read.
+    pub fn overlay_has(
+        &self,
+        owner: &lf_record::Owner,
+        name: &[u8],
+        ordinal: u64,
+        mask: &[u8],
+    ) -> bool {
+        let key = PutKey::of(name.to_vec(), ordinal, mask.to_vec());
+        self.lock()
+            .overlay
+            .get(&key)
+            .is_some_and(|p| p.owner == *owner)
+    }
+
     /// Pending values under `name` with `mask`.
     pub fn overlay_list(&self, name: &[u8], mask: &[u8]) -> Vec<(u64, Version)> {
         let found: Vec<(u64, Pending)> = self
@@ -610,8 +630,8 @@ impl CommitQueue {
     /// for that lock).
     fn publish(&self, batches: &[(u64, Arc<Batch>)]) -> anyhow::Result<()> {
         let mut records = Vec::new();
-        for (_, batch) in batches {
-            self.build(batch, &mut records)?;
+        for (seq, batch) in batches {
+            self.build(*seq, batch, &mut records)?;
         }
         self.store(&mut records)
     }
@@ -628,60 +648,130 @@ impl CommitQueue {
 
     /// Builds the records of `batch` into `out`, storing `out` whenever it holds
     /// [`PUBLISH_GROUP`] records (a big file's chunks are not all held in memory).
-    fn build(&self, batch: &Batch, out: &mut Vec<lf_record::Record>) -> anyhow::Result<()> {
-        for p in &batch.puts {
-            if out.len() >= PUBLISH_GROUP {
-                self.store(out)?;
-            }
-            let (name, ordinal) = (p.key.name(), p.key.ordinal());
-            let ts = if matches!(p.key, PutKey::Chunk(_)) {
-                // Content-addressed: every version is the same bytes.
-                now()
-            } else {
-                let key = (name.clone(), ordinal);
-                let known = self.lock().last_ts.get(&key).copied();
-                // The first version of an entry since start goes after what is stored:
-                // a version published just before a restart (or a kill -9) may carry
-                // this very second, and a tie would let the older version win.
-                let last = match known {
-                    Some(t) => t,
-                    None => self.stored_ts(&batch.owner.public(), &name, ordinal),
-                };
-                let mut st = self.lock();
-                let slot = st.last_ts.entry(key).or_insert(0);
-                // Later versions of one entry must carry later timestamps.
-                let ts = now().max(last + 1).max(*slot + 1);
-                *slot = ts;
-                ts
-            };
-            let mask = Some(p.key.mask());
-            self.lock().pow = Some(PowState {
-                name: name.clone(),
-                started: Instant::now(),
-                tried: 0,
-                expected: 0.0,
-            });
-            let progress = |pr: lf_pow::Progress| {
-                if let Some(s) = self.lock().pow.as_mut() {
-                    s.tried = pr.challenges_tried;
-                    s.expected = pr.expected_challenges;
+    /// Timestamps are given in order; the records of a group are then built (links,
+    /// signature, proof of work) on every core: signing bounds how fast a big file
+    /// is published.
+    fn build(
+        &self,
+        seq: u64,
+        batch: &Batch,
+        out: &mut Vec<lf_record::Record>,
+    ) -> anyhow::Result<()> {
+        for group in batch.puts.chunks(PUBLISH_GROUP) {
+            let jobs: Vec<(&QueuedPut, u64)> = group
+                .iter()
+                .filter(|p| !self.superseded(seq, batch, &p.key))
+                .map(|p| (p, self.timestamp(batch, p)))
+                .collect();
+            if jobs.len() < PARALLEL_BUILD_MIN {
+                for (p, ts) in jobs {
+                    let r = self.build_one(batch, p, ts)?;
+                    if out.len() >= PUBLISH_GROUP {
+                        self.store(out)?;
+                    }
+                    out.push(r);
                 }
-            };
-            let value = self
-                .value(&p.value)
-                .context("reading a waiting value from the LFFS journal")?;
-            let made = self.node.build_record(
-                &batch.owner,
-                &[(name, ordinal)],
-                value,
-                mask,
-                ts,
-                &progress,
-            );
-            self.lock().pow = None;
-            out.push(made.context("building a record")?);
+                continue;
+            }
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(jobs.len())
+                .max(1);
+            let per = jobs.len().div_ceil(threads);
+            let built: Vec<anyhow::Result<Vec<lf_record::Record>>> = std::thread::scope(|s| {
+                let parts: Vec<_> = jobs
+                    .chunks(per)
+                    .map(|part| {
+                        s.spawn(move || {
+                            crate::priority::background_thread();
+                            part.iter()
+                                .map(|(p, ts)| self.build_one(batch, p, *ts))
+                                .collect::<anyhow::Result<Vec<_>>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a record builder panicked")))
+                    })
+                    .collect()
+            });
+            for part in built {
+                for r in part? {
+                    if out.len() >= PUBLISH_GROUP {
+                        self.store(out)?;
+                    }
+                    out.push(r);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether a later batch of the same owner waits with a newer version of `key`: this
+    /// one is then never published (a file created, then written and closed, is one
+    /// record, not two). Its data is not lost: the newer version replaces it.
+    fn superseded(&self, seq: u64, batch: &Batch, key: &PutKey) -> bool {
+        self.lock()
+            .overlay
+            .get(key)
+            .is_some_and(|p| p.seq > seq && p.owner == batch.owner.public())
+    }
+
+    /// The timestamp of the record for `p`: later versions of one entry carry later
+    /// timestamps.
+    fn timestamp(&self, batch: &Batch, p: &QueuedPut) -> u64 {
+        if matches!(p.key, PutKey::Chunk(_)) {
+            // Content-addressed: every version is the same bytes.
+            return now();
+        }
+        let key = (p.key.name(), p.key.ordinal());
+        let known = self.lock().last_ts.get(&key).copied();
+        // The first version of an entry since start goes after what is stored:
+        // a version published just before a restart (or a kill -9) may carry
+        // this very second, and a tie would let the older version win.
+        let last = match known {
+            Some(t) => t,
+            None => self.stored_ts(&batch.owner.public(), &key.0, key.1),
+        };
+        let mut st = self.lock();
+        let slot = st.last_ts.entry(key).or_insert(0);
+        let ts = now().max(last + 1).max(*slot + 1);
+        *slot = ts;
+        ts
+    }
+
+    /// Builds (links, proof of work, signature) the record for `p`.
+    fn build_one(
+        &self,
+        batch: &Batch,
+        p: &QueuedPut,
+        ts: u64,
+    ) -> anyhow::Result<lf_record::Record> {
+        let (name, ordinal) = (p.key.name(), p.key.ordinal());
+        let mask = Some(p.key.mask());
+        self.lock().pow = Some(PowState {
+            name: name.clone(),
+            started: Instant::now(),
+            tried: 0,
+            expected: 0.0,
+        });
+        let progress = |pr: lf_pow::Progress| {
+            if let Some(s) = self.lock().pow.as_mut() {
+                s.tried = pr.challenges_tried;
+                s.expected = pr.expected_challenges;
+            }
+        };
+        let value = self
+            .value(&p.value)
+            .context("reading a waiting value from the LFFS journal")?;
+        let made =
+            self.node
+                .build_record(&batch.owner, &[(name, ordinal)], value, mask, ts, &progress);
+        self.lock().pow = None;
+        made.context("building a record")
     }
 
     /// Timestamp of `owner`'s newest stored record under (name, ordinal), 0 if none.

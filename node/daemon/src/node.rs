@@ -331,6 +331,34 @@ impl Node {
         self.check_with(r, &mut lf_record::OwnerKeys::default())
     }
 
+    /// [`Node::check`] of every record, on every core (verification is most of the
+    /// cost of publishing a big file); the first failure in order.
+    fn check_many(&self, records: &[Record]) -> Result<(), AcceptError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if records.len() < 8 || threads < 2 {
+            let mut keys = lf_record::OwnerKeys::default();
+            return records
+                .iter()
+                .try_for_each(|r| self.check_with(r, &mut keys));
+        }
+        let per = records.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = records
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut keys = lf_record::OwnerKeys::default();
+                        part.iter().try_for_each(|r| self.check_with(r, &mut keys))
+                    })
+                })
+                .collect();
+            // A panic goes on as it would have on this thread.
+            parts
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+    }
+
     /// [`Node::check`] keeping decompressed owner keys in `keys` (one per verifying
     /// thread of a batch).
     pub fn check_with(
@@ -442,11 +470,9 @@ impl Node {
     /// Checks and stores records built on this node (the LFFS commit queue) in one
     /// store transaction, with one fsync of `records.lf` for all of them; all or none.
     pub fn accept_local_many(&self, records: &[Record]) -> Result<(), AcceptError> {
-        for r in records {
-            if let Err(e) = self.check(r) {
-                crate::metrics::error("record_rejected");
-                return Err(e);
-            }
+        if let Err(e) = self.check_many(records) {
+            crate::metrics::error("record_rejected");
+            return Err(e);
         }
         let outcomes = self.store.put_many(records)?;
         let added: Vec<_> = records

@@ -193,7 +193,7 @@ impl Store {
         if let Some(m) = q.max_rows {
             sql.push_str(&format!(" LIMIT {}", m.saturating_add(1)));
         }
-        let mut stmt = inner.db.prepare(&sql)?;
+        let mut stmt = inner.db.prepare_cached(&sql)?;
         let rows: Vec<Row> = stmt
             .query_map(rusqlite::params_from_iter(params.iter()), |r| {
                 Ok(Row {

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lf_record::{Owner, Record, RecordHash};
+use lf_record::{Owner, Record, RecordHash, SelectorKey};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use crate::dag::Dag;
@@ -212,6 +212,34 @@ impl Store {
             if !exists(&inner.db, h)? {
                 out.push(*h);
             }
+        }
+        Ok(out)
+    }
+
+    /// For each key, whether `owner` has a stored record whose first selector is that
+    /// key (one lock for all; no record is read). Two single-table lookups, not a join:
+    /// see `reputation::at_insert`.
+    pub fn owner_has(&self, owner: &Owner, keys: &[SelectorKey]) -> Result<Vec<bool>, StoreError> {
+        let inner = self.lock();
+        let mut seqs = inner
+            .db
+            .prepare_cached("SELECT seq FROM selector WHERE idx = 0 AND key = ?1")?;
+        let mut owner_of = inner
+            .db
+            .prepare_cached("SELECT 1 FROM record WHERE seq = ?1 AND owner = ?2")?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let found: Vec<u32> = seqs
+                .query_map([&k.0[..]], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut has = false;
+            for seq in found {
+                if owner_of.exists((seq, &owner.as_bytes()[..]))? {
+                    has = true;
+                    break;
+                }
+            }
+            out.push(has);
         }
         Ok(out)
     }
