@@ -50,6 +50,8 @@ struct Running {
     /// When it was mounted, Unix seconds.
     since: u64,
     session: fuser::BackgroundSession,
+    /// The filesystem (what it listed as contested, for the status).
+    fs: Arc<lffs::Filesystem<LffsStore>>,
     /// Stops the mount's cache-invalidation thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -437,13 +439,14 @@ impl MountManager {
     fn mount_now(&self, spec: MountSpec, owner: Option<DerivedOwner>, attempts: u32) {
         let mut owner = owner;
         match self.mount(&spec, &mut owner) {
-            Ok((session, stop, owner_id)) => {
+            Ok((session, stop, owner_id, fs)) => {
                 tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
                 self.lock().push(Running {
                     spec,
                     owner: owner_id,
                     since: crate::node::now(),
                     session,
+                    fs,
                     stop,
                 });
             }
@@ -506,6 +509,19 @@ impl MountManager {
     /// Paths mounted now.
     pub fn mounted(&self) -> Vec<PathBuf> {
         self.lock().iter().map(|m| m.spec.path.clone()).collect()
+    }
+
+    /// The names each running mount listed as contested by several owners, by mount
+    /// point.
+    pub fn contested(&self) -> Vec<(PathBuf, Vec<lffs::Contested>)> {
+        let fs: Vec<(PathBuf, Arc<lffs::Filesystem<LffsStore>>)> = self
+            .lock()
+            .iter()
+            .map(|m| (m.spec.path.clone(), m.fs.clone()))
+            .collect();
+        fs.into_iter()
+            .map(|(mount, fs)| (mount, fs.contested()))
+            .collect()
     }
 
     /// Every mount of `mounts.yaml`: up ones first, then those that failed.
@@ -572,6 +588,7 @@ impl MountManager {
         fuser::BackgroundSession,
         Arc<std::sync::atomic::AtomicBool>,
         String,
+        Arc<lffs::Filesystem<LffsStore>>,
     )> {
         let which = self.which(spec);
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
@@ -619,10 +636,11 @@ impl MountManager {
             .with_context(|| format!("{which}: fuse mount of {} failed", spec.path.display()))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notifier, flag) = (session.notifier(), stop.clone());
+        let inval = fs.clone();
         std::thread::Builder::new()
             .name("lffs-inval".into())
-            .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
-        Ok((session, stop, owner_id))
+            .spawn(move || lffs::invalidate_changes(inval, notifier, flag))?;
+        Ok((session, stop, owner_id, fs))
     }
 }
 
