@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(originals(&n), vec![b"a.tar.gz".to_vec()]);
         assert!(originals(b"part.sync-conflict-short-20261207-040506.txt").is_empty());
         assert!(originals(b"plain.txt").is_empty());
-        assert!(conflict_name(&[b'a'; 230], &o, T).is_none(), "over 255 bytes");
+        assert!(
+            conflict_name(&[b'a'; 230], &o, T).is_none(),
+            "over 255 bytes"
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@ use lf_record::Owner;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, ChunkRef};
+use crate::conflicts;
 use crate::content::{Base, Content, SpillBudget};
 use crate::layout::{self, Body, Entry, FileData, PASSWD_INO, PASSWD_NAME, ROOT_INO};
-use crate::conflicts;
 use crate::untrusted::{self, BadEntries};
 use crate::{FsError, Put, Store, Version};
 
@@ -182,7 +182,7 @@ pub struct Filesystem<S: Store> {
     /// and of `.passwd`, rather than 1970.
     started: u64,
     /// Names listed with conflict copies: (directory selector, ordinal) → name.
-    contested: Mutex<std::collections::BTreeMap<(Vec<u8>, u64), Vec<u8>>>,
+    contested: Mutex<contested::ContestedNames>,
 }
 
 /// A directory's derived mtime and what it was derived from.

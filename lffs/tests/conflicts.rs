@@ -133,23 +133,25 @@ fn conflict_copies_are_read_only_and_unlinking_ones_own_withdraws_it() {
     assert_eq!(n1.open(own.ino, true).unwrap_err().errno(), EACCES);
     assert_eq!(
         n1.setattr(own.ino, Some(0o600), None, None, None, None)
-            .unwrap_err().errno(),
+            .unwrap_err()
+            .errno(),
         EACCES
     );
     assert_eq!(
-        n1.rename(ROOT_INO, &ca, ROOT_INO, b"elsewhere").unwrap_err().errno(),
+        n1.rename(ROOT_INO, &ca, ROOT_INO, b"elsewhere")
+            .unwrap_err()
+            .errno(),
         EACCES
     );
     // Nothing is renamed or created over a conflict copy either.
     n1.create(ROOT_INO, b"mine", 0o644).unwrap();
     assert_eq!(
-        n1.rename(ROOT_INO, b"mine", ROOT_INO, &cb).unwrap_err().errno(),
+        n1.rename(ROOT_INO, b"mine", ROOT_INO, &cb)
+            .unwrap_err()
+            .errno(),
         EACCES
     );
-    assert_eq!(
-        n1.create(ROOT_INO, &cb, 0o644).unwrap_err().errno(),
-        EEXIST
-    );
+    assert_eq!(n1.create(ROOT_INO, &cb, 0o644).unwrap_err().errno(), EEXIST);
     // Another owner's version cannot be removed.
     assert_eq!(n1.unlink(ROOT_INO, &cb).unwrap_err().errno(), EACCES);
     // One's own is withdrawn: a deletion of part.txt by Alice, on every node.

@@ -27,7 +27,9 @@ fn start(home: &Path, mnt: &Path) -> TestNode {
 
 /// Two homes of one private network (no proof of work, no bootstrap peers).
 fn homes(dir: &Path) -> (PathBuf, PathBuf) {
-    let net = TestNet::private().name("convergence").create(&dir.join("net"));
+    let net = TestNet::private()
+        .name("convergence")
+        .create(&dir.join("net"));
     let h: Vec<PathBuf> = ["n1", "n2"]
         .iter()
         .map(|n| {
@@ -68,7 +70,8 @@ fn get(node: &TestNode, key: &str) -> String {
 fn connect(from: &TestNode, to: &TestNode) {
     ok(&from.lf_url(&["node-connect", &to.p2p_addr()]));
     assert!(
-        wait_until(30, || !from.peer_ids().is_empty() && !to.peer_ids().is_empty()),
+        wait_until(30, || !from.peer_ids().is_empty()
+            && !to.peer_ids().is_empty()),
         "not connected: {}\n{}",
         from.output(),
         to.output()
@@ -90,8 +93,7 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
     )
     .unwrap();
     let n2 = start(&h2, &m2);
-    let client1: serde_json::Value =
-        serde_json::from_str(&read(&h1.join("client.json"))).unwrap();
+    let client1: serde_json::Value = serde_json::from_str(&read(&h1.join("client.json"))).unwrap();
     let mut client2: serde_json::Value =
         serde_json::from_str(&read(&h2.join("client.json"))).unwrap();
     client2["Owners"] = client1["Owners"].clone();
@@ -205,7 +207,10 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
     // Conflict copies are read-only; another owner's cannot be removed, one's own
     // can (that withdraws it).
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(m1.join(&c1)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(m1.join(&c1))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o222, 0, "mode {mode:o}");
     let e = std::fs::OpenOptions::new()
         .write(true)
@@ -261,7 +266,9 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
         let text = ok(&n.lf_url(&["status"]));
         assert!(text.contains("collisions     2 open"), "{text}");
         assert!(
-            text.contains(&format!("{file}: {me} wins here (first seen here, this node only)")),
+            text.contains(&format!(
+                "{file}: {me} wins here (first seen here, this node only)"
+            )),
             "{text}"
         );
         assert!(text.contains(&format!("also {other}")), "{text}");
@@ -291,4 +298,87 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
     );
     assert_eq!(read(&m1.join(&c2)), "version of owner 2\n");
     assert_eq!(read(&m2.join("part.txt")), "version of owner 2\n");
+}
+
+/// On a network with a root CA, a certified owner's version wins on every node, even
+/// on the node that saw an uncertified owner's version first: both mounts show the
+/// certified one under the name (the other beside it as a conflict copy), and both
+/// statuses say so ("certified", the same everywhere).
+#[test]
+fn cluster_certified_owner_wins_a_collision_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::private()
+        .name("convergence-ca")
+        .difficulty(1)
+        .max_value(60_000)
+        .ca()
+        .create(&dir.path().join("net"));
+    let (h1, h2) = (net.home("n1"), net.home("n2"));
+    let (m1, m2) = (dir.path().join("m1"), dir.path().join("m2"));
+    // Node 1's mount owner is certified (a key file, its CSR signed by the CA and the
+    // certificate published); node 2's (its identity) is not.
+    let writer = lf_record::OwnerSecret::from_scalar_bytes(&[9; 48]).unwrap();
+    std::fs::write(h1.join("writer.pem"), writer.to_pem()).unwrap();
+    let n1 = TestNode::on(&h1)
+        .mount(Mount::new(&m1, ROOT).owner("writer.pem"))
+        .start();
+    let n2 = start(&h2, &m2);
+    assert!(wait_until(30, || is_mounted(&m1)), "{}", n1.output());
+    let (key, csr, crt) = (
+        h1.join("writer.pem"),
+        h1.join("writer.csr"),
+        h1.join("writer.crt"),
+    );
+    let ca = net.ca_key();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&n1.lf_url(&["owner", "csr", "-key", &path(&key), "-out", &path(&csr)]));
+    ok(&n1.lf_url(&["owner", "sign", "-ca", &path(&ca), &path(&csr)]));
+    ok(&n1.lf_url(&["owner", "publish-cert", "-ca", &path(&ca), &path(&crt)]));
+
+    // Node 2 writes first (it pays proof of work), node 1 after; each during the
+    // partition. Node 2 has seen only its own version when they meet.
+    std::fs::write(m2.join("part.txt"), "uncertified, first\n").unwrap();
+    std::fs::write(m1.join("part.txt"), "certified, later\n").unwrap();
+    for n in [&n1, &n2] {
+        assert!(
+            wait_until(60, || n.status()["PendingCommits"] == 0),
+            "{}",
+            n.output()
+        );
+    }
+    connect(&n2, &n1);
+    let certified = "certified, later\n";
+    assert!(
+        wait_until(60, || {
+            names(&m1).len() == 3
+                && names(&m1) == names(&m2)
+                && read(&m1.join("part.txt")) == certified
+                && read(&m2.join("part.txt")) == certified
+        }),
+        "the certified version does not win on both: {:?} {:?} / {:?} {:?}\n{}\n{}",
+        names(&m1),
+        read(&m1.join("part.txt")),
+        names(&m2),
+        read(&m2.join("part.txt")),
+        n1.output(),
+        n2.output()
+    );
+    let uncertified = names(&m2)
+        .into_iter()
+        .find(|n| {
+            let o = n2.status()["Identity"].as_str().unwrap().to_string();
+            n.starts_with(&format!("part.sync-conflict-{}-", &o[o.len() - 8..]))
+        })
+        .expect("a conflict copy of node 2's version");
+    for m in [&m1, &m2] {
+        assert_eq!(read(&m.join(&uncertified)), "uncertified, first\n");
+    }
+    for n in [&n1, &n2] {
+        let c = &n.status()["Collisions"];
+        let col = &c["Listed"][0];
+        assert_eq!(c["Open"], 1, "{c:#}");
+        assert_eq!(col["Winner"], writer.public().to_string(), "{col:#}");
+        assert_eq!(col["Reason"], "certified", "{col:#}");
+        assert_eq!(col["SameEverywhere"], true, "{col:#}");
+    }
 }

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Contested names listed: (directory selector, ordinal) → name.
+pub(super) type ContestedNames = std::collections::BTreeMap<(Vec<u8>, u64), Vec<u8>>;
+
 /// Contested names remembered at most (the first ones listed; a directory listed
 /// again replaces its own).
 const CONTESTED_MAX: usize = 1024;
@@ -38,13 +41,11 @@ impl<S: Store> Filesystem<S> {
 
     /// The contested names this mount listed (in directories as last listed).
     pub fn contested(&self) -> Vec<Contested> {
-        let found: Vec<((Vec<u8>, u64), Vec<u8>)> = self
+        let found: ContestedNames = self
             .contested
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .clone();
         found
             .into_iter()
             .map(|((sel, ordinal), name)| {

@@ -412,7 +412,11 @@ fn print_collisions(c: &json::CollisionsStatus) {
         }
     }
     if (c.listed.len() as u64) < c.open {
-        println!("  ... {} more (`lf -json status` lists the first {})", c.open - c.listed.len() as u64, c.listed.len());
+        println!(
+            "  ... {} more (`lf -json status` lists the first {})",
+            c.open - c.listed.len() as u64,
+            c.listed.len()
+        );
     }
 }
 

@@ -4,8 +4,8 @@
 //! collision between owners is settled locally ("first seen here"), so it is never
 //! left silent.
 
-use std::path::PathBuf;
 use lf_record::{SelectorKey, SelectorName};
+use std::path::PathBuf;
 
 use crate::api_json as json;
 use crate::node::Node;

@@ -40,6 +40,15 @@ pub fn backoff(attempts: u32) -> Duration {
     (RETRY_FIRST * (1u32 << doublings)).min(RETRY_MAX)
 }
 
+/// A mount just made: its session, the flag that stops its invalidation thread, its
+/// owner (`@...`) and its filesystem.
+type Started = (
+    fuser::BackgroundSession,
+    Arc<std::sync::atomic::AtomicBool>,
+    String,
+    Arc<lffs::Filesystem<LffsStore>>,
+);
+
 /// A derived owner: the secret and the masking key a passphrase gives.
 type DerivedOwner = (OwnerSecret, Option<Vec<u8>>);
 
@@ -580,16 +589,7 @@ impl MountManager {
     }
 
     /// Mounts `spec`; `owner` caches the derived owner across attempts.
-    fn mount(
-        &self,
-        spec: &MountSpec,
-        owner: &mut Option<DerivedOwner>,
-    ) -> anyhow::Result<(
-        fuser::BackgroundSession,
-        Arc<std::sync::atomic::AtomicBool>,
-        String,
-        Arc<lffs::Filesystem<LffsStore>>,
-    )> {
+    fn mount(&self, spec: &MountSpec, owner: &mut Option<DerivedOwner>) -> anyhow::Result<Started> {
         let which = self.which(spec);
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
             bail!("{which}: {} is already mounted", spec.path.display());

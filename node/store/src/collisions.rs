@@ -85,7 +85,8 @@ fn reason(a: &QueryResult, b: &QueryResult, oracles: bool) -> WinReason {
         // Without oracles trust is local reputation alone. With them, a winner that
         // local reputation ranks below (or equal to) the runner-up wins by the oracles.
         let local = |r: &QueryResult| r.reputation >= crate::REPUTATION_DEFAULT;
-        if oracles && !(local(a) && !local(b)) {
+        let by_reputation = local(a) && !local(b);
+        if oracles && !by_reputation {
             WinReason::Oracles
         } else {
             WinReason::FirstSeenHere
