@@ -147,7 +147,7 @@ type LookupCache = HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>;
 /// Lock order: `open` before any `OpenFile` mutex, never the other way (an `OpenFile`
 /// mutex is held across store calls, `open` only for map lookups). Every other lock
 /// here (`nodes`, `handles`, `next_fh`, `cache`, `owners_seen`, `cached`, `attrs_out`,
-/// `entries_out`, `root_entry`, `contested`) is a leaf: taken alone, for a map operation, and
+/// `entries_out`, `root_entry`, `contested`, `dir_parents`) is a leaf: taken alone, for a map operation, and
 /// released before any other lock is taken; it may be taken while `open` or an
 /// `OpenFile` mutex is held.
 pub struct Filesystem<S: Store> {
@@ -183,6 +183,8 @@ pub struct Filesystem<S: Store> {
     started: u64,
     /// Names listed with conflict copies: (directory selector, ordinal) → name.
     contested: Mutex<contested::ContestedNames>,
+    /// Where each directory seen was, for the paths of contested names.
+    dir_parents: Mutex<contested::DirParents>,
 }
 
 /// A directory's derived mtime and what it was derived from.
@@ -279,6 +281,7 @@ impl<S: Store> Filesystem<S> {
             dir_times: Mutex::new(HashMap::new()),
             started,
             contested: Mutex::new(std::collections::BTreeMap::new()),
+            dir_parents: Mutex::new(HashMap::new()),
             config,
         }
     }

@@ -186,3 +186,50 @@ fn one_owner_alone_has_no_conflict_copies_and_a_real_name_wins_over_a_copy() {
     assert_eq!(read(&fs, &cbs), b"real");
     assert!(fs.lookup(ROOT_INO, cbs.as_bytes()).unwrap().writable);
 }
+
+#[test]
+fn contested_names_in_subdirectories_are_reported_with_their_paths() {
+    let (alice, bob) = (owner(1), owner(2));
+    let fs = Filesystem::new(MemStore::new(alice, 60_000), config());
+    let top = fs.mkdir(ROOT_INO, b"top", 0o755).unwrap();
+    let sub = fs.mkdir(top.ino, b"sub", 0o755).unwrap();
+    let (fh_ino, fh) = {
+        let (a, fh) = fs.create(sub.ino, b"notes.md", 0o644).unwrap();
+        (a.ino, fh)
+    };
+    fs.write(fh_ino, 0, b"alice").unwrap();
+    fs.release(fh).unwrap();
+    // Bob writes notes.md in the same directory (found through the records, as his
+    // node would).
+    let sel_of = |dir: &[u8], name: &[u8]| {
+        let v = lffs::Store::get(fs.store(), dir, layout::name_ordinal(name), dir).unwrap();
+        match Entry::decode(&v[0].value).unwrap().body {
+            Body::Dir(s) => s,
+            other => panic!("{other:?}"),
+        }
+    };
+    let top_sel = sel_of(ROOT, b"top");
+    let sub_sel = sel_of(&top_sel, b"sub");
+    let theirs = file(b"notes.md", b"bob", T_BOB);
+    fs.store().put_as(
+        bob,
+        Put {
+            name: sub_sel.clone(),
+            ordinal: layout::name_ordinal(b"notes.md"),
+            mask: sub_sel.clone(),
+            value: theirs.encode(),
+        },
+    );
+    assert!(fs.contested().is_empty(), "nothing listed yet");
+    let listed: Vec<Vec<u8>> = fs
+        .readdir(sub.ino)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(listed.len(), 3, "notes.md and two conflict copies");
+    let seen = fs.contested();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].dir_selector, sub_sel);
+    assert_eq!(seen[0].path.as_deref(), Some(&b"/top/sub/notes.md"[..]));
+}

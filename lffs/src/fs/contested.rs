@@ -7,6 +7,12 @@ use super::*;
 /// Contested names listed: (directory selector, ordinal) → name.
 pub(super) type ContestedNames = std::collections::BTreeMap<(Vec<u8>, u64), Vec<u8>>;
 
+/// Directories whose place (parent, name) is remembered at most (then forgotten at once).
+const DIR_PARENTS_MAX: usize = 65_536;
+
+/// Where each directory seen was: selector → (parent's selector, name).
+pub(super) type DirParents = HashMap<Vec<u8>, (Vec<u8>, Vec<u8>)>;
+
 /// Contested names remembered at most (the first ones listed; a directory listed
 /// again replaces its own).
 const CONTESTED_MAX: usize = 1024;
@@ -63,20 +69,28 @@ impl<S: Store> Filesystem<S> {
             .collect()
     }
 
+    /// Directory `sel` was seen as `name` in the directory `parent` (a listing or a
+    /// lookup): how a contested name's path is found without walking the tree.
+    pub(super) fn note_dir(&self, sel: &[u8], parent: &[u8], name: &[u8]) {
+        let mut d = self.dir_parents.lock().unwrap_or_else(|e| e.into_inner());
+        if d.get(sel).is_some_and(|(p, n)| p == parent && n == name) {
+            return;
+        }
+        if d.len() >= DIR_PARENTS_MAX {
+            d.clear();
+        }
+        d.insert(sel.to_vec(), (parent.to_vec(), name.to_vec()));
+    }
+
     /// The path of the directory with selector `sel` from the mount's root (empty for
-    /// the root), walking up through the remembered inodes; `None` if a step is unknown.
+    /// the root), from where its directories were last seen; `None` if a step is
+    /// unknown.
     fn dir_path(&self, sel: &[u8]) -> Option<Vec<u8>> {
-        let nodes: Vec<Node> = self
-            .nodes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut current = sel.to_vec();
+        let d = self.dir_parents.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut current: &[u8] = sel;
         for _ in 0..256 {
-            if current == self.config.root {
+            if current == self.config.root.as_slice() {
                 let mut p = Vec::new();
                 for part in parts.iter().rev() {
                     p.push(b'/');
@@ -84,13 +98,9 @@ impl<S: Store> Filesystem<S> {
                 }
                 return Some(p);
             }
-            let parent = nodes.iter().find(|n| {
-                matches!(self.resolve(&n.dir_sel, &n.name),
-                    Ok(Some((Entry { body: Body::Dir(ref s), ref name, .. }, _)))
-                        if *s == current && *name == n.name)
-            })?;
-            parts.push(parent.name.clone());
-            current = parent.dir_sel.clone();
+            let (parent, name) = d.get(current)?;
+            parts.push(name);
+            current = parent;
         }
         None
     }

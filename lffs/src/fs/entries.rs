@@ -352,6 +352,11 @@ impl<S: Store> Filesystem<S> {
         }
         let sel = self.dir_selector(parent)?;
         let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
+        if let Body::Dir(own) = &e.body
+            && e.name == name
+        {
+            self.note_dir(own, &sel, name);
+        }
         let ino = self.remember(&sel, name);
         self.note_attrs_out(ino, &e);
         self.entries_out
@@ -434,6 +439,9 @@ impl<S: Store> Filesystem<S> {
                 continue;
             };
             self.saw_owner(*owner);
+            if let Body::Dir(own) = &e.body {
+                self.note_dir(own, &sel, &e.name);
+            }
             if let Some(kind) = kind_of(e) {
                 out.push((
                     DirEntry {

@@ -168,3 +168,38 @@ fn trusted_oracles_settle_a_collision_the_same_way_on_every_node() {
     assert_eq!(c.listed[0].reason, WinReason::Oracles);
     assert!(c.listed[0].reason.same_everywhere());
 }
+
+/// Certifies one owner (from any time).
+#[derive(Debug)]
+struct Certified(lf_record::Owner);
+
+impl lf_store::Certification for Certified {
+    fn is_certified(&self, owner: &lf_record::Owner, _timestamp: u64) -> bool {
+        *owner == self.0
+    }
+}
+
+#[test]
+fn a_certified_owner_wins_on_every_node_whichever_it_saw_first() {
+    let (corp, stranger) = (owner(10), owner(11));
+    let g = genesis(&corp);
+    let c = rec(&corp, 90, &[g.hash()], b"motd", b"certified");
+    let s = rec(&stranger, 80, &[g.hash()], b"motd", b"earlier, uncertified");
+    let (_d1, n1) = store_with(&[&g, &c, &s]);
+    let (_d2, n2) = store_with(&[&g, &s, &c]);
+    let hook: std::sync::Arc<dyn lf_store::Certification> =
+        std::sync::Arc::new(Certified(corp.public()));
+    for st in [&n1, &n2] {
+        let mut q = query(b"motd", SortOrder::Trust);
+        q.certification = Some(hook.clone());
+        let set = &st.query(&q).unwrap()[0];
+        assert_eq!(set[0].record.hash(), c.hash());
+        let col = st.collisions(10, 100, &[], Some(hook.clone())).unwrap();
+        assert_eq!(col.listed[0].entries[0].record.hash(), c.hash());
+        assert_eq!(col.listed[0].reason, WinReason::Certified);
+        assert!(col.listed[0].reason.same_everywhere());
+    }
+    // Without the hook, each node ranks its first-seen owner first.
+    assert_eq!(ranked(&n1, b"motd", SortOrder::Trust)[0], c.hash());
+    assert_eq!(ranked(&n2, b"motd", SortOrder::Trust)[0], s.hash());
+}
