@@ -18,6 +18,9 @@ use crate::layout::{self, Body, Entry, MAX_NAME};
 pub const MARK: &[u8] = b".sync-conflict-";
 /// Characters of the owner's name in a conflict name.
 const OWNER_CHARS: usize = 8;
+/// Conflict copies listed per name at most (the first by conflict name): anyone may
+/// write a name under as many keys as they like, and a listing stays bounded.
+pub const MAX_COPIES: usize = 32;
 /// `<owner>-yyyymmdd-hhmmss` after [`MARK`].
 const TAIL: usize = OWNER_CHARS + 1 + 8 + 1 + 6;
 
@@ -109,9 +112,9 @@ pub struct Copy {
 
 /// The conflict copies under one ordinal, from its usable entries (each owner's
 /// latest, any order): for every name that entries of two or more owners carry, each
-/// owner's live version. Sorted by name; where two versions would get the same
-/// conflict name, the smaller owner key keeps it, so the result depends only on the
-/// entries, never on their order.
+/// owner's live version. Sorted by name, at most [`MAX_COPIES`]; where two versions
+/// would get the same conflict name, the smaller owner key keeps it, so the result
+/// depends only on the entries, never on their order.
 pub fn copies(entries: &[(Entry, Owner)]) -> Vec<Copy> {
     let mut out: Vec<Copy> = Vec::new();
     for (i, (e, owner)) in entries.iter().enumerate() {
@@ -136,6 +139,7 @@ pub fn copies(entries: &[(Entry, Owner)]) -> Vec<Copy> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name).then(a.owner.cmp(&b.owner)));
     out.dedup_by(|later, first| later.name == first.name);
+    out.truncate(MAX_COPIES);
     out
 }
 
@@ -213,5 +217,8 @@ mod tests {
         assert!(got.windows(2).all(|w| w[0].name < w[1].name));
         // One owner alone holds no conflict.
         assert!(copies(&[(file(b"f", T), a)]).is_empty());
+        // A name written under many keys lists a bounded number of copies.
+        let many: Vec<(Entry, Owner)> = (1..=60).map(|i| (file(b"f", T), owner(i))).collect();
+        assert_eq!(copies(&many).len(), MAX_COPIES);
     }
 }

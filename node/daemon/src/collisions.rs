@@ -4,8 +4,10 @@
 //! collision between owners is settled locally ("first seen here"), so it is never
 //! left silent.
 
-use lf_record::{SelectorKey, SelectorName};
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use lf_record::{SelectorKey, SelectorName};
 
 use crate::api_json as json;
 use crate::node::Node;
@@ -23,17 +25,20 @@ pub fn gather(node: &Node, mounts: &[MountContested]) -> anyhow::Result<json::Co
     let found = node
         .store
         .collisions(LISTED_MAX, COUNT_CAP, &[], node.certs.query_hook())?;
-    let path_of = |key: &SelectorKey| {
-        mounts.iter().find_map(|(mount, contested)| {
-            contested.iter().find_map(|c| {
-                let k = SelectorName::new(&c.dir_selector).key(c.ordinal);
-                let rel = c.path.as_ref().filter(|_| k == *key)?;
-                let mut p = mount.clone().into_os_string();
-                p.push(String::from_utf8_lossy(rel).as_ref());
-                Some(PathBuf::from(p).display().to_string())
-            })
-        })
-    };
+    // Each contested name's selector key, once (not once per collision).
+    let mut paths: HashMap<SelectorKey, String> = HashMap::new();
+    for (mount, contested) in mounts {
+        for c in contested {
+            let Some(rel) = &c.path else { continue };
+            let mut p = mount.clone().into_os_string();
+            p.push(String::from_utf8_lossy(rel).as_ref());
+            let key = SelectorName::new(&c.dir_selector).key(c.ordinal);
+            paths
+                .entry(key)
+                .or_insert_with(|| PathBuf::from(p).display().to_string());
+        }
+    }
+    let path_of = |key: &SelectorKey| paths.get(key).cloned();
     let listed = found
         .listed
         .iter()
