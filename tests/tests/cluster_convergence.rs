@@ -116,6 +116,7 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
         assert!(get(&n2, k).contains("from node 2"), "{}", get(&n2, k));
     }
 
+    let healed = std::time::Instant::now();
     connect(&n2, &n1);
     let converged = || {
         keys.iter().all(|k| {
@@ -134,6 +135,10 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
         names(&m2),
         n1.output(),
         n2.output()
+    );
+    eprintln!(
+        "same owner: 3 keys and 3 files identical on both nodes {:?} after lf node-connect",
+        healed.elapsed()
     );
     // One owner: no collision, no conflict copies; the files of both sides are there.
     assert_eq!(names(&m1), vec!["only1.txt", "only2.txt", "part.txt"]);
@@ -161,6 +166,8 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
     // The partition: each owner writes part.txt (and one key) on its own node.
     std::fs::write(m1.join("part.txt"), "version of owner 1\n").unwrap();
     std::fs::write(m2.join("part.txt"), "version of owner 2\n").unwrap();
+    // A file without a rival: when it shows on the other node is the baseline.
+    std::fs::write(m1.join("plain.txt"), "no rival\n").unwrap();
     ok(&n1.lf_url(&["set", "shared/name", "owner 1's value"]));
     ok(&n2.lf_url(&["set", "shared/name", "owner 2's value"]));
     // Published before the nodes meet (a commit waits in the queue at most briefly).
@@ -172,7 +179,10 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
         );
     }
 
+    let healed = std::time::Instant::now();
     connect(&n2, &n1);
+    assert!(wait_until(60, || m2.join("plain.txt").exists()));
+    let baseline = healed.elapsed();
     let short = |o: &str| o[o.len() - 8..].to_string();
     let copy_of = |names: &[String], o: &str| {
         names
@@ -185,13 +195,18 @@ fn cluster_collision_between_owners_shows_conflict_copies_and_is_reported() {
     assert!(
         wait_until(60, || {
             let l = names(&m1);
-            l.len() == 3 && l == names(&m2)
+            l.len() == 4 && l == names(&m2)
         }),
         "mounts never listed the same names: {:?} / {:?}\n{}\n{}",
         names(&m1),
         names(&m2),
         n1.output(),
         n2.output()
+    );
+    eprintln!(
+        "two owners: the same names (winner and conflict copies) on both mounts {:?} after \
+         lf node-connect; a file without a rival {baseline:?}",
+        healed.elapsed()
     );
     let listed = names(&m1);
     let c1 = copy_of(&listed, &o1).unwrap_or_else(|| panic!("no copy of owner 1: {listed:?}"));
