@@ -397,3 +397,66 @@ fn cluster_certified_owner_wins_a_collision_on_every_node() {
         assert_eq!(col["SameEverywhere"], true, "{col:#}");
     }
 }
+
+/// Two owners make the same directory during a partition: both mounts list the
+/// directory and both owners' directories as conflict copies, whose trees can be
+/// walked (`find`) and read, the same on both nodes.
+#[test]
+fn cluster_directory_collision_lists_both_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, h2) = homes(dir.path());
+    let (m1, m2) = (dir.path().join("m1"), dir.path().join("m2"));
+    let n1 = start(&h1, &m1);
+    let n2 = start(&h2, &m2);
+    for (m, who) in [(&m1, "1"), (&m2, "2")] {
+        std::fs::create_dir_all(m.join("proj/sub")).unwrap();
+        std::fs::write(m.join("proj/sub/notes.txt"), format!("notes of {who}\n")).unwrap();
+    }
+    for n in [&n1, &n2] {
+        assert!(
+            wait_until(30, || n.status()["PendingCommits"] == 0),
+            "{}",
+            n.output()
+        );
+    }
+    connect(&n2, &n1);
+    assert!(
+        wait_until(60, || names(&m1).len() == 3 && names(&m1) == names(&m2)),
+        "{:?} / {:?}",
+        names(&m1),
+        names(&m2)
+    );
+    // Walk every tree on both mounts: each conflict copy holds its owner's files.
+    for (m, mine) in [(&m1, "1"), (&m2, "2")] {
+        let o = std::process::Command::new("find")
+            .arg(m)
+            .arg("-type")
+            .arg("f")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "find: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let found = String::from_utf8_lossy(&o.stdout);
+        let files = found.lines().filter(|l| !l.ends_with("/.passwd")).count();
+        assert_eq!(files, 3, "{found}");
+        assert_eq!(
+            read(&m.join("proj/sub/notes.txt")),
+            format!("notes of {mine}\n")
+        );
+        let mut contents: Vec<String> = names(m)
+            .iter()
+            .filter(|n| n.starts_with("proj.sync-conflict-"))
+            .map(|n| read(&m.join(n).join("sub/notes.txt")))
+            .collect();
+        contents.sort();
+        assert_eq!(contents, vec!["notes of 1\n", "notes of 2\n"]);
+        // The plain name still works after the copies were walked.
+        assert_eq!(
+            read(&m.join("proj/sub/notes.txt")),
+            format!("notes of {mine}\n")
+        );
+    }
+}
