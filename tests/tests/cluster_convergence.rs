@@ -111,6 +111,19 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
     std::fs::write(m2.join("part.txt"), "part from node 2, longer\n").unwrap();
     std::fs::write(m1.join("only1.txt"), "one\n").unwrap();
     std::fs::write(m2.join("only2.txt"), "two\n").unwrap();
+    // And 100 more files, each written on both sides.
+    let many: Vec<String> = (0..100).map(|i| format!("f{i:03}")).collect();
+    for f in &many {
+        std::fs::write(m1.join(f), format!("{f} from node 1\n")).unwrap();
+        std::fs::write(m2.join(f), format!("{f} from node 2\n")).unwrap();
+    }
+    for n in [&n1, &n2] {
+        assert!(
+            wait_until(60, || n.status()["PendingCommits"] == 0),
+            "{}",
+            n.output()
+        );
+    }
     for k in keys {
         assert!(get(&n1, k).contains("from node 1"), "{}", get(&n1, k));
         assert!(get(&n2, k).contains("from node 2"), "{}", get(&n2, k));
@@ -123,8 +136,11 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
             let (a, b) = (get(&n1, k), get(&n2, k));
             !a.is_empty() && a == b
         }) && names(&m1) == names(&m2)
-            && names(&m1).len() == 3
+            && names(&m1).len() == 103
             && read(&m1.join("part.txt")) == read(&m2.join("part.txt"))
+            && many
+                .iter()
+                .all(|f| read(&m1.join(f)) == read(&m2.join(f)) && !read(&m1.join(f)).is_empty())
     };
     assert!(
         wait_until(60, converged),
@@ -137,16 +153,30 @@ fn cluster_same_owner_on_two_nodes_converges_after_a_partition() {
         n2.output()
     );
     eprintln!(
-        "same owner: 3 keys and 3 files identical on both nodes {:?} after lf node-connect",
+        "same owner: 3 keys and 103 files identical on both nodes {:?} after lf node-connect",
         healed.elapsed()
     );
     // One owner: no collision, no conflict copies; the files of both sides are there.
-    assert_eq!(names(&m1), vec!["only1.txt", "only2.txt", "part.txt"]);
+    let mut expected = many.clone();
+    expected.extend(["only1.txt".into(), "only2.txt".into(), "part.txt".into()]);
+    expected.sort();
+    assert_eq!(names(&m1), expected);
     let part = read(&m1.join("part.txt"));
     assert!(part.starts_with("part from node"), "{part}");
     for n in [&n1, &n2] {
         assert_eq!(n.status()["Collisions"]["Open"], 0);
     }
+    // Both sides' writes won somewhere (the newest, then the greatest hash, per file).
+    let from = |n: &str| {
+        many.iter()
+            .filter(|f| read(&m1.join(f)).ends_with(n))
+            .count()
+    };
+    eprintln!(
+        "same owner: node 1's version won {} files, node 2's {}",
+        from("node 1\n"),
+        from("node 2\n")
+    );
     // Still the same a little later (no flapping as more records arrive).
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(converged());
