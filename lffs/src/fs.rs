@@ -9,15 +9,19 @@ use lf_record::Owner;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, ChunkRef};
+use crate::conflicts;
 use crate::content::{Base, Content, SpillBudget};
 use crate::layout::{self, Body, Entry, FileData, PASSWD_INO, PASSWD_NAME, ROOT_INO};
 use crate::untrusted::{self, BadEntries};
 use crate::{FsError, Put, Store, Version};
 
 mod changes;
+mod contested;
 mod entries;
 mod kernel_cache;
 mod open_files;
+
+pub use contested::Contested;
 
 type Result<T> = std::result::Result<T, FsError>;
 
@@ -143,7 +147,7 @@ type LookupCache = HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>;
 /// Lock order: `open` before any `OpenFile` mutex, never the other way (an `OpenFile`
 /// mutex is held across store calls, `open` only for map lookups). Every other lock
 /// here (`nodes`, `handles`, `next_fh`, `cache`, `owners_seen`, `cached`, `attrs_out`,
-/// `entries_out`, `root_entry`) is a leaf: taken alone, for a map operation, and
+/// `entries_out`, `root_entry`, `contested`, `dir_parents`) is a leaf: taken alone, for a map operation, and
 /// released before any other lock is taken; it may be taken while `open` or an
 /// `OpenFile` mutex is held.
 pub struct Filesystem<S: Store> {
@@ -177,6 +181,10 @@ pub struct Filesystem<S: Store> {
     /// When this filesystem was made (ns): the time of a root with nothing in it yet,
     /// and of `.passwd`, rather than 1970.
     started: u64,
+    /// Names listed with conflict copies: (directory selector, ordinal) → name.
+    contested: Mutex<contested::ContestedNames>,
+    /// Where each directory seen was, for the paths of contested names.
+    dir_parents: Mutex<contested::DirParents>,
 }
 
 /// A directory's derived mtime and what it was derived from.
@@ -272,6 +280,8 @@ impl<S: Store> Filesystem<S> {
             root_entry: Mutex::new((0, None)),
             dir_times: Mutex::new(HashMap::new()),
             started,
+            contested: Mutex::new(std::collections::BTreeMap::new()),
+            dir_parents: Mutex::new(HashMap::new()),
             config,
         }
     }

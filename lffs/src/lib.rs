@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod conflicts;
 mod content;
 mod error;
 mod fs;
@@ -18,6 +19,6 @@ mod store;
 mod untrusted;
 
 pub use error::FsError;
-pub use fs::{Attr, DirEntry, Filesystem, FsConfig, Kind};
+pub use fs::{Attr, Contested, DirEntry, Filesystem, FsConfig, Kind};
 pub use fuse::{FuseAdapter, invalidate_changes, mount_options};
 pub use store::{MemStore, Put, Store, StoreError, Version};

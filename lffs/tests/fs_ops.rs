@@ -1048,6 +1048,10 @@ fn errno_table_matches_semantics_md() {
             "a user other than the mount's `uid` and root changing anything",
             FsError::Access,
         ),
+        (
+            "a change to a conflict copy (other than unlinking one's own version)",
+            FsError::Access,
+        ),
         ("read-only mount", FsError::ReadOnly),
         ("stale inode or handle", FsError::Stale),
         (

@@ -7,11 +7,15 @@
 //! node": entries written by the mount's own owner elsewhere (injected straight into the
 //! store with the `lffs::layout` encoding, under the directory's selector) and entries of
 //! a foreign owner, who wins every name it writes first and loses every name we wrote
-//! first, even after deleting it.
+//! first, even after deleting it. A name both owners wrote is contested: each owner's
+//! live version is also listed under its conflict name (read-only), which the
+//! comparison spells `<name>#conflict-ours` / `#conflict-foreign` (the real name holds
+//! the version's time, which the model does not predict).
 
 use std::collections::BTreeMap;
 
 use lf_record::Owner;
+use lffs::conflicts;
 use lffs::layout::{self, Body, Entry, FileData, ROOT_INO};
 use lffs::{Filesystem, FsConfig, FsError, Kind, MemStore, Put, Store};
 use proptest::prelude::*;
@@ -196,6 +200,9 @@ struct Model {
     root: MNode,
     next_id: u64,
     claims: BTreeMap<(u64, Vec<u8>), Claim>,
+    /// Names both owners wrote: the latest version (`None`: deleted) of the owner that
+    /// did not claim the name first, which the name does not show.
+    hidden: BTreeMap<(u64, Vec<u8>), Option<Vec<u8>>>,
 }
 
 impl Model {
@@ -207,6 +214,7 @@ impl Model {
             },
             next_id: 1,
             claims: BTreeMap::new(),
+            hidden: BTreeMap::new(),
         }
     }
 
@@ -297,18 +305,75 @@ impl Model {
         matches!(self.get(path), Some(MNode::File { foreign: true, .. }))
     }
 
-    /// The flat view compared with the filesystem: path → (is dir, content, writable).
+    /// The owner that did not claim `name` in `dir` first wrote it anyway.
+    fn hide(&mut self, dir: &[Vec<u8>], name: &[u8], version: Option<Vec<u8>>) {
+        let id = self.dir_id(dir);
+        self.hidden.insert((id, name.to_vec()), version);
+    }
+
+    /// The flat view compared with the filesystem: path → (is dir, content, writable),
+    /// conflict copies included.
     fn flat(&self) -> BTreeMap<Path, (bool, Vec<u8>, bool)> {
-        self.paths()
-            .into_iter()
-            .map(|(p, _)| {
-                let v = match self.get(&p) {
-                    Some(MNode::File { data, foreign }) => (false, data.clone(), !foreign),
-                    _ => (true, Vec::new(), true),
+        let mut out = BTreeMap::new();
+        self.flat_in(&self.root, &mut Vec::new(), &mut out, true);
+        out
+    }
+
+    fn flat_in(
+        &self,
+        n: &MNode,
+        prefix: &mut Path,
+        out: &mut BTreeMap<Path, (bool, Vec<u8>, bool)>,
+        writable_dir: bool,
+    ) {
+        let MNode::Dir { id, children } = n else {
+            return;
+        };
+        let mut shown: Vec<(Vec<u8>, MNode, bool)> = children
+            .iter()
+            .map(|(name, c)| (name.clone(), c.clone(), writable_dir))
+            .collect();
+        for ((dir, name), other) in self.hidden.range((*id, Vec::new())..) {
+            if dir != id {
+                break;
+            }
+            let claimant = self.claims[&(*id, name.clone())];
+            let tag = |who: Claim| {
+                let mut n = name.clone();
+                n.extend_from_slice(match who {
+                    Claim::Ours => b"#conflict-ours".as_slice(),
+                    Claim::Foreign => b"#conflict-foreign".as_slice(),
+                });
+                n
+            };
+            if let Some(c) = children.get(name) {
+                shown.push((tag(claimant), c.clone(), false));
+            }
+            if let Some(data) = other {
+                let (who, foreign) = match claimant {
+                    Claim::Ours => (Claim::Foreign, true),
+                    Claim::Foreign => (Claim::Ours, false),
                 };
-                (p, v)
-            })
-            .collect()
+                let file = MNode::File {
+                    data: data.clone(),
+                    foreign,
+                };
+                shown.push((tag(who), file, false));
+            }
+        }
+        for (name, c, writable) in shown {
+            prefix.push(name);
+            match &c {
+                MNode::File { data, foreign } => {
+                    out.insert(prefix.clone(), (false, data.clone(), !foreign && writable));
+                }
+                MNode::Dir { .. } => {
+                    out.insert(prefix.clone(), (true, Vec::new(), writable));
+                    self.flat_in(&c, prefix, out, true);
+                }
+            }
+            prefix.pop();
+        }
     }
 }
 
@@ -623,6 +688,8 @@ impl Harness {
                             foreign: false,
                         },
                     );
+                } else {
+                    self.model.hide(&dir, &name, Some(data.clone()));
                 }
                 (Ok(()), Ok(()))
             }
@@ -635,6 +702,8 @@ impl Harness {
                 self.inject(me, dir, name, Body::Tombstone);
                 if !self.model.is_foreign(&path) {
                     self.model.children_mut(dir).remove(name);
+                } else {
+                    self.model.hide(dir, name, None);
                 }
                 (Ok(()), Ok(()))
             }
@@ -659,6 +728,8 @@ impl Harness {
                             foreign: true,
                         },
                     );
+                } else {
+                    self.model.hide(&dir, &name, Some(data.clone()));
                 }
                 (Ok(()), Ok(()))
             }
@@ -714,7 +785,7 @@ impl Harness {
                 }
                 let a = fs.lookup(ino, &e.name).expect("lookup of a listed name");
                 assert_eq!(a.kind, e.kind, "kind of {:?}", e.name);
-                prefix.push(e.name.clone());
+                prefix.push(canonical(fs, &e.name));
                 match a.kind {
                     Kind::Dir => {
                         out.insert(prefix.clone(), (true, Vec::new(), a.writable));
@@ -736,6 +807,29 @@ impl Harness {
         walk(&self.fs, ROOT_INO, &mut Vec::new(), &mut out);
         out
     }
+}
+
+/// A conflict copy's name as the model spells it (`<name>#conflict-ours` or
+/// `#conflict-foreign`); any other name as it is.
+fn canonical(fs: &Filesystem<MemStore>, listed: &[u8]) -> Vec<u8> {
+    let Some(original) = conflicts::originals(listed).pop() else {
+        return listed.to_vec();
+    };
+    let at = original
+        .iter()
+        .zip(listed)
+        .take_while(|(a, b)| a == b)
+        .count()
+        + conflicts::MARK.len();
+    let short = &listed[at..at + 8];
+    let ours = conflicts::owner_short(&fs.store().owner());
+    let mut n = original;
+    n.extend_from_slice(if short == ours.as_bytes() {
+        b"#conflict-ours".as_slice()
+    } else {
+        b"#conflict-foreign".as_slice()
+    });
+    n
 }
 
 fn check(ops: &[Op]) -> Result<(), TestCaseError> {

@@ -157,7 +157,8 @@ impl<S: Store> Filesystem<S> {
     pub(super) fn writable_entry(&self, dir_sel: &[u8], name: &[u8]) -> Result<Entry> {
         self.check_writable_dir()?;
         let (e, owner) = self.resolve(dir_sel, name)?.ok_or(FsError::NotFound)?;
-        if owner != self.store.owner() {
+        // A conflict copy (its entry carries the contested name) is read-only.
+        if owner != self.store.owner() || e.name != name {
             return Err(FsError::Access);
         }
         Ok(e)
@@ -265,6 +266,11 @@ impl<S: Store> Filesystem<S> {
     /// Removes a file or symlink.
     pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
         let sel = self.dir_selector(parent)?;
+        if let Some((e, owner)) = self.resolve(&sel, name)?
+            && e.name != name
+        {
+            return self.withdraw(&sel, e, owner);
+        }
         let e = self.writable_entry(&sel, name)?;
         if matches!(e.body, Body::Dir(_)) {
             return Err(FsError::IsDir);
@@ -274,6 +280,22 @@ impl<S: Store> Filesystem<S> {
         self.names_changed(&sel, &[layout::name_ordinal(name)], stone.mtime);
         self.detach(&sel, name);
         Ok(())
+    }
+
+    /// Unlinking a conflict copy of `e` (written by `owner`): the mount's own
+    /// version is withdrawn (a deletion of the contested name, so the copy goes on
+    /// every node); another owner's version cannot be removed (EACCES).
+    fn withdraw(&self, sel: &[u8], e: Entry, owner: Owner) -> Result<()> {
+        self.check_writable_dir()?;
+        if owner != self.store.owner() {
+            return Err(FsError::Access);
+        }
+        if matches!(e.body, Body::Dir(_)) {
+            return Err(FsError::IsDir);
+        }
+        // The copy's name goes on every node; the contested name only where this
+        // version won, so the directory's derived time is left to its next listing.
+        self.put_entry(sel, &self.tombstone(&e), Vec::new())
     }
 
     pub(super) fn is_empty_dir(&self, own_sel: &[u8]) -> Result<bool> {
@@ -334,7 +356,7 @@ impl<S: Store> Filesystem<S> {
         let target = self.resolve(&dst_sel, newname)?;
         let replaces = target.is_some();
         if let Some((dst, owner)) = target {
-            if owner != self.store.owner() {
+            if owner != self.store.owner() || dst.name != newname {
                 return Err(FsError::Access);
             }
             match (&e.body, &dst.body) {

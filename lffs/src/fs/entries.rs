@@ -82,11 +82,47 @@ impl<S: Store> Filesystem<S> {
                 break;
             }
         }
+        if found.is_none() {
+            found = self.resolve_copy(dir_sel, name)?;
+        }
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.0 == gen_now {
             c.1.insert((dir_sel.to_vec(), name.to_vec()), found.clone());
         }
         Ok(found)
+    }
+
+    /// Every usable entry among `cands` (each owner's latest), with its owner.
+    pub(super) fn usable_all(
+        &self,
+        cands: &[Version],
+        dir_sel: &[u8],
+        ordinal: u64,
+    ) -> Vec<(Entry, Owner)> {
+        cands
+            .iter()
+            .filter_map(|v| self.usable(v, dir_sel, ordinal).map(|e| (e, v.owner)))
+            .collect()
+    }
+
+    /// The version shown under the conflict name `name`, if it is one: its entry keeps
+    /// the contested name, so `entry.name != name` tells a conflict copy.
+    fn resolve_copy(&self, dir_sel: &[u8], name: &[u8]) -> Result<Option<(Entry, Owner)>> {
+        for original in conflicts::originals(name) {
+            if !layout::valid_name(&original) {
+                continue;
+            }
+            let ordinal = layout::name_ordinal(&original);
+            let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
+            let entries = self.usable_all(&cands, dir_sel, ordinal);
+            if let Some(c) = conflicts::copies(&entries)
+                .into_iter()
+                .find(|c| c.name == name)
+            {
+                return Ok(Some((c.entry, c.owner)));
+            }
+        }
+        Ok(None)
     }
 
     /// Selector of the directory at `ino`.
@@ -108,8 +144,10 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
-    pub(super) fn attr_of(&self, ino: u64, e: &Entry, owner: &Owner) -> Attr {
-        let writable = *owner == self.store.owner() && !self.config.read_only;
+    /// Attributes of entry `e` shown at `ino`; `copy`: shown under a conflict name
+    /// (read-only, whoever wrote it).
+    pub(super) fn attr_of(&self, ino: u64, e: &Entry, owner: &Owner, copy: bool) -> Attr {
+        let writable = *owner == self.store.owner() && !self.config.read_only && !copy;
         let (kind, size) = match &e.body {
             Body::File(FileData::Inline(d)) => (Kind::File, d.len() as u64),
             Body::File(FileData::Chunked { size, .. }) => (Kind::File, *size),
@@ -314,13 +352,19 @@ impl<S: Store> Filesystem<S> {
         }
         let sel = self.dir_selector(parent)?;
         let (e, owner) = self.resolve(&sel, name)?.ok_or(FsError::NotFound)?;
+        if let Body::Dir(own) = &e.body
+            && e.name == name
+        {
+            self.note_dir(own, &sel, name);
+        }
         let ino = self.remember(&sel, name);
         self.note_attrs_out(ino, &e);
         self.entries_out
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((parent, name.to_vec()), std::time::Instant::now());
-        Ok(self.with_open_size(self.attr_of(ino, &e, &owner)))
+        let copy = e.name != name;
+        Ok(self.with_open_size(self.attr_of(ino, &e, &owner, copy)))
     }
 
     /// Whether another owner's record wins `name` in `dir_sel` although nothing is
@@ -352,14 +396,14 @@ impl<S: Store> Filesystem<S> {
             ROOT_INO => Ok(self.root_attr()),
             PASSWD_INO => Ok(self.passwd_attr()),
             _ => {
-                let (_, e, o) = match self.entry_of(ino) {
+                let (n, e, o) = match self.entry_of(ino) {
                     Ok(found) => found,
                     // Unlinked while open: the open descriptors still see the file
                     // (fstat), with no link, until the last close.
                     Err(FsError::NotFound) => match self.unlinked_open(ino) {
                         Some(f) => {
                             let g = f.lock().unwrap_or_else(|e| e.into_inner());
-                            let mut a = self.attr_of(ino, &g.entry, &self.store.owner());
+                            let mut a = self.attr_of(ino, &g.entry, &self.store.owner(), false);
                             a.size = g.content.len();
                             a.nlink = 0;
                             return Ok(a);
@@ -369,7 +413,8 @@ impl<S: Store> Filesystem<S> {
                     Err(e) => return Err(e),
                 };
                 self.note_attrs_out(ino, &e);
-                Ok(self.with_open_size(self.attr_of(ino, &e, &o)))
+                let copy = e.name != n.name;
+                Ok(self.with_open_size(self.attr_of(ino, &e, &o, copy)))
             }
         }
     }
@@ -377,36 +422,70 @@ impl<S: Store> Filesystem<S> {
     /// Lists a directory (without `.` and `..`), sorted by name.
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
         let sel = self.dir_selector(ino)?;
-        let mut out = Vec::new();
-        for (ordinal, cands) in self.store.list(&sel, &self.mask_for(&sel))? {
-            let Some((e, owner)) = cands
-                .iter()
-                .find_map(|v| self.usable(v, &sel, ordinal).map(|e| (e, v.owner)))
-            else {
+        // (entry, whether it is a conflict copy): a real entry wins a name a conflict
+        // copy would also take.
+        let mut out: Vec<(DirEntry, bool)> = Vec::new();
+        let kind_of = |e: &Entry| match e.body {
+            Body::Tombstone => None,
+            Body::Dir(_) => Some(Kind::Dir),
+            Body::Symlink(_) => Some(Kind::Symlink),
+            Body::File(_) => Some(Kind::File),
+        };
+        let all = self.store.list(&sel, &self.mask_for(&sel))?;
+        self.forget_contested_in(&sel);
+        for (ordinal, cands) in all {
+            let entries = self.usable_all(&cands, &sel, ordinal);
+            let Some((e, owner)) = entries.first() else {
                 continue;
             };
-            self.saw_owner(owner);
-            let kind = match e.body {
-                Body::Tombstone => continue,
-                Body::Dir(_) => Kind::Dir,
-                Body::Symlink(_) => Kind::Symlink,
-                Body::File(_) => Kind::File,
-            };
-            out.push(DirEntry {
-                ino: self.remember(&sel, &e.name),
-                kind,
-                name: e.name,
-            });
+            self.saw_owner(*owner);
+            if let Body::Dir(own) = &e.body {
+                self.note_dir(own, &sel, &e.name);
+            }
+            if let Some(kind) = kind_of(e) {
+                out.push((
+                    DirEntry {
+                        ino: self.remember(&sel, &e.name),
+                        kind,
+                        name: e.name.clone(),
+                    },
+                    false,
+                ));
+            }
+            if entries.len() < 2 {
+                continue;
+            }
+            let copies = conflicts::copies(&entries);
+            for c in &copies {
+                self.saw_owner(c.owner);
+                if let Some(kind) = kind_of(&c.entry) {
+                    out.push((
+                        DirEntry {
+                            ino: self.remember(&sel, &c.name),
+                            kind,
+                            name: c.name.clone(),
+                        },
+                        true,
+                    ));
+                }
+            }
+            if let Some(c) = copies.first() {
+                self.note_conflict(&sel, &c.entry.name, ordinal);
+            }
         }
         if ino == ROOT_INO {
-            out.push(DirEntry {
-                ino: PASSWD_INO,
-                kind: Kind::File,
-                name: PASSWD_NAME.to_vec(),
-            });
+            out.push((
+                DirEntry {
+                    ino: PASSWD_INO,
+                    kind: Kind::File,
+                    name: PASSWD_NAME.to_vec(),
+                },
+                false,
+            ));
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.1.cmp(&b.1)));
+        out.dedup_by(|later, first| later.0.name == first.0.name);
+        Ok(out.into_iter().map(|(d, _)| d).collect())
     }
 
     /// Reads a symbolic link.

@@ -111,7 +111,8 @@ impl<S: Store> Filesystem<S> {
             }
             if write {
                 self.check_writable_dir()?;
-                if owner != self.store.owner() {
+                // Another owner's entry, or a conflict copy (read-only, see SEMANTICS).
+                if owner != self.store.owner() || e.name != node.name {
                     return Err(FsError::Access);
                 }
             }

@@ -328,9 +328,7 @@ fn result_json(r: &lf_store::QueryResult, mask: Option<&[u8]>) -> json::QueryRes
 
 async fn query(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {
     let (mut q, mask) = to_store_query(parse_json(&body)?)?;
-    if node.certs.read().has_roots() {
-        q.certification = Some(Arc::new(node.certs.clone()));
-    }
+    q.certification = node.certs.query_hook();
     // Unmasking and encoding run on the blocking pool too: they are per record.
     let (body, next) = blocking(move || {
         let page = node.store.query_page(&q).map_err(|e| match e {
@@ -540,6 +538,16 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
         let n = node.clone();
         blocking(move || n.store.stats().map_err(internal)).await?
     };
+    let collisions = {
+        let n = node.clone();
+        let mounts = lffs.map(|l| l.mounts.clone());
+        blocking(move || {
+            // Paths come from the mounts' inode tables: store reads, so here too.
+            let contested = mounts.map(|m| m.contested()).unwrap_or_default();
+            crate::collisions::gather(&n, &contested).map_err(internal)
+        })
+        .await?
+    };
     let queue = lffs.map(|l| l.queue.stats()).unwrap_or_default();
     Ok(axum::Json(json::Status {
         software: "LF".into(),
@@ -592,6 +600,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
                 .collect(),
             None => vec![],
         },
+        collisions,
     }))
 }
 
@@ -626,6 +635,10 @@ async fn status_page(state: State<AppState>) -> Response {
 async fn sample_gauges(state: &AppState) {
     use ::metrics::gauge;
     let n = state.node.clone();
+    let c = state.node.clone();
+    if let Ok(Ok(open)) = tokio::task::spawn_blocking(move || crate::collisions::count(&c)).await {
+        gauge!("lf_collisions_open").set(open as f64);
+    }
     if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store.stats()).await {
         gauge!("lf_records").set(s.records as f64);
         gauge!("lf_records_synchronized").set(s.synced as f64);

@@ -196,6 +196,59 @@ pub struct Status {
     /// Connected peers.
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// Selector sets under which records of several owners compete here.
+    #[serde(default)]
+    pub collisions: CollisionsStatus,
+}
+
+/// Open collisions in `/status`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CollisionsStatus {
+    /// How many (counted up to 100,000).
+    pub open: u64,
+    /// The first of them (at most 100), by record ID.
+    #[serde(default)]
+    pub listed: Vec<CollisionStatus>,
+}
+
+/// One collision in `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CollisionStatus {
+    /// Its first selector key (hex): what `lf get` and `/query` find it by.
+    pub selector_key: String,
+    /// The file on a mount it is about (mount point and path), if a mount listed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The owner whose record wins here (`@...`).
+    pub winner: String,
+    /// Why: "certified", "trusted oracles", "first seen here", "weight" or "earlier
+    /// timestamp".
+    pub reason: String,
+    /// Whether every node with the same records and certificates picks the same
+    /// winner ("first seen here" is local: another node may pick another).
+    pub same_everywhere: bool,
+    /// Each owner's latest record, best first.
+    pub owners: Vec<CollisionOwner>,
+}
+
+/// One owner's side of a collision in `/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CollisionOwner {
+    /// Owner (`@...`).
+    pub owner: String,
+    /// Its latest record (`=...`).
+    pub hash: String,
+    /// That record's timestamp, Unix seconds.
+    pub timestamp: u64,
+    /// Local trust in [0, 1].
+    pub trust: f64,
+    /// Weight of the owner's records in the set.
+    pub weight: u64,
+    /// Certified at that timestamp.
+    pub signed: bool,
 }
 
 /// A mount in `/status`.

@@ -293,6 +293,17 @@ impl Certs {
         self.0.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The hook a store query ranks certified owners first with, on a network with
+    /// root CAs (`None` elsewhere): `/query`, the mounts and the collision list all
+    /// rank with it, so they agree.
+    pub fn query_hook(&self) -> Option<Arc<dyn lf_store::Certification>> {
+        if self.read().has_roots() {
+            Some(Arc::new(self.clone()))
+        } else {
+            None
+        }
+    }
+
     /// Write access.
     pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, CertRegistry> {
         self.0.write().unwrap_or_else(|p| p.into_inner())

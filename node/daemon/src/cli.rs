@@ -393,6 +393,33 @@ fn pay(u: lf_record::SignedRecord) -> anyhow::Result<Record> {
 }
 
 /// `lf status`.
+/// The `collisions` lines of `lf status`: each contested name, who wins here and why.
+fn print_collisions(c: &json::CollisionsStatus) {
+    println!("collisions     {} open", c.open);
+    for col in &c.listed {
+        let what = col.path.as_deref().unwrap_or(&col.selector_key);
+        let scope = if col.same_everywhere {
+            "same on every node"
+        } else {
+            "this node only"
+        };
+        println!(
+            "  {what}: {} wins here ({}, {scope})",
+            col.winner, col.reason
+        );
+        for o in col.owners.iter().skip(1) {
+            println!("    also {} (record {}, {})", o.owner, o.hash, o.timestamp);
+        }
+    }
+    if (c.listed.len() as u64) < c.open {
+        println!(
+            "  ... {} more (`lf -json status` lists the first {})",
+            c.open - c.listed.len() as u64,
+            c.listed.len()
+        );
+    }
+}
+
 pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<()> {
     let config = ClientConfig::load(home)?;
     let s: json::Status = api(home, url, &config).get("/status")?;
@@ -479,6 +506,7 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
     if let Some(e) = &s.mounts_file_error {
         println!("  mounts.yaml edit refused (running mounts kept): {e}");
     }
+    print_collisions(&s.collisions);
     println!(
         "pending        {} LFFS records in {} batches (oldest {} s), {} of {} MiB{}",
         s.pending_commits,

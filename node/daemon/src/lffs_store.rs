@@ -101,8 +101,11 @@ impl LffsStore {
         mask: &[u8],
     ) -> Result<BTreeMap<u64, Vec<Version>>, StoreError> {
         let (start, end) = name.key_range(first, last);
+        // Ranked as `/query` ranks (certified owners first on a network with root
+        // CAs), so the mount and `lf get` show the same winner.
         let q = Query {
             ranges: vec![KeyRange { start, end }],
+            certification: self.node.certs.query_hook(),
             ..Query::default()
         };
         let mut out = BTreeMap::new();

@@ -10,6 +10,7 @@ mod certs;
 mod cli;
 mod client;
 mod clock;
+mod collisions;
 mod commit_queue;
 mod daemon;
 mod home;

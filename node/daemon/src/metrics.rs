@@ -79,6 +79,10 @@ fn describe() {
     describe_gauge!("lf_peers", "Connected P2P peers");
     describe_gauge!("lf_mounts", "LFFS mounts up");
     describe_gauge!(
+        "lf_collisions_open",
+        "Selector sets under which records of several owners compete here (capped at 100,000)"
+    );
+    describe_gauge!(
         "lf_commit_queue_records",
         "LFFS changes durable in the journal, not yet published as records"
     );

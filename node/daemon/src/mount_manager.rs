@@ -40,6 +40,15 @@ pub fn backoff(attempts: u32) -> Duration {
     (RETRY_FIRST * (1u32 << doublings)).min(RETRY_MAX)
 }
 
+/// A mount just made: its session, the flag that stops its invalidation thread, its
+/// owner (`@...`) and its filesystem.
+type Started = (
+    fuser::BackgroundSession,
+    Arc<std::sync::atomic::AtomicBool>,
+    String,
+    Arc<lffs::Filesystem<LffsStore>>,
+);
+
 /// A derived owner: the secret and the masking key a passphrase gives.
 type DerivedOwner = (OwnerSecret, Option<Vec<u8>>);
 
@@ -50,6 +59,8 @@ struct Running {
     /// When it was mounted, Unix seconds.
     since: u64,
     session: fuser::BackgroundSession,
+    /// The filesystem (what it listed as contested, for the status).
+    fs: Arc<lffs::Filesystem<LffsStore>>,
     /// Stops the mount's cache-invalidation thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -437,13 +448,14 @@ impl MountManager {
     fn mount_now(&self, spec: MountSpec, owner: Option<DerivedOwner>, attempts: u32) {
         let mut owner = owner;
         match self.mount(&spec, &mut owner) {
-            Ok((session, stop, owner_id)) => {
+            Ok((session, stop, owner_id, fs)) => {
                 tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
                 self.lock().push(Running {
                     spec,
                     owner: owner_id,
                     since: crate::node::now(),
                     session,
+                    fs,
                     stop,
                 });
             }
@@ -508,6 +520,19 @@ impl MountManager {
         self.lock().iter().map(|m| m.spec.path.clone()).collect()
     }
 
+    /// The names each running mount listed as contested by several owners, by mount
+    /// point.
+    pub fn contested(&self) -> Vec<(PathBuf, Vec<lffs::Contested>)> {
+        let fs: Vec<(PathBuf, Arc<lffs::Filesystem<LffsStore>>)> = self
+            .lock()
+            .iter()
+            .map(|m| (m.spec.path.clone(), m.fs.clone()))
+            .collect();
+        fs.into_iter()
+            .map(|(mount, fs)| (mount, fs.contested()))
+            .collect()
+    }
+
     /// Every mount of `mounts.yaml`: up ones first, then those that failed.
     pub fn states(&self) -> Vec<MountState> {
         let mut v: Vec<MountState> = self
@@ -564,15 +589,7 @@ impl MountManager {
     }
 
     /// Mounts `spec`; `owner` caches the derived owner across attempts.
-    fn mount(
-        &self,
-        spec: &MountSpec,
-        owner: &mut Option<DerivedOwner>,
-    ) -> anyhow::Result<(
-        fuser::BackgroundSession,
-        Arc<std::sync::atomic::AtomicBool>,
-        String,
-    )> {
+    fn mount(&self, spec: &MountSpec, owner: &mut Option<DerivedOwner>) -> anyhow::Result<Started> {
         let which = self.which(spec);
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
             bail!("{which}: {} is already mounted", spec.path.display());
@@ -619,10 +636,11 @@ impl MountManager {
             .with_context(|| format!("{which}: fuse mount of {} failed", spec.path.display()))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notifier, flag) = (session.notifier(), stop.clone());
+        let inval = fs.clone();
         std::thread::Builder::new()
             .name("lffs-inval".into())
-            .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
-        Ok((session, stop, owner_id))
+            .spawn(move || lffs::invalidate_changes(inval, notifier, flag))?;
+        Ok((session, stop, owner_id, fs))
     }
 }
 

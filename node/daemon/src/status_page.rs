@@ -214,6 +214,32 @@ pub fn render(s: &Status) -> String {
             ),
         );
     }
+    o.push_str("</table>\n<h2>Collisions</h2><table>\n");
+    row(
+        &mut o,
+        "collision-count",
+        "open",
+        &s.collisions.open.to_string(),
+    );
+    for c in &s.collisions.listed {
+        let scope = if c.same_everywhere {
+            "the same on every node"
+        } else {
+            "this node only"
+        };
+        let others: Vec<&str> = c.owners.iter().skip(1).map(|o| o.owner.as_str()).collect();
+        row(
+            &mut o,
+            "collision",
+            c.path.as_deref().unwrap_or(&c.selector_key),
+            &format!(
+                "{} wins here ({}, {scope}); also {}",
+                c.winner,
+                c.reason,
+                others.join(", ")
+            ),
+        );
+    }
     let _ = write!(
         o,
         "</table>\n<p><small>Reloads every {REFRESH_SECONDS} s. Also: \

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod collisions;
 mod dag;
 mod error;
 mod query;
@@ -18,6 +19,7 @@ mod schema;
 mod store;
 
 pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
+pub use collisions::{Collision, Collisions, WinReason};
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
 pub use query::{KeyRange, Query, QueryPage, QueryResult, SortOrder};

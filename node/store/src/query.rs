@@ -1,6 +1,13 @@
 //! Queries (reference §9.5–9.6): key ranges per selector index, intersected; filters on
 //! time, owners and selector count; results grouped per selector set (record ID), one
 //! entry per owner carrying its latest record, ordered by trust then weight.
+//!
+//! Everything that decides an order here is a function of the records (and of local
+//! reputation, which is the one node-local input): an owner's latest record is the one
+//! with the newest timestamp, then the greatest hash; entries that tie on every
+//! criterion are ordered by hash. Arrival order (`seq`) never decides, so nodes holding
+//! the same records give the same answer (a fleet of nodes sharing one owner key
+//! converges after a partition).
 
 use std::collections::HashMap;
 
@@ -101,6 +108,12 @@ pub struct QueryResult {
     /// Whether the owner was certified at the latest record's timestamp (false when
     /// the query carries no [`Query::certification`]).
     pub signed: bool,
+}
+
+/// The last tie-break: by record hash, so equal entries never come out in the order of
+/// a hash map (which differs between processes).
+fn by_hash(a: &QueryResult, b: &QueryResult) -> std::cmp::Ordering {
+    a.record.hash().cmp(&b.record.hash())
 }
 
 struct Row {
@@ -238,7 +251,9 @@ impl Store {
                     g.hashes.push(row.hash.clone());
                     g.weight += w;
                     g.min_rep = g.min_rep.min(row.reputation);
-                    if (row.ts, row.seq) > (g.latest.ts, g.latest.seq) {
+                    // Newest timestamp, then greatest hash: the same choice on every
+                    // node, whatever order the records arrived in.
+                    if (row.ts, &row.hash) > (g.latest.ts, &g.latest.hash) {
                         g.latest = row;
                     }
                 }
@@ -317,11 +332,17 @@ impl Store {
                         .then(b.trust.total_cmp(&a.trust))
                         .then(b.weight.cmp(&a.weight))
                         .then_with(|| a.record.timestamp().cmp(&b.record.timestamp()))
+                        .then_with(|| by_hash(a, b))
                 }),
-                SortOrder::Weight => set.sort_by_key(|r| std::cmp::Reverse(r.weight)),
-                SortOrder::Timestamp => {
-                    set.sort_by_key(|r| std::cmp::Reverse(r.record.timestamp()))
+                SortOrder::Weight => {
+                    set.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| by_hash(a, b)))
                 }
+                SortOrder::Timestamp => set.sort_by(|a, b| {
+                    b.record
+                        .timestamp()
+                        .cmp(&a.record.timestamp())
+                        .then_with(|| by_hash(a, b))
+                }),
             }
             if let Some(l) = q.limit {
                 set.truncate(l);

@@ -35,6 +35,10 @@ CREATE INDEX IF NOT EXISTS record_h8 ON record(h8);
 -- `selector` (reputation.rs); a record without selectors has its hash as ID.
 -- Genesis amendments, certificates, CRLs, commentary: few rows, read at start.
 CREATE INDEX IF NOT EXISTS record_special ON record(rtype) WHERE rtype != 0;
+-- Records that collided (only a collision gives reputation 0): few rows, the open
+-- collisions (`collisions.rs`). Created at open in an index of this version made before
+-- it (one scan), so no rebuild.
+CREATE INDEX IF NOT EXISTS record_collided ON record(id) WHERE reputation = 0;
 -- Per-owner totals (the owner info endpoint), instead of an index on owner.
 CREATE TABLE IF NOT EXISTS owner_stat (
     owner   BLOB PRIMARY KEY,
