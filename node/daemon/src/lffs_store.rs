@@ -141,11 +141,13 @@ impl LffsStore {
         key: lf_record::SelectorKey,
         mask: &[u8],
     ) -> Result<Vec<Version>, StoreError> {
+        // Ranked as `query` ranks: see there.
         let q = Query {
             ranges: vec![KeyRange {
                 start: key,
                 end: key,
             }],
+            certification: self.node.certs.query_hook(),
             ..Query::default()
         };
         Ok(self
