@@ -69,10 +69,12 @@ impl RecordType {
 
 /// A parsed, structurally valid record. Its cryptographic validity is checked
 /// separately by [`Record::verify`] (see `validate.rs`).
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, Debug)]
 pub struct Record {
     bytes: Vec<u8>,
-    hash: RecordHash,
+    /// Computed when first asked for: reading a file's chunks back from the store parses
+    /// records whose hash nobody needs, and hashing them was a pass over every byte.
+    hash: std::sync::OnceLock<RecordHash>,
     record_type: RecordType,
     owner: Owner,
     timestamp: u64,
@@ -83,6 +85,15 @@ pub struct Record {
     work: Option<Work>,
     signature: [u8; SIGNATURE_LEN],
 }
+
+/// Records are their bytes: everything else is parsed from them.
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Record {}
 
 /// A cursor over untrusted bytes; every read names the field it was reading.
 struct Reader<'a> {
@@ -175,7 +186,7 @@ impl Record {
         }
         let bytes = bytes[..len].to_vec();
         let record = Record {
-            hash: RecordHash(sha256(&[&bytes])),
+            hash: std::sync::OnceLock::new(),
             bytes,
             record_type,
             owner,
@@ -196,7 +207,7 @@ impl Record {
     }
     /// SHA-256 of the canonical bytes.
     pub fn hash(&self) -> RecordHash {
-        self.hash
+        *self.hash.get_or_init(|| RecordHash(sha256(&[&self.bytes])))
     }
     /// The record type.
     pub fn record_type(&self) -> RecordType {
@@ -247,7 +258,7 @@ impl Record {
     /// selectors. Records with one ID compete; the winner is decided by trust.
     pub fn id(&self) -> RecordId {
         if self.selectors.is_empty() {
-            return RecordId(self.hash.0);
+            return RecordId(self.hash().0);
         }
         let keys = self.selector_keys();
         let mut parts: Vec<&[u8]> = vec![b"lf record id v1"];
