@@ -15,6 +15,9 @@ use lf_record::{
 };
 use lf_store::{PutOutcome, Store};
 
+mod write;
+pub use write::Origin;
+
 /// Why a record was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -110,6 +113,10 @@ pub struct Node {
     /// yet: retried when a certificate for that owner is stored (bounds and expiry in
     /// [`crate::certs::Limbo`]).
     pub limbo: crate::certs::Limbo,
+    /// Bumped after every put that added records, whatever their origin (the write
+    /// path, `node/write.rs`): watchers wait on it, then read the store's insertion
+    /// order from where they were.
+    pub stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Announces the hashes of records written on this node to peers: the hook through
@@ -163,6 +170,7 @@ impl Node {
             announce: std::sync::OnceLock::new(),
             certs: p.certs,
             limbo: crate::certs::Limbo::default(),
+            stored: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -179,8 +187,13 @@ impl Node {
     }
 
     /// Checks a record against the network's rules and stores it (blocking: verifies a
-    /// P-384 signature; call from a blocking thread).
+    /// P-384 signature; call from a blocking thread). For records of this node's
+    /// clients (`/post`, `/makerecord`) and its oracle.
     pub fn accept(&self, r: &Record) -> Result<PutOutcome, AcceptError> {
+        self.accept_from(r, Origin::Client)
+    }
+
+    fn accept_from(&self, r: &Record, origin: Origin) -> Result<PutOutcome, AcceptError> {
         if self.store.contains(&r.hash())? {
             return Ok(PutOutcome::Duplicate);
         }
@@ -188,21 +201,7 @@ impl Node {
             crate::metrics::error("record_rejected");
             return Err(e);
         }
-        let outcome = self.store.put(r)?;
-        if outcome != PutOutcome::Duplicate {
-            ::metrics::counter!("lf_records_added_total").increment(1);
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.external_generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // A local write: tell peers (records from peers are stored by peer_batch.rs).
-            self.announce_local(vec![r.hash()]);
-        }
-        if r.record_type() == RecordType::Certificate {
-            self.release_limbo(std::slice::from_ref(r));
-        }
-        self.apply_amendments_in(std::slice::from_ref(r));
-        Ok(outcome)
+        Ok(self.store_verified(std::slice::from_ref(r), origin)?[0])
     }
 
     /// Why `owner` may not write now (no certificate on a network that requires one,
@@ -309,7 +308,7 @@ impl Node {
             .collect();
         let (mut stored, mut refused) = (0, 0);
         for r in &waiting {
-            match self.accept(r) {
+            match self.accept_from(r, Origin::Limbo) {
                 Ok(_) => stored += 1,
                 Err(e) => {
                     refused += 1;
@@ -448,20 +447,7 @@ impl Node {
                 return Err(e);
             }
         }
-        let outcomes = self.store.put_many(records)?;
-        let added: Vec<_> = records
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| **o != PutOutcome::Duplicate)
-            .map(|(r, _)| r.hash())
-            .collect();
-        if !added.is_empty() {
-            ::metrics::counter!("lf_records_added_total").increment(added.len() as u64);
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.announce_local(added);
-        }
-        self.apply_amendments_in(records);
+        self.store_verified(records, Origin::Lffs)?;
         Ok(())
     }
 
