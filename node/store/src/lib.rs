@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod changes;
 mod dag;
 mod error;
 mod query;
@@ -17,6 +18,7 @@ mod reputation;
 mod schema;
 mod store;
 
+pub use changes::Stored;
 pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
