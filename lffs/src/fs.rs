@@ -17,7 +17,10 @@ use crate::{FsError, Put, Store, Version};
 mod changes;
 mod entries;
 mod kernel_cache;
+mod locate;
 mod open_files;
+
+pub use locate::Location;
 
 type Result<T> = std::result::Result<T, FsError>;
 
