@@ -69,6 +69,26 @@ impl<S: Store> Filesystem<S> {
         })
     }
 
+    /// The subdirectories of the directory with selector `dir_sel`: (name, selector
+    /// name) of each winning entry that is a directory.
+    pub fn subdirectories(&self, dir_sel: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (ordinal, versions) in self.store.list(dir_sel, &self.mask_for(dir_sel))? {
+            let winner = versions
+                .iter()
+                .find_map(|v| self.usable(v, dir_sel, ordinal));
+            if let Some(Entry {
+                name,
+                body: Body::Dir(sel),
+                ..
+            }) = winner
+            {
+                out.push((name, sel));
+            }
+        }
+        Ok(out)
+    }
+
     /// The masking key of the entries of the directory with selector `dir_sel`.
     pub fn entry_mask(&self, dir_sel: &[u8]) -> Vec<u8> {
         self.mask_for(dir_sel)
@@ -133,5 +153,9 @@ mod tests {
         let e = fs.stored_entry(&v[0].value, &etc_sel, ord).unwrap();
         assert_eq!(fs.entry_content(&e).unwrap(), b"port=1");
         assert!(fs.stored_entry(&v[0].value, &etc_sel, ord + 1).is_none());
+        assert_eq!(
+            fs.subdirectories(b"lf.shared").unwrap(),
+            vec![(b"etc".to_vec(), etc_sel)]
+        );
     }
 }

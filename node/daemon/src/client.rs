@@ -208,6 +208,22 @@ impl Api {
         serde_json::from_slice(&b).with_context(|| format!("unexpected answer to POST {path}"))
     }
 
+    /// POST a JSON body, returning the answer's bytes.
+    pub fn post_json_raw(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+        let text = serde_json::to_vec(body)?;
+        let token = self.token.clone();
+        self.call(
+            |a, u| {
+                let mut r = a.post(u).header("Content-Type", "application/json");
+                if let Some(t) = &token {
+                    r = r.header("Authorization", format!("Bearer {t}"));
+                }
+                r.send(&text[..])
+            },
+            path,
+        )
+    }
+
     /// Runs a query through every page (the node answers at most 1000 result sets at
     /// a time, with a cursor for the rest).
     pub fn query_all(

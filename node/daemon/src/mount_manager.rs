@@ -52,7 +52,12 @@ struct Running {
     session: fuser::BackgroundSession,
     /// Stops the mount's cache-invalidation thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The filesystem (watch and history locate paths through it).
+    fs: Arc<MountFs>,
 }
+
+/// The filesystem of a mount.
+pub type MountFs = lffs::Filesystem<LffsStore>;
 
 /// A mount of the file that could not be mounted, waiting for its next attempt.
 struct Failed {
@@ -437,7 +442,7 @@ impl MountManager {
     fn mount_now(&self, spec: MountSpec, owner: Option<DerivedOwner>, attempts: u32) {
         let mut owner = owner;
         match self.mount(&spec, &mut owner) {
-            Ok((session, stop, owner_id)) => {
+            Ok((session, stop, owner_id, fs)) => {
                 tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
                 self.lock().push(Running {
                     spec,
@@ -445,6 +450,7 @@ impl MountManager {
                     since: crate::node::now(),
                     session,
                     stop,
+                    fs,
                 });
             }
             Err(e) => {
@@ -501,6 +507,14 @@ impl MountManager {
         for p in paths {
             self.unmount(&p);
         }
+    }
+
+    /// The mount holding `path` (absolute, lexically clean) and the path inside it.
+    pub fn mount_of(&self, path: &Path) -> Option<(PathBuf, Arc<MountFs>, PathBuf)> {
+        self.lock().iter().find_map(|m| {
+            let rel = path.strip_prefix(&m.spec.path).ok()?;
+            Some((m.spec.path.clone(), m.fs.clone(), rel.to_path_buf()))
+        })
     }
 
     /// Paths mounted now.
@@ -572,6 +586,7 @@ impl MountManager {
         fuser::BackgroundSession,
         Arc<std::sync::atomic::AtomicBool>,
         String,
+        Arc<MountFs>,
     )> {
         let which = self.which(spec);
         if self.lock().iter().any(|m| m.spec.path == spec.path) {
@@ -618,11 +633,11 @@ impl MountManager {
         let session = fuser::spawn_mount(adapter, &spec.path, &config)
             .with_context(|| format!("{which}: fuse mount of {} failed", spec.path.display()))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (notifier, flag) = (session.notifier(), stop.clone());
+        let (notifier, flag, inval_fs) = (session.notifier(), stop.clone(), fs.clone());
         std::thread::Builder::new()
             .name("lffs-inval".into())
-            .spawn(move || lffs::invalidate_changes(fs, notifier, flag))?;
-        Ok((session, stop, owner_id))
+            .spawn(move || lffs::invalidate_changes(inval_fs, notifier, flag))?;
+        Ok((session, stop, owner_id, fs))
     }
 }
 
