@@ -89,7 +89,10 @@ fn poll(node: &TestNode, body: serde_json::Value) -> (u16, serde_json::Value) {
         .unwrap();
     let status = r.status().as_u16();
     let text = r.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[test]
@@ -155,8 +158,14 @@ fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
         let want = p.m2.join(format!("etc/f{i}.conf")).display().to_string();
         let mine: Vec<&serde_json::Value> = seen.iter().filter(|e| e["Path"] == *want).collect();
         assert_eq!(mine.len(), 2, "{want}: {mine:?}");
-        assert_eq!((&mine[0]["Kind"], &mine[0]["Size"]), (&"created".into(), &0.into()));
-        assert_eq!((&mine[1]["Kind"], &mine[1]["Size"]), (&"changed".into(), &2.into()));
+        assert_eq!(
+            (&mine[0]["Kind"], &mine[0]["Size"]),
+            (&"created".into(), &0.into())
+        );
+        assert_eq!(
+            (&mine[1]["Kind"], &mine[1]["Size"]),
+            (&"changed".into(), &2.into())
+        );
     }
     let cursors: Vec<u64> = seen.iter().map(|e| e["Cursor"].as_u64().unwrap()).collect();
     assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
@@ -167,7 +176,10 @@ fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
         serde_json::json!({"Paths": [p.m2.display().to_string()], "Cursor": 1u64 << 40, "Wait": 0}),
     );
     assert_eq!(status, 410, "{a}");
-    assert!(a["Message"].as_str().unwrap().contains("resynchronise"), "{a}");
+    assert!(
+        a["Message"].as_str().unwrap().contains("resynchronise"),
+        "{a}"
+    );
     let _ = &p.n1;
 }
 
@@ -204,26 +216,38 @@ fn e2e_history_lists_versions_and_restore_brings_one_back_on_both_nodes() {
     assert_eq!(winners, [false, false, true]);
     let all = history(&p.n1, &f1);
     assert_eq!(all.iter().filter(|v| v["Winner"] == true).count(), 1);
-    let sizes: Vec<u64> = versions.iter().map(|v| v["Size"].as_u64().unwrap()).collect();
+    let sizes: Vec<u64> = versions
+        .iter()
+        .map(|v| v["Size"].as_u64().unwrap())
+        .collect();
     assert_eq!(sizes, [4, 4, 6]);
     for v in &versions {
         for field in ["Hash", "Owner", "Timestamp", "Size", "Why"] {
             assert!(!v[field].is_null(), "{field} missing: {v}");
         }
     }
-    assert!(versions[2]["Why"].as_str().unwrap().starts_with("wins"), "{}", versions[2]);
+    assert!(
+        versions[2]["Why"].as_str().unwrap().starts_with("wins"),
+        "{}",
+        versions[2]
+    );
     let first = versions[0]["Hash"].as_str().unwrap().to_string();
     let out = p.n1.lf(&["history", f1.to_str().unwrap(), "-at", &first]);
     assert_eq!(ok(&out), "one\n");
     // Text form: one line per version, the winner starred.
     let text = ok(&p.n1.lf(&["history", f1.to_str().unwrap()]));
-    assert_eq!(text.lines().filter(|l| l.starts_with('*')).count(), 1, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('*')).count(),
+        1,
+        "{text}"
+    );
 
     ok(&p.n1.lf(&["restore", f1.to_str().unwrap(), "-at", &first]));
     assert_eq!(std::fs::read_to_string(&f1).unwrap(), "one\n");
     let f2 = p.m2.join("app.conf");
     assert!(
-        wait_until(30, || std::fs::read_to_string(&f2).ok().as_deref() == Some("one\n")),
+        wait_until(30, || std::fs::read_to_string(&f2).ok().as_deref()
+            == Some("one\n")),
         "node 2 has {:?}",
         std::fs::read_to_string(&f2)
     );
@@ -236,7 +260,9 @@ fn e2e_history_lists_versions_and_restore_brings_one_back_on_both_nodes() {
 #[test]
 fn e2e_watch_exec_runs_once_per_burst_and_selector_watches_and_the_cap_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let net = TestNet::private().name("watch1").create(&dir.path().join("net"));
+    let net = TestNet::private()
+        .name("watch1")
+        .create(&dir.path().join("net"));
     let m = dir.path().join("m");
     let node = TestNode::on(&net.home("n"))
         .mount(Mount::new(&m, "exec.root"))

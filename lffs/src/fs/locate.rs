@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(file.dir_selector, etc_sel);
         assert_eq!(file.name.as_deref(), Some(&b"app.conf"[..]));
         assert_eq!(file.dir, None);
-        assert!(fs.locate(b"etc/new.conf").is_ok(), "the last part may be missing");
+        assert!(
+            fs.locate(b"etc/new.conf").is_ok(),
+            "the last part may be missing"
+        );
         assert!(matches!(fs.locate(b"nope/x"), Err(FsError::NotFound)));
         assert!(matches!(fs.locate(b"etc/app.conf/x"), Err(FsError::NotDir)));
         // The stored version reads back through stored_entry and entry_content.

@@ -222,7 +222,15 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
         .iter()
         .map(|s| parse_selector(s, false))
         .collect::<anyhow::Result<_>>()?;
-    set_value(home, url, json_out, &sels, value, a.owner.as_deref(), a.mask.as_deref())
+    set_value(
+        home,
+        url,
+        json_out,
+        &sels,
+        value,
+        a.owner.as_deref(),
+        a.mask.as_deref(),
+    )
 }
 
 /// Builds, pays for, signs and posts a value under `sels` (`lf set`, `lf restore`).

@@ -138,7 +138,12 @@ fn line(e: &json::WatchEvent) -> String {
 }
 
 /// Runs the exec-mode command once for a burst (never two at once: this waits).
-fn run_command(cmd: &[String], changed: &[String], cursor: u64, a: &WatchArgs) -> anyhow::Result<()> {
+fn run_command(
+    cmd: &[String],
+    changed: &[String],
+    cursor: u64,
+    a: &WatchArgs,
+) -> anyhow::Result<()> {
     let status = std::process::Command::new(&cmd[0])
         .args(&cmd[1..])
         .env("LF_CHANGED", changed.join("\n"))

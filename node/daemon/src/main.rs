@@ -25,7 +25,6 @@ mod mounts;
 mod network;
 mod node;
 mod oracle;
-mod watch;
 mod peer_batch;
 mod priority;
 mod random;
@@ -34,6 +33,7 @@ mod sdnotify;
 mod selftest;
 mod shell;
 mod status_page;
+mod watch;
 
 use std::process::ExitCode;
 

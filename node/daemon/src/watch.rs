@@ -245,9 +245,10 @@ impl Watcher {
             }
             let batch: Arc<Vec<Stored>> = if self.behind {
                 let (node, after) = (self.hub.node.clone(), self.cursor);
-                let page = tokio::task::spawn_blocking(move || node.store.records_after(after, PAGE))
-                    .await
-                    .map_err(|_| WatchError::Stopping)??;
+                let page =
+                    tokio::task::spawn_blocking(move || node.store.records_after(after, PAGE))
+                        .await
+                        .map_err(|_| WatchError::Stopping)??;
                 if page.len() < PAGE {
                     self.behind = false;
                 }
@@ -262,11 +263,16 @@ impl Watcher {
                     Ok(Ok(b)) => b,
                     Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
                         ::metrics::counter!("lf_watch_lagged_total").increment(n);
-                        tracing::debug!(missed = n, "watch: a watcher fell behind; reading the store");
+                        tracing::debug!(
+                            missed = n,
+                            "watch: a watcher fell behind; reading the store"
+                        );
                         self.behind = true;
                         continue;
                     }
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return Err(WatchError::Stopping),
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return Err(WatchError::Stopping);
+                    }
                 }
             };
             let fresh: Vec<Stored> = batch
@@ -377,10 +383,10 @@ fn events_of(
             "created"
         };
         let is_winner = winner(node, &k, oracles)?.is_some_and(|w| w.hash() == r.hash());
-        if let Some((path, sel)) = &named.subdir {
-            if let scope::Naming::Entries { fs, .. } = &range.naming {
-                subdirs.push(Range::directory(fs.clone(), path, sel.clone(), true));
-            }
+        if let (Some((path, sel)), scope::Naming::Entries { fs, .. }) =
+            (&named.subdir, &range.naming)
+        {
+            subdirs.push(Range::directory(fs.clone(), path, sel.clone(), true));
         }
         events.push(event(s.seq, r, &named, kind, is_winner, None));
     }
@@ -388,7 +394,11 @@ fn events_of(
 }
 
 /// The record winning `key` now (trust with `oracles`, then weight), if any.
-pub fn winner(node: &Node, key: &SelectorKey, oracles: &[Owner]) -> Result<Option<Record>, WatchError> {
+pub fn winner(
+    node: &Node,
+    key: &SelectorKey,
+    oracles: &[Owner],
+) -> Result<Option<Record>, WatchError> {
     let mut q = Query {
         ranges: vec![KeyRange {
             start: *key,
@@ -437,8 +447,14 @@ fn event(
 pub fn locate_mount(
     hub: &WatchHub,
     path: &str,
-) -> Result<(Arc<crate::mount_manager::MountFs>, std::path::PathBuf, std::path::PathBuf), WatchError>
-{
+) -> Result<
+    (
+        Arc<crate::mount_manager::MountFs>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    ),
+    WatchError,
+> {
     use std::path::{Component, PathBuf};
     let p = std::path::Path::new(path);
     if !p.is_absolute() {

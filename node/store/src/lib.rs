@@ -18,8 +18,8 @@ mod reputation;
 mod schema;
 mod store;
 
-pub use changes::Stored;
 pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
+pub use changes::Stored;
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
 pub use query::{KeyRange, Query, QueryPage, QueryResult, SortOrder};

@@ -108,20 +108,16 @@ pub async fn watch(
         .collect::<ApiResult<Vec<_>>>()?;
     let hub = hub(&state)?;
     let (h, paths, tree) = (hub.clone(), req.paths.clone(), req.tree.unwrap_or(true));
-    let ranges = blocking(move || {
-        crate::watch::ranges_of(&h, &selectors, &paths, tree).map_err(failure)
-    })
-    .await?;
+    let ranges =
+        blocking(move || crate::watch::ranges_of(&h, &selectors, &paths, tree).map_err(failure))
+            .await?;
     let mask = req.masking_key.map(String::into_bytes);
     let mut watcher = hub
         .open(ranges, req.cursor, oracles, mask)
         .await
         .map_err(failure)?;
     if !req.stream {
-        let events = watcher
-            .next(wait)
-            .await
-            .map_err(failure)?;
+        let events = watcher.next(wait).await.map_err(failure)?;
         return Ok(axum::Json(json::WatchAnswer {
             cursor: watcher.cursor(),
             events,

@@ -68,18 +68,21 @@ pub fn versions(
     }
     let ranked: Vec<lf_store::QueryResult> = node.store.query(&q)?.into_iter().flatten().collect();
     let winner = ranked.first().cloned();
-    let by_owner: HashMap<Owner, &lf_store::QueryResult> = ranked
-        .iter()
-        .rev()
-        .map(|r| (r.record.owner(), r))
-        .collect();
+    let by_owner: HashMap<Owner, &lf_store::QueryResult> =
+        ranked.iter().rev().map(|r| (r.record.owner(), r)).collect();
     let mut out = Vec::new();
     for s in stored {
         let r = s.record;
         let (kind, size) = describe(range, &r, mask);
         let entry = by_owner.get(&r.owner());
         let is_winner = winner.as_ref().is_some_and(|w| w.record.hash() == r.hash());
-        let why = why(&r, s.synced, entry.copied(), winner.as_ref(), !oracles.is_empty());
+        let why = why(
+            &r,
+            s.synced,
+            entry.copied(),
+            winner.as_ref(),
+            !oracles.is_empty(),
+        );
         out.push((
             HistoryVersion {
                 hash: r.hash().to_string(),
@@ -149,7 +152,11 @@ fn why(
             e.trust,
             e.reputation,
             if e.signed { ", certified" } else { "" },
-            if oracles { ", oracle commentary counted" } else { "" }
+            if oracles {
+                ", oracle commentary counted"
+            } else {
+                ""
+            }
         )
     };
     if !synced {
@@ -196,7 +203,11 @@ pub fn content(range: &Range, r: &Record, mask: Option<&[u8]>) -> Result<Vec<u8>
                 return Err(WatchError::Bad(format!(
                     "version {} is a {}, which has no content",
                     r.hash(),
-                    if e.body == Body::Tombstone { "deletion" } else { "directory" }
+                    if e.body == Body::Tombstone {
+                        "deletion"
+                    } else {
+                        "directory"
+                    }
                 )));
             }
             fs.entry_content(&e)
@@ -234,8 +245,14 @@ pub fn parse_time(s: &str) -> Option<u64> {
     }
     let s = s.strip_suffix('Z')?;
     let (d, t) = s.split_once('T')?;
-    let d: Vec<i32> = d.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let t: Vec<u8> = t.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let d: Vec<i32> = d
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<u8> = t
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     let ([y, mo, day], [h, mi, sec]) = (d.as_slice(), t.as_slice()) else {
         return None;
     };
