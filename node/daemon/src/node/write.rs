@@ -91,3 +91,62 @@ impl Node {
         self.apply_amendments_in(stored);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::testing::{node, record};
+    use lf_record::RecordType;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn every_origin_counts_and_wakes_watchers_and_only_local_ones_are_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, ca) = node(dir.path());
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let a = announced.clone();
+        node.set_announce(Box::new(move |h| a.lock().unwrap().extend(h)));
+        let req = lf_record::CertificateRequest::from_der(
+            &crate::certs::make_request(&ca.key, "ca").unwrap(),
+        )
+        .unwrap();
+        let der = ca.sign(&req, 1, crate::node::now() - 5).unwrap();
+        node.accept(&record(&node, &ca.key, RecordType::Certificate, der))
+            .unwrap();
+        let mut woken = node.stored.subscribe();
+        for origin in [Origin::Lffs, Origin::Client, Origin::Peer, Origin::Limbo] {
+            announced.lock().unwrap().clear();
+            let (g, e) = (
+                node.generation.load(Ordering::Relaxed),
+                node.external_generation.load(Ordering::Relaxed),
+            );
+            woken.mark_unchanged();
+            let r = record(
+                &node,
+                &ca.key,
+                RecordType::Datum,
+                format!("{origin:?}").into(),
+            );
+            let out = node
+                .store_verified(std::slice::from_ref(&r), origin)
+                .unwrap();
+            assert!(matches!(out[0], PutOutcome::Added { .. }), "{origin:?}");
+            assert_eq!(node.generation.load(Ordering::Relaxed), g + 1, "{origin:?}");
+            let external = node.external_generation.load(Ordering::Relaxed) - e;
+            assert_eq!(external, u64::from(origin != Origin::Lffs), "{origin:?}");
+            let told = announced.lock().unwrap().clone();
+            let want = if origin == Origin::Peer {
+                vec![]
+            } else {
+                vec![r.hash()]
+            };
+            assert_eq!(told, want, "{origin:?}");
+            assert!(woken.has_changed().unwrap(), "{origin:?} wakes watchers");
+            // Stored again: a duplicate changes nothing.
+            woken.mark_unchanged();
+            let again = node.store_verified(&[r], origin).unwrap();
+            assert_eq!(again[0], PutOutcome::Duplicate);
+            assert!(!woken.has_changed().unwrap());
+        }
+    }
+}
