@@ -255,6 +255,26 @@ fn e2e_history_lists_versions_and_restore_brings_one_back_on_both_nodes() {
     // A hash that is no version of this file is refused, naming the problem.
     let bad = p.n1.lf(&["history", f1.to_str().unwrap(), "-at", "=abc"]);
     assert!(!bad.status.success());
+
+    // inotify on node 2's mount: a deletion on node 1 reaches a watch on the file
+    // (IN_DELETE_SELF, from the mount's FUSE delete notification).
+    use rustix::fs::inotify;
+    let fd = inotify::init(inotify::CreateFlags::NONBLOCK).unwrap();
+    inotify::add_watch(&fd, &f2, inotify::WatchFlags::DELETE_SELF).unwrap();
+    std::fs::remove_file(&f1).unwrap();
+    let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+    let mut reader = inotify::Reader::new(&fd, &mut buf);
+    let deleted = wait_until(30, || {
+        loop {
+            match reader.next() {
+                Ok(e) if e.events().contains(inotify::ReadFlags::DELETE_SELF) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    });
+    assert!(deleted, "no IN_DELETE_SELF; {:?}", std::fs::metadata(&f2));
+    assert!(!f2.exists());
 }
 
 #[test]
