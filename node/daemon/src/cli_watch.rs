@@ -124,7 +124,7 @@ fn what(e: &json::WatchEvent) -> String {
 fn line(e: &json::WatchEvent) -> String {
     format!(
         "{} {} {} {} {} {} bytes{}{}",
-        crate::watch::history::format_time(e.timestamp),
+        crate::clock::format_time(e.timestamp),
         e.kind,
         what(e),
         e.hash,
@@ -223,7 +223,7 @@ pub fn history(
             out,
             "{} {} {} {:>9} {} {}\n    {}",
             if v.winner { "*" } else { " " },
-            crate::watch::history::format_time(v.timestamp),
+            crate::clock::format_time(v.timestamp),
             v.owner,
             format!("{} B", v.size),
             v.kind,
@@ -255,7 +255,7 @@ pub fn restore(
                     "restored {} to version {} of {} ({} bytes)",
                     req.path.unwrap_or_default(),
                     v.hash,
-                    crate::watch::history::format_time(v.timestamp),
+                    crate::clock::format_time(v.timestamp),
                     v.size
                 );
             }
