@@ -376,3 +376,82 @@ fn e2e_watch_exec_runs_once_per_burst_and_selector_watches_and_the_cap_hold() {
     let _ = exec.kill();
     let _ = exec.wait();
 }
+
+/// `/watch` on `node` without a token (selector watches need none).
+fn poll_selectors(node: &TestNode, body: serde_json::Value) -> serde_json::Value {
+    let mut r = ureq::post(&format!("{}/watch", node.url()))
+        .send_json(&body)
+        .unwrap();
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+fn first_candidate(node: &TestNode) -> serde_json::Value {
+    let j = ok(&node.lf(&["-json", "get", "motd"]));
+    let sets: Vec<Vec<serde_json::Value>> = serde_json::from_str(&j).unwrap();
+    sets[0][0].clone()
+}
+
+#[test]
+fn e2e_watch_reports_a_collision_flipped_by_oracles() {
+    // Two oracle nodes see alice's motd first; node b, apart from them, sees mallory's
+    // first. Once b joins, mallory's record wins on b by local reputation until the
+    // oracles' commentary (calling it an impostor) arrives: a watcher on b that trusts
+    // both oracles gets an event naming alice's record as the winner, for that reason.
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::private()
+        .name("flip")
+        .create(&dir.path().join("net"));
+    let oracle = ["-oracle", "-oracle-interval", "1"];
+    let a1 = TestNode::on(&net.home("a1")).args(&oracle).start();
+    let a2 = TestNode::on(&net.home("a2"))
+        .peer(a1.p2p_addr())
+        .args(&oracle)
+        .start();
+    let b = TestNode::on(&net.home("b")).start();
+    ok(&a1.lf(&["owner", "new", "alice"]));
+    ok(&a1.lf(&["set", "-owner", "alice", "motd", "from alice"]));
+    let alice = first_candidate(&a1)["Hash"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(30, || a2.lf(&["-json", "get", "motd"]).status.success()
+            && first_candidate(&a2)["Hash"] == alice.as_str()),
+        "{}",
+        a2.output()
+    );
+    ok(&b.lf(&["owner", "new", "mallory"]));
+    ok(&b.lf(&["set", "-owner", "mallory", "motd", "from mallory"]));
+    assert_eq!(first_candidate(&b)["Value"], "from mallory");
+    let oracles: Vec<String> = [&a1, &a2]
+        .iter()
+        .map(|n| n.status()["Identity"].as_str().unwrap().to_string())
+        .collect();
+    let start = poll_selectors(
+        &b,
+        serde_json::json!({"Selectors": [{"Name": "motd"}], "Oracles": oracles, "Wait": 0}),
+    );
+    let mut cursor = start["Cursor"].as_u64().unwrap();
+    ok(&b.lf(&["node-connect", &a1.p2p_addr()]));
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let flipped = |seen: &[serde_json::Value]| {
+        seen.iter()
+            .any(|e| e["Reason"] == "oracle" && e["Hash"] == alice.as_str() && e["Winner"] == true)
+    };
+    while !flipped(&seen) && Instant::now() < deadline {
+        let a = poll_selectors(
+            &b,
+            serde_json::json!({"Selectors": [{"Name": "motd"}], "Oracles": oracles,
+                               "Cursor": cursor, "Wait": 5}),
+        );
+        cursor = a["Cursor"].as_u64().unwrap();
+        seen.extend(a["Events"].as_array().unwrap().iter().cloned());
+    }
+    assert!(flipped(&seen), "{seen:#?}\n{}", b.output());
+    // Alice's own record arrived first, as a version that did not win on b then or
+    // since (the event says whether it wins when sent).
+    let arrival = seen
+        .iter()
+        .find(|e| e["Hash"] == alice.as_str() && e["Reason"].is_null())
+        .expect("alice's record arrives as an event");
+    assert_eq!(arrival["Selector"], "motd");
+    assert_eq!(arrival["Ordinal"], 0);
+}

@@ -193,18 +193,7 @@ impl Api {
         path: &str,
         body: &serde_json::Value,
     ) -> anyhow::Result<T> {
-        let text = serde_json::to_vec(body)?;
-        let token = self.token.clone();
-        let b = self.call(
-            |a, u| {
-                let mut r = a.post(u).header("Content-Type", "application/json");
-                if let Some(t) = &token {
-                    r = r.header("Authorization", format!("Bearer {t}"));
-                }
-                r.send(&text[..])
-            },
-            path,
-        )?;
+        let b = self.post_json_raw(path, body)?;
         serde_json::from_slice(&b).with_context(|| format!("unexpected answer to POST {path}"))
     }
 
