@@ -154,6 +154,16 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         bytes = stats.bytes,
         "store open"
     );
+    // Local writes are announced to peers once P2P runs (it starts over the node).
+    let p2p_slot: Arc<std::sync::OnceLock<lf_p2p::P2pNode>> = Arc::default();
+    let announce = {
+        let slot = p2p_slot.clone();
+        Box::new(move |hashes| {
+            if let Some(p2p) = slot.get() {
+                p2p.announce(hashes);
+            }
+        })
+    };
     let node = Arc::new(Node::new(NodeParts {
         store,
         genesis_config: config,
@@ -163,6 +173,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         token,
         ports: (opts.http_port, opts.p2p_port),
         certs,
+        announce,
     }));
     let queue =
         crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
@@ -206,6 +217,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let (replication, result) =
         match rt.block_on(crate::replication::start(node.clone(), &p2p_opts)) {
             Ok(r) => {
+                let _ = p2p_slot.set(r.p2p().clone());
                 let hub = crate::watch::WatchHub::new(node.clone(), opts.watch_limits);
                 hub.set_mounts(mounts.clone());
                 rt.spawn(hub.clone().run());

@@ -1,7 +1,8 @@
 //! The node: its store, network configuration over time, certificates, identity, limbo
 //! and the acceptance rules for new records (reference §9.2). The lowest layer of the
 //! daemon that holds state: it imports none of the layers that use it (LFFS, P2P, HTTP,
-//! boot); what it tells them (records to announce) goes through a hook set at boot.
+//! boot); what it tells them (records to announce) goes through a hook given at
+//! construction (`NodeParts::announce`).
 //! `lf node-start`'s lifecycle is in `daemon.rs`.
 
 use std::sync::Arc;
@@ -105,8 +106,9 @@ pub struct Node {
     /// Bumped when records arrive that LFFS did not write itself (peers, `lf set`,
     /// the oracle): mounts then check what the kernel may have cached.
     pub external_generation: std::sync::atomic::AtomicU64,
-    /// Tells peers about records written here, once P2P started ([`Node::set_announce`]).
-    pub announce: std::sync::OnceLock<Announce>,
+    /// Tells peers about records written here (given at construction: boot wires it
+    /// to P2P once P2P runs).
+    announce: Announce,
     /// Root CAs and the certificates and CRLs received so far.
     pub certs: crate::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
@@ -146,6 +148,8 @@ pub struct NodeParts {
     pub ports: (u16, u16),
     /// The certificate registry.
     pub certs: crate::certs::Certs,
+    /// Announces records written on this node to peers (`node/write.rs` calls it).
+    pub announce: Announce,
 }
 
 impl Node {
@@ -167,23 +171,15 @@ impl Node {
             pow_slot: tokio::sync::Semaphore::new(1),
             generation: std::sync::atomic::AtomicU64::new(1),
             external_generation: std::sync::atomic::AtomicU64::new(1),
-            announce: std::sync::OnceLock::new(),
+            announce: p.announce,
             certs: p.certs,
             limbo: crate::certs::Limbo::default(),
             stored: tokio::sync::watch::Sender::new(0),
         }
     }
 
-    /// Sets the hook that announces local writes (once, when P2P starts; later calls
-    /// are ignored).
-    pub fn set_announce(&self, hook: Announce) {
-        let _ = self.announce.set(hook);
-    }
-
     fn announce_local(&self, hashes: Vec<RecordHash>) {
-        if let Some(hook) = self.announce.get() {
-            hook(hashes);
-        }
+        (self.announce)(hashes);
     }
 
     /// Checks a record against the network's rules and stores it (blocking: verifies a
@@ -517,6 +513,11 @@ pub(crate) mod testing {
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
     pub(crate) fn node(dir: &Path) -> (Node, crate::certs::Ca) {
+        node_announcing(dir, Box::new(|_| {}))
+    }
+
+    /// [`node`] with an announcement hook.
+    pub(crate) fn node_announcing(dir: &Path, announce: Announce) -> (Node, crate::certs::Ca) {
         let t = now();
         let ca = crate::certs::Ca::create("test root", 10, t - 10).unwrap();
         let config = NetworkConfig {
@@ -548,6 +549,7 @@ pub(crate) mod testing {
             token: String::new(),
             ports: (0, 0),
             certs,
+            announce,
         });
         (node, ca)
     }

@@ -7,8 +7,9 @@
 //! 2. `lf_records_added_total` and the generation counters (LFFS caches compare them;
 //!    `external_generation` is not bumped for LFFS's own commits, whose mounts know
 //!    about them);
-//! 3. announcements to peers through the hook P2P sets ([`Node::set_announce`]), for
-//!    records that did not come from a peer (P2P already tells its peers about those);
+//! 3. announcements to peers through the hook given at construction
+//!    (`NodeParts::announce`, wired to P2P at boot), for records that did not come from
+//!    a peer (P2P already tells its peers about those);
 //! 4. the watch wake-up ([`Node::stored`]): watchers read the store's insertion order
 //!    from where they were, so they see every origin alike;
 //! 5. limbo release (certificates among the records) and genesis amendments
@@ -95,17 +96,17 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::testing::{node, record};
+    use crate::node::testing::{node_announcing, record};
     use lf_record::RecordType;
     use std::sync::{Arc, Mutex};
 
     #[test]
     fn every_origin_counts_and_wakes_watchers_and_only_local_ones_are_announced() {
         let dir = tempfile::tempdir().unwrap();
-        let (node, ca) = node(dir.path());
         let announced = Arc::new(Mutex::new(Vec::new()));
         let a = announced.clone();
-        node.set_announce(Box::new(move |h| a.lock().unwrap().extend(h)));
+        let (node, ca) =
+            node_announcing(dir.path(), Box::new(move |h| a.lock().unwrap().extend(h)));
         let req = lf_record::CertificateRequest::from_der(
             &crate::certs::make_request(&ca.key, "ca").unwrap(),
         )
