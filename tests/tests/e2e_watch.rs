@@ -352,15 +352,30 @@ fn e2e_watch_exec_runs_once_per_burst_and_selector_watches_and_the_cap_hold() {
     };
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut r = stream();
+        let r = stream();
         assert_eq!(r.status().as_u16(), 200);
+        let mut lines = std::io::BufReader::new(r.into_body().into_reader());
         // The first line says where the stream starts.
         let mut first = String::new();
-        std::io::BufReader::new(r.body_mut().as_reader())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.contains("Cursor"), "{first}");
-        held.push(r);
+        lines.read_line(&mut first).unwrap();
+        assert!(
+            first.contains("Cursor") && !first.contains("Kind"),
+            "{first}"
+        );
+        held.push(lines);
+    }
+    // A change is a line on every stream.
+    ok(&node.lf(&["set", "-owner", "alice", "motd", "hello again"]));
+    for lines in &mut held {
+        let mut l = String::new();
+        lines.read_line(&mut l).unwrap();
+        let e: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(
+            (&e["Kind"], &e["Selector"]),
+            (&"changed".into(), &"motd".into()),
+            "{e}"
+        );
+        assert_eq!(e["Size"], 11, "{e}");
     }
     let mut refused = stream();
     assert_eq!(refused.status().as_u16(), 503);
