@@ -17,7 +17,15 @@
 #   5. 64 MiB of random bytes written with `dd bs=1M conv=fsync` (median of 3, MiB/s),
 #      LFFS vs a directory on the disk holding the node home (goal >= 0.5x the disk);
 #   6. 1,000 x (create, write 100 B, fsync, close) (median of 3, s), LFFS vs the same
-#      disk (goal <= 1.5x the disk). Baselines of rows 5 and 6 are in the tmpfs column.
+#      disk (goal <= 1.5x the disk). Baselines of rows 5 and 6 are in the tmpfs column;
+#   7. a published 64 MiB file read after `echo 3 > /proc/sys/vm/drop_caches` (median of
+#      3, MiB/s), LFFS vs the disk (goal >= 0.5x the disk);
+#   8. a fresh 64 MiB file read (its page cache dropped) right after it is written, while
+#      its records wait to be published, vs the same read once they are (goal >= 0.8x);
+#   9. publication of a 64 MiB file: records per second from close until nothing waits
+#      (goal >= 2,000/s);
+#  10. `lf get` of one key, whole CLI process (median of 100), beside `cat` of a file on
+#      the mount (goal < 3 ms).
 #
 # LFFS runs on a fresh node of a private network without proof of work (difficulty 0,
 # records up to 60000 bytes), its home in the temp dir (on disk by default), mounted
@@ -116,6 +124,9 @@ def dd_seconds(argv):
 cmd = sys.argv[1]
 if cmd == "cat-times":                  # cat-times RUNS WARMUP FILE -> one s per line
     for t in exec_times(int(sys.argv[2]), int(sys.argv[3]), ["cat", sys.argv[4]]):
+        print(t)
+elif cmd == "exec-times":               # exec-times RUNS WARMUP ARGV... -> one s per line
+    for t in exec_times(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]):
         print(t)
 elif cmd == "hyperfine-times":          # hyperfine-times JSON -> one s per line
     for t in json.load(open(sys.argv[2]))["results"][0]["times"]:
@@ -395,6 +406,84 @@ sm_lffs="$(py median-file "$WORK/small.lffs")"
 row "1,000 x (create, write, fsync, close) (median of 3, s; baseline: disk)" \
   "$(fmt "$sm_lffs" .3f)" "$(fmt "$sm_disk" .3f)" "-" "$(ratio "$sm_lffs" "$sm_disk") disk" \
   "<= 1.5x disk: $(verdict "$(python3 -c "print($sm_lffs / $sm_disk)")" le 1.5)"
+
+# ------------------- 7. cold sequential read after drop_caches, vs the home's disk
+say "7. cold read of a published 64 MiB file after drop_caches (3 runs each), LFFS vs the disk"
+cp "$DISK/src64" "$DISK/cold64"
+cp "$DISK/src64" "$LFFS/cold64"
+settle >/dev/null
+cold_read() { # cold_read FILE -> MiB/s, every cache the kernel has dropped first
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  python3 -c "import sys; print(64 / float(sys.argv[1]))" \
+    "$(py time dd if="$1" of=/dev/null bs=1M status=none)"
+}
+for r in 1 2 3; do
+  cold_read "$DISK/cold64" >>"$WORK/cold.disk"
+  cold_read "$LFFS/cold64" >>"$WORK/cold.lffs"
+done
+cd_disk="$(py median-file "$WORK/cold.disk")"
+cd_lffs="$(py median-file "$WORK/cold.lffs")"
+row "cold read 64 MiB after drop_caches (median of 3, MiB/s; baseline: disk)" \
+  "$(fmt "$cd_lffs" .0f)" "$(fmt "$cd_disk" .0f)" "-" "$(ratio "$cd_lffs" "$cd_disk") disk" \
+  ">= 0.5x disk: $(verdict "$(python3 -c "print($cd_lffs / $cd_disk)")" ge 0.5)"
+
+# ---------------- 8. read right after writing (not yet published) vs after publishing
+say "8. 64 MiB read right after it is written, then again once it is published"
+for r in 1 2 3; do
+  head -c $((64 << 20)) /dev/urandom >"$DISK/fresh64"
+  cp "$DISK/fresh64" "$LFFS/fresh$r"
+  pend="$(status PendingCommits)"
+  py dd-cold 64 1 "$LFFS/fresh$r" | cut -d' ' -f1 >>"$WORK/fresh.before"
+  settle >/dev/null
+  py dd-cold 64 1 "$LFFS/fresh$r" | cut -d' ' -f1 >>"$WORK/fresh.after"
+  DETAILS+=("read after write, run $r: $pend changes were waiting to be published when the read began")
+  cmp "$DISK/fresh64" "$LFFS/fresh$r" || die "LFFS returned other bytes for a fresh file"
+done
+fr_before="$(py median-file "$WORK/fresh.before")"
+fr_after="$(py median-file "$WORK/fresh.after")"
+row "read 64 MiB right after writing / after publishing (median of 3, MiB/s)" \
+  "$(fmt "$fr_before" .0f)" "$(fmt "$fr_after" .0f) (published)" "-" \
+  "$(ratio "$fr_before" "$fr_after") published" \
+  ">= 0.8x published: $(verdict "$(python3 -c "print($fr_before / $fr_after)")" ge 0.8)"
+rm -f "$LFFS"/fresh* "$LFFS/cold64" "$DISK/cold64" "$DISK/fresh64"
+
+# ------------------------------------------------- 9. publication rate, 64 MiB
+say "9. publication of a 64 MiB file: records per second from close until nothing waits"
+head -c $((64 << 20)) /dev/urandom >"$DISK/pub64"
+r0="$(settle)"
+cp "$DISK/pub64" "$LFFS/pub64"
+t0="$(date +%s.%N)"
+r1="$(settle)"
+t1="$(date +%s.%N)"
+pub_rate="$(python3 -c "print(($r1 - $r0) / ($t1 - $t0))")"
+DETAILS+=("publishing 64 MiB: $((r1 - r0)) records in $(python3 -c "print(f'{$t1-$t0:.2f}')") s (settling polls every 0.25 s)")
+row "publish 64 MiB without proof of work (records/s)" "$(fmt "$pub_rate" .0f)" "-" "-" "-" \
+  ">= 2000/s: $(verdict "$pub_rate" ge 2000)"
+rm -f "$LFFS/pub64" "$DISK/pub64"
+
+# ----------------------------------------- 10. lf get per process, vs cat on the mount
+say "10. lf get of one key, whole CLI process, vs cat of a file on the mount (median of 100)"
+"$LF" -home "$HOMEDIR" -url "$URL" set bench key#0 value >/dev/null
+printf 'value' >"$LFFS/getme"
+settle >/dev/null
+if [[ $HAVE_HYPERFINE -eq 1 ]]; then
+  hyperfine -N --warmup 5 --runs 100 --style none --export-json "$WORK/get.json" \
+    "$LF -home $HOMEDIR -url $URL get bench key#0" >/dev/null 2>&1
+  py hyperfine-times "$WORK/get.json" >"$WORK/get.times"
+  hyperfine -N --warmup 5 --runs 100 --style none --export-json "$WORK/getcat.json" \
+    "cat $LFFS/getme" >/dev/null 2>&1
+  py hyperfine-times "$WORK/getcat.json" >"$WORK/getcat.times"
+else
+  py exec-times 100 5 "$LF" -home "$HOMEDIR" -url "$URL" get bench key#0 >"$WORK/get.times"
+  py cat-times 100 5 "$LFFS/getme" >"$WORK/getcat.times"
+fi
+get_s="$(py median-file "$WORK/get.times")"
+getcat_s="$(py median-file "$WORK/getcat.times")"
+row "lf get, one key, per process (median of 100, ms)" \
+  "$(python3 -c "print(f'{$get_s*1000:.2f}')")" "-" "-" \
+  "$(ratio "$get_s" "$getcat_s") cat on the mount ($(python3 -c "print(f'{$getcat_s*1000:.2f}')") ms)" \
+  "< 3 ms: $(verdict "$(python3 -c "print($get_s*1000)")" le 3)"
 
 # -------------------------------------------------------------------------- table
 echo

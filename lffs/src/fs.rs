@@ -19,9 +19,11 @@ mod changes;
 mod contested;
 mod entries;
 mod kernel_cache;
+mod locate;
 mod open_files;
 
 pub use contested::Contested;
+pub use locate::Location;
 
 type Result<T> = std::result::Result<T, FsError>;
 

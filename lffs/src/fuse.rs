@@ -38,9 +38,18 @@ pub fn invalidate_changes<S: Store>(
             continue;
         }
         last = now;
-        for (parent, name) in fs.vanished_cached_entries() {
-            // ENOENT when the kernel had already dropped the dentry: harmless.
-            if let Err(e) = notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(&name)) {
+        for (parent, name, child) in fs.vanished_cached_entries() {
+            let name = OsStr::from_bytes(&name);
+            // A deletion, not only an invalidation: the kernel then reports
+            // IN_DELETE_SELF to inotify watches on the file (measured on 6.18; nothing
+            // reaches watches on the directory, nor reports a change: SEMANTICS.md).
+            // It fails on a directory the kernel still caches children of; the
+            // invalidation after it covers that. ENOENT (the kernel had already dropped
+            // the dentry) is harmless either way.
+            if let Err(e) = notifier.delete(INodeNo(parent), INodeNo(child), name) {
+                tracing::debug!(parent, "notify delete: {e}");
+            }
+            if let Err(e) = notifier.inval_entry(INodeNo(parent), name) {
                 tracing::debug!(parent, "inval_entry: {e}");
             }
         }

@@ -19,6 +19,6 @@ mod store;
 mod untrusted;
 
 pub use error::FsError;
-pub use fs::{Attr, Contested, DirEntry, Filesystem, FsConfig, Kind};
+pub use fs::{Attr, Contested, DirEntry, Filesystem, FsConfig, Kind, Location};
 pub use fuse::{FuseAdapter, invalidate_changes, mount_options};
 pub use store::{MemStore, Put, Store, StoreError, Version};

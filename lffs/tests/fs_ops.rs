@@ -752,10 +752,11 @@ fn names_looked_up_and_then_deleted_elsewhere_are_reported_once() {
     let fs = fs_with(1024);
     let me = fs.store().owner();
     let t0 = fs.store().now_nanos();
+    let mut goes_ino = 0;
     for name in [&b"stays"[..], b"goes"] {
         fs.store()
             .put_as(me, entry_put(ROOT, &inline_entry(name, b"x", t0)));
-        fs.lookup(ROOT_INO, name).unwrap();
+        goes_ino = fs.lookup(ROOT_INO, name).unwrap().ino;
     }
     let d = fs.mkdir(ROOT_INO, b"d", 0o755).unwrap();
     let Body::Dir(d_sel) = stored_entry(&fs, ROOT, b"d").body else {
@@ -763,7 +764,7 @@ fn names_looked_up_and_then_deleted_elsewhere_are_reported_once() {
     };
     fs.store()
         .put_as(me, entry_put(&d_sel, &inline_entry(b"inner", b"y", t0)));
-    fs.lookup(d.ino, b"inner").unwrap();
+    let inner_ino = fs.lookup(d.ino, b"inner").unwrap().ino;
     assert!(
         fs.vanished_cached_entries().is_empty(),
         "nothing vanished yet"
@@ -781,7 +782,10 @@ fn names_looked_up_and_then_deleted_elsewhere_are_reported_once() {
     gone.sort();
     assert_eq!(
         gone,
-        vec![(ROOT_INO, b"goes".to_vec()), (d.ino, b"inner".to_vec())]
+        vec![
+            (ROOT_INO, b"goes".to_vec(), goes_ino),
+            (d.ino, b"inner".to_vec(), inner_ino)
+        ]
     );
     assert!(fs.vanished_cached_entries().is_empty(), "reported once");
 }

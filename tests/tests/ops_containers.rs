@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lf_tests::{FuseNode, is_mounted, stderr, stdout, wait_until};
+use lf_tests::{FuseNode, Mount, TestNet, TestNode, is_mounted, stderr, stdout, wait_until};
 
 /// Podman with private storage in the test's directory, so tests never touch the
 /// machine's images and can run in parallel.
@@ -53,26 +53,36 @@ impl Podman {
     /// `podman <args>` bounded to 60 s, with this test's storage and the runtime that
     /// works here (runc; crun refuses this machine's cgroup setup).
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .arg("60")
-            .arg("podman")
-            .arg("--root")
-            .arg(self.dir.join("storage"))
-            .arg("--runroot")
-            .arg(self.dir.join("run"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-                "/usr/sbin/runc",
-            ])
-            .args(args)
+        let argv = self.argv(args);
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .output()
             .expect("podman is installed (.ci/run)")
+    }
+
+    /// The command line of [`Podman::run`].
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = ["timeout", "60", "podman", "--root"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(self.dir.join("storage").display().to_string());
+        v.push("--runroot".into());
+        v.push(self.dir.join("run").display().to_string());
+        for a in [
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--runtime",
+            "/usr/sbin/runc",
+        ] {
+            v.push(a.into());
+        }
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
     }
 
     /// `podman run --rm` with `volume` (`HOST:CONTAINER[:OPTIONS]`) as `user`; returns
@@ -101,7 +111,12 @@ impl Podman {
 
     /// Starts a long-running container; removed on drop.
     fn start(&mut self, name: &str, volume: &str) {
-        let o = self.run(&[
+        self.start_with(name, volume, &["/bin/sleep", "120"]);
+    }
+
+    /// Starts a container running `cmd`; removed on drop.
+    fn start_with(&mut self, name: &str, volume: &str, cmd: &[&str]) {
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -115,9 +130,9 @@ impl Podman {
             "-v",
             volume,
             IMAGE,
-            "/bin/sleep",
-            "120",
-        ]);
+        ];
+        args.extend_from_slice(cmd);
+        let o = self.run(&args);
         assert!(o.status.success(), "podman run -d: {}", stderr(&o));
         self.containers.push(name.to_string());
     }
@@ -247,4 +262,70 @@ fn fuse_container_sees_a_later_mount_through_rslave_propagation() {
     // Unmount the late mount before the node goes, so nothing is left behind.
     std::fs::write(&yaml, &good).unwrap();
     assert!(wait_until(20, || !is_mounted(&late)));
+}
+
+#[test]
+fn fuse_container_reloads_when_its_config_changes_on_another_node() {
+    // consul-template's pattern with LF: the config of a containerised service lives on
+    // the mount, bind-mounted read-only; `lf watch FILE -- podman kill --signal HUP`
+    // on the host reloads the service when the file changes, here written on another
+    // node.
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::private()
+        .name("reload")
+        .max_value(60_000)
+        .create(&dir.path().join("net"));
+    let (m1, m2) = (dir.path().join("m1"), dir.path().join("m2"));
+    let n1 = TestNode::on(&net.home("n1"))
+        .mount(Mount::new(&m1, "reload.root").allow_other())
+        .start();
+    let n2 = TestNode::on(&net.home("n2"))
+        .peer(n1.p2p_addr())
+        .mount(Mount::new(&m2, "reload.root").allow_other())
+        .start();
+    assert!(wait_until(20, || is_mounted(&m1) && is_mounted(&m2)));
+    std::fs::create_dir(m1.join("app")).unwrap();
+    std::fs::write(m1.join("app/app.conf"), "port=1\n").unwrap();
+    let conf2 = m2.join("app/app.conf");
+    assert!(
+        wait_until(30, || std::fs::read_to_string(&conf2).ok().as_deref()
+            == Some("port=1\n")),
+        "{}",
+        n2.output()
+    );
+    let mut pm = Podman::new(&dir.path().join("podman"));
+    // The service: prints its config at start and again on SIGHUP.
+    let service = "trap 'echo reloaded: $(cat /etc/app/app.conf)' HUP; \
+                   echo loaded: $(cat /etc/app/app.conf); \
+                   while :; do sleep 1 & wait $!; done";
+    pm.start_with(
+        "svc",
+        &format!("{}:/etc/app:ro", m2.join("app").display()),
+        &["/bin/sh", "-c", service],
+    );
+    let logs = |pm: &Podman| stdout(&pm.run(&["logs", "svc"]));
+    assert!(
+        wait_until(30, || logs(&pm).contains("loaded: port=1")),
+        "{}",
+        logs(&pm)
+    );
+    let kill = pm.argv(&["kill", "--signal", "HUP", "svc"]);
+    let mut watch_args = vec![
+        "-home".to_string(),
+        n2.home.display().to_string(),
+        "watch".into(),
+        conf2.display().to_string(),
+        "--".into(),
+    ];
+    watch_args.extend(kill);
+    let mut watcher = Command::new(lf_tests::lf_bin())
+        .args(&watch_args)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::write(m1.join("app/app.conf"), "port=2\n").unwrap();
+    let reloaded = wait_until(60, || logs(&pm).contains("reloaded: port=2"));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(reloaded, "{}\n{}", logs(&pm), n2.output());
 }

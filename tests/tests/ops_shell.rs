@@ -158,15 +158,26 @@ fn fuse_contrib_examples_share_config_through_the_mount() {
         .arg(ex.join("lf-wait-for.sh"))
         .args(["cluster/leader", "^host=", "20"])
         .env("LF_MNT", &f.mnt)
+        .env(
+            "LF_CLI",
+            format!(
+                "{} -home {}",
+                lf_tests::lf_bin().display(),
+                f.node.home.display()
+            ),
+        )
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let (ok, _, err) = run(&["lf-config-set.sh", "cluster/leader", "host", "node-a"]);
     assert!(ok, "{err}");
+    let set_at = std::time::Instant::now();
     let o = waiter.wait_with_output().unwrap();
     assert!(o.status.success());
     assert_eq!(stdout(&o), "host=node-a\n");
+    // Woken by `lf watch`, not by the timeout.
+    assert!(set_at.elapsed() < std::time::Duration::from_secs(15));
     let (ok, _, err) = run(&["lf-wait-for.sh", "cluster/none", "x", "1"]);
     assert!(!ok && err.contains("did not appear"), "{err}");
 }

@@ -52,10 +52,11 @@ impl<S: Store> Filesystem<S> {
     }
 
     /// (parent inode, name) pairs the kernel resolved within [`ATTR_WATCH`] that no
-    /// longer exist (deleted or renamed away, by records from another node): the caller
-    /// invalidates them with `notify_inval_entry`. Same rules as
-    /// [`Filesystem::changed_cached_files`]: background thread only, bounded by recent use.
-    pub fn vanished_cached_entries(&self) -> Vec<(u64, Vec<u8>)> {
+    /// longer exist (deleted or renamed away, by records from another node), with the
+    /// entry's inode: the caller tells the kernel with `notify_delete` (which also
+    /// reports `IN_DELETE_SELF` to inotify watches on the file) and `notify_inval_entry`.
+    /// Same rules as [`Filesystem::changed_cached_files`]: background thread only, bounded by recent use.
+    pub fn vanished_cached_entries(&self) -> Vec<(u64, Vec<u8>, u64)> {
         let recent: Vec<(u64, Vec<u8>)> = {
             let mut out = self.entries_out.lock().unwrap_or_else(|e| e.into_inner());
             out.retain(|_, at| at.elapsed() < ATTR_WATCH);
@@ -63,17 +64,18 @@ impl<S: Store> Filesystem<S> {
         };
         let mut gone = Vec::new();
         for (parent, name) in recent {
-            let exists = self
-                .dir_selector(parent)
-                .and_then(|sel| self.resolve(&sel, &name))
-                .map(|r| r.is_some());
             // On a store error, keep watching rather than drop a valid dentry.
-            if let Ok(false) = exists {
+            let Ok(sel) = self.dir_selector(parent) else {
+                continue;
+            };
+            if let Ok(None) = self.resolve(&sel, &name) {
+                // The kernel's node id of the entry (inodes derive from the names).
+                let child = layout::inode(&sel, &name);
                 self.entries_out
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&(parent, name.clone()));
-                gone.push((parent, name));
+                gone.push((parent, name, child));
             }
         }
         gone

@@ -20,6 +20,8 @@ use crate::commit_queue::CommitQueue;
 use crate::mount_manager::MountManager;
 use crate::node::{AcceptError, Node, now};
 
+mod watching;
+
 /// What the HTTP layer serves from, built at boot (`daemon.rs`): the node, and the
 /// layers above it that `/status`, `/metrics`, `/connect` and the status page report on.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct AppState {
     pub lffs: Option<Arc<LffsHandles>>,
     /// The P2P node, once started.
     pub p2p: Option<lf_p2p::P2pNode>,
+    /// Watching (`/watch`, `/history`, `/restore`).
+    pub watch: Option<Arc<crate::watch::WatchHub>>,
 }
 
 /// What the status page and metrics need from LFFS.
@@ -106,6 +110,9 @@ pub fn router(state: AppState, hosts: crate::http_server::AllowedHosts) -> Route
         .route("/record/{hash}", get(record))
         .route("/record/raw/{hash}", get(record_raw))
         .route("/metrics", get(metrics))
+        .route("/watch", post(watching::watch))
+        .route("/history", post(watching::history))
+        .route("/restore", post(watching::restore))
         .route("/", get(status_page))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })

@@ -440,3 +440,150 @@ pub struct ApiError {
     /// What was wrong.
     pub message: String,
 }
+
+/// A selector name and its ordinals, in a watch or history request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct NamedSelector {
+    /// Plain selector name (the node derives the keys).
+    pub name: String,
+    /// Ordinals: `[]` = 0, `[v]`, or `[first, last]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub range: Vec<u64>,
+}
+
+/// `/watch`: what to watch and from where.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct WatchRequest {
+    /// Selector names with ordinal ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<NamedSelector>,
+    /// Absolute paths on this node's mounts: a file (existing or not) or a directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// A directory path watches its whole tree (default) or only its own entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<bool>,
+    /// Where to start: the `Cursor` of the last event or answer seen (absent: now;
+    /// 0: from the first record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    /// Oracles to trust when ranking (`@...`): their commentary is an event too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracles: Vec<String>,
+    /// Key to unmask selector values with (default: the selector's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking_key: Option<String>,
+    /// Long-poll: seconds to wait for a first event (default 30, at most 300;
+    /// fractions allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<f64>,
+    /// Stream events as newline-delimited JSON until the client disconnects.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// One change seen by a watcher.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct WatchEvent {
+    /// Position in the node's change log: resume after it.
+    pub cursor: u64,
+    /// The path, for path watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The selector name, for selector watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The ordinal, for selector watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordinal: Option<u64>,
+    /// `created`, `changed` or `deleted`.
+    pub kind: String,
+    /// The version's record hash (`=...`).
+    pub hash: String,
+    /// Its owner (`@...`).
+    pub owner: String,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// Content bytes (file size, value length).
+    pub size: u64,
+    /// Whether this version wins its key now.
+    pub winner: bool,
+    /// Why the event, when not a new version: `oracle` (commentary changed the winner's
+    /// trust).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A long-poll answer of `/watch`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WatchAnswer {
+    /// Where to resume (past every record looked at, even if no event came of it).
+    pub cursor: u64,
+    /// Events, oldest first (none when the wait ran out).
+    pub events: Vec<WatchEvent>,
+}
+
+/// A stream's heartbeat line (and its first line): where the watcher is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WatchHeartbeat {
+    /// Where to resume.
+    pub cursor: u64,
+}
+
+/// `/history` and `/restore`: which key, and which version.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// An absolute path on one of this node's mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Or a selector name and one ordinal (`Range`: `[]` or `[v]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<NamedSelector>,
+    /// Oracles to trust when ranking (`@...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracles: Vec<String>,
+    /// Key to unmask selector values with (default: the selector's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking_key: Option<String>,
+    /// One version: its hash (`=...`) or a time (Unix seconds or
+    /// `YYYY-MM-DDTHH:MM:SSZ`: the newest version not after it). With it, `/history`
+    /// answers that version's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+/// One version in a `/history` answer (field names of `lf -json get`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryVersion {
+    /// Record hash (`=...`).
+    pub hash: String,
+    /// Owner (`@...`).
+    pub owner: String,
+    /// Timestamp.
+    pub timestamp: u64,
+    /// Content bytes.
+    pub size: u64,
+    /// `file`, `directory`, `symlink`, `deleted` (paths) or `value` (selectors).
+    pub kind: String,
+    /// Whether this version wins now.
+    pub winner: bool,
+    /// Why it wins or loses.
+    pub why: String,
+    /// Trust of its owner's entry in [0, 1].
+    pub trust: f64,
+    /// Weight of its owner's entry.
+    pub weight: u64,
+    /// Local reputation of its owner's entry.
+    pub reputation: i64,
+    /// Whether its owner was certified at its time.
+    pub signed: bool,
+    /// Position in the node's change log.
+    pub cursor: u64,
+}

@@ -64,6 +64,15 @@ pub enum Command {
     /// Manage the oracles whose commentary `lf get` trusts (kept in client.json).
     #[command(subcommand)]
     Oracle(OracleCommand),
+    /// Print a line per change of a mount path (file or directory tree) or a selector
+    /// (NAME[#ORD[#END]]); with `-- COMMAND ARGS...`, run the command after each burst
+    /// of changes instead (changed paths in $LF_CHANGED, one per line).
+    Watch(WatchArgs),
+    /// List every version of a mount path or selector this node holds (timestamp,
+    /// owner, size, hash, the winner and why); with -at, print one version's content.
+    History(HistoryArgs),
+    /// Write a version (-at TIME|HASH) of a mount path or selector back as a new one.
+    Restore(RestoreArgs),
     /// Amend the network configuration (genesis owner only): FIELD=VALUE... for the
     /// fields the genesis lists as amendable, e.g. `work_difficulty=100`,
     /// `name="Corp net"`, `bootstrap_peers=["/ip4/192.0.2.1/tcp/9908"]`.
@@ -140,6 +149,16 @@ pub struct NodeStartArgs {
     #[arg(long = "http-max-connections", value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub http_max_connections: u32,
+    /// Most watchers (`/watch` long-polls and streams, `lf watch`) open at once; each
+    /// also holds an HTTP connection (-http-max-connections).
+    #[arg(long = "watch-max", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub watch_max: u32,
+    /// Stretches of new records kept for a watcher that is slow to take them; one
+    /// further behind reads them from the store instead (lf_watch_lagged_total).
+    #[arg(long = "watch-buffer", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub watch_buffer: u32,
 }
 
 /// `lf get` options.
@@ -163,6 +182,69 @@ pub struct GetArgs {
     /// Selectors.
     #[arg(required = true, value_name = "NAME[#ORD[#END]]")]
     pub selectors: Vec<String>,
+}
+
+/// `lf watch` options.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Wait for the next change, print it and exit (for scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// Resume after this position (the Cursor of the last event seen; 0: from the
+    /// first version).
+    #[arg(long, value_name = "N")]
+    pub cursor: Option<u64>,
+    /// For a directory: only its own entries, not the whole tree below it.
+    #[arg(long = "no-tree")]
+    pub no_tree: bool,
+    /// Masking key of selector values (default: the selector's name).
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// Milliseconds without a change that end a burst (exec mode).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub debounce: u64,
+    /// Exec mode: exit with the command's status when it fails (default: log it and
+    /// keep watching).
+    #[arg(long = "exit-on-error")]
+    pub exit_on_error: bool,
+    /// A path on a mount of this node, or a selector NAME[#ORD[#END]].
+    #[arg(required = true, value_name = "PATH|SELECTOR")]
+    pub target: String,
+    /// Command to run after each burst of changes (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `lf history` options.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print this version's content: a hash (=...) or a time (Unix seconds or
+    /// YYYY-MM-DDTHH:MM:SSZ: the newest version not after it).
+    #[arg(long, value_name = "TIME|HASH")]
+    pub at: Option<String>,
+    /// Masking key of selector values (default: the selector's name).
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// A path on a mount of this node, or a selector NAME[#ORD].
+    #[arg(value_name = "PATH|SELECTOR")]
+    pub target: String,
+}
+
+/// `lf restore` options.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The version to write back: a hash (=...) or a time.
+    #[arg(long, value_name = "TIME|HASH", required = true)]
+    pub at: String,
+    /// Masking key of selector values (default: the selector's name).
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// Owner to sign a restored selector value with (default: the default owner).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// A path on a mount of this node, or a selector NAME[#ORD].
+    #[arg(value_name = "PATH|SELECTOR")]
+    pub target: String,
 }
 
 /// `lf set` options.

@@ -71,7 +71,7 @@ pub fn parse_selector(arg: &str, allow_range: bool) -> anyhow::Result<SelectorAr
     Ok(SelectorArg { name, first, last })
 }
 
-fn api(home: &Path, url: Option<&str>, config: &ClientConfig) -> Api {
+pub(crate) fn api(home: &Path, url: Option<&str>, config: &ClientConfig) -> Api {
     let urls = match url {
         Some(u) => u.split(',').map(|s| s.trim().to_string()).collect(),
         None => config.urls.clone(),
@@ -199,7 +199,6 @@ pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyho
 
 /// `lf set`.
 pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyhow::Result<()> {
-    let mut config = ClientConfig::load(home)?;
     let (sel_args, value): (&[String], Vec<u8>) = match &a.file {
         Some(path) => {
             let v = if path.as_os_str() == "-" {
@@ -223,7 +222,29 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
         .iter()
         .map(|s| parse_selector(s, false))
         .collect::<anyhow::Result<_>>()?;
-    let (owner_name, owner) = config.owner(a.owner.as_deref())?;
+    set_value(
+        home,
+        url,
+        json_out,
+        &sels,
+        value,
+        a.owner.as_deref(),
+        a.mask.as_deref(),
+    )
+}
+
+/// Builds, pays for, signs and posts a value under `sels` (`lf set`, `lf restore`).
+pub(crate) fn set_value(
+    home: &Path,
+    url: Option<&str>,
+    json_out: bool,
+    sels: &[SelectorArg],
+    value: Vec<u8>,
+    owner: Option<&str>,
+    mask: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::load(home)?;
+    let (owner_name, owner) = config.owner(owner)?;
     let api = api(home, url, &config);
     let status: json::OwnerStatus = api.get(&format!("/owner/{}", owner.public()))?;
     if status.certificate_revoked {
@@ -255,11 +276,11 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     let mut b = RecordBuilder::new(RecordType::Datum, status.server_time)
         .value(value)
         .links(links);
-    for s in &sels {
+    for s in sels {
         b = b.selector(&s.name, s.first);
     }
-    if let Some(m) = &a.mask {
-        b = b.masking_key(m.clone().into_bytes());
+    if let Some(m) = mask {
+        b = b.masking_key(m.as_bytes().to_vec());
     }
     let u = b.build(&owner.public())?;
     // A certified owner's records need no proof of work (reference §7.5).

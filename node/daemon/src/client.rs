@@ -193,9 +193,15 @@ impl Api {
         path: &str,
         body: &serde_json::Value,
     ) -> anyhow::Result<T> {
+        let b = self.post_json_raw(path, body)?;
+        serde_json::from_slice(&b).with_context(|| format!("unexpected answer to POST {path}"))
+    }
+
+    /// POST a JSON body, returning the answer's bytes.
+    pub fn post_json_raw(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
         let text = serde_json::to_vec(body)?;
         let token = self.token.clone();
-        let b = self.call(
+        self.call(
             |a, u| {
                 let mut r = a.post(u).header("Content-Type", "application/json");
                 if let Some(t) = &token {
@@ -204,8 +210,7 @@ impl Api {
                 r.send(&text[..])
             },
             path,
-        )?;
-        serde_json::from_slice(&b).with_context(|| format!("unexpected answer to POST {path}"))
+        )
     }
 
     /// Runs a query through every page (the node answers at most 1000 result sets at

@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub http_allow_hosts: Vec<String>,
     /// Limits of the HTTP listener.
     pub http_limits: crate::http_server::HttpLimits,
+    /// Limits of watching.
+    pub watch_limits: crate::watch::Limits,
 }
 
 fn load_network(home: &Path) -> anyhow::Result<(NetworkConfig, Vec<Record>, String)> {
@@ -152,6 +154,16 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         bytes = stats.bytes,
         "store open"
     );
+    // Local writes are announced to peers once P2P runs (it starts over the node).
+    let p2p_slot: Arc<std::sync::OnceLock<lf_p2p::P2pNode>> = Arc::default();
+    let announce = {
+        let slot = p2p_slot.clone();
+        Box::new(move |hashes| {
+            if let Some(p2p) = slot.get() {
+                p2p.announce(hashes);
+            }
+        })
+    };
     let node = Arc::new(Node::new(NodeParts {
         store,
         genesis_config: config,
@@ -161,6 +173,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         token,
         ports: (opts.http_port, opts.p2p_port),
         certs,
+        announce,
     }));
     let queue =
         crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
@@ -204,10 +217,15 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let (replication, result) =
         match rt.block_on(crate::replication::start(node.clone(), &p2p_opts)) {
             Ok(r) => {
+                let _ = p2p_slot.set(r.p2p().clone());
+                let hub = crate::watch::WatchHub::new(node.clone(), opts.watch_limits);
+                hub.set_mounts(mounts.clone());
+                rt.spawn(hub.clone().run());
                 let state = AppState {
                     node: node.clone(),
                     lffs: Some(Arc::new(lffs)),
                     p2p: Some(r.p2p().clone()),
+                    watch: Some(hub),
                 };
                 (Some(r), rt.block_on(serve(state, &opts, mounts.clone())))
             }
@@ -274,9 +292,14 @@ async fn serve(
         &opts.http_allow_hosts,
     );
     let node = state.node.clone();
+    let hub = state.watch.clone();
     let app = crate::api::router(state, hosts);
     crate::http_server::serve(listener, app, opts.http_limits, async {
         shutdown_signal().await;
+        // Open watches end now rather than hold the server's last 5 s.
+        if let Some(h) = &hub {
+            h.close();
+        }
         crate::sdnotify::stopping();
         tracing::info!("shutting down: stopping HTTP");
     })

@@ -8,6 +8,7 @@ mod api_json;
 mod args;
 mod certs;
 mod cli;
+mod cli_watch;
 mod client;
 mod clock;
 mod collisions;
@@ -33,6 +34,7 @@ mod sdnotify;
 mod selftest;
 mod shell;
 mod status_page;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -174,7 +176,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_connections: a.http_max_connections as usize,
                 ..http_server::HttpLimits::default()
             },
+            watch_limits: watch::Limits {
+                max_watchers: a.watch_max as usize,
+                buffer: a.watch_buffer as usize,
+            },
         }),
+        Command::Watch(a) => cli_watch::watch(&home, url, cli.json, a),
+        Command::History(a) => cli_watch::history(&home, url, cli.json, a),
+        Command::Restore(a) => cli_watch::restore(&home, url, cli.json, a),
         Command::Status => cli::status(&home, url, cli.json),
         Command::NodeConnect { addr } => cli::node_connect(&home, url, cli.json, addr),
         Command::Get(a) => cli::get(&home, url, cli.json, a),

@@ -98,7 +98,15 @@ fn describe() {
     );
     describe_counter!(
         "lf_records_added_total",
-        "Records added to the store by this node (local writes and LFFS publications)"
+        "Records added to the store, from every origin (LFFS, clients, the oracle, peers, limbo)"
+    );
+    describe_gauge!(
+        "lf_watchers",
+        "Watchers open (/watch long-polls and streams), at most -watch-max"
+    );
+    describe_counter!(
+        "lf_watch_lagged_total",
+        "Stretches of new records a slow watcher missed from the broadcast and read from the store"
     );
     describe_counter!(
         "lf_commit_queue_published_total",

@@ -46,7 +46,7 @@ type Started = (
     fuser::BackgroundSession,
     Arc<std::sync::atomic::AtomicBool>,
     String,
-    Arc<lffs::Filesystem<LffsStore>>,
+    Arc<MountFs>,
 );
 
 /// A derived owner: the secret and the masking key a passphrase gives.
@@ -59,11 +59,15 @@ struct Running {
     /// When it was mounted, Unix seconds.
     since: u64,
     session: fuser::BackgroundSession,
-    /// The filesystem (what it listed as contested, for the status).
-    fs: Arc<lffs::Filesystem<LffsStore>>,
+    /// The filesystem: what it listed as contested (for the status); watch and
+    /// history locate paths through it.
+    fs: Arc<MountFs>,
     /// Stops the mount's cache-invalidation thread.
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The filesystem of a mount.
+pub type MountFs = lffs::Filesystem<LffsStore>;
 
 /// A mount of the file that could not be mounted, waiting for its next attempt.
 struct Failed {
@@ -513,6 +517,14 @@ impl MountManager {
         for p in paths {
             self.unmount(&p);
         }
+    }
+
+    /// The mount holding `path` (absolute, lexically clean) and the path inside it.
+    pub fn mount_of(&self, path: &Path) -> Option<(PathBuf, Arc<MountFs>, PathBuf)> {
+        self.lock().iter().find_map(|m| {
+            let rel = path.strip_prefix(&m.spec.path).ok()?;
+            Some((m.spec.path.clone(), m.fs.clone(), rel.to_path_buf()))
+        })
     }
 
     /// Paths mounted now.

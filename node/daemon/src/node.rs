@@ -1,7 +1,8 @@
 //! The node: its store, network configuration over time, certificates, identity, limbo
 //! and the acceptance rules for new records (reference §9.2). The lowest layer of the
 //! daemon that holds state: it imports none of the layers that use it (LFFS, P2P, HTTP,
-//! boot); what it tells them (records to announce) goes through a hook set at boot.
+//! boot); what it tells them (records to announce) goes through a hook given at
+//! construction (`NodeParts::announce`).
 //! `lf node-start`'s lifecycle is in `daemon.rs`.
 
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use lf_record::{
     RecordHash, RecordType, lf_pow,
 };
 use lf_store::{PutOutcome, Store};
+
+mod write;
+pub use write::Origin;
 
 /// Why a record was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -102,14 +106,19 @@ pub struct Node {
     /// Bumped when records arrive that LFFS did not write itself (peers, `lf set`,
     /// the oracle): mounts then check what the kernel may have cached.
     pub external_generation: std::sync::atomic::AtomicU64,
-    /// Tells peers about records written here, once P2P started ([`Node::set_announce`]).
-    pub announce: std::sync::OnceLock<Announce>,
+    /// Tells peers about records written here (given at construction: boot wires it
+    /// to P2P once P2P runs).
+    announce: Announce,
     /// Root CAs and the certificates and CRLs received so far.
     pub certs: crate::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
     /// yet: retried when a certificate for that owner is stored (bounds and expiry in
     /// [`crate::certs::Limbo`]).
     pub limbo: crate::certs::Limbo,
+    /// Bumped after every put that added records, whatever their origin (the write
+    /// path, `node/write.rs`): watchers wait on it, then read the store's insertion
+    /// order from where they were.
+    pub stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Announces the hashes of records written on this node to peers: the hook through
@@ -139,6 +148,8 @@ pub struct NodeParts {
     pub ports: (u16, u16),
     /// The certificate registry.
     pub certs: crate::certs::Certs,
+    /// Announces records written on this node to peers (`node/write.rs` calls it).
+    pub announce: Announce,
 }
 
 impl Node {
@@ -160,27 +171,25 @@ impl Node {
             pow_slot: tokio::sync::Semaphore::new(1),
             generation: std::sync::atomic::AtomicU64::new(1),
             external_generation: std::sync::atomic::AtomicU64::new(1),
-            announce: std::sync::OnceLock::new(),
+            announce: p.announce,
             certs: p.certs,
             limbo: crate::certs::Limbo::default(),
+            stored: tokio::sync::watch::Sender::new(0),
         }
-    }
-
-    /// Sets the hook that announces local writes (once, when P2P starts; later calls
-    /// are ignored).
-    pub fn set_announce(&self, hook: Announce) {
-        let _ = self.announce.set(hook);
     }
 
     fn announce_local(&self, hashes: Vec<RecordHash>) {
-        if let Some(hook) = self.announce.get() {
-            hook(hashes);
-        }
+        (self.announce)(hashes);
     }
 
     /// Checks a record against the network's rules and stores it (blocking: verifies a
-    /// P-384 signature; call from a blocking thread).
+    /// P-384 signature; call from a blocking thread). For records of this node's
+    /// clients (`/post`, `/makerecord`) and its oracle.
     pub fn accept(&self, r: &Record) -> Result<PutOutcome, AcceptError> {
+        self.accept_from(r, Origin::Client)
+    }
+
+    fn accept_from(&self, r: &Record, origin: Origin) -> Result<PutOutcome, AcceptError> {
         if self.store.contains(&r.hash())? {
             return Ok(PutOutcome::Duplicate);
         }
@@ -188,21 +197,7 @@ impl Node {
             crate::metrics::error("record_rejected");
             return Err(e);
         }
-        let outcome = self.store.put(r)?;
-        if outcome != PutOutcome::Duplicate {
-            ::metrics::counter!("lf_records_added_total").increment(1);
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.external_generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // A local write: tell peers (records from peers are stored by peer_batch.rs).
-            self.announce_local(vec![r.hash()]);
-        }
-        if r.record_type() == RecordType::Certificate {
-            self.release_limbo(std::slice::from_ref(r));
-        }
-        self.apply_amendments_in(std::slice::from_ref(r));
-        Ok(outcome)
+        Ok(self.store_verified(std::slice::from_ref(r), origin)?[0])
     }
 
     /// Why `owner` may not write now (no certificate on a network that requires one,
@@ -309,7 +304,7 @@ impl Node {
             .collect();
         let (mut stored, mut refused) = (0, 0);
         for r in &waiting {
-            match self.accept(r) {
+            match self.accept_from(r, Origin::Limbo) {
                 Ok(_) => stored += 1,
                 Err(e) => {
                     refused += 1;
@@ -474,20 +469,7 @@ impl Node {
             crate::metrics::error("record_rejected");
             return Err(e);
         }
-        let outcomes = self.store.put_many(records)?;
-        let added: Vec<_> = records
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| **o != PutOutcome::Duplicate)
-            .map(|(r, _)| r.hash())
-            .collect();
-        if !added.is_empty() {
-            ::metrics::counter!("lf_records_added_total").increment(added.len() as u64);
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.announce_local(added);
-        }
-        self.apply_amendments_in(records);
+        self.store_verified(records, Origin::Lffs)?;
         Ok(())
     }
 
@@ -557,6 +539,11 @@ pub(crate) mod testing {
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
     pub(crate) fn node(dir: &Path) -> (Node, crate::certs::Ca) {
+        node_announcing(dir, Box::new(|_| {}))
+    }
+
+    /// [`node`] with an announcement hook.
+    pub(crate) fn node_announcing(dir: &Path, announce: Announce) -> (Node, crate::certs::Ca) {
         let t = now();
         let ca = crate::certs::Ca::create("test root", 10, t - 10).unwrap();
         let config = NetworkConfig {
@@ -588,6 +575,7 @@ pub(crate) mod testing {
             token: String::new(),
             ports: (0, 0),
             certs,
+            announce,
         });
         (node, ca)
     }

@@ -20,7 +20,7 @@ use lf_p2p::{Accepted, Rejected};
 use lf_record::{OwnerKeys, Record};
 use lf_store::PutOutcome;
 
-use crate::node::{AcceptError, Node};
+use crate::node::{AcceptError, Node, Origin};
 
 /// Records per verification job (about 15 ms of work here).
 const VERIFY_CHUNK: usize = 32;
@@ -148,8 +148,7 @@ pub fn accept(node: &Arc<Node>, lane: &Arc<StoreLane>, records: &[Vec<u8>]) -> R
             }
             // Here rather than on the lane: a released limbo is verified and stored
             // record by record, and later batches need not wait behind it.
-            node.release_limbo(&stored);
-            node.apply_amendments_in(&stored);
+            node.after_stored(&stored);
         }
     }
     results
@@ -222,26 +221,18 @@ fn store(batch: &Batch) {
 /// here, and the store reports the rare duplicate anyway.
 fn put(node: &Node, valid: Vec<(usize, Record)>, out: &mut Indexed) -> Vec<Record> {
     let batch: Vec<Record> = valid.iter().map(|(_, r)| r.clone()).collect();
-    match node.store.put_many(&batch) {
+    match node.put_verified(&batch, Origin::Peer) {
         Ok(outcomes) => {
-            let mut added = false;
             for ((i, r), o) in valid.into_iter().zip(outcomes) {
                 out.push((
                     i,
                     Ok(match o {
-                        PutOutcome::Added { .. } => {
-                            added = true;
-                            Accepted::New {
-                                links: r.links().to_vec(),
-                            }
-                        }
+                        PutOutcome::Added { .. } => Accepted::New {
+                            links: r.links().to_vec(),
+                        },
                         PutOutcome::Duplicate => Accepted::Duplicate,
                     }),
                 ));
-            }
-            if added {
-                node.generation.fetch_add(1, Ordering::Relaxed);
-                node.external_generation.fetch_add(1, Ordering::Relaxed);
             }
             batch
         }

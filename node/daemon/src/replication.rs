@@ -222,10 +222,6 @@ pub async fn start(node: Arc<Node>, opts: &P2pOptions) -> anyhow::Result<Replica
     let p2p = P2pNode::start(config, source)
         .await
         .context("cannot start P2P")?;
-    {
-        let p2p = p2p.clone();
-        node.set_announce(Box::new(move |hashes| p2p.announce(hashes)));
-    }
     let saver = {
         let p2p = p2p.clone();
         let home = opts.home.clone();

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod changes;
 mod collisions;
 mod dag;
 mod error;
@@ -19,6 +20,7 @@ mod schema;
 mod store;
 
 pub use certs::{Certification, UNCERTIFIED_TRUST_FACTOR};
+pub use changes::Stored;
 pub use collisions::{Collision, Collisions, WinReason};
 pub use dag::{WEIGHT_HORIZON, WEIGHT_VISIT_CAP};
 pub use error::StoreError;
