@@ -106,14 +106,15 @@ fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
     let written = Instant::now();
     std::fs::write(p.m1.join("etc/app.conf"), "port=1\n").unwrap();
     let want = p.m2.join("etc/app.conf").display().to_string();
-    // Creating a file through the mount stores it empty first, then its content.
+    // Creating a file through the mount stores it empty first, then its content; the
+    // empty version is published too unless the content replaced it while it waited.
     let line = wait_line(&rx, 30, |l| l.contains(&want) && l.contains("\"Size\":7"));
     let took = written.elapsed();
     let _ = child.kill();
     let _ = child.wait();
     let line = line.unwrap_or_else(|| panic!("no event for {want}\n{}", p.n2.output()));
     let e: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(e["Kind"], "changed", "{e}");
+    assert!(e["Kind"] == "changed" || e["Kind"] == "created", "{e}");
     assert_eq!(e["Winner"], true, "{e}");
     assert!(e["Hash"].as_str().unwrap().starts_with('='), "{e}");
     // The bound is 1 s on an idle machine; 10 s here for a loaded CI box (the
@@ -134,8 +135,10 @@ fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
     }
     p.n2.restart();
     assert!(wait_until(20, || is_mounted(&p.m2)), "{}", p.n2.output());
-    // The watcher comes back with its cursor and gets all ten, in log order (each
-    // file twice: created empty, then written).
+    // The watcher comes back with its cursor and gets all ten, in log order. A file
+    // created through a mount is stored empty, then written; node 1 publishes the
+    // empty version only if it was not yet replaced when its turn came, so each file
+    // has its content event, after a "created" event of size 0 or as the creation.
     let mut seen: Vec<serde_json::Value> = Vec::new();
     let mut at = cursor;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -153,19 +156,25 @@ fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
         .iter()
         .map(|e| e["Path"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(seen.len(), 20, "{paths:?}\n{}", p.n2.output());
+    assert!(
+        (10..=20).contains(&seen.len()),
+        "{paths:?}\n{}",
+        p.n2.output()
+    );
     for i in 0..10 {
         let want = p.m2.join(format!("etc/f{i}.conf")).display().to_string();
         let mine: Vec<&serde_json::Value> = seen.iter().filter(|e| e["Path"] == *want).collect();
-        assert_eq!(mine.len(), 2, "{want}: {mine:?}");
-        assert_eq!(
-            (&mine[0]["Kind"], &mine[0]["Size"]),
-            (&"created".into(), &0.into())
-        );
-        assert_eq!(
-            (&mine[1]["Kind"], &mine[1]["Size"]),
-            (&"changed".into(), &2.into())
-        );
+        assert!((1..=2).contains(&mine.len()), "{want}: {mine:?}");
+        assert_eq!(mine[0]["Kind"], "created", "{want}: {mine:?}");
+        let last = mine[mine.len() - 1];
+        assert_eq!(last["Size"], 2, "{want}: {mine:?}");
+        if mine.len() == 2 {
+            assert_eq!(
+                (&mine[0]["Size"], &mine[1]["Kind"]),
+                (&0.into(), &"changed".into()),
+                "{want}: {mine:?}"
+            );
+        }
     }
     let cursors: Vec<u64> = seen.iter().map(|e| e["Cursor"].as_u64().unwrap()).collect();
     assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
