@@ -160,7 +160,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -169,6 +169,11 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("setattr");
         match self.fs.may_change(req.uid()).and_then(|()| {
+            // Through a handle, a truncate waits in the open file's buffer for its close.
+            let size = match (fh, size) {
+                (Some(_), Some(sz)) if self.fs.truncate_open(ino.0, sz)? => None,
+                (_, size) => size,
+            };
             self.fs
                 .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
         }) {

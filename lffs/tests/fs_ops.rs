@@ -1091,3 +1091,36 @@ fn errno_table_matches_semantics_md() {
         );
     }
 }
+
+#[test]
+fn a_truncate_through_a_handle_is_stored_with_the_writes_at_close() {
+    let fs = fs_with(60_000);
+    let ino = write_file(&fs, ROOT_INO, b"app.conf", b"port=1\n");
+    // What storing one new version costs: a write in place, then close.
+    let before = fs.store().put_count();
+    let fh = fs.open(ino, true).unwrap();
+    fs.write(ino, 0, b"port=0\n").unwrap();
+    fs.release(fh).unwrap();
+    let version = fs.store().put_count() - before;
+    let before = fs.store().put_count();
+    // `echo port=2 > app.conf`: open, truncate through the handle, write, close.
+    let fh = fs.open(ino, true).unwrap();
+    assert!(fs.truncate_open(ino, 0).unwrap());
+    assert_eq!(
+        fs.store().put_count(),
+        before,
+        "the truncate stored a version"
+    );
+    // Readers on this node see the truncate at once (a reader's own close would
+    // flush the shared buffer, as it does after any write).
+    assert_eq!(fs.read(ino, 0, 4096).unwrap(), b"");
+    assert_eq!(fs.getattr(ino).unwrap().size, 0);
+    fs.write(ino, 0, b"port=2\n").unwrap();
+    fs.release(fh).unwrap();
+    assert_eq!(fs.store().put_count(), before + version, "one new version");
+    assert_eq!(read_path(&fs, ROOT_INO, b"app.conf"), b"port=2\n");
+    // A file that is not open here is truncated by setattr, and stored at once.
+    assert!(!fs.truncate_open(ino, 0).unwrap());
+    // Not the root, and not another owner's file.
+    assert!(!fs.truncate_open(ROOT_INO, 0).unwrap());
+}

@@ -164,6 +164,32 @@ impl<S: Store> Filesystem<S> {
         Ok(e)
     }
 
+    /// Truncates a file through one of its open handles (`ftruncate`, or `open` with
+    /// O_TRUNC): the shared buffer changes at once, for every reader on this node, and
+    /// the new content is stored at the next flush, fsync or close with what is
+    /// written meanwhile, so `echo x > file` is one new version, not an empty one and
+    /// then `x` (another node would have seen the file empty). `false` if the file is
+    /// not open here: the caller truncates by `setattr`.
+    pub fn truncate_open(&self, ino: u64, size: u64) -> Result<bool> {
+        if ino == ROOT_INO || ino == PASSWD_INO {
+            return Ok(false);
+        }
+        if size > self.config.max_file_size {
+            return Err(FsError::TooBig);
+        }
+        let Some(f) = self.live_open(ino) else {
+            return Ok(false);
+        };
+        // The same rule as a truncate by `setattr`: only the owner's own files.
+        let node = self.node(ino)?;
+        self.writable_entry(&node.dir_sel, &node.name)?;
+        self.refresh(&f);
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        f.content.truncate(size)?;
+        f.dirty = true;
+        Ok(true)
+    }
+
     /// Changes mode, size (truncate) and times; changing uid/gid is refused (EPERM):
     /// ownership is the signing key, not a number.
     pub fn setattr(
