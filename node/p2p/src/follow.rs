@@ -11,10 +11,10 @@
 //! small request and an empty page.
 //!
 //! The position starts at the peer's tail when the connection opens (reconciliation
-//! brings what came before). The pull doubles as the liveness probe: a peer that answers
-//! nothing for [`crate::P2pConfig::dead_after`] is disconnected (see the service), so a
-//! cut link is noticed in seconds and the redial brings a fresh connection and a full
-//! reconciliation.
+//! brings what came before). The pulls double as the liveness probe: a peer that owes
+//! an answer and sends nothing for [`crate::P2pConfig::dead_after`] is disconnected
+//! (see the service), so a cut link is noticed in seconds, and the redial brings a
+//! fresh connection and a full reconciliation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,13 +40,12 @@ pub(crate) const TAIL: u64 = u64::MAX;
 pub(crate) struct Pulled {
     /// The peer's position to continue after, if known.
     pub(crate) pos: Option<u64>,
-    /// The peer did not answer within the liveness bound.
-    pub(crate) silent: bool,
     /// Records fetched that this node lacked (gossip had not brought them).
     pub(crate) recovered: usize,
 }
 
-/// Sends one request, giving up after `patience`: `None` if the peer stayed silent.
+/// Sends one request, giving up after `patience` (the service disconnects a peer that
+/// stays silent that long): `None` then.
 async fn ask(
     shared: &Shared,
     peer: PeerId,
@@ -65,18 +64,14 @@ pub(crate) async fn pull(
     pos: Option<u64>,
     patience: Duration,
 ) -> Pulled {
-    let mut out = Pulled {
-        pos,
-        silent: false,
-        recovered: 0,
-    };
+    let mut out = Pulled { pos, recovered: 0 };
     let Some(mut after) = pos else {
         let req = Request::Stored {
             after: TAIL,
             limit: 0,
         };
         match ask(shared, peer, req, patience).await {
-            None => out.silent = true,
+            None => {}
             Some(Ok(Response::Stored { next, .. })) if next != TAIL => out.pos = Some(next),
             // No storage order there: gossip and reconciliation only.
             Some(_) => {}
@@ -89,10 +84,7 @@ pub(crate) async fn pull(
             limit: wire::MAX_HASH_PAGE as u16,
         };
         let (page, next) = match ask(shared, peer, req, patience).await {
-            None => {
-                out.silent = true;
-                return out;
-            }
+            None => return out,
             Some(Ok(Response::Stored { hashes, next })) => {
                 match hashes.decode(wire::MAX_HASH_PAGE) {
                     Ok(p) => (p, next),

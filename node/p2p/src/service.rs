@@ -372,6 +372,8 @@ struct Follow {
     busy: bool,
     /// Which connection this follows.
     generation: u64,
+    /// Found silent and disconnected (the close is on its way).
+    dead: bool,
 }
 
 /// How often lost peers are redialed (for [`LOST_REDIAL_FOR`] after the loss), and
@@ -514,6 +516,7 @@ impl Service {
                             pos: None,
                             busy: false,
                             generation: self.generation,
+                            dead: false,
                         },
                     );
                     self.start_pull(peer_id);
@@ -1098,8 +1101,28 @@ impl Service {
         }
     }
 
-    /// Starts a pull from every connected peer that has none running.
+    /// Disconnects peers that owe an answer and were silent for `dead_after`, and
+    /// starts a pull from every connected peer that has none running. A live peer
+    /// answers the pulls (one every `follow_interval`), so silence that long means the
+    /// link is gone, whatever TCP still believes.
     fn follow_all(&mut self) {
+        let dead_after = self.config.dead_after;
+        let dead: Vec<(PeerId, Duration)> = self
+            .follow
+            .iter_mut()
+            .filter_map(|(p, f)| {
+                let silent = self.heard.get(p).map(|t| t.elapsed())?;
+                (f.busy && !f.dead && silent >= dead_after).then(|| {
+                    f.dead = true;
+                    (*p, silent)
+                })
+            })
+            .collect();
+        for (peer, silent) in dead {
+            ::metrics::counter!("lf_p2p_dead_connections_total").increment(1);
+            tracing::info!(%peer, silent_ms = silent.as_millis() as u64, "peer silent: connection presumed dead, disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let peers: Vec<PeerId> = self.follow.keys().copied().collect();
         for p in peers {
             self.start_pull(p);
@@ -1126,7 +1149,7 @@ impl Service {
         });
     }
 
-    /// A pull ended: keep the position; disconnect a peer silent for too long.
+    /// A pull ended: keep the position.
     fn followed(&mut self, peer: PeerId, generation: u64, pulled: crate::follow::Pulled) {
         let Some(f) = self.follow.get_mut(&peer) else {
             return;
@@ -1141,12 +1164,6 @@ impl Service {
         if pulled.recovered > 0 {
             ::metrics::counter!("lf_p2p_followed_records_total").increment(pulled.recovered as u64);
             tracing::debug!(%peer, records = pulled.recovered, "records fetched by following the peer (not announced here yet)");
-        }
-        let silent_for = self.heard.get(&peer).map(|t| t.elapsed());
-        if pulled.silent && silent_for.is_some_and(|d| d >= self.config.dead_after) {
-            ::metrics::counter!("lf_p2p_dead_connections_total").increment(1);
-            tracing::info!(%peer, silent_ms = silent_for.unwrap_or_default().as_millis() as u64, "peer silent: connection presumed dead, disconnecting");
-            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 }
