@@ -393,6 +393,8 @@ const MAX_KNOWN_PEERS: usize = 256;
 const MAX_ADDRS_PER_PEER: usize = 8;
 /// Most peers whose address is remembered for charging offences after they left.
 const MAX_RECENT_IPS: usize = 4096;
+/// How long announcements wait when every peer's gossip queue is full.
+const FULL_QUEUE_RETRY: Duration = Duration::from_millis(200);
 /// How long announcements of local writes wait to be batched.
 const ANNOUNCE_DELAY: Duration = Duration::from_millis(2);
 
@@ -952,9 +954,13 @@ impl Service {
                 Ok(_) => {
                     self.announce.drain(..n);
                 }
-                Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
-                | Err(gossipsub::PublishError::AllQueuesFull(_)) => {
-                    // Retried when a peer subscribes; reconciliation covers anything dropped.
+                Err(e @ gossipsub::PublishError::NoPeersSubscribedToTopic)
+                | Err(e @ gossipsub::PublishError::AllQueuesFull(_)) => {
+                    // Retried when a peer subscribes, or (full queues) after a while;
+                    // the peers' followers bring anything dropped.
+                    if matches!(e, gossipsub::PublishError::AllQueuesFull(_)) {
+                        self.flush_at = Some(tokio::time::Instant::now() + FULL_QUEUE_RETRY);
+                    }
                     if self.announce.len() > MAX_QUEUED_ANNOUNCEMENTS {
                         let excess = self.announce.len() - MAX_QUEUED_ANNOUNCEMENTS;
                         self.announce.drain(..excess);

@@ -87,10 +87,14 @@ async fn lost_announcements_are_recovered_by_following_peers() {
 }
 
 /// The stall of issue 18: a node that caught up a big store from its only peer kept
-/// receiving that peer's new records only with the periodic sync, until it restarted.
-/// Here the catch-up is followed by writes that must each arrive within seconds, also
-/// once gossip from that peer stops (see `node/p2p/README`-level notes in
-/// ARCHITECTURE.md: "Delivery").
+/// receiving that peer's new records only with the periodic sync, until it restarted
+/// (a new connection). Nothing but gossip brought new records between syncs, and
+/// gossipsub can stop delivering on a live connection without telling anyone: its
+/// handler disables the connection's gossip stream for good after five stream
+/// openings in one direction (successful ones count too), and the stream was reopened
+/// each time the receiver could not read a frame (the frame limit was 17 KiB, an IHAVE
+/// may list 5,000 IDs). Here the catch-up is followed by writes that must each arrive
+/// within seconds, also once gossip from that peer stops (ARCHITECTURE.md, "Delivery").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_writes_arrive_promptly_after_a_big_catch_up() {
     init_log();

@@ -238,7 +238,10 @@ impl Store {
                     g.hashes.push(row.hash.clone());
                     g.weight += w;
                     g.min_rep = g.min_rep.min(row.reputation);
-                    if (row.ts, row.seq) > (g.latest.ts, g.latest.seq) {
+                    // Same timestamp: the greater hash, not the one stored last
+                    // here, so every node shows the same record (a fleet sharing an
+                    // owner wrote it on both sides of a partition).
+                    if (row.ts, &row.hash) > (g.latest.ts, &g.latest.hash) {
                         g.latest = row;
                     }
                 }
