@@ -296,6 +296,16 @@ fn partition_same_owner(c: &Cluster, keys: usize) -> (Option<Duration>, String) 
         let counts: Vec<u64> = c.nodes.iter().map(count).collect();
         counts.iter().all(|&n| n >= target).then(|| t.elapsed())
     });
+    // What the cut-off node logged after the heal (reconnections, catch-up rounds).
+    if std::env::var_os("LINKS_VERBOSE").is_some() {
+        for (i, n) in c.nodes.iter().enumerate() {
+            for l in n.output().lines().filter(|l| {
+                l.contains("caught up") || l.contains("peer connected") || l.contains("silent")
+            }) {
+                eprintln!("   node {}: {l}", i + 1);
+            }
+        }
+    }
     // The winner of each sampled key on every node.
     let sample: Vec<usize> = (0..20).map(|i| i * keys.max(20) / 20).collect();
     let winners = |i: usize| -> Vec<String> {

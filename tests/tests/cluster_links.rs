@@ -60,11 +60,11 @@ fn cluster_links_delivery_partition_and_restart_under_latency_and_loss() {
         .mount(Mount::new(&mnt[0], "links"))
         .start();
     let mut nodes = vec![n1];
-    for i in 1..4 {
+    for (i, m) in mnt.iter().enumerate().skip(1) {
         let n = bed
             .node(i, &net.home(&format!("n{}", i + 1)))
             .peer(nodes[0].p2p_addr())
-            .mount(Mount::new(&mnt[i], "links"))
+            .mount(Mount::new(m, "links"))
             .start();
         nodes.push(n);
     }

@@ -458,7 +458,15 @@ impl Service {
             return;
         }
         self.last_dial.insert(addr.clone(), Instant::now());
-        let opts = DialOpts::from(addr.clone());
+        // A port of its own for every dial: with the listen port reused as source
+        // port, two nodes redialing each other at once (both lost the link, both
+        // redial every second) send SYNs with the same address pair, TCP merges them
+        // into one connection that both sides try to initiate on, and every
+        // handshake fails; in the bed a heal took 8 s instead of 1.
+        let opts = DialOpts::unknown_peer_id()
+            .address(addr.clone())
+            .allocate_new_port()
+            .build();
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -477,6 +485,13 @@ impl Service {
     }
 
     fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        if let SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+            propagation_source,
+            ..
+        })) = &ev
+        {
+            self.heard_from(*propagation_source);
+        }
         match ev {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -650,10 +665,7 @@ impl Service {
                 propagation_source,
                 message_id,
                 message,
-            })) => match {
-                self.heard_from(propagation_source);
-                wire::decode_announce(&message.data)
-            } {
+            })) => match wire::decode_announce(&message.data) {
                 Ok(hashes) => {
                     let shared = self.shared.clone();
                     tokio::spawn(sync::on_announce(
