@@ -1,8 +1,12 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: building and locating the
 //! real `lf` binary and running it in a scratch directory; the test network builder
-//! (networks, homes, mounts, nodes that clean up their mounts) is in [`net`].
+//! (networks, homes, mounts, nodes that clean up their mounts) is in [`net`], the bed
+//! of network namespaces joined by an emulated link ([`Bed`]) in [`netns`].
 
 mod net;
+mod netns;
+
+pub use netns::Bed;
 
 pub use net::{
     FuseNode, Mount, MountGuard, NodeBuilder, NodeProcess, TestNet, TestNetBuilder, TestNode,
@@ -14,10 +18,14 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// Path to a freshly built `lf` binary (built once per test process, with the same
-/// profile and target directory as the tests themselves).
+/// profile and target directory as the tests themselves), or `$LF_BIN` when set (the
+/// bench scripts measure a given binary that way).
 pub fn lf_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("LF_BIN") {
+            return PathBuf::from(bin);
+        }
         // target/<profile>/deps/<test-binary> → target/<profile>/lf
         let exe = std::env::current_exe().expect("test binary path");
         let profile_dir = exe

@@ -317,9 +317,30 @@ pub struct NodeBuilder {
     extra: Vec<String>,
     mounts: Option<Vec<Mount>>,
     p2p_bind: String,
+    netns: Option<String>,
+}
+
+/// `lf` (the binary under test), inside network namespace `netns` when given (only the
+/// network namespace changes: FUSE mounts stay visible to the test).
+fn lf_command(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg(lf_bin());
+            c
+        }
+        None => Command::new(lf_bin()),
+    }
 }
 
 impl NodeBuilder {
+    /// Runs the node (and the `lf` commands of [`TestNode::lf`]) in this network
+    /// namespace (see `crate::Bed`).
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.into());
+        self
+    }
+
     /// Listens for P2P on `p2p_port` (chosen beforehand, e.g. to name the node as a
     /// bootstrap peer in the network's genesis).
     pub fn p2p_port(mut self, p2p_port: u16) -> Self {
@@ -409,7 +430,7 @@ impl NodeBuilder {
     /// itself (its own environment or output): spawn it with [`NodeProcess::spawn`].
     pub fn command(&self) -> Command {
         self.write_mounts();
-        let mut c = Command::new(lf_bin());
+        let mut c = lf_command(self.netns.as_deref());
         c.args(self.start_args());
         c
     }
@@ -425,6 +446,7 @@ impl NodeBuilder {
             peers: self.peers,
             extra: self.extra,
             p2p_bind: self.p2p_bind,
+            netns: self.netns,
             child: None,
         };
         n.restart();
@@ -489,6 +511,8 @@ pub struct TestNode {
     pub peers: Vec<String>,
     /// More `node-start` options given at every (re)start.
     pub extra: Vec<String>,
+    /// The network namespace it runs in, if not the test's.
+    pub netns: Option<String>,
     child: Option<Child>,
     _mounts: MountGuard,
 }
@@ -506,6 +530,7 @@ impl TestNode {
             extra: Vec::new(),
             mounts: None,
             p2p_bind: "127.0.0.1".into(),
+            netns: None,
         }
         .p2p_port(p2p_port)
     }
@@ -541,8 +566,9 @@ impl TestNode {
             extra: self.extra.clone(),
             mounts: None,
             p2p_bind: self.p2p_bind.clone(),
+            netns: self.netns.clone(),
         };
-        let child = Command::new(lf_bin())
+        let child = lf_command(self.netns.as_deref())
             .args(b.start_args())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -553,9 +579,7 @@ impl TestNode {
         loop {
             // Serving, and client.json points at this node (the CLI reads it).
             let client = std::fs::read_to_string(self.home.join("client.json")).unwrap_or_default();
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && client.contains(&format!(":{}", self.port))
-            {
+            if client.contains(&format!(":{}", self.port)) && self.serving() {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -567,6 +591,14 @@ impl TestNode {
                 self.output()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the HTTP API answers (asked from the node's network namespace).
+    fn serving(&self) -> bool {
+        match &self.netns {
+            None => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            Some(_) => self.lf_url(&["status"]).status.success(),
         }
     }
 
@@ -594,7 +626,15 @@ impl TestNode {
     pub fn lf(&self, args: &[&str]) -> Output {
         let mut all = vec!["-home", self.home.to_str().unwrap()];
         all.extend_from_slice(args);
-        lf(&self.home, &all)
+        match &self.netns {
+            None => lf(&self.home, &all),
+            Some(ns) => lf_command(Some(ns))
+                .args(&all)
+                .current_dir(&self.home)
+                .env("HOME", &self.home)
+                .output()
+                .expect("running lf"),
+        }
     }
 
     /// Runs `lf -home <home> -url <this node> args...`: the explicit URL, because

@@ -163,6 +163,14 @@ impl RecordSource for NodeSource {
             (vec![], after)
         })
     }
+
+    fn stored_tail(&self) -> Option<u64> {
+        let n = self.node.upgrade()?;
+        n.store
+            .last_seq()
+            .map_err(|e| tracing::error!("cannot read the store's last position: {e}"))
+            .ok()
+    }
 }
 
 /// The running replication: stop it with [`Replication::stop`].

@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct NetFaults {
     drop_per_mille: AtomicU32,
+    /// Announcements only: dropped on top of `drop_per_mille`.
+    gossip_drop_per_mille: AtomicU32,
     delay_ms: AtomicU64,
     rng: Mutex<u64>,
     dropped: AtomicU64,
@@ -24,6 +26,7 @@ impl NetFaults {
     pub fn new(seed: u64) -> NetFaults {
         NetFaults {
             drop_per_mille: AtomicU32::new(0),
+            gossip_drop_per_mille: AtomicU32::new(0),
             delay_ms: AtomicU64::new(0),
             rng: Mutex::new(seed | 1),
             dropped: AtomicU64::new(0),
@@ -37,6 +40,14 @@ impl NetFaults {
         self.drop_per_mille.store(p, Ordering::Relaxed);
     }
 
+    /// Drops this share of the announcements received (0.0 to 1.0), whatever
+    /// [`NetFaults::set_drop`] says: a gossip layer that loses messages while requests
+    /// still get through.
+    pub fn set_gossip_drop(&self, share: f64) {
+        let p = (share.clamp(0.0, 1.0) * 1000.0).round() as u32;
+        self.gossip_drop_per_mille.store(p, Ordering::Relaxed);
+    }
+
     /// Delays every message by `d`.
     pub fn set_delay(&self, d: Duration) {
         self.delay_ms.store(
@@ -48,6 +59,7 @@ impl NetFaults {
     /// Back to a perfect network.
     pub fn clear(&self) {
         self.set_drop(0.0);
+        self.set_gossip_drop(0.0);
         self.set_delay(Duration::ZERO);
     }
 
@@ -63,7 +75,17 @@ impl NetFaults {
 
     /// Whether to drop the next message (counts it if so).
     pub(crate) fn should_drop(&self) -> bool {
+        self.drop_with(self.drop_per_mille.load(Ordering::Relaxed))
+    }
+
+    /// Whether to drop the next announcement received (counts it if so).
+    pub(crate) fn should_drop_gossip(&self) -> bool {
         let p = self.drop_per_mille.load(Ordering::Relaxed);
+        let g = self.gossip_drop_per_mille.load(Ordering::Relaxed);
+        self.drop_with(p.max(g))
+    }
+
+    fn drop_with(&self, p: u32) -> bool {
         if p == 0 {
             return false;
         }

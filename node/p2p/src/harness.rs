@@ -38,6 +38,8 @@ type RecordMap = BTreeMap<RecordHash, (Vec<u8>, Vec<RecordHash>)>;
 /// `verify` is on). The stand-in for the node's store in tests.
 pub struct MemSource {
     records: Mutex<RecordMap>,
+    /// Hashes in the order they were stored (position = index + 1).
+    order: Mutex<Vec<RecordHash>>,
     verify: bool,
 }
 
@@ -46,6 +48,7 @@ impl MemSource {
     pub fn new(verify: bool) -> Arc<MemSource> {
         Arc::new(MemSource {
             records: Mutex::new(BTreeMap::new()),
+            order: Mutex::new(Vec::new()),
             verify,
         })
     }
@@ -56,9 +59,17 @@ impl MemSource {
 
     /// Stores a record written locally; true if new.
     pub fn insert(&self, r: &Record) -> bool {
-        self.lock()
+        let mut m = self.lock();
+        let new = m
             .insert(r.hash(), (r.to_bytes().to_vec(), r.links().to_vec()))
-            .is_none()
+            .is_none();
+        if new {
+            self.order
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(r.hash());
+        }
+        new
     }
 
     /// Number of records.
@@ -132,6 +143,22 @@ impl RecordSource for MemSource {
             }
         }
         out.into_iter().take(limit).collect()
+    }
+
+    fn hashes_stored_after(&self, after: u64, limit: usize) -> (Vec<RecordHash>, u64) {
+        let order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let from = (after as usize).min(order.len());
+        let page: Vec<RecordHash> = order[from..].iter().take(limit).copied().collect();
+        let next = if page.is_empty() {
+            after
+        } else {
+            (from + page.len()) as u64
+        };
+        (page, next)
+    }
+
+    fn stored_tail(&self) -> Option<u64> {
+        Some(self.order.lock().unwrap_or_else(|p| p.into_inner()).len() as u64)
     }
 }
 
@@ -320,6 +347,12 @@ impl<S: HarnessSource> Cluster<S> {
     /// announcements it receives.
     pub fn set_drop(&self, i: usize, share: f64) {
         self.nodes[i].faults.set_drop(share);
+    }
+
+    /// Node `i` loses this share (0.0 to 1.0) of the announcements it receives (its
+    /// requests still get through).
+    pub fn set_gossip_drop(&self, i: usize, share: f64) {
+        self.nodes[i].faults.set_gossip_drop(share);
     }
 
     /// Node `i`'s sync requests and received announcements are delayed by `d`.

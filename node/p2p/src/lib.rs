@@ -13,12 +13,15 @@
 //!   records. A receiver fetches what it lacks from the announcer, has it validated by
 //!   [`RecordSource::accept`], and only then lets gossipsub relay the announcement.
 //! - request-response `/lf/sync/1` (CBOR): fetch records by hash in batches, bucket
-//!   digests and hash listings for reconciliation, and peer exchange.
+//!   digests and hash listings for reconciliation, storage-order listings (catch-up
+//!   of a node far behind, and following each peer's new records: see `follow`), and
+//!   peer exchange.
 
 #![forbid(unsafe_code)]
 
 pub mod buckets;
 pub mod faults;
+mod follow;
 pub mod harness;
 pub mod peers;
 mod service;
@@ -88,6 +91,12 @@ pub trait RecordSource: Send + Sync + 'static {
         let _ = limit;
         (Vec::new(), after)
     }
+    /// The position (as in [`RecordSource::hashes_stored_after`]) of the last stored
+    /// record, 0 when none is; `None` for a source without such an order. Peers follow
+    /// this node's new records from there.
+    fn stored_tail(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Settings of a P2P node.
@@ -109,6 +118,12 @@ pub struct P2pConfig {
     pub target_peers: usize,
     /// How often to reconcile with one peer.
     pub sync_interval: Duration,
+    /// How often each connected peer is asked for the records it stored since the last
+    /// time (delivery that does not depend on gossip announcements).
+    pub follow_interval: Duration,
+    /// A peer that answers nothing for this long is disconnected (and redialed): a cut
+    /// link is noticed in this time.
+    pub dead_after: Duration,
     /// How long a misbehaving peer stays banned.
     pub ban_duration: Duration,
     /// Dial and handshake timeout (a wrong network's key can make handshakes hang).
@@ -132,6 +147,8 @@ impl P2pConfig {
             max_outbound: 16,
             target_peers: 8,
             sync_interval: Duration::from_secs(30),
+            follow_interval: Duration::from_millis(500),
+            dead_after: Duration::from_secs(5),
             ban_duration: Duration::from_secs(600),
             connection_timeout: Duration::from_secs(5),
             allow_private_peers: false,

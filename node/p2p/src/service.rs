@@ -57,6 +57,9 @@ pub(crate) enum Command {
     SyncNow,
     /// Another round with this peer at once (the last one stopped at its bound).
     SyncWith(PeerId),
+    /// A pull of the peer's new records ended (see `follow`); the connection generation
+    /// it was started for.
+    Followed(PeerId, u64, crate::follow::Pulled),
     Shutdown,
 }
 
@@ -222,6 +225,11 @@ impl P2pNode {
             announce: Vec::new(),
             flush_at: None,
             syncing: HashSet::new(),
+            resync: HashSet::new(),
+            follow: HashMap::new(),
+            generation: 0,
+            heard: HashMap::new(),
+            lost: HashMap::new(),
             wanted_busy: false,
             next_sync: 0,
             ticks: 0,
@@ -339,11 +347,41 @@ struct Service {
     announce: Vec<RecordHash>,
     flush_at: Option<tokio::time::Instant>,
     syncing: HashSet<PeerId>,
+    /// Peers that (re)connected while a round with them was still running: another
+    /// round follows it at once (the running one may have met the dead connection).
+    resync: HashSet<PeerId>,
+    /// Following each connected peer's new records (see `follow`).
+    follow: HashMap<PeerId, Follow>,
+    /// Counter telling connections to the same peer apart.
+    generation: u64,
+    /// When each connected peer was last heard from (any message).
+    heard: HashMap<PeerId, Instant>,
+    /// Peers whose connection ended, and when: redialed quickly for a while.
+    lost: HashMap<PeerId, Instant>,
     wanted_busy: bool,
     next_sync: usize,
     ticks: u64,
     fingerprint: String,
 }
+
+/// The follower of one connected peer.
+struct Follow {
+    /// The peer's storage position seen last (`None`: not learned yet).
+    pos: Option<u64>,
+    /// A pull is running.
+    busy: bool,
+    /// Which connection this follows.
+    generation: u64,
+    /// Found silent and disconnected (the close is on its way).
+    dead: bool,
+}
+
+/// How often lost peers are redialed (for [`LOST_REDIAL_FOR`] after the loss), and
+/// how long a redial waits at least otherwise.
+const LOST_REDIAL_EVERY: Duration = Duration::from_secs(1);
+const LOST_REDIAL_FOR: Duration = Duration::from_secs(600);
+/// Most lost peers remembered for quick redials.
+const MAX_LOST: usize = 256;
 
 /// Announcements kept while no peer is subscribed yet (reconciliation covers the rest).
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
@@ -355,6 +393,8 @@ const MAX_KNOWN_PEERS: usize = 256;
 const MAX_ADDRS_PER_PEER: usize = 8;
 /// Most peers whose address is remembered for charging offences after they left.
 const MAX_RECENT_IPS: usize = 4096;
+/// How long announcements wait when every peer's gossip queue is full.
+const FULL_QUEUE_RETRY: Duration = Duration::from_millis(200);
 /// How long announcements of local writes wait to be batched.
 const ANNOUNCE_DELAY: Duration = Duration::from_millis(2);
 
@@ -365,6 +405,10 @@ impl Service {
             tokio::time::interval_at(start + self.config.sync_interval, self.config.sync_interval);
         let maint_every = self.config.sync_interval.min(Duration::from_secs(5));
         let mut maint = tokio::time::interval_at(start + Duration::from_millis(200), maint_every);
+        let mut follow_tick = tokio::time::interval(self.config.follow_interval);
+        follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut redial_tick = tokio::time::interval(LOST_REDIAL_EVERY);
+        redial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for a in self.config.bootstrap.clone() {
             self.dial(a, None);
         }
@@ -384,6 +428,8 @@ impl Service {
                 },
                 _ = sync_tick.tick() => self.start_sync(None),
                 _ = maint.tick() => self.maintain(),
+                _ = follow_tick.tick() => self.follow_all(),
+                _ = redial_tick.tick() => if !self.lost.is_empty() { self.dial_more() },
                 _ = flush => self.flush_announcements(),
             }
         }
@@ -412,7 +458,15 @@ impl Service {
             return;
         }
         self.last_dial.insert(addr.clone(), Instant::now());
-        let opts = DialOpts::from(addr.clone());
+        // A port of its own for every dial: with the listen port reused as source
+        // port, two nodes redialing each other at once (both lost the link, both
+        // redial every second) send SYNs with the same address pair, TCP merges them
+        // into one connection that both sides try to initiate on, and every
+        // handshake fails; in the bed a heal took 8 s instead of 1.
+        let opts = DialOpts::unknown_peer_id()
+            .address(addr.clone())
+            .allocate_new_port()
+            .build();
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -431,6 +485,13 @@ impl Service {
     }
 
     fn on_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        if let SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+            propagation_source,
+            ..
+        })) = &ev
+        {
+            self.heard_from(*propagation_source);
+        }
         match ev {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -463,6 +524,19 @@ impl Service {
                     tracing::info!(peer = %peer_id, %addr, inbound = endpoint.is_listener(), "peer connected");
                     self.connected
                         .insert(peer_id, (addr, endpoint.is_listener()));
+                    self.lost.remove(&peer_id);
+                    self.heard.insert(peer_id, Instant::now());
+                    self.generation += 1;
+                    self.follow.insert(
+                        peer_id,
+                        Follow {
+                            pos: None,
+                            busy: false,
+                            generation: self.generation,
+                            dead: false,
+                        },
+                    );
+                    self.start_pull(peer_id);
                     self.start_sync(Some(peer_id));
                 }
             }
@@ -477,6 +551,16 @@ impl Service {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&peer_id);
+                self.follow.remove(&peer_id);
+                self.heard.remove(&peer_id);
+                if self.lost.len() >= MAX_LOST {
+                    let now = Instant::now();
+                    self.lost
+                        .retain(|_, t| now.duration_since(*t) < LOST_REDIAL_FOR);
+                }
+                if self.lost.len() < MAX_LOST && !self.scores.is_banned(&peer_id) {
+                    self.lost.insert(peer_id, Instant::now());
+                }
                 tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError {
@@ -561,7 +645,12 @@ impl Service {
                 propagation_source,
                 message_id,
                 message: _,
-            })) if self.shared.faults.as_ref().is_some_and(|f| f.should_drop()) => {
+            })) if self
+                .shared
+                .faults
+                .as_ref()
+                .is_some_and(|f| f.should_drop_gossip()) =>
+            {
                 // A lost announcement (fault injection).
                 self.swarm
                     .behaviour_mut()
@@ -610,6 +699,9 @@ impl Service {
     }
 
     fn on_sync(&mut self, ev: request_response::Event<transport::Inbound, Response>) {
+        if let request_response::Event::Message { peer, .. } = &ev {
+            self.heard_from(*peer);
+        }
         match ev {
             request_response::Event::Message {
                 peer,
@@ -757,7 +849,11 @@ impl Service {
             }
             Command::SyncDone(peer) => {
                 self.syncing.remove(&peer);
+                if self.resync.remove(&peer) && self.connected.contains_key(&peer) {
+                    self.start_sync(Some(peer));
+                }
             }
+            Command::Followed(peer, generation, pulled) => self.followed(peer, generation, pulled),
             Command::WantedDone => self.wanted_busy = false,
             Command::SyncNow => self.start_sync(None),
             Command::SyncWith(peer) if self.connected.contains_key(&peer) => {
@@ -870,9 +966,13 @@ impl Service {
                 Ok(_) => {
                     self.announce.drain(..n);
                 }
-                Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
-                | Err(gossipsub::PublishError::AllQueuesFull(_)) => {
-                    // Retried when a peer subscribes; reconciliation covers anything dropped.
+                Err(e @ gossipsub::PublishError::NoPeersSubscribedToTopic)
+                | Err(e @ gossipsub::PublishError::AllQueuesFull(_)) => {
+                    // Retried when a peer subscribes, or (full queues) after a while;
+                    // the peers' followers bring anything dropped.
+                    if matches!(e, gossipsub::PublishError::AllQueuesFull(_)) {
+                        self.flush_at = Some(tokio::time::Instant::now() + FULL_QUEUE_RETRY);
+                    }
                     if self.announce.len() > MAX_QUEUED_ANNOUNCEMENTS {
                         let excess = self.announce.len() - MAX_QUEUED_ANNOUNCEMENTS;
                         self.announce.drain(..excess);
@@ -902,7 +1002,13 @@ impl Service {
             }
         };
         let Some(peer) = peer else { return };
-        if self.scores.is_banned(&peer) || !self.syncing.insert(peer) {
+        if self.scores.is_banned(&peer) {
+            return;
+        }
+        if !self.syncing.insert(peer) {
+            if target.is_some() {
+                self.resync.insert(peer);
+            }
             return;
         }
         let shared = self.shared.clone();
@@ -935,8 +1041,29 @@ impl Service {
                 .unwrap_or_else(|p| p.into_inner())
                 .mark_all();
         }
-        // Dial more only below both the target and the outbound limit (a dial past
-        // the limit would only be refused here).
+        self.dial_more();
+        // Missing links are fetched by reconciliation too: not both at once.
+        if !self.wanted_busy && self.syncing.is_empty() && !self.connected.is_empty() {
+            let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
+            peers.sort_by_key(|p| p.to_bytes());
+            let peer = peers[(self.ticks as usize) % peers.len()];
+            self.wanted_busy = true;
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                sync::fetch_wanted(&shared, peer).await;
+                shared.send(Command::WantedDone);
+            });
+        }
+    }
+
+    /// Dials known peers while below both the target and the outbound limit (a dial
+    /// past the limit would only be refused here). An address is redialed after
+    /// 30 s (or four sync intervals), a peer whose connection was lost in the last
+    /// ten minutes every second: a partition heals within a second of the link.
+    fn dial_more(&mut self) {
+        let now = Instant::now();
+        self.lost
+            .retain(|_, t| now.duration_since(*t) < LOST_REDIAL_FOR);
         let outbound = self.connected.values().filter(|(_, inb)| !inb).count();
         if self.connected.len() < self.config.target_peers
             && outbound < self.config.max_outbound as usize
@@ -963,10 +1090,19 @@ impl Service {
                 if !self.swarm.behaviour().gate.allows(&a) {
                     continue;
                 }
+                // One dial at a time per address (a dial into a cut link hangs until
+                // the connection timeout).
+                if self.dial_addr.values().any(|d| *d == a) {
+                    continue;
+                }
+                let wait = match peer {
+                    Some(p) if self.lost.contains_key(&p) => LOST_REDIAL_EVERY,
+                    _ => redial,
+                };
                 if self
                     .last_dial
                     .get(&a)
-                    .is_some_and(|t| now.duration_since(*t) < redial)
+                    .is_some_and(|t| now.duration_since(*t) < wait)
                 {
                     continue;
                 }
@@ -974,17 +1110,78 @@ impl Service {
                 dialed += 1;
             }
         }
-        // Missing links are fetched by reconciliation too: not both at once.
-        if !self.wanted_busy && self.syncing.is_empty() && !self.connected.is_empty() {
-            let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
-            peers.sort_by_key(|p| p.to_bytes());
-            let peer = peers[(self.ticks as usize) % peers.len()];
-            self.wanted_busy = true;
-            let shared = self.shared.clone();
-            tokio::spawn(async move {
-                sync::fetch_wanted(&shared, peer).await;
-                shared.send(Command::WantedDone);
-            });
+    }
+
+    /// Notes that `peer` is alive (it sent something).
+    fn heard_from(&mut self, peer: PeerId) {
+        if let Some(t) = self.heard.get_mut(&peer) {
+            *t = Instant::now();
+        }
+    }
+
+    /// Disconnects peers that owe an answer and were silent for `dead_after`, and
+    /// starts a pull from every connected peer that has none running. A live peer
+    /// answers the pulls (one every `follow_interval`), so silence that long means the
+    /// link is gone, whatever TCP still believes.
+    fn follow_all(&mut self) {
+        let dead_after = self.config.dead_after;
+        let dead: Vec<(PeerId, Duration)> = self
+            .follow
+            .iter_mut()
+            .filter_map(|(p, f)| {
+                let silent = self.heard.get(p).map(|t| t.elapsed())?;
+                (f.busy && !f.dead && silent >= dead_after).then(|| {
+                    f.dead = true;
+                    (*p, silent)
+                })
+            })
+            .collect();
+        for (peer, silent) in dead {
+            ::metrics::counter!("lf_p2p_dead_connections_total").increment(1);
+            tracing::info!(%peer, silent_ms = silent.as_millis() as u64, "peer silent: connection presumed dead, disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let peers: Vec<PeerId> = self.follow.keys().copied().collect();
+        for p in peers {
+            self.start_pull(p);
+        }
+    }
+
+    fn start_pull(&mut self, peer: PeerId) {
+        if self.scores.is_banned(&peer) {
+            return;
+        }
+        let Some(f) = self.follow.get_mut(&peer) else {
+            return;
+        };
+        if f.busy {
+            return;
+        }
+        f.busy = true;
+        let (pos, generation) = (f.pos, f.generation);
+        let shared = self.shared.clone();
+        let patience = self.config.dead_after;
+        tokio::spawn(async move {
+            let pulled = crate::follow::pull(&shared, peer, pos, patience).await;
+            shared.send(Command::Followed(peer, generation, pulled));
+        });
+    }
+
+    /// A pull ended: keep the position.
+    fn followed(&mut self, peer: PeerId, generation: u64, pulled: crate::follow::Pulled) {
+        let Some(f) = self.follow.get_mut(&peer) else {
+            return;
+        };
+        if f.generation != generation {
+            return;
+        }
+        f.busy = false;
+        if pulled.pos.is_some() {
+            f.pos = pulled.pos;
+        }
+        if pulled.recovered > 0 {
+            ::metrics::counter!("lf_p2p_followed_records_total").increment(pulled.recovered as u64);
+            tracing::debug!(%peer, records = pulled.recovered, "records fetched by following the peer (not announced here yet)");
         }
     }
 }

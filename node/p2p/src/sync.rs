@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 
 use lf_record::RecordHash;
 use libp2p::PeerId;
+use libp2p::futures::{StreamExt as _, stream};
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -39,11 +40,18 @@ const GROUP: usize = 16;
 const QUEUE_MAX: usize = 4 * FETCH_BUFFER;
 /// Pages of a storage-order walk listed ahead of the fetch.
 const WALK_AHEAD: usize = 8;
+/// Digest and listing requests of one reconciliation round on the wire at once (the
+/// peer serves a few at a time; the rest wait in its queue, not behind round trips).
+const PARALLEL: usize = 16;
 /// Hashes one reconciliation round may list beyond twice what this node holds.
 pub(crate) const RECONCILE_MARGIN: u64 = 65_536;
 
 /// Sends a request and waits for the answer.
-async fn request(shared: &Shared, peer: PeerId, req: Request) -> Result<Response, String> {
+pub(crate) async fn request(
+    shared: &Shared,
+    peer: PeerId,
+    req: Request,
+) -> Result<Response, String> {
     if let Some(f) = &shared.faults {
         f.delay().await;
         if f.should_drop() {
@@ -74,7 +82,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn absent(shared: &Arc<Shared>, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
+pub(crate) async fn absent(shared: &Arc<Shared>, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
     if hashes.is_empty() {
         return hashes;
     }
@@ -501,7 +509,16 @@ impl Budget {
 /// bound after bringing records (another round should follow at once).
 pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) -> bool {
     let started = std::time::Instant::now();
-    if let Ok(Response::Peers(list)) = request(shared, peer, Request::Peers).await {
+    tracing::debug!(%peer, "reconciling");
+    let before = shared.received.load(Ordering::Relaxed);
+    let mut missing = Vec::new();
+    // Peer exchange, the local digests and the peer's digests at once.
+    let (peers, (), remote) = tokio::join!(
+        request(shared, peer, Request::Peers),
+        refresh(shared),
+        digests(shared, peer, 0, BUCKETS, GROUP)
+    );
+    if let Ok(Response::Peers(list)) = peers {
         let addrs = list
             .iter()
             .take(wire::MAX_PEERS)
@@ -509,13 +526,8 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) -> bool {
             .collect();
         shared.send(Command::Learn(addrs));
     }
-    refresh(shared).await;
-    tracing::debug!(%peer, "reconciling");
-    let before = shared.received.load(Ordering::Relaxed);
-    let mut missing = Vec::new();
-    let remote = match digests(shared, peer, 0, BUCKETS, GROUP).await {
-        Some(d) => d,
-        None => return false,
+    let Some(remote) = remote else {
+        return false;
     };
     let mut local = grouped(shared, 0, BUCKETS, GROUP);
     let count = |v: &[Digest]| v.iter().map(|d| d.count as u64).sum::<u64>();
@@ -547,43 +559,93 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>, peer: PeerId) -> bool {
             local = grouped(shared, 0, BUCKETS, GROUP);
         }
     }
-    // A run of consecutive far-apart groups is listed as one range (few round trips for
-    // a fresh node).
-    let mut run: Option<(usize, usize)> = None;
-    'groups: for (g, (r, l)) in remote.iter().zip(&local).enumerate() {
+    // What to list: differing groups close to one another are listed together while
+    // the range holds at most a page of the peer's hashes (one round trip lists a
+    // small store's whole difference); a big group far apart is listed whole; a big
+    // group close to ours is narrowed down to its differing buckets first.
+    let mut ranges: Vec<(RecordHash, RecordHash)> = Vec::new();
+    let mut close: Vec<usize> = Vec::new();
+    // Open run: first and last group, hashes the peer holds in it, hashes in the
+    // groups after it that do not differ (listed only if another differing group
+    // joins the run).
+    let mut run: Option<(usize, usize, u64)> = None;
+    let mut gap = 0u64;
+    let page = wire::MAX_HASH_PAGE as u64;
+    let flush = |run: &mut Option<(usize, usize, u64)>, ranges: &mut Vec<_>| {
+        if let Some((a, b, _)) = run.take() {
+            ranges.push(buckets::buckets_range(a * GROUP, (b - a + 1) * GROUP));
+        }
+    };
+    for (g, (r, l)) in remote.iter().zip(&local).enumerate() {
+        let rc = r.count as u64;
         let differs = r != l && r.count > 0;
-        // Far apart: list the whole group. Close: find the differing buckets first.
-        let far = differs
-            && (l.count == 0 || r.count <= 64 || (l.count as u64) * 4 < (r.count as u64) * 3);
-        if far {
-            run = Some((run.map_or(g, |(a, _)| a), g));
-            if g + 1 < remote.len() {
-                continue;
+        if !differs {
+            if let Some((_, _, cost)) = run {
+                gap += rc;
+                if cost + gap > page {
+                    flush(&mut run, &mut ranges);
+                }
             }
-        }
-        if let Some((a, b)) = run.take() {
-            let (s, e) = buckets::buckets_range(a * GROUP, (b - a + 1) * GROUP);
-            if !list_range(shared, peer, s, e, &mut missing, &mut budget).await {
-                break;
-            }
-        }
-        if !differs || far {
             continue;
         }
-        let first = g * GROUP;
-        let Some(remote_b) = digests(shared, peer, first, GROUP, 1).await else {
+        if let Some((_, b, cost)) = &mut run
+            && *cost + gap + rc <= page
+        {
+            *b = g;
+            *cost += gap + rc;
+            gap = 0;
+            continue;
+        }
+        flush(&mut run, &mut ranges);
+        gap = 0;
+        let far = l.count == 0 || r.count <= 64 || (l.count as u64) * 4 < (r.count as u64) * 3;
+        if rc <= page {
+            run = Some((g, g, rc));
+        } else if far {
+            ranges.push(buckets::buckets_range(g * GROUP, GROUP));
+        } else {
+            close.push(g);
+        }
+    }
+    flush(&mut run, &mut ranges);
+    // The close groups' bucket digests, all on the wire at once.
+    let narrowed: Vec<(usize, Option<Vec<Digest>>)> = stream::iter(close)
+        .map(|g| async move { (g, digests(shared, peer, g * GROUP, GROUP, 1).await) })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    for (g, remote_b) in narrowed {
+        let Some(remote_b) = remote_b else {
             return false;
         };
+        let first = g * GROUP;
         let local_b = grouped(shared, first, GROUP, 1);
         for (i, (rb, lb)) in remote_b.iter().zip(&local_b).enumerate() {
             if rb != lb && rb.count > 0 {
-                let (s, e) = buckets::bucket_range(first + i);
-                if !list_range(shared, peer, s, e, &mut missing, &mut budget).await {
-                    break 'groups;
-                }
+                ranges.push(buckets::bucket_range(first + i));
             }
         }
     }
+    // The listings, [`PARALLEL`] on the wire at once; what they find missing is
+    // fetched whenever a buffer's worth is known.
+    let budget = std::sync::Mutex::new(budget);
+    {
+        let mut listings = stream::iter(ranges)
+            .map(|(s, e)| list_range(shared, peer, s, e, &budget))
+            .buffer_unordered(PARALLEL);
+        while let Some(listed) = listings.next().await {
+            let Some(found) = listed else { break };
+            missing.extend(found);
+            if missing.len() >= FETCH_BUFFER
+                && fetch(shared, peer, std::mem::take(&mut missing), true)
+                    .await
+                    .failed
+            {
+                break;
+            }
+        }
+    }
+    let budget = budget.into_inner().unwrap_or_else(|p| p.into_inner());
     if budget.spent {
         tracing::debug!(%peer, "reconciliation round listed its share of hashes");
     }
@@ -705,16 +767,17 @@ async fn digests(
     }
 }
 
-/// Lists the peer's hashes in `start..=end` page by page, collecting those missing
-/// here into `missing` and fetching whenever it fills. False if the peer failed.
+/// Lists the peer's hashes in `start..=end` page by page and returns those missing
+/// here (fetching them itself whenever [`FETCH_BUFFER`] are known, so memory stays
+/// bounded). `None` if the peer failed or the round's budget is spent.
 async fn list_range(
     shared: &Arc<Shared>,
     peer: PeerId,
     mut start: RecordHash,
     end: RecordHash,
-    missing: &mut Vec<RecordHash>,
-    budget: &mut Budget,
-) -> bool {
+    budget: &std::sync::Mutex<Budget>,
+) -> Option<Vec<RecordHash>> {
+    let mut missing = Vec::new();
     loop {
         let req = Request::Hashes {
             start: start.0,
@@ -726,16 +789,16 @@ async fn list_range(
                 Ok(p) => p,
                 Err(_) => {
                     shared.penalize(peer, Offence::Garbage);
-                    return false;
+                    return None;
                 }
             },
             Ok(_) => {
                 shared.penalize(peer, Offence::Garbage);
-                return false;
+                return None;
             }
             Err(e) => {
                 tracing::debug!(%peer, "hash listing failed: {e}");
-                return false;
+                return None;
             }
         };
         let ordered = page.windows(2).all(|w| w[0] < w[1])
@@ -743,25 +806,29 @@ async fn list_range(
             && page.last().is_none_or(|h| *h <= end);
         if !ordered {
             shared.penalize(peer, Offence::Garbage);
-            return false;
+            return None;
         }
         let full = page.len() == wire::MAX_HASH_PAGE;
         let next = page.last().and_then(buckets::next_hash);
-        let within = budget.take(page.len());
+        let within = budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(page.len());
         missing.extend(absent(shared, page).await);
         if missing.len() >= FETCH_BUFFER
-            && fetch(shared, peer, std::mem::take(missing), true)
+            && fetch(shared, peer, std::mem::take(&mut missing), true)
                 .await
                 .failed
         {
-            return false;
+            return None;
         }
         if !within {
-            return false;
+            // What was listed is still fetched (the caller's last fetch).
+            return Some(missing);
         }
         match next {
             Some(n) if full && n <= end => start = n,
-            _ => return true,
+            _ => return Some(missing),
         }
     }
 }
@@ -808,6 +875,16 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: PeerId, req: Request) -> R
                 .await
                 .unwrap_or_default();
             Response::Hashes(HashList::new(&page))
+        }
+        Request::Stored { after, .. } if after == crate::follow::TAIL => {
+            let tail = blocking(shared, |src| src.stored_tail())
+                .await
+                .flatten()
+                .unwrap_or(after);
+            Response::Stored {
+                hashes: HashList::default(),
+                next: tail,
+            }
         }
         Request::Stored { after, limit } => {
             let limit = (limit as usize).min(wire::MAX_HASH_PAGE);

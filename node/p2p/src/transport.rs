@@ -243,6 +243,11 @@ impl request_response::Codec for SyncCodec {
 
 type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
+/// Largest gossipsub frame (an announcement, or control messages).
+const GOSSIP_FRAME_BYTES: usize = 64 * 1024;
+/// Most message IDs in one IHAVE (about 80 bytes each with signed messages).
+const MAX_IHAVE: usize = 256;
+
 /// Builds the swarm (not yet listening).
 pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
     let key = psk(&config.network_id);
@@ -255,7 +260,14 @@ pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validate_messages()
         .validation_mode(gossipsub::ValidationMode::Strict)
-        .max_transmit_size(wire::MAX_GOSSIP_BYTES)
+        // The frame limit covers control messages too: an IHAVE listing more message
+        // IDs than fit is unreadable to the receiver, which then closes the stream,
+        // and a connection's gossip stream is reopened only a few times before
+        // gossipsub disables it for the connection's life. So frames get room for the
+        // largest control message, announcements are checked against their own limit
+        // on decode (`wire::decode_announce`), and IHAVE lists are kept short.
+        .max_transmit_size(GOSSIP_FRAME_BYTES)
+        .max_control_messages_sent(MAX_IHAVE)
         .heartbeat_interval(Duration::from_millis(700))
         .build()
         .map_err(|e| P2pError::Build(format!("gossipsub: {e}")))?;

@@ -90,7 +90,10 @@ pub enum Request {
     Peers,
     /// Stored hashes in the order the peer stored them, after position `after` (0:
     /// from its first record), at most `limit` (≤ [`MAX_HASH_PAGE`]): how a node far
-    /// behind pulls records parents first.
+    /// behind pulls records parents first, and how a node follows a peer's new records.
+    /// `after == u64::MAX` asks for the tail only: an empty page whose `next` is the
+    /// position of the last stored record (a peer without storage order answers
+    /// `next == u64::MAX`).
     Stored {
         /// Position to continue after (a previous answer's `next`).
         after: u64,

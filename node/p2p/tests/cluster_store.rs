@@ -137,6 +137,10 @@ impl RecordSource for StoreSource {
             .hashes_after_seq(after, limit)
             .unwrap_or((vec![], after))
     }
+
+    fn stored_tail(&self) -> Option<u64> {
+        self.store.last_seq().ok()
+    }
 }
 
 impl HarnessSource for StoreSource {

@@ -323,6 +323,17 @@ impl Store {
         rows.iter().map(|h| hash_from(h)).collect()
     }
 
+    /// The position (`seq`) of the last record stored, 0 when none is: where a peer
+    /// following this node's new records starts.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        let seq: Option<i64> = inner
+            .db
+            .prepare_cached("SELECT MAX(seq) FROM record")?
+            .query_row([], |r| r.get(0))?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
     /// Hashes in insertion order (`seq`) after position `after`, at most `limit`, and
     /// the position of the last one (`after` if none): a peer far behind pulls records
     /// in this order, so that it receives parents before the records linking to them.

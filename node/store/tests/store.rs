@@ -140,6 +140,31 @@ fn first_owner_wins_a_collision() {
     assert!(!s.link_candidates(15).unwrap().contains(&impostor.hash()));
 }
 
+/// One owner wrote the same name on two nodes in the same second (a fleet sharing an
+/// identity, on both sides of a partition): after both records arrived everywhere,
+/// every node shows the same one, whatever the order they arrived in.
+#[test]
+fn same_owner_same_second_has_one_winner_in_any_arrival_order() {
+    let o = owner(5);
+    let g = rec(&o, 1, &[], None, b"");
+    let left = rec(&o, 50, &[g.hash()], Some((b"fleet", 0)), b"left side");
+    let right = rec(&o, 50, &[g.hash()], Some((b"fleet", 0)), b"right side");
+    let shown = |order: [&Record; 2]| {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), CONFIG).unwrap();
+        s.put(&g).unwrap();
+        for r in order {
+            s.put(r).unwrap();
+        }
+        let res = s.query(&name_query(b"fleet", 0, 0)).unwrap();
+        assert_eq!(res[0].len(), 1, "one entry per owner");
+        res[0][0].record.hash()
+    };
+    let a = shown([&left, &right]);
+    assert_eq!(a, shown([&right, &left]));
+    assert_eq!(a, left.hash().max(right.hash()));
+}
+
 #[test]
 fn temporal_violation_lowers_reputation() {
     let dir = tempfile::tempdir().unwrap();
