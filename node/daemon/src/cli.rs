@@ -233,6 +233,41 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     )
 }
 
+/// Timestamp of `owner`'s newest record under exactly `sels` (first ordinals) on the
+/// node, 0 if none.
+fn newest_own_timestamp(
+    api: &crate::client::Api,
+    sels: &[SelectorArg],
+    owner: &lf_record::Owner,
+) -> anyhow::Result<u64> {
+    let ranges = sels
+        .iter()
+        .map(|s| {
+            let (k1, k2) = SelectorName::new(&s.name).key_range(s.first, s.first);
+            json::QueryRange {
+                key_range: Some(vec![hex::encode(k1.0), hex::encode(k2.0)]),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let q = json::QueryRequest {
+        ranges,
+        ..Default::default()
+    };
+    let mut newest = 0;
+    for r in api.query_all(&q)?.into_iter().flatten() {
+        let Ok(bytes) = B64.decode(&r.record) else {
+            continue;
+        };
+        if let Ok(rec) = Record::from_bytes(&bytes)
+            && rec.owner() == *owner
+        {
+            newest = newest.max(rec.timestamp());
+        }
+    }
+    Ok(newest)
+}
+
 /// Builds, pays for, signs and posts a value under `sels` (`lf set`, `lf restore`).
 pub(crate) fn set_value(
     home: &Path,
@@ -273,7 +308,12 @@ pub(crate) fn set_value(
         .iter()
         .map(|h| h.parse::<RecordHash>().map_err(|e| anyhow!(e)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut b = RecordBuilder::new(RecordType::Datum, status.server_time)
+    // After the owner's newest version here: ranking takes the newest timestamp, then
+    // the greatest hash, so a second `lf set` within the same second must not tie.
+    let timestamp = status
+        .server_time
+        .max(newest_own_timestamp(&api, sels, &owner.public())?.saturating_add(1));
+    let mut b = RecordBuilder::new(RecordType::Datum, timestamp)
         .value(value)
         .links(links);
     for s in sels {
