@@ -8,7 +8,8 @@
 #   - a burst of 100 writes on node 1 -> all of them on every node,
 #   - node 2 killed (SIGKILL), 100 records written, node 2 restarted -> caught up,
 #   - node 4 cut off 15 s, part.txt written on mounts 1 and 4 (different owners) ->
-#     whether every mount lists the same file names after the heal, and when,
+#     whether every mount lists the same file names (winner here + conflict copies,
+#     the copies identical everywhere) after the heal, and when,
 #   - node 4 cut off 15 s, 1,000 keys written on both sides by one owner (the homes
 #     share identity-secret.pem) -> every node holds every record.
 # Figures to reach (issue 18, at 50 ms RTT and 1 % loss): propagation p50 <= 150 ms,
