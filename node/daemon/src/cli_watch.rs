@@ -218,6 +218,18 @@ pub fn history(
     if versions.is_empty() {
         writeln!(out, "no versions of {} on this node", a.target)?;
     }
+    // History shows stored records; a mount's changes still paying their proof of work
+    // are not among them yet, which would look like a lost write.
+    if let Ok(status) = api.get::<json::Status>("/status")
+        && status.pending_commits > 0
+    {
+        writeln!(
+            out,
+            "({} local change(s) of the mounts are still waiting to be published and are not \
+             listed yet: see `lf status`)",
+            status.pending_commits
+        )?;
+    }
     for v in &versions {
         writeln!(
             out,
