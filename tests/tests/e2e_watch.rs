@@ -99,9 +99,18 @@ fn poll(node: &TestNode, body: serde_json::Value) -> (u16, serde_json::Value) {
 fn e2e_watch_sees_a_remote_write_and_resumes_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = pair(dir.path());
-    // A watcher on node 2 over its whole mount (a tree watch).
-    let (mut child, rx) = spawn_watch(&p.n2, &["-json", "watch", p.m2.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_secs(1));
+    // A watcher on node 2 over its whole mount (a tree watch), from the log's position
+    // now: a watcher slow to start on a loaded machine still gets what follows.
+    let (status, a) = poll(
+        &p.n2,
+        serde_json::json!({"Paths": [p.m2.display().to_string()], "Wait": 0}),
+    );
+    assert_eq!(status, 200, "{a}");
+    let start = a["Cursor"].as_u64().unwrap().to_string();
+    let (mut child, rx) = spawn_watch(
+        &p.n2,
+        &["-json", "watch", "-cursor", &start, p.m2.to_str().unwrap()],
+    );
     std::fs::create_dir(p.m1.join("etc")).unwrap();
     let written = Instant::now();
     std::fs::write(p.m1.join("etc/app.conf"), "port=1\n").unwrap();
