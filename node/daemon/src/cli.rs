@@ -92,20 +92,8 @@ pub fn get(home: &Path, url: Option<&str>, json_out: bool, a: &GetArgs) -> anyho
         .map(|s| parse_selector(s, true))
         .collect::<anyhow::Result<_>>()?;
     let names: Vec<SelectorName> = sels.iter().map(|s| SelectorName::new(&s.name)).collect();
-    // Only keys leave this machine: the node never learns names or ordinals.
-    let ranges = sels
-        .iter()
-        .zip(&names)
-        .map(|(s, n)| {
-            let (k1, k2) = n.key_range(s.first, s.last);
-            json::QueryRange {
-                key_range: Some(vec![hex::encode(k1.0), hex::encode(k2.0)]),
-                ..Default::default()
-            }
-        })
-        .collect();
     let q = json::QueryRequest {
-        ranges,
+        ranges: key_ranges(sels.iter().zip(&names).map(|(s, n)| (n, s.first, s.last))),
         time_range: Some(vec![
             a.tstart.unwrap_or(0),
             a.tend.unwrap_or(i64::MAX as u64),
@@ -233,6 +221,21 @@ pub fn set(home: &Path, url: Option<&str>, json_out: bool, a: &SetArgs) -> anyho
     )
 }
 
+/// Query ranges for (name, first ordinal, last ordinal) triples. Only keys leave this
+/// machine: the node never learns names or ordinals.
+fn key_ranges<'a>(
+    sels: impl Iterator<Item = (&'a SelectorName, u64, u64)>,
+) -> Vec<json::QueryRange> {
+    sels.map(|(n, first, last)| {
+        let (k1, k2) = n.key_range(first, last);
+        json::QueryRange {
+            key_range: Some(vec![hex::encode(k1.0), hex::encode(k2.0)]),
+            ..Default::default()
+        }
+    })
+    .collect()
+}
+
 /// Timestamp of `owner`'s newest record under exactly `sels` (first ordinals) on the
 /// node, 0 if none.
 fn newest_own_timestamp(
@@ -240,18 +243,9 @@ fn newest_own_timestamp(
     sels: &[SelectorArg],
     owner: &lf_record::Owner,
 ) -> anyhow::Result<u64> {
-    let ranges = sels
-        .iter()
-        .map(|s| {
-            let (k1, k2) = SelectorName::new(&s.name).key_range(s.first, s.first);
-            json::QueryRange {
-                key_range: Some(vec![hex::encode(k1.0), hex::encode(k2.0)]),
-                ..Default::default()
-            }
-        })
-        .collect();
+    let names: Vec<SelectorName> = sels.iter().map(|s| SelectorName::new(&s.name)).collect();
     let q = json::QueryRequest {
-        ranges,
+        ranges: key_ranges(sels.iter().zip(&names).map(|(s, n)| (n, s.first, s.first))),
         ..Default::default()
     };
     let mut newest = 0;
