@@ -1,6 +1,13 @@
 //! The client commands: `lf get`, `lf set`, `lf status`, `lf owner ...` (including the
 //! certificate commands: `csr`, `sign`, `publish-cert`, `revoke`, `publish-crl`).
 
+pub mod args;
+pub mod client;
+pub mod makegenesis;
+pub mod selftest;
+pub mod shell;
+pub mod watch;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -10,9 +17,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lf_record::{OwnerSecret, Record, RecordBuilder, RecordHash, RecordType, SelectorName, lf_pow};
 
-use crate::api_json as json;
-use crate::args::{GetArgs, OracleCommand, OwnerCommand, SetArgs};
-use crate::client::{Api, ClientConfig};
+use crate::cli::args::{GetArgs, OracleCommand, OwnerCommand, SetArgs};
+use crate::cli::client::{Api, ClientConfig};
+use crate::common::api_json as json;
 
 /// A selector argument: name and inclusive ordinal range.
 #[derive(Debug, PartialEq, Eq)]
@@ -239,7 +246,7 @@ fn key_ranges<'a>(
 /// Timestamp of `owner`'s newest record under exactly `sels` (first ordinals) on the
 /// node, 0 if none.
 fn newest_own_timestamp(
-    api: &crate::client::Api,
+    api: &crate::cli::client::Api,
     sels: &[SelectorArg],
     owner: &lf_record::Owner,
 ) -> anyhow::Result<u64> {
@@ -376,7 +383,7 @@ pub fn amend(
     home: &Path,
     url: Option<&str>,
     json_out: bool,
-    a: &crate::args::AmendArgs,
+    a: &crate::cli::args::AmendArgs,
 ) -> anyhow::Result<()> {
     let config = ClientConfig::load(home)?;
     let api = api(home, url, &config);
@@ -435,7 +442,7 @@ fn pay(u: lf_record::SignedRecord) -> anyhow::Result<Record> {
         .expect("static template"),
     );
     let mut start = [0u8; 8];
-    crate::random::fill(&mut start);
+    crate::common::random::fill(&mut start);
     let opts = lf_pow::SolveOptions {
         threads: 0,
         start_nonce: u64::from_le_bytes(start),
@@ -632,7 +639,7 @@ pub fn owner(
             }
         }
         OwnerCommand::New { name } => {
-            let o = crate::random::new_owner();
+            let o = crate::common::random::new_owner();
             config.add_owner(name, &o)?;
             config.save()?;
             println!("{name} {}", o.public());
@@ -686,20 +693,23 @@ pub fn owner(
                 }
                 None => config.owner(owner.as_deref())?,
             };
-            let der = crate::certs::make_request(&secret, cn.as_deref().unwrap_or(&name))?;
+            let der = crate::common::certs::make_request(&secret, cn.as_deref().unwrap_or(&name))?;
             let path = out.clone().unwrap_or_else(|| format!("{name}.csr").into());
-            std::fs::write(&path, crate::certs::pem("CERTIFICATE REQUEST", &der))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(
+                &path,
+                crate::common::certs::pem("CERTIFICATE REQUEST", &der),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
             println!("{} {}", secret.public(), path.display());
         }
         OwnerCommand::Sign { ca, days, out, csr } => {
-            let ca = crate::certs::Ca::load(ca)?;
-            let der = crate::certs::read_der(csr, "CERTIFICATE REQUEST")?;
+            let ca = crate::common::certs::Ca::load(ca)?;
+            let der = crate::common::certs::read_der(csr, "CERTIFICATE REQUEST")?;
             let req = lf_record::CertificateRequest::from_der(&der)
                 .with_context(|| format!("{} is not a valid request", csr.display()))?;
-            let cert = ca.sign(&req, *days, crate::clock::now())?;
+            let cert = ca.sign(&req, *days, crate::common::clock::now())?;
             let path = out.clone().unwrap_or_else(|| csr.with_extension("crt"));
-            std::fs::write(&path, crate::certs::pem("CERTIFICATE", &cert))
+            std::fs::write(&path, crate::common::certs::pem("CERTIFICATE", &cert))
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let c = lf_record::Certificate::from_der(&cert)?;
             println!(
@@ -711,11 +721,11 @@ pub fn owner(
             );
         }
         OwnerCommand::PublishCert { ca, cert } => {
-            let der = crate::certs::read_der(cert, "CERTIFICATE")?;
+            let der = crate::common::certs::read_der(cert, "CERTIFICATE")?;
             let c = lf_record::Certificate::from_der(&der)
                 .with_context(|| format!("{} is not a valid certificate", cert.display()))?;
             let (signer, own) = match ca {
-                Some(path) => (crate::certs::Ca::load(path)?.key, false),
+                Some(path) => (crate::common::certs::Ca::load(path)?.key, false),
                 None => {
                     let owned = config
                         .owners
@@ -739,17 +749,17 @@ pub fn owner(
             publish(&api, json_out, &signer, RecordType::Certificate, der, own)?;
         }
         OwnerCommand::Revoke { ca, out, certs } => {
-            let ca = crate::certs::Ca::load(ca)?;
+            let ca = crate::common::certs::Ca::load(ca)?;
             let serials = certs
                 .iter()
                 .map(|p| {
-                    let der = crate::certs::read_der(p, "CERTIFICATE")?;
+                    let der = crate::common::certs::read_der(p, "CERTIFICATE")?;
                     let c = lf_record::Certificate::from_der(&der)
                         .with_context(|| format!("{} is not a valid certificate", p.display()))?;
                     Ok(c.serial().to_vec())
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let crl = ca.crl(&serials, crate::clock::now())?;
+            let crl = ca.crl(&serials, crate::common::clock::now())?;
             if let Some(path) = out {
                 std::fs::write(path, &crl)
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -758,8 +768,8 @@ pub fn owner(
             publish(&api, json_out, &ca.key, RecordType::Crl, crl, false)?;
         }
         OwnerCommand::PublishCrl { ca, crl } => {
-            let ca = crate::certs::Ca::load(ca)?;
-            let der = crate::certs::read_der(crl, "X509 CRL")?;
+            let ca = crate::common::certs::Ca::load(ca)?;
+            let der = crate::common::certs::read_der(crl, "X509 CRL")?;
             lf_record::Crl::from_der(&der)
                 .with_context(|| format!("{} is not a valid CRL", crl.display()))?;
             let api = api(home, url, &config);

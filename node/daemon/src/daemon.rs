@@ -7,6 +7,8 @@
 //! The top of the daemon: the one module that imports every layer, and none imports it
 //! (ARCHITECTURE.md, "Modules of the daemon").
 
+pub mod sdnotify;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,9 +16,9 @@ use anyhow::{Context, bail};
 use lf_record::{NetworkConfig, Record, RecordType};
 use lf_store::{Store, StoreConfig};
 
-use crate::api::{AppState, LffsHandles};
+use crate::common::{home, network};
+use crate::http::api::{AppState, LffsHandles};
 use crate::node::{Node, NodeParts};
-use crate::{home, network};
 
 /// Options of `lf node-start`.
 pub struct NodeOptions {
@@ -41,7 +43,7 @@ pub struct NodeOptions {
     /// `Host` values the HTTP API answers beside the loopback names.
     pub http_allow_hosts: Vec<String>,
     /// Limits of the HTTP listener.
-    pub http_limits: crate::http_server::HttpLimits,
+    pub http_limits: crate::http::server::HttpLimits,
     /// Limits of watching.
     pub watch_limits: crate::watch::Limits,
 }
@@ -73,8 +75,8 @@ fn init_logging(home: &Path) -> anyhow::Result<()> {
     let max = std::env::var("LF_LOG_MAX_BYTES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(crate::logfile::DEFAULT_MAX_BYTES);
-    let file = crate::logfile::LogFile::open(&path, max)?;
+        .unwrap_or(crate::common::logfile::DEFAULT_MAX_BYTES);
+    let file = crate::common::logfile::LogFile::open(&path, max)?;
     let (filter, filter_from) = match std::env::var("LF_LOG") {
         Ok(f) => (
             tracing_subscriber::EnvFilter::try_new(&f)
@@ -107,7 +109,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     init_logging(&opts.home)?;
     // Before anything is started or bound: a full disk fails here, naming the file.
     home::check_writable(&opts.home)?;
-    crate::metrics::install();
+    crate::common::metrics::install();
     tracing::info!(home = %opts.home.display(), pid = std::process::id(), "lf node starting");
     for secret in [
         "identity-secret.pem",
@@ -134,7 +136,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     )?;
     store.put_many(&genesis)?;
     let genesis_hashes: std::collections::HashSet<_> = genesis.iter().map(|r| r.hash()).collect();
-    let history = crate::amendments::ConfigHistory::build(
+    let history = crate::node::amendments::ConfigHistory::build(
         &config,
         &genesis_hashes,
         &store.records_of_type(RecordType::Genesis)?,
@@ -146,7 +148,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
             "genesis amendments applied"
         );
     }
-    let certs = crate::certs::Certs::load(&history.current(), &store)?;
+    let certs = crate::common::certs::Certs::load(&history.current(), &store)?;
     let stats = store.stats()?;
     tracing::info!(
         dir = %opts.home.display(),
@@ -175,21 +177,27 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         certs,
         announce,
     }));
-    let queue =
-        crate::commit_queue::CommitQueue::open(node.clone(), &opts.home, opts.lffs_queue_bytes)?;
+    let queue = crate::lffs_glue::commit_queue::CommitQueue::open(
+        node.clone(),
+        &opts.home,
+        opts.lffs_queue_bytes,
+    )?;
     let queue_thread = {
         let q = queue.clone();
         std::thread::Builder::new()
             .name("lffs-commit".into())
             .spawn(move || q.run())?
     };
-    let mounts =
-        crate::mount_manager::MountManager::start(node.clone(), queue.clone(), &opts.home)?;
+    let mounts = crate::lffs_glue::mount_manager::MountManager::start(
+        node.clone(),
+        queue.clone(),
+        &opts.home,
+    )?;
     let lffs = LffsHandles {
         queue,
         mounts: mounts.clone(),
     };
-    let watcher = crate::mount_manager::MountWatcher::start(&opts.home, mounts.clone())?;
+    let watcher = crate::lffs_glue::mount_manager::MountWatcher::start(&opts.home, mounts.clone())?;
     let oracle_thread = match opts.oracle {
         Some(interval) => {
             let n = node.clone();
@@ -258,7 +266,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
 async fn serve(
     state: AppState,
     opts: &NodeOptions,
-    mounts: Arc<crate::mount_manager::MountManager>,
+    mounts: Arc<crate::lffs_glue::mount_manager::MountManager>,
 ) -> anyhow::Result<()> {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -277,30 +285,30 @@ async fn serve(
         Err(e) => bail!("cannot listen for HTTP on {addr}: {e}"),
     };
     let url = format!("http://{}", listener.local_addr()?);
-    let mut client = crate::client::ClientConfig::load(&opts.home)?;
+    let mut client = crate::cli::client::ClientConfig::load(&opts.home)?;
     client.urls = vec![url.clone()];
     client.save()?;
     tracing::info!(%url, client = %opts.home.join("client.json").display(), "HTTP API listening");
     // Mounts were made before the runtime started: the node is ready now.
-    crate::sdnotify::ready(&format!(
+    crate::daemon::sdnotify::ready(&format!(
         "serving {url}, {} mounts",
         state.lffs.as_ref().map_or(0, |l| l.mounts.mounted().len())
     ));
-    tokio::spawn(crate::metrics::upkeep());
-    let hosts = crate::http_server::AllowedHosts::new(
+    tokio::spawn(crate::common::metrics::upkeep());
+    let hosts = crate::http::server::AllowedHosts::new(
         listener.local_addr()?.port(),
         &opts.http_allow_hosts,
     );
     let node = state.node.clone();
     let hub = state.watch.clone();
-    let app = crate::api::router(state, hosts);
-    crate::http_server::serve(listener, app, opts.http_limits, async {
+    let app = crate::http::api::router(state, hosts);
+    crate::http::server::serve(listener, app, opts.http_limits, async {
         shutdown_signal().await;
         // Open watches end now rather than hold the server's last 5 s.
         if let Some(h) = &hub {
             h.close();
         }
-        crate::sdnotify::stopping();
+        crate::daemon::sdnotify::stopping();
         tracing::info!("shutting down: stopping HTTP");
     })
     .await;

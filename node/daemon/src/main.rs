@@ -2,49 +2,25 @@
 //! line client. This file only parses arguments, dispatches and turns errors into one
 //! clear line and a non-zero exit.
 
-mod amendments;
-mod api;
-mod api_json;
-mod args;
-mod certs;
 mod cli;
-mod cli_watch;
-mod client;
-mod clock;
-mod collisions;
-mod commit_queue;
+mod common;
 mod daemon;
-mod home;
-mod http_server;
-mod journal;
-mod lffs_store;
-mod logfile;
-mod makegenesis;
-mod metrics;
-mod mount_manager;
-mod mounts;
-mod network;
+mod http;
+mod lffs_glue;
 mod node;
 mod oracle;
-mod peer_batch;
-mod priority;
-mod random;
 mod replication;
-mod sdnotify;
-mod selftest;
-mod shell;
-mod status_page;
 mod watch;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use cli::args::{Cli, Command};
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let argv = args::normalize_single_dash(std::env::args_os().collect());
+    let argv = cli::args::normalize_single_dash(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
@@ -150,15 +126,15 @@ fn one_line(rendered: &str, command: &str) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let home = home::resolve(cli.home.as_deref());
+    let home = common::home::resolve(cli.home.as_deref());
     let url = cli.url.as_deref();
     match &cli.command {
         Command::Version => {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Selftest(a) => selftest::run(a, cli.json),
-        Command::Makegenesis(a) => makegenesis::run(a, cli.json),
+        Command::Selftest(a) => cli::selftest::run(a, cli.json),
+        Command::Makegenesis(a) => cli::makegenesis::run(a, cli.json),
         Command::NodeStart(a) => daemon::run(daemon::NodeOptions {
             home,
             http_port: a.http,
@@ -172,18 +148,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),
             lffs_queue_bytes: a.lffs_queue_mib << 20,
             http_allow_hosts: a.http_allow_hosts.clone(),
-            http_limits: http_server::HttpLimits {
+            http_limits: http::server::HttpLimits {
                 max_connections: a.http_max_connections as usize,
-                ..http_server::HttpLimits::default()
+                ..http::server::HttpLimits::default()
             },
             watch_limits: watch::Limits {
                 max_watchers: a.watch_max as usize,
                 buffer: a.watch_buffer as usize,
             },
         }),
-        Command::Watch(a) => cli_watch::watch(&home, url, cli.json, a),
-        Command::History(a) => cli_watch::history(&home, url, cli.json, a),
-        Command::Restore(a) => cli_watch::restore(&home, url, cli.json, a),
+        Command::Watch(a) => cli::watch::watch(&home, url, cli.json, a),
+        Command::History(a) => cli::watch::history(&home, url, cli.json, a),
+        Command::Restore(a) => cli::watch::restore(&home, url, cli.json, a),
         Command::Status => cli::status(&home, url, cli.json),
         Command::NodeConnect { addr } => cli::node_connect(&home, url, cli.json, addr),
         Command::Get(a) => cli::get(&home, url, cli.json, a),
@@ -191,8 +167,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Owner(c) => cli::owner(&home, url, cli.json, c),
         Command::Oracle(c) => cli::oracle(&home, cli.json, c),
         Command::Amend(a) => cli::amend(&home, url, cli.json, a),
-        Command::Completions { shell } => shell::completions(*shell, &mut std::io::stdout()),
-        Command::Man => shell::man(&mut std::io::stdout()),
+        Command::Completions { shell } => cli::shell::completions(*shell, &mut std::io::stdout()),
+        Command::Man => cli::shell::man(&mut std::io::stdout()),
     }
 }
 

@@ -5,6 +5,9 @@
 //! construction (`NodeParts::announce`).
 //! `lf node-start`'s lifecycle is in `daemon.rs`.
 
+pub mod amendments;
+pub mod collisions;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -80,7 +83,7 @@ pub struct Node {
     pub store: Arc<Store>,
     /// The network configuration over time (genesis and amendments): see
     /// [`Node::config`] and [`Node::config_at`].
-    pub config_history: std::sync::RwLock<crate::amendments::ConfigHistory>,
+    pub config_history: std::sync::RwLock<crate::node::amendments::ConfigHistory>,
     /// The configuration of the genesis file (what amendments are checked against).
     pub genesis_config: NetworkConfig,
     /// The genesis file's own records (not amendments).
@@ -110,11 +113,11 @@ pub struct Node {
     /// to P2P once P2P runs).
     announce: Announce,
     /// Root CAs and the certificates and CRLs received so far.
-    pub certs: crate::certs::Certs,
+    pub certs: crate::common::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
     /// yet: retried when a certificate for that owner is stored (bounds and expiry in
-    /// [`crate::certs::Limbo`]).
-    pub limbo: crate::certs::Limbo,
+    /// [`crate::common::certs::Limbo`]).
+    pub limbo: crate::common::certs::Limbo,
     /// Bumped after every put that added records, whatever their origin (the write
     /// path, `node/write.rs`): watchers wait on it, then read the store's insertion
     /// order from where they were.
@@ -127,7 +130,7 @@ pub type Announce = Box<dyn Fn(Vec<RecordHash>) + Send + Sync>;
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    crate::clock::now()
+    crate::common::clock::now()
 }
 
 /// What a node is made of beside its counters and hooks (see [`Node::new`]).
@@ -137,7 +140,7 @@ pub struct NodeParts {
     /// The genesis configuration.
     pub genesis_config: NetworkConfig,
     /// The configuration over time (genesis and amendments).
-    pub history: crate::amendments::ConfigHistory,
+    pub history: crate::node::amendments::ConfigHistory,
     /// The network's genesis records.
     pub genesis: Vec<Record>,
     /// The node's identity.
@@ -147,7 +150,7 @@ pub struct NodeParts {
     /// HTTP and P2P ports.
     pub ports: (u16, u16),
     /// The certificate registry.
-    pub certs: crate::certs::Certs,
+    pub certs: crate::common::certs::Certs,
     /// Announces records written on this node to peers (`node/write.rs` calls it).
     pub announce: Announce,
 }
@@ -173,7 +176,7 @@ impl Node {
             external_generation: std::sync::atomic::AtomicU64::new(1),
             announce: p.announce,
             certs: p.certs,
-            limbo: crate::certs::Limbo::default(),
+            limbo: crate::common::certs::Limbo::default(),
             stored: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -194,7 +197,7 @@ impl Node {
             return Ok(PutOutcome::Duplicate);
         }
         if let Err(e) = self.check(r) {
-            crate::metrics::error("record_rejected");
+            crate::common::metrics::error("record_rejected");
             return Err(e);
         }
         Ok(self.store_verified(std::slice::from_ref(r), origin)?[0])
@@ -228,7 +231,7 @@ impl Node {
         self.history().amendments()
     }
 
-    fn history(&self) -> std::sync::RwLockReadGuard<'_, crate::amendments::ConfigHistory> {
+    fn history(&self) -> std::sync::RwLockReadGuard<'_, crate::node::amendments::ConfigHistory> {
         self.config_history
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -244,7 +247,7 @@ impl Node {
             return;
         }
         if let Err(e) = self.apply_amendments() {
-            crate::metrics::error("genesis_amendment");
+            crate::common::metrics::error("genesis_amendment");
             tracing::error!("cannot apply genesis amendments: {e:#}");
         }
     }
@@ -252,7 +255,7 @@ impl Node {
     /// Rebuilds the configuration history from the stored genesis records.
     pub fn apply_amendments(&self) -> anyhow::Result<()> {
         let records = self.store.records_of_type(RecordType::Genesis)?;
-        let h = crate::amendments::ConfigHistory::build(
+        let h = crate::node::amendments::ConfigHistory::build(
             &self.genesis_config,
             &self.genesis_hashes,
             &records,
@@ -270,7 +273,7 @@ impl Node {
                 "network configuration amended"
             );
             if before.auth_certificates != after.auth_certificates {
-                let fresh = crate::certs::Certs::load(&after, &self.store)?;
+                let fresh = crate::common::certs::Certs::load(&after, &self.store)?;
                 *self.certs.write() = fresh.read().clone();
             }
         }
@@ -365,7 +368,8 @@ impl Node {
             return Err(AcceptError::GenesisProhibited);
         }
         if r.record_type() == RecordType::Genesis && !self.genesis_hashes.contains(&r.hash()) {
-            crate::amendments::check(&self.genesis_config, r).map_err(AcceptError::BadAmendment)?;
+            crate::node::amendments::check(&self.genesis_config, r)
+                .map_err(AcceptError::BadAmendment)?;
         }
         // Judged by the configuration in force at the record's time (amendments).
         let config = self.config_at(r.timestamp());
@@ -466,7 +470,7 @@ impl Node {
     /// store transaction, with one fsync of `records.lf` for all of them; all or none.
     pub fn accept_local_many(&self, records: &[Record]) -> Result<(), AcceptError> {
         if let Err(e) = self.check_many(records) {
-            crate::metrics::error("record_rejected");
+            crate::common::metrics::error("record_rejected");
             return Err(e);
         }
         self.store_verified(records, Origin::Lffs)?;
@@ -512,7 +516,7 @@ impl Node {
             CertStatus::Uncertified => u.required_effort(self.config_at(timestamp).work_difficulty),
         };
         let mut start = [0u8; 8];
-        crate::random::fill(&mut start);
+        crate::common::random::fill(&mut start);
         let opts = lf_pow::SolveOptions {
             threads: 0,
             start_nonce: u64::from_le_bytes(start),
@@ -538,14 +542,17 @@ pub(crate) mod testing {
     use std::path::Path;
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
-    pub(crate) fn node(dir: &Path) -> (Node, crate::certs::Ca) {
+    pub(crate) fn node(dir: &Path) -> (Node, crate::common::certs::Ca) {
         node_announcing(dir, Box::new(|_| {}))
     }
 
     /// [`node`] with an announcement hook.
-    pub(crate) fn node_announcing(dir: &Path, announce: Announce) -> (Node, crate::certs::Ca) {
+    pub(crate) fn node_announcing(
+        dir: &Path,
+        announce: Announce,
+    ) -> (Node, crate::common::certs::Ca) {
         let t = now();
-        let ca = crate::certs::Ca::create("test root", 10, t - 10).unwrap();
+        let ca = crate::common::certs::Ca::create("test root", 10, t - 10).unwrap();
         let config = NetworkConfig {
             format: 1,
             id: lf_record::NetworkId([3; 32]),
@@ -561,17 +568,25 @@ pub(crate) mod testing {
             work_difficulty: 50,
             bootstrap_peers: vec![],
         };
-        let owner = crate::random::new_owner();
-        let genesis = crate::makegenesis::make_records(&config, &owner, t - 5).unwrap();
+        let owner = crate::common::random::new_owner();
+        let genesis = lf_record::create_genesis_records(
+            &config,
+            &owner,
+            t - 5,
+            &lf_record::lf_pow::SolveOptions::default(),
+            &std::sync::atomic::AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap();
         let store = Store::open(dir, StoreConfig { max_time_drift: 60 }).unwrap();
         store.put_many(&genesis).unwrap();
-        let certs = crate::certs::Certs::load(&config, &store).unwrap();
+        let certs = crate::common::certs::Certs::load(&config, &store).unwrap();
         let node = Node::new(NodeParts {
             store,
-            history: crate::amendments::ConfigHistory::new(config.clone()),
+            history: crate::node::amendments::ConfigHistory::new(config.clone()),
             genesis_config: config,
             genesis,
-            identity: crate::random::new_owner(),
+            identity: crate::common::random::new_owner(),
             token: String::new(),
             ports: (0, 0),
             certs,
@@ -599,7 +614,7 @@ mod tests {
     fn records_wait_in_limbo_for_their_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let (node, ca) = node(dir.path());
-        let alice = crate::random::new_owner();
+        let alice = crate::common::random::new_owner();
         let datum = record(&node, &alice, RecordType::Datum, b"v".to_vec());
         // No certificate yet: refused, and held (as peer_batch.rs does).
         assert!(matches!(
@@ -611,7 +626,7 @@ mod tests {
         assert_eq!(node.limbo.len().0, 1);
         // The certificate arrives (published by alice, without proof of work).
         let req = lf_record::CertificateRequest::from_der(
-            &crate::certs::make_request(&alice, "alice").unwrap(),
+            &crate::common::certs::make_request(&alice, "alice").unwrap(),
         )
         .unwrap();
         let der = ca.sign(&req, 1, now() - 5).unwrap();
@@ -632,7 +647,7 @@ mod tests {
             node.accept(&later),
             Err(AcceptError::Revoked { .. })
         ));
-        let other = crate::certs::Ca::create("other", 10, now() - 10).unwrap();
+        let other = crate::common::certs::Ca::create("other", 10, now() - 10).unwrap();
         let der = other.sign(&req, 1, now() - 5).unwrap();
         let bad = record(&node, &alice, RecordType::Certificate, der);
         assert!(matches!(

@@ -30,7 +30,7 @@ pub const IDLE_ROUNDS: u32 = 30;
 /// Runs until the node stops: every `interval`, flags new collision losers (and every
 /// [`IDLE_ROUNDS`] rounds without any, publishes an empty commentary).
 pub fn run(node: Arc<Node>, interval: Duration) {
-    crate::priority::background_thread();
+    crate::common::priority::background_thread();
     tracing::info!(oracle = %node.identity.public(), "oracle mode: publishing commentary");
     let mut idle = IdleRounds::new();
     while !node.stopping.load(Ordering::Relaxed) {

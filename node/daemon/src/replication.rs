@@ -3,6 +3,8 @@
 //! (batches from peers go through `peer_batch`: verified on every core, one fsync per
 //! batch), and starting and stopping the `lf-p2p` node on the daemon's runtime.
 
+pub mod peer_batch;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -12,7 +14,7 @@ use anyhow::Context;
 use lf_p2p::{Accepted, Keypair, Multiaddr, P2pConfig, P2pNode, RecordSource, Rejected};
 use lf_record::RecordHash;
 
-use crate::home;
+use crate::common::home;
 use crate::node::Node;
 
 /// File holding the node's libp2p key (protobuf encoding, mode 0600).
@@ -30,7 +32,7 @@ pub fn identity(home: &Path) -> anyhow::Result<Keypair> {
             .with_context(|| format!("{} is not a libp2p key", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
-            crate::random::fill(&mut seed);
+            crate::common::random::fill(&mut seed);
             let k = Keypair::ed25519_from_bytes(seed).context("cannot make a P2P key")?;
             let bytes = k
                 .to_protobuf_encoding()
@@ -91,7 +93,7 @@ struct NodeSource {
     // Weak: the node owns the P2P handle, which owns this.
     node: Weak<Node>,
     /// Where batches from peers are stored, one at a time.
-    lane: Arc<crate::peer_batch::StoreLane>,
+    lane: Arc<crate::replication::peer_batch::StoreLane>,
 }
 
 fn unavailable<T>() -> Result<T, Rejected> {
@@ -130,7 +132,7 @@ impl RecordSource for NodeSource {
 
     fn accept(&self, records: &[Vec<u8>]) -> Vec<Result<Accepted, Rejected>> {
         match self.node.upgrade() {
-            Some(node) => crate::peer_batch::accept(&node, &self.lane, records),
+            Some(node) => crate::replication::peer_batch::accept(&node, &self.lane, records),
             None => records.iter().map(|_| unavailable()).collect(),
         }
     }

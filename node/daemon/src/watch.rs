@@ -26,8 +26,8 @@ use lf_record::{Owner, Record, RecordHash, RecordType, SelectorKey};
 use lf_store::{KeyRange, Query, Stored};
 use tokio::sync::{Semaphore, broadcast};
 
-use crate::api_json::WatchEvent;
-use crate::mount_manager::MountManager;
+use crate::common::api_json::WatchEvent;
+use crate::lffs_glue::mount_manager::MountManager;
 use crate::node::Node;
 pub use scope::Range;
 
@@ -449,7 +449,7 @@ pub fn locate_mount(
     path: &str,
 ) -> Result<
     (
-        Arc<crate::mount_manager::MountFs>,
+        Arc<crate::lffs_glue::mount_manager::MountFs>,
         std::path::PathBuf,
         std::path::PathBuf,
     ),

@@ -164,8 +164,12 @@ fn imports(me: &str, text: &str, names: &BTreeSet<String>) -> BTreeSet<String> {
 
 /// A module and its ancestors or descendants (or itself).
 fn related(a: &str, b: &str) -> bool {
-    let under = |x: &str, y: &str| x == y || x.starts_with(&format!("{y}::"));
     under(a, b) || under(b, a)
+}
+
+/// Module `x` is `y` or inside it.
+fn under(x: &str, y: &str) -> bool {
+    x == y || x.starts_with(&format!("{y}::"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -503,11 +507,13 @@ impl Rule {
         }
     }
 
+    /// A name in a rule stands for the module and everything under it (`lffs_glue`
+    /// covers `lffs_glue::store`), so a rule can speak of a folder.
     fn forbids(&self, from: &str, to: &str) -> bool {
         match self {
-            Rule::NoneOf(a, bs) => a == from && bs.iter().any(|b| b == to),
-            Rule::Leaf(a) => a == from,
-            Rule::Top(a) => a == to,
+            Rule::NoneOf(a, bs) => under(from, a) && bs.iter().any(|b| under(to, b)),
+            Rule::Leaf(a) => under(from, a) && !under(to, a),
+            Rule::Top(a) => under(to, a) && !under(from, a),
         }
     }
 }
@@ -625,4 +631,19 @@ Some prose.
             Rule::Top("daemon".into()),
         ]
     );
+}
+
+#[test]
+fn a_rule_on_a_folder_covers_its_modules() {
+    let none_of = Rule::NoneOf("node".into(), vec!["http".into()]);
+    assert!(none_of.forbids("node::write", "http::api"));
+    assert!(none_of.forbids("node", "http"));
+    assert!(!none_of.forbids("nodes", "http::api"));
+    assert!(!none_of.forbids("http::api", "node"));
+    let leaf = Rule::Leaf("common".into());
+    assert!(leaf.forbids("common::certs", "node"));
+    assert!(!leaf.forbids("common::certs", "common::random"));
+    let top = Rule::Top("daemon".into());
+    assert!(top.forbids("http::api", "daemon::sdnotify"));
+    assert!(!top.forbids("daemon", "daemon::sdnotify"));
 }

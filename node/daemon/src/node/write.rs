@@ -108,7 +108,7 @@ mod tests {
         let (node, ca) =
             node_announcing(dir.path(), Box::new(move |h| a.lock().unwrap().extend(h)));
         let req = lf_record::CertificateRequest::from_der(
-            &crate::certs::make_request(&ca.key, "ca").unwrap(),
+            &crate::common::certs::make_request(&ca.key, "ca").unwrap(),
         )
         .unwrap();
         let der = ca.sign(&req, 1, crate::node::now() - 5).unwrap();

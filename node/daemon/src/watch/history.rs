@@ -11,7 +11,7 @@ use lffs::layout::{Body, FileData};
 
 use super::scope::{Naming, Range};
 use super::{WatchError, WatchHub};
-use crate::api_json::HistoryVersion;
+use crate::common::api_json::HistoryVersion;
 
 /// Most versions listed for one key.
 pub const MAX_VERSIONS: usize = 10_000;
@@ -222,7 +222,7 @@ pub fn pick<'a>(
     versions: &'a [(HistoryVersion, Record)],
     at: &str,
 ) -> Result<&'a (HistoryVersion, Record), WatchError> {
-    if let Some(t) = crate::clock::parse_time(at) {
+    if let Some(t) = crate::common::clock::parse_time(at) {
         return versions
             .iter()
             .filter(|(v, _)| v.timestamp <= t)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use lf_record::{Record, SelectorKey, SelectorName};
 use lffs::layout::{self, Body};
 
-use crate::mount_manager::MountFs;
+use crate::lffs_glue::mount_manager::MountFs;
 
 /// Most directories one tree watch follows.
 pub const MAX_TREE_DIRS: usize = 1000;

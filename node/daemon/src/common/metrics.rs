@@ -2,7 +2,7 @@
 //! `metrics-exporter-prometheus`, rendered on demand at `GET /metrics` of the HTTP API),
 //! the descriptions of every metric, and the HTTP request middleware. It imports no other
 //! module of the daemon: the gauges of the node's state are sampled at scrape time by
-//! the HTTP layer (`api.rs`), which holds the node.
+//! the HTTP layer (`http/api.rs`), which holds the node.
 //! Every name starts with `lf_` and is documented in `node/daemon/METRICS.md`.
 
 use std::sync::OnceLock;

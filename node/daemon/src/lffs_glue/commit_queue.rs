@@ -2,7 +2,7 @@
 //! and are published as records (links, proof of work, signature) in the background.
 //!
 //! Steps of a write (`submit`): (1) the batch is appended to the journal
-//! (`crate::journal`, `<home>/lffs-journal/`) and synced, sharing the sync with
+//! (`crate::lffs_glue::journal`, `<home>/lffs-journal/`) and synced, sharing the sync with
 //! concurrent writers; (2) it enters the in-memory overlay, so readers on this node see
 //! it; (3) the worker thread turns each put into a record, pays its proof of work
 //! (cancelled on shutdown) and hands it to `Node::accept`; (4) once every put of the
@@ -27,7 +27,7 @@ use lf_record::OwnerSecret;
 use lffs::{Put, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{Entry, Journal, ValueAt};
+use crate::lffs_glue::journal::{Entry, Journal, ValueAt};
 use crate::node::{Node, now};
 
 #[derive(Serialize, Deserialize)]
@@ -414,7 +414,7 @@ impl CommitQueue {
         let seq = {
             let mut st = self.lock();
             if !admitted && !admits(st.pending, load, self.max_pending_bytes) {
-                crate::metrics::error("commit_queue_full");
+                crate::common::metrics::error("commit_queue_full");
                 let full = QueueFull {
                     pending: st.pending,
                     max_bytes: self.max_pending_bytes,
@@ -573,7 +573,7 @@ impl CommitQueue {
     /// Publishes batches until the node stops. Runs on its own thread: proof of work
     /// never runs on the async runtime or in a FUSE callback.
     pub fn run(self: Arc<Self>) {
-        crate::priority::background_thread();
+        crate::common::priority::background_thread();
         // After a failure, publish one batch at a time so that one bad batch does not
         // hold back the others.
         let mut one_at_a_time = false;
@@ -615,7 +615,7 @@ impl CommitQueue {
                 }
                 Err(e) => {
                     // Keep the batches (acknowledged data); retry after a pause.
-                    crate::metrics::error("commit_publish");
+                    crate::common::metrics::error("commit_publish");
                     tracing::warn!(seq = next[0].0, "cannot publish an LFFS change yet: {e:#}");
                     one_at_a_time = true;
                     std::thread::sleep(Duration::from_secs(2));
@@ -683,7 +683,7 @@ impl CommitQueue {
                     .chunks(per)
                     .map(|part| {
                         s.spawn(move || {
-                            crate::priority::background_thread();
+                            crate::common::priority::background_thread();
                             part.iter()
                                 .map(|(p, ts)| self.build_one(batch, p, *ts))
                                 .collect::<anyhow::Result<Vec<_>>>()

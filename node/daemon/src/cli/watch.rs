@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::api_json as json;
-use crate::args::{HistoryArgs, RestoreArgs, WatchArgs};
+use crate::cli::args::{HistoryArgs, RestoreArgs, WatchArgs};
+use crate::cli::client::ClientConfig;
 use crate::cli::{SelectorArg, api, parse_selector};
-use crate::client::ClientConfig;
+use crate::common::api_json as json;
 
 /// What a command names.
 enum Target {
@@ -124,7 +124,7 @@ fn what(e: &json::WatchEvent) -> String {
 fn line(e: &json::WatchEvent) -> String {
     format!(
         "{} {} {} {} {} {} bytes{}{}",
-        crate::clock::format_time(e.timestamp),
+        crate::common::clock::format_time(e.timestamp),
         e.kind,
         what(e),
         e.hash,
@@ -235,7 +235,7 @@ pub fn history(
             out,
             "{} {} {} {:>9} {} {}\n    {}",
             if v.winner { "*" } else { " " },
-            crate::clock::format_time(v.timestamp),
+            crate::common::clock::format_time(v.timestamp),
             v.owner,
             format!("{} B", v.size),
             v.kind,
@@ -267,7 +267,7 @@ pub fn restore(
                     "restored {} to version {} of {} ({} bytes)",
                     req.path.unwrap_or_default(),
                     v.hash,
-                    crate::clock::format_time(v.timestamp),
+                    crate::common::clock::format_time(v.timestamp),
                     v.size
                 );
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use lf_record::{OwnerSecret, Record, RecordBuilder, RecordType, SelectorName, lf_pow};
 
-use crate::args::SelftestArgs;
+use crate::cli::args::SelftestArgs;
 
 struct Report {
     json: bool,
@@ -151,7 +151,7 @@ pub fn run(a: &SelftestArgs, json: bool) -> anyhow::Result<()> {
         );
     }
 
-    let (config, records) = crate::network::default_network()?;
+    let (config, records) = crate::common::network::default_network()?;
     rep.row(
         "embedded default network",
         format!(

@@ -11,11 +11,11 @@ use lf_record::{Owner, OwnerSecret, SelectorName};
 use lf_store::{KeyRange, Query};
 use lffs::{Put, StoreError, Version};
 
-use crate::commit_queue::CommitQueue;
+use crate::lffs_glue::commit_queue::CommitQueue;
 use crate::node::Node;
 
 /// Rate limit of the disk-full error line.
-static DISK_FULL_LOGGED: crate::logfile::Every = crate::logfile::Every::secs(10);
+static DISK_FULL_LOGGED: crate::common::logfile::Every = crate::common::logfile::Every::secs(10);
 
 /// The store of one mount.
 pub struct LffsStore {
@@ -267,12 +267,12 @@ impl lffs::Store for LffsStore {
 
     fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
         self.queue.submit(&self.owner, puts, !first).map_err(|e| {
-            if e.is::<crate::commit_queue::QueueFull>() {
+            if e.is::<crate::lffs_glue::commit_queue::QueueFull>() {
                 StoreError::Full(e.to_string())
-            } else if crate::home::is_disk_full(&e) {
+            } else if crate::common::home::is_disk_full(&e) {
                 // ENOSPC for the writer; the operator hears of it here (at most every
                 // 10 s: every write fails the same way until there is room).
-                crate::metrics::error("disk_full");
+                crate::common::metrics::error("disk_full");
                 if DISK_FULL_LOGGED.should_log() {
                     tracing::error!("LFFS write refused: the node's disk is full: {e:#}");
                 }

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::api_json::Status;
+use crate::common::api_json::Status;
 
 /// Seconds between reloads.
 const REFRESH_SECONDS: u32 = 5;

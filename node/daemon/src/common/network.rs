@@ -9,7 +9,7 @@
 use lf_record::{NetworkConfig, Record};
 
 /// The default network's genesis file.
-pub const DEFAULT_GENESIS: &[u8] = include_bytes!("../default-genesis.lf");
+pub const DEFAULT_GENESIS: &[u8] = include_bytes!("../../default-genesis.lf");
 
 /// Parses and verifies the embedded default network.
 pub fn default_network() -> anyhow::Result<(NetworkConfig, Vec<Record>)> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use lf_record::OwnerSecret;
 
-use crate::random;
+use crate::common::random;
 
 /// Default home: `$HOME/.lf`, or `/var/lib/lf` for root.
 pub fn default_home() -> PathBuf {

@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use lf_record::OwnerSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::{home, random};
+use crate::common::{home, random};
 
 /// Default node URL.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9980";
@@ -217,8 +217,8 @@ impl Api {
     /// a time, with a cursor for the rest).
     pub fn query_all(
         &self,
-        q: &crate::api_json::QueryRequest,
-    ) -> anyhow::Result<Vec<Vec<crate::api_json::QueryResult>>> {
+        q: &crate::common::api_json::QueryRequest,
+    ) -> anyhow::Result<Vec<Vec<crate::common::api_json::QueryResult>>> {
         let mut q = q.clone();
         let mut all = Vec::new();
         loop {
@@ -231,7 +231,7 @@ impl Api {
                 },
                 "/query",
             )?;
-            let page: Vec<Vec<crate::api_json::QueryResult>> =
+            let page: Vec<Vec<crate::common::api_json::QueryResult>> =
                 serde_json::from_slice(&b).context("unexpected answer to POST /query")?;
             all.extend(page);
             match next {

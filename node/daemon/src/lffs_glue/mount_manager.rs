@@ -5,7 +5,7 @@
 //!   source `lffs`) whose daemon is gone is cleared from a listed path; anything else mounted there makes
 //!   that one mount fail with an error naming it, and nothing is unmounted.
 //! - A non-empty mount point is refused unless the mount sets `allow_non_empty`.
-//! - A reload (content change of the file, or SIGHUP) applies [`crate::mounts::plan`];
+//! - A reload (content change of the file, or SIGHUP) applies [`crate::lffs_glue::mounts::plan`];
 //!   an invalid file is reported and the running mounts stay as they are.
 //! - A failed mount is retried with exponential backoff ([`backoff`]), not on every
 //!   reload; its owner is derived once (Argon2 for a passphrase), not at each retry.
@@ -21,9 +21,9 @@ use anyhow::{Context, bail};
 use lf_record::OwnerSecret;
 use lffs::{FsConfig, FuseAdapter};
 
-use crate::commit_queue::CommitQueue;
-use crate::lffs_store::LffsStore;
-use crate::mounts::{self, MountAction, MountSpec, OwnerSource};
+use crate::lffs_glue::commit_queue::CommitQueue;
+use crate::lffs_glue::mounts::{self, MountAction, MountSpec, OwnerSource};
+use crate::lffs_glue::store::LffsStore;
 use crate::node::Node;
 
 /// First retry delay of a failed mount.
@@ -307,22 +307,22 @@ impl MountManager {
         queue: Arc<CommitQueue>,
         home: &Path,
     ) -> anyhow::Result<Arc<MountManager>> {
-        crate::home::private_dir(&spill_dir(home))?;
+        crate::common::home::private_dir(&spill_dir(home))?;
         let file = mounts_file(home);
         if !file.exists() {
-            crate::home::write_private(&file, mounts::DEFAULT_MOUNTS_YAML.as_bytes())?;
+            crate::common::home::write_private(&file, mounts::DEFAULT_MOUNTS_YAML.as_bytes())?;
             tracing::info!(file = %file.display(), "wrote the default mounts.yaml");
         }
         let text = mounts::load_text(&file)?;
         if mounts::holds_secrets(&text) {
-            crate::home::warn_if_exposed(&file);
+            crate::common::home::warn_if_exposed(&file);
         }
         let specs = mounts::load(&file)?;
         for s in &specs {
             if let OwnerSource::Private(p) = &s.owner
                 && !p.contains("-----BEGIN")
             {
-                crate::home::warn_if_exposed(&home.join(p));
+                crate::common::home::warn_if_exposed(&home.join(p));
             }
         }
         tracing::info!(file = %file.display(), mounts = specs.len(), "mounts loaded");
@@ -378,7 +378,7 @@ impl MountManager {
                 }
             }
             Err(e) => {
-                crate::metrics::error("mounts_yaml_invalid");
+                crate::common::metrics::error("mounts_yaml_invalid");
                 tracing::error!("{e:#}; keeping the running mounts as they are");
                 *lock(&self.file_error) = Some(format!("{e:#}"));
             }
@@ -466,7 +466,7 @@ impl MountManager {
             Err(e) => {
                 let attempts = attempts + 1;
                 let delay = backoff(attempts);
-                crate::metrics::error("mount");
+                crate::common::metrics::error("mount");
                 tracing::error!(
                     path = %spec.path.display(),
                     attempt = attempts,

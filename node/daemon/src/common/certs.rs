@@ -80,7 +80,7 @@ fn at(t: u64) -> anyhow::Result<OffsetDateTime> {
 
 fn random_serial() -> SerialNumber {
     let mut b = [0u8; 16];
-    crate::random::fill(&mut b);
+    crate::common::random::fill(&mut b);
     b[0] &= 0x7f; // positive, at most 16 bytes: within RFC 5280's 20
     b[0] |= 0x01; // and never shortened by leading zeros
     SerialNumber::from_slice(&b)
@@ -139,7 +139,7 @@ fn ca_params(name: &str, from: u64, to: u64) -> anyhow::Result<CertificateParams
 impl Ca {
     /// Creates a self-signed root CA valid from `now` for `days` days.
     pub fn create(name: &str, days: u64, now: u64) -> anyhow::Result<Self> {
-        let key = crate::random::new_owner();
+        let key = crate::common::random::new_owner();
         let rc_key = keypair(&key)?;
         let mut p = ca_params(name, now, now + days * DAY)?;
         p.serial_number = Some(random_serial());
@@ -471,7 +471,7 @@ mod tests {
         std::fs::write(&path, ca.to_pem()).unwrap();
         let ca = Ca::load(&path).unwrap();
         let mut reg = CertRegistry::new(std::slice::from_ref(&ca.der)).unwrap();
-        let owner = crate::random::new_owner();
+        let owner = crate::common::random::new_owner();
         let req = CertificateRequest::from_der(&make_request(&owner, "alice").unwrap()).unwrap();
         assert_eq!(req.owner, owner.public());
         let der = ca.sign(&req, 5, now).unwrap();
@@ -506,7 +506,10 @@ mod tests {
     fn limbo_is_bounded_and_expires() {
         let t0 = Instant::now();
         let limbo = Limbo::with_limits(16, 400_000);
-        let (a, b) = (crate::random::new_owner(), crate::random::new_owner());
+        let (a, b) = (
+            crate::common::random::new_owner(),
+            crate::common::random::new_owner(),
+        );
         let first = datum(&a, 0, 10);
         assert!(limbo.hold(first.clone(), t0));
         assert!(!limbo.hold(first.clone(), t0), "held once");

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::{
     ApiResult, AppState, Failure, authorized, bad, blocking, internal, parse_json, parse_owner,
 };
-use crate::api_json as json;
+use crate::common::api_json as json;
 use crate::watch::{WatchError, WatchHub, history};
 
 /// Most selectors, and most paths, one watch names.

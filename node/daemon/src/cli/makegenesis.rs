@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use lf_record::{NetworkConfig, NetworkId, Record, create_genesis_records, lf_pow};
 
-use crate::args::MakegenesisArgs;
-use crate::clock::now;
-use crate::random;
+use crate::cli::args::MakegenesisArgs;
+use crate::common::clock::now;
+use crate::common::random;
 
 struct Prompter {
     interactive: bool,
@@ -169,7 +169,7 @@ pub fn run(a: &MakegenesisArgs, json: bool) -> anyhow::Result<()> {
             .ca_name
             .clone()
             .unwrap_or_else(|| format!("{} root CA", config.name));
-        let ca = crate::certs::Ca::create(&name, a.ca_days, now())?;
+        let ca = crate::common::certs::Ca::create(&name, a.ca_days, now())?;
         use base64::Engine;
         config
             .auth_certificates

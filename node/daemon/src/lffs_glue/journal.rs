@@ -96,7 +96,7 @@ fn open_segment(dir: &Path, no: u64) -> anyhow::Result<Segment> {
         .open(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     // The mode above applies only to a new file, through the umask.
-    crate::home::private_file(&path)?;
+    crate::common::home::private_file(&path)?;
     let file = RecordsFile::open(&path)?;
     let sync = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Segment {
@@ -117,7 +117,7 @@ impl Journal {
     /// order, each with the number of the segment it is in.
     pub fn open<B: for<'de> Deserialize<'de>>(dir: &Path) -> anyhow::Result<(Journal, Replay<B>)> {
         // 0700 whatever the umask: the entries hold owner keys.
-        crate::home::private_dir(dir)?;
+        crate::common::home::private_dir(dir)?;
         let mut segments: BTreeSet<u64> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
             .filter_map(|e| e.ok())

@@ -1,4 +1,4 @@
-//! The HTTP API (secondary interface; JSON shapes in `api_json.rs`, reference in
+//! The HTTP API (secondary interface; JSON shapes in `common/api_json.rs`, reference in
 //! `API.md`). Bound to 127.0.0.1. Every error is JSON `{"Code", "Message"}` naming the
 //! problem; privileged endpoints need `Authorization: Bearer <authtoken.secret>`.
 
@@ -15,9 +15,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use lf_record::{Owner, Record, RecordHash, RecordType, SelectorKey, SelectorName};
 use lf_store::{KeyRange, PutOutcome, SortOrder};
 
-use crate::api_json::{self as json, ApiError};
-use crate::commit_queue::CommitQueue;
-use crate::mount_manager::MountManager;
+use crate::common::api_json::{self as json, ApiError};
+use crate::lffs_glue::commit_queue::CommitQueue;
+use crate::lffs_glue::mount_manager::MountManager;
 use crate::node::{AcceptError, Node, now};
 
 mod watching;
@@ -78,8 +78,8 @@ fn bad(msg: impl Into<String>) -> Failure {
 /// A failure of the node's own storage: 507 when the disk is full (the operator must
 /// make room; logged at error), else 500.
 fn storage(e: anyhow::Error) -> Failure {
-    if crate::home::is_disk_full(&e) {
-        crate::metrics::error("disk_full");
+    if crate::common::home::is_disk_full(&e) {
+        crate::common::metrics::error("disk_full");
         tracing::error!("api: the node's disk is full: {e:#}");
         return Failure(
             StatusCode::INSUFFICIENT_STORAGE,
@@ -90,7 +90,7 @@ fn storage(e: anyhow::Error) -> Failure {
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {
-    crate::metrics::error("api_internal");
+    crate::common::metrics::error("api_internal");
     tracing::error!("api: {e:#}");
     Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
 }
@@ -98,7 +98,7 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 type ApiResult<T> = Result<T, Failure>;
 
 /// Builds the router; requests naming a `Host` outside `hosts` are refused.
-pub fn router(state: AppState, hosts: crate::http_server::AllowedHosts) -> Router {
+pub fn router(state: AppState, hosts: crate::http::server::AllowedHosts) -> Router {
     Router::new()
         .route("/query", post(query))
         .route("/post", post(post_record))
@@ -114,7 +114,9 @@ pub fn router(state: AppState, hosts: crate::http_server::AllowedHosts) -> Route
         .route("/history", post(watching::history))
         .route("/restore", post(watching::restore))
         .route("/", get(status_page))
-        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .route_layer(axum::middleware::from_fn(
+            crate::common::metrics::track_http,
+        ))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -128,7 +130,7 @@ pub fn router(state: AppState, hosts: crate::http_server::AllowedHosts) -> Route
 /// Refuses a request whose `Host` is not one of ours (a page that rebound its domain to
 /// 127.0.0.1 would otherwise read the API with the user's browser).
 async fn check_host(
-    State(hosts): State<Arc<crate::http_server::AllowedHosts>>,
+    State(hosts): State<Arc<crate::http::server::AllowedHosts>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -528,7 +530,7 @@ async fn make_record(
         let r = node
             .make_record(&owner, &selectors, m.value.into_bytes(), mask, ts, &|_| {})
             .map_err(|e| {
-                if crate::home::is_disk_full(&e) {
+                if crate::common::home::is_disk_full(&e) {
                     storage(e)
                 } else {
                     bad(format!("cannot make record: {e:#}"))
@@ -551,7 +553,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
         blocking(move || {
             // Paths come from the mounts' inode tables: store reads, so here too.
             let contested = mounts.map(|m| m.contested()).unwrap_or_default();
-            crate::collisions::gather(&n, &contested).map_err(internal)
+            crate::node::collisions::gather(&n, &contested).map_err(internal)
         })
         .await?
     };
@@ -611,7 +613,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
     }))
 }
 
-fn mount_json(m: crate::mount_manager::MountState) -> json::MountStatus {
+fn mount_json(m: crate::lffs_glue::mount_manager::MountState) -> json::MountStatus {
     json::MountStatus {
         path: m.path.display().to_string(),
         root: m.root,
@@ -633,7 +635,7 @@ fn mount_json(m: crate::mount_manager::MountState) -> json::MountStatus {
 /// `GET /`: the `/status` data as an HTML page (`status_page.rs`).
 async fn status_page(state: State<AppState>) -> Response {
     match status(state).await {
-        Ok(axum::Json(s)) => crate::status_page::response(&s),
+        Ok(axum::Json(s)) => crate::http::status_page::response(&s),
         Err(f) => f.into_response(),
     }
 }
@@ -643,7 +645,9 @@ async fn sample_gauges(state: &AppState) {
     use ::metrics::gauge;
     let n = state.node.clone();
     let c = state.node.clone();
-    if let Ok(Ok(open)) = tokio::task::spawn_blocking(move || crate::collisions::count(&c)).await {
+    if let Ok(Ok(open)) =
+        tokio::task::spawn_blocking(move || crate::node::collisions::count(&c)).await
+    {
         gauge!("lf_collisions_open").set(open as f64);
     }
     if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store.stats()).await {
@@ -670,10 +674,10 @@ async fn sample_gauges(state: &AppState) {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let rendered = match crate::metrics::install() {
+    let rendered = match crate::common::metrics::install() {
         Some(_) => {
             sample_gauges(&state).await;
-            crate::metrics::render()
+            crate::common::metrics::render()
         }
         None => None,
     };

@@ -258,10 +258,15 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     /// A certificate record for `o`, signed by `ca` and published by `o`.
-    fn certificate(node: &Node, ca: &crate::certs::Ca, o: &lf_record::OwnerSecret) -> Record {
-        let req =
-            lf_record::CertificateRequest::from_der(&crate::certs::make_request(o, "o").unwrap())
-                .unwrap();
+    fn certificate(
+        node: &Node,
+        ca: &crate::common::certs::Ca,
+        o: &lf_record::OwnerSecret,
+    ) -> Record {
+        let req = lf_record::CertificateRequest::from_der(
+            &crate::common::certs::make_request(o, "o").unwrap(),
+        )
+        .unwrap();
         let der = ca.sign(&req, 1, crate::node::now() - 5).unwrap();
         record(node, o, RecordType::Certificate, der)
     }
@@ -272,7 +277,10 @@ mod tests {
         let (node, ca) = node(dir.path());
         let node = Arc::new(node);
         let lane = Arc::new(StoreLane::default());
-        let (bob, alice) = (crate::random::new_owner(), crate::random::new_owner());
+        let (bob, alice) = (
+            crate::common::random::new_owner(),
+            crate::common::random::new_owner(),
+        );
         node.accept(&certificate(&node, &ca, &bob)).unwrap();
         let generation = node.generation.load(Ordering::Relaxed);
 
@@ -360,14 +368,14 @@ mod tests {
     fn a_limbo_flood_stays_bounded_and_honest_records_pass() {
         let dir = tempfile::tempdir().unwrap();
         let (mut node, ca) = node(dir.path());
-        node.limbo = crate::certs::Limbo::with_limits(16, 1 << 20);
+        node.limbo = crate::common::certs::Limbo::with_limits(16, 1 << 20);
         let node = Arc::new(node);
         let lane = Arc::new(StoreLane::default());
-        let bob = crate::random::new_owner();
+        let bob = crate::common::random::new_owner();
         node.accept(&certificate(&node, &ca, &bob)).unwrap();
         let mut flood = Vec::new();
         for i in 0..40 {
-            let o = crate::random::new_owner();
+            let o = crate::common::random::new_owner();
             let r = record(&node, &o, RecordType::Datum, format!("flood {i}").into());
             let mut forged = r.to_bytes().to_vec();
             let last = forged.len() - 1;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 20;
 
 /// The shipped default `mounts.yaml` (written into a home that has none).
-pub const DEFAULT_MOUNTS_YAML: &str = include_str!("../../../mounts/mounts.yaml");
+pub const DEFAULT_MOUNTS_YAML: &str = include_str!("../../../../mounts/mounts.yaml");
 
 /// One mount as written in the file.
 #[derive(Debug, Deserialize)]

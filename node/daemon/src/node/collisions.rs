@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use lf_record::{SelectorKey, SelectorName};
 
-use crate::api_json as json;
+use crate::common::api_json as json;
 use crate::node::Node;
 
 /// Collisions listed in detail at most (each costs a query).

@@ -1,0 +1,16 @@
+//! What several parts of the binary share and that knows no running node: the HTTP
+//! API's JSON shapes (server and client), certificates (issuing, the registry, limbo),
+//! the clock, the home directory and its secrets, the capped log file, the metrics
+//! recorder, the embedded default network, background CPU priority, OS randomness.
+//! Nothing here imports another part of the daemon (ARCHITECTURE.md, "Modules of the
+//! daemon").
+
+pub mod api_json;
+pub mod certs;
+pub mod clock;
+pub mod home;
+pub mod logfile;
+pub mod metrics;
+pub mod network;
+pub mod priority;
+pub mod random;
