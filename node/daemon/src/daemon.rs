@@ -246,8 +246,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     watcher.stop();
     tracing::info!("shutting down: unmounting");
     mounts.unmount_all();
-    node.stopping
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    node.begin_stopping();
     let _ = queue_thread.join();
     if let Some(t) = oracle_thread {
         let _ = t.join();
@@ -312,8 +311,7 @@ async fn serve(
         tracing::info!("shutting down: stopping HTTP");
     })
     .await;
-    node.stopping
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    node.begin_stopping();
     Ok(())
 }
 

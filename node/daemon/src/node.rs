@@ -9,7 +9,7 @@ pub mod amendments;
 pub mod collisions;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::bail;
@@ -80,48 +80,48 @@ pub enum AcceptError {
 /// A running node's shared state.
 pub struct Node {
     /// The store.
-    pub store: Arc<Store>,
+    store: Arc<Store>,
     /// The network configuration over time (genesis and amendments): see
     /// [`Node::config`] and [`Node::config_at`].
-    pub config_history: std::sync::RwLock<crate::node::amendments::ConfigHistory>,
+    config_history: std::sync::RwLock<crate::node::amendments::ConfigHistory>,
     /// The configuration of the genesis file (what amendments are checked against).
-    pub genesis_config: NetworkConfig,
+    genesis_config: NetworkConfig,
     /// The genesis file's own records (not amendments).
-    pub genesis_hashes: std::collections::HashSet<lf_record::RecordHash>,
+    genesis_hashes: std::collections::HashSet<lf_record::RecordHash>,
     /// Owner of the genesis records.
-    pub genesis_owner: Owner,
+    genesis_owner: Owner,
     /// Node identity.
-    pub identity: OwnerSecret,
+    identity: OwnerSecret,
     /// Bearer token for privileged API calls.
-    pub token: String,
+    token: String,
     /// Start time.
-    pub started: Instant,
+    started: Instant,
     /// HTTP port.
-    pub http_port: u16,
+    http_port: u16,
     /// P2P port.
     pub p2p_port: u16,
     /// Set on shutdown: cancels proof of work in progress.
-    pub stopping: AtomicBool,
+    stopping: AtomicBool,
     /// One node-side proof of work at a time (it uses every core).
-    pub pow_slot: tokio::sync::Semaphore,
+    pow_slot: tokio::sync::Semaphore,
     /// Bumped whenever a record is added: LFFS caches compare it to know they are stale.
-    pub generation: std::sync::atomic::AtomicU64,
+    generation: std::sync::atomic::AtomicU64,
     /// Bumped when records arrive that LFFS did not write itself (peers, `lf set`,
     /// the oracle): mounts then check what the kernel may have cached.
-    pub external_generation: std::sync::atomic::AtomicU64,
+    external_generation: std::sync::atomic::AtomicU64,
     /// Tells peers about records written here (given at construction: boot wires it
     /// to P2P once P2P runs).
     announce: Announce,
     /// Root CAs and the certificates and CRLs received so far.
-    pub certs: crate::common::certs::Certs,
+    certs: crate::common::certs::Certs,
     /// Records from peers refused only because their owner has no certificate here
     /// yet: retried when a certificate for that owner is stored (bounds and expiry in
     /// [`crate::common::certs::Limbo`]).
-    pub limbo: crate::common::certs::Limbo,
+    limbo: crate::common::certs::Limbo,
     /// Bumped after every put that added records, whatever their origin (the write
     /// path, `node/write.rs`): watchers wait on it, then read the store's insertion
     /// order from where they were.
-    pub stored: tokio::sync::watch::Sender<u64>,
+    stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Announces the hashes of records written on this node to peers: the hook through
@@ -156,6 +156,96 @@ pub struct NodeParts {
 }
 
 impl Node {
+    // State read by the layers over the node. The fields are private so that every
+    // change goes through the node's own methods (records: `store_verified`).
+
+    /// The record store, for reads. Records enter it only through
+    /// [`Node::store_verified`] (`node/write.rs`).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Owner of the genesis records.
+    pub fn genesis_owner(&self) -> &Owner {
+        &self.genesis_owner
+    }
+
+    /// The node's identity (its owner key: signs LFFS commits and oracle commentary).
+    pub fn identity(&self) -> &OwnerSecret {
+        &self.identity
+    }
+
+    /// The bearer token of privileged API calls.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// When the node started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The HTTP API's port.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The P2P port.
+    pub fn p2p_port(&self) -> u16 {
+        self.p2p_port
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Begins shutdown: proof of work in progress is cancelled, workers end their loops.
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// The cancellation flag that proof of work polls (set by [`Node::begin_stopping`]).
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stopping
+    }
+
+    /// One node-side proof of work at a time (it uses every core).
+    pub fn pow_slot(&self) -> &tokio::sync::Semaphore {
+        &self.pow_slot
+    }
+
+    /// Bumped whenever a record is added or LFFS's overlay changes: LFFS caches compare
+    /// it to know they are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Marks LFFS caches stale (the commit queue's overlay changed).
+    pub fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bumped when records arrive that LFFS did not write itself.
+    pub fn external_generation(&self) -> u64 {
+        self.external_generation.load(Ordering::Relaxed)
+    }
+
+    /// Root CAs and the certificates and CRLs received so far.
+    pub fn certs(&self) -> &crate::common::certs::Certs {
+        &self.certs
+    }
+
+    /// Records from peers waiting for their owner's certificate.
+    pub fn limbo(&self) -> &crate::common::certs::Limbo {
+        &self.limbo
+    }
+
+    /// A receiver of the count bumped after every put that added records (watchers).
+    pub fn subscribe_stored(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.stored.subscribe()
+    }
+
     /// A node from its parts: counters at their start, nothing announced yet, an empty
     /// limbo, one proof-of-work slot.
     pub fn new(p: NodeParts) -> Node {
@@ -540,6 +630,11 @@ pub(crate) mod testing {
     use base64::Engine;
     use lf_store::StoreConfig;
     use std::path::Path;
+
+    /// Gives a test node a limbo with other bounds.
+    pub(crate) fn set_limbo(node: &mut Node, limbo: crate::common::certs::Limbo) {
+        node.limbo = limbo;
+    }
 
     /// A node on a new auth_required network with a root CA, without HTTP or P2P.
     pub(crate) fn node(dir: &Path) -> (Node, crate::common::certs::Ca) {

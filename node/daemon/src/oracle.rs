@@ -13,7 +13,6 @@
 //! queries, and an idle network grows by one small record per oracle per period.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lf_record::commentary::{Comment, encode_comments};
@@ -31,16 +30,16 @@ pub const IDLE_ROUNDS: u32 = 30;
 /// [`IDLE_ROUNDS`] rounds without any, publishes an empty commentary).
 pub fn run(node: Arc<Node>, interval: Duration) {
     crate::common::priority::background_thread();
-    tracing::info!(oracle = %node.identity.public(), "oracle mode: publishing commentary");
+    tracing::info!(oracle = %node.identity().public(), "oracle mode: publishing commentary");
     let mut idle = IdleRounds::new();
-    while !node.stopping.load(Ordering::Relaxed) {
+    while !node.is_stopping() {
         let mut waited = Duration::ZERO;
-        while waited < interval && !node.stopping.load(Ordering::Relaxed) {
+        while waited < interval && !node.is_stopping() {
             std::thread::sleep(Duration::from_millis(100));
             waited += Duration::from_millis(100);
         }
         if let Err(e) = round(&node, &mut idle)
-            && !node.stopping.load(Ordering::Relaxed)
+            && !node.is_stopping()
         {
             tracing::warn!("oracle: {e:#}");
         }
@@ -78,26 +77,26 @@ fn round(node: &Node, idle: &mut IdleRounds) -> anyhow::Result<()> {
     // 35 bytes per comment; stay within the network's value limit.
     let room = (node.config().record_max_value_size as usize / 35).clamp(1, 64);
     let suspects = node
-        .store
-        .collision_suspects(&node.identity.public(), room)?;
+        .store()
+        .collision_suspects(&node.identity().public(), room)?;
     if !idle.publishes(suspects.len()) {
         return Ok(());
     }
     let comments: Vec<Comment> = suspects.iter().map(|h| Comment::collision(*h)).collect();
     let n = (node.config().record_min_links as usize).clamp(2, lf_record::MAX_LINKS);
-    let links = node.store.link_candidates(n)?;
+    let links = node.store().link_candidates(n)?;
     let u = RecordBuilder::new(RecordType::Commentary, now())
         .value(encode_comments(&comments))
         .links(links)
-        .build(&node.identity.public())?;
+        .build(&node.identity().public())?;
     let effort = u.required_effort(node.config().work_difficulty);
     let opts = lf_pow::SolveOptions {
         threads: 1,
         start_nonce: now(),
     };
     let r = u
-        .sign(effort, &node.identity)?
-        .pay(&opts, &node.stopping, &|_| {})?;
+        .sign(effort, node.identity())?
+        .pay(&opts, node.stop_flag(), &|_| {})?;
     node.accept(&r)?;
     tracing::info!(flagged = comments.len(), hash = %r.hash(), "oracle: commentary published");
     Ok(())

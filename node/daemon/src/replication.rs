@@ -104,14 +104,14 @@ impl RecordSource for NodeSource {
     fn has(&self, hash: &RecordHash) -> bool {
         self.node
             .upgrade()
-            .is_some_and(|n| n.store.contains(hash).unwrap_or(false))
+            .is_some_and(|n| n.store().contains(hash).unwrap_or(false))
     }
 
     fn absent(&self, hashes: Vec<RecordHash>) -> Vec<RecordHash> {
         let Some(n) = self.node.upgrade() else {
             return vec![];
         };
-        match n.store.missing(&hashes) {
+        match n.store().missing(&hashes) {
             Ok(m) => m,
             Err(e) => {
                 // Fetching a stored record again is harmless: the store reports it.
@@ -123,7 +123,7 @@ impl RecordSource for NodeSource {
 
     fn get(&self, hash: &RecordHash) -> Option<Vec<u8>> {
         let n = self.node.upgrade()?;
-        n.store
+        n.store()
             .get(hash)
             .ok()
             .flatten()
@@ -141,7 +141,7 @@ impl RecordSource for NodeSource {
         let Some(n) = self.node.upgrade() else {
             return vec![];
         };
-        n.store
+        n.store()
             .hashes_in_range(start, end, limit)
             .unwrap_or_else(|e| {
                 tracing::error!("cannot list hashes: {e}");
@@ -153,22 +153,24 @@ impl RecordSource for NodeSource {
         let Some(n) = self.node.upgrade() else {
             return vec![];
         };
-        n.store.wanted(limit).unwrap_or_default()
+        n.store().wanted(limit).unwrap_or_default()
     }
 
     fn hashes_stored_after(&self, after: u64, limit: usize) -> (Vec<RecordHash>, u64) {
         let Some(n) = self.node.upgrade() else {
             return (vec![], after);
         };
-        n.store.hashes_after_seq(after, limit).unwrap_or_else(|e| {
-            tracing::error!("cannot list hashes: {e}");
-            (vec![], after)
-        })
+        n.store()
+            .hashes_after_seq(after, limit)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot list hashes: {e}");
+                (vec![], after)
+            })
     }
 
     fn stored_tail(&self) -> Option<u64> {
         let n = self.node.upgrade()?;
-        n.store
+        n.store()
             .last_seq()
             .map_err(|e| tracing::error!("cannot read the store's last position: {e}"))
             .ok()

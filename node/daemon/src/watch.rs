@@ -130,9 +130,9 @@ impl WatchHub {
     /// Broadcasts every stretch of the log as the write path reports it, until the
     /// node's `stored` channel closes (async; spawn it).
     pub async fn run(self: Arc<Self>) {
-        let mut stored = self.node.stored.subscribe();
+        let mut stored = self.node.subscribe_stored();
         let node = self.node.clone();
-        let head = match tokio::task::spawn_blocking(move || node.store.head_seq()).await {
+        let head = match tokio::task::spawn_blocking(move || node.store().head_seq()).await {
             Ok(Ok(h)) => h,
             _ => 0,
         };
@@ -141,7 +141,7 @@ impl WatchHub {
             loop {
                 let (node, after) = (self.node.clone(), self.head.load(Ordering::Acquire));
                 let read =
-                    tokio::task::spawn_blocking(move || node.store.records_after(after, PAGE))
+                    tokio::task::spawn_blocking(move || node.store().records_after(after, PAGE))
                         .await;
                 let page = match read {
                     Ok(Ok(p)) => p,
@@ -186,7 +186,7 @@ impl WatchHub {
         // (a record both read and received is skipped by its position).
         let rx = self.tx.subscribe();
         let node = self.node.clone();
-        let head = tokio::task::spawn_blocking(move || node.store.head_seq())
+        let head = tokio::task::spawn_blocking(move || node.store().head_seq())
             .await
             .map_err(|_| WatchError::Stopping)??;
         let cursor = match cursor {
@@ -246,7 +246,7 @@ impl Watcher {
             let batch: Arc<Vec<Stored>> = if self.behind {
                 let (node, after) = (self.hub.node.clone(), self.cursor);
                 let page =
-                    tokio::task::spawn_blocking(move || node.store.records_after(after, PAGE))
+                    tokio::task::spawn_blocking(move || node.store().records_after(after, PAGE))
                         .await
                         .map_err(|_| WatchError::Stopping)??;
                 if page.len() < PAGE {
@@ -342,7 +342,7 @@ fn events_of(
                 let Ok(h) = <[u8; 32]>::try_from(c.subject.as_slice()) else {
                     continue;
                 };
-                let Some(subject) = node.store.get(&RecordHash(h))? else {
+                let Some(subject) = node.store().get(&RecordHash(h))? else {
                     continue;
                 };
                 let Some(k) = subject.selector_keys().first().copied() else {
@@ -377,7 +377,7 @@ fn events_of(
         };
         let kind = if named.deleted {
             "deleted"
-        } else if node.store.key_seen_before(&k, s.seq)? {
+        } else if node.store().key_seen_before(&k, s.seq)? {
             "changed"
         } else {
             "created"
@@ -407,11 +407,11 @@ pub fn winner(
         oracles: oracles.to_vec(),
         ..Query::default()
     };
-    if node.certs.read().has_roots() {
-        q.certification = Some(Arc::new(node.certs.clone()));
+    if node.certs().read().has_roots() {
+        q.certification = Some(Arc::new(node.certs().clone()));
     }
     Ok(node
-        .store
+        .store()
         .query(&q)?
         .into_iter()
         .next()

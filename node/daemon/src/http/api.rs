@@ -337,10 +337,10 @@ fn result_json(r: &lf_store::QueryResult, mask: Option<&[u8]>) -> json::QueryRes
 
 async fn query(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Response> {
     let (mut q, mask) = to_store_query(parse_json(&body)?)?;
-    q.certification = node.certs.query_hook();
+    q.certification = node.certs().query_hook();
     // Unmasking and encoding run on the blocking pool too: they are per record.
     let (body, next) = blocking(move || {
-        let page = node.store.query_page(&q).map_err(|e| match e {
+        let page = node.store().query_page(&q).map_err(|e| match e {
             lf_store::StoreError::TooManyRows(_) => bad(format!("{e}")),
             e => internal(e),
         })?;
@@ -421,7 +421,7 @@ fn type_name(t: RecordType) -> &'static str {
 }
 
 fn record_json(node: &Node, r: &Record) -> ApiResult<json::RecordJson> {
-    let info = node.store.info(&r.hash()).map_err(internal)?;
+    let info = node.store().info(&r.hash()).map_err(internal)?;
     Ok(json::RecordJson {
         hash: r.hash().to_string(),
         id: r.id().to_string(),
@@ -470,7 +470,7 @@ fn authorized(node: &Node, headers: &HeaderMap) -> ApiResult<()> {
             )
         })?;
     // Compare without an early exit so timing does not reveal a matching prefix.
-    let (a, b) = (given.as_bytes(), node.token.as_bytes());
+    let (a, b) = (given.as_bytes(), node.token().as_bytes());
     let diff = a
         .iter()
         .zip(b)
@@ -496,7 +496,7 @@ async fn make_record(
     let (passphrase, pem, identity) = (
         m.passphrase.clone(),
         m.owner_private.clone(),
-        node.identity.clone(),
+        node.identity().clone(),
     );
     let (owner, derived_mask) = blocking(move || match (passphrase, pem) {
         (Some(p), _) => {
@@ -521,10 +521,10 @@ async fn make_record(
     let ts = m.timestamp.unwrap_or_else(now);
     // Only proof of work needs the slot: a certified owner's record is made at once.
     let slot_owner = node.clone();
-    let _slot = if node.certs.status(&owner.public(), ts) == lf_record::CertStatus::Certified {
+    let _slot = if node.certs().status(&owner.public(), ts) == lf_record::CertStatus::Certified {
         None
     } else {
-        Some(slot_owner.pow_slot.acquire().await.map_err(internal)?)
+        Some(slot_owner.pow_slot().acquire().await.map_err(internal)?)
     };
     blocking(move || {
         let r = node
@@ -545,7 +545,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
     let (node, lffs) = (&state.node, state.lffs.as_deref());
     let stats = {
         let n = node.clone();
-        blocking(move || n.store.stats().map_err(internal)).await?
+        blocking(move || n.store().stats().map_err(internal)).await?
     };
     let collisions = {
         let n = node.clone();
@@ -562,18 +562,18 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
         software: "LF".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: json::API_VERSION,
-        uptime: node.started.elapsed().as_secs(),
+        uptime: node.started().elapsed().as_secs(),
         server_time: now(),
         network: (*node.config()).clone(),
         config_amendments: node.amendment_count() as u64,
-        genesis_owner: node.genesis_owner.to_string(),
-        identity: node.identity.public().to_string(),
+        genesis_owner: node.genesis_owner().to_string(),
+        identity: node.identity().public().to_string(),
         record_count: stats.records,
         synchronized_count: stats.synced,
         wanted_count: stats.wanted,
         data_size: stats.bytes,
         fully_synchronized: stats.wanted == 0,
-        http_port: node.http_port,
+        http_port: node.http_port(),
         p2p_port: node.p2p_port,
         mounts: lffs
             .map(|l| l.mounts.states().into_iter().map(mount_json).collect())
@@ -650,7 +650,7 @@ async fn sample_gauges(state: &AppState) {
     {
         gauge!("lf_collisions_open").set(open as f64);
     }
-    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store.stats()).await {
+    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || n.store().stats()).await {
         gauge!("lf_records").set(s.records as f64);
         gauge!("lf_records_synchronized").set(s.synced as f64);
         gauge!("lf_records_wanted").set(s.wanted as f64);
@@ -658,7 +658,7 @@ async fn sample_gauges(state: &AppState) {
         gauge!("lf_fully_synchronized").set(if s.wanted == 0 { 1.0 } else { 0.0 });
     }
     gauge!("lf_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    gauge!("lf_uptime_seconds").set(state.node.started.elapsed().as_secs_f64());
+    gauge!("lf_uptime_seconds").set(state.node.started().elapsed().as_secs_f64());
     let peers = match &state.p2p {
         Some(p) => p.peers().await.len(),
         None => 0,
@@ -735,7 +735,7 @@ async fn links(
             .map_err(|_| bad(format!("count {c:?} is not a number")))?,
     }
     .clamp(1, lf_record::MAX_LINKS);
-    let links = blocking(move || node.store.link_candidates(n).map_err(internal)).await?;
+    let links = blocking(move || node.store().link_candidates(n).map_err(internal)).await?;
     Ok(axum::Json(json::Links {
         links: links.iter().map(|h| h.to_string()).collect(),
         server_time: now(),
@@ -749,15 +749,15 @@ async fn owner(
     let o = parse_owner(&owner)?;
     let n = node.clone();
     let (count, bytes, links) = blocking(move || {
-        let (c, b) = n.store.owner_stats(&o).map_err(internal)?;
+        let (c, b) = n.store().owner_stats(&o).map_err(internal)?;
         let l = n
-            .store
+            .store()
             .link_candidates(n.config().record_min_links as usize)
             .map_err(internal)?;
         Ok((c, b, l))
     })
     .await?;
-    let standing = node.certs.status(&o, now());
+    let standing = node.certs().status(&o, now());
     Ok(axum::Json(json::OwnerStatus {
         owner: o.to_string(),
         owner_type: "p384".into(),
@@ -771,7 +771,7 @@ async fn owner(
         has_current_certificate: standing == lf_record::CertStatus::Certified,
         certificate_revoked: standing == lf_record::CertStatus::Revoked,
         certificates: node
-            .certs
+            .certs()
             .read()
             .certificates(&o)
             .into_iter()
@@ -793,7 +793,7 @@ fn parse_hash(s: &str) -> ApiResult<RecordHash> {
 async fn load(node: &Arc<Node>, hash: &str) -> ApiResult<Record> {
     let h = parse_hash(hash)?;
     let n = node.clone();
-    blocking(move || n.store.get(&h).map_err(internal))
+    blocking(move || n.store().get(&h).map_err(internal))
         .await?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("record {h} not found")))
 }

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -477,7 +476,7 @@ impl CommitQueue {
             }),
         );
         drop(st);
-        self.node.generation.fetch_add(1, Ordering::Relaxed);
+        self.node.bump_generation();
         self.wake.notify_all();
         Ok(())
     }
@@ -577,7 +576,7 @@ impl CommitQueue {
         // After a failure, publish one batch at a time so that one bad batch does not
         // hold back the others.
         let mut one_at_a_time = false;
-        while !self.node.stopping.load(Ordering::Relaxed) {
+        while !self.node.is_stopping() {
             let next: Vec<(u64, Arc<Batch>)> = {
                 let st = self.lock();
                 let st = if st.batches.is_empty() {
@@ -609,7 +608,7 @@ impl CommitQueue {
                         self.finish(*seq);
                     }
                 }
-                Err(e) if self.node.stopping.load(Ordering::Relaxed) => {
+                Err(e) if self.node.is_stopping() => {
                     tracing::info!("commit queue stopped: {e:#}");
                     return;
                 }
@@ -782,7 +781,7 @@ impl CommitQueue {
             owners: vec![*owner],
             ..lf_store::Query::default()
         };
-        match self.node.store.query(&q) {
+        match self.node.store().query(&q) {
             Ok(sets) => sets
                 .iter()
                 .flatten()
@@ -822,7 +821,7 @@ impl CommitQueue {
         if let Err(e) = self.journal.rotate(idle, oldest) {
             tracing::warn!("cannot rotate the LFFS journal: {e:#}");
         }
-        self.node.generation.fetch_add(1, Ordering::Relaxed);
+        self.node.bump_generation();
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use lf_record::{Owner, OwnerSecret, SelectorName};
 use lf_store::{KeyRange, Query};
@@ -105,11 +104,11 @@ impl LffsStore {
         // CAs), so the mount and `lf get` show the same winner.
         let q = Query {
             ranges: vec![KeyRange { start, end }],
-            certification: self.node.certs.query_hook(),
+            certification: self.node.certs().query_hook(),
             ..Query::default()
         };
         let mut out = BTreeMap::new();
-        for set in self.node.store.query(&q).map_err(err)? {
+        for set in self.node.store().query(&q).map_err(err)? {
             let Some(ordinal) = set
                 .first()
                 .and_then(|r| r.record.selectors().first())
@@ -147,12 +146,12 @@ impl LffsStore {
                 start: key,
                 end: key,
             }],
-            certification: self.node.certs.query_hook(),
+            certification: self.node.certs().query_hook(),
             ..Query::default()
         };
         Ok(self
             .node
-            .store
+            .store()
             .query(&q)
             .map_err(err)?
             .into_iter()
@@ -251,7 +250,7 @@ impl lffs::Store for LffsStore {
             .collect();
         let stored = self
             .node
-            .store
+            .store()
             .owner_has(&owner, &self.keys.keys(&to_check)?)
             .map_err(err)?;
         let mut stored = stored.into_iter();
@@ -288,11 +287,11 @@ impl lffs::Store for LffsStore {
     }
 
     fn generation(&self) -> u64 {
-        self.node.generation.load(Ordering::Relaxed)
+        self.node.generation()
     }
 
     fn external_generation(&self) -> u64 {
-        self.node.external_generation.load(Ordering::Relaxed)
+        self.node.external_generation()
     }
 
     fn now_nanos(&self) -> u64 {

@@ -282,7 +282,7 @@ mod tests {
             crate::common::random::new_owner(),
         );
         node.accept(&certificate(&node, &ca, &bob)).unwrap();
-        let generation = node.generation.load(Ordering::Relaxed);
+        let generation = node.generation();
 
         // 43 entries, more than one verification job: bob's (certified) records, with
         // garbage at 5, an oversized value at 20 and uncertified alice's record at 30.
@@ -329,19 +329,23 @@ mod tests {
                         }),
                         "{i}"
                     );
-                    assert!(node.store.contains(&r.hash()).unwrap(), "{i} stored");
+                    assert!(node.store().contains(&r.hash()).unwrap(), "{i} stored");
                 }
             }
         }
         assert!(
             !node
-                .store
+                .store()
                 .contains(&sent[20].as_ref().unwrap().hash())
                 .unwrap()
         );
-        assert!(!node.store.contains(&held.hash()).unwrap());
-        assert_eq!(node.limbo.len().0, 1, "only the real record waits in limbo");
-        assert!(node.generation.load(Ordering::Relaxed) > generation);
+        assert!(!node.store().contains(&held.hash()).unwrap());
+        assert_eq!(
+            node.limbo().len().0,
+            1,
+            "only the real record waits in limbo"
+        );
+        assert!(node.generation() > generation);
 
         // Alice's certificate arrives from a peer beside a record already stored: the
         // held record is stored by the time accept returns.
@@ -354,10 +358,10 @@ mod tests {
             "{results:?}"
         );
         assert!(
-            node.store.contains(&held.hash()).unwrap(),
+            node.store().contains(&held.hash()).unwrap(),
             "released from limbo"
         );
-        assert!(node.limbo.is_empty());
+        assert!(node.limbo().is_empty());
     }
 
     /// regression_17: a limbo flood on an auth_required network (records of owners
@@ -368,7 +372,10 @@ mod tests {
     fn a_limbo_flood_stays_bounded_and_honest_records_pass() {
         let dir = tempfile::tempdir().unwrap();
         let (mut node, ca) = node(dir.path());
-        node.limbo = crate::common::certs::Limbo::with_limits(16, 1 << 20);
+        crate::node::testing::set_limbo(
+            &mut node,
+            crate::common::certs::Limbo::with_limits(16, 1 << 20),
+        );
         let node = Arc::new(node);
         let lane = Arc::new(StoreLane::default());
         let bob = crate::common::random::new_owner();
@@ -391,7 +398,7 @@ mod tests {
                 assert!(matches!(res, Err(Rejected::Invalid(_))), "{i}: {res:?}");
             }
         }
-        assert_eq!(node.limbo.len().0, 16, "limbo holds its bound, no more");
+        assert_eq!(node.limbo().len().0, 16, "limbo holds its bound, no more");
         let honest = record(&node, &bob, RecordType::Datum, b"honest".to_vec());
         let results = accept(&node, &lane, &[honest.to_bytes().to_vec()]);
         assert!(

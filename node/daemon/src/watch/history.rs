@@ -53,7 +53,7 @@ pub fn versions(
     mask: Option<&[u8]>,
 ) -> Result<Vec<(HistoryVersion, Record)>, WatchError> {
     let node = hub.node();
-    let stored = node.store.records_at_key(key, MAX_VERSIONS)?;
+    let stored = node.store().records_at_key(key, MAX_VERSIONS)?;
     // Rank as a query does: one entry per owner (its latest record), best first.
     let mut q = lf_store::Query {
         ranges: vec![lf_store::KeyRange {
@@ -63,10 +63,11 @@ pub fn versions(
         oracles: oracles.to_vec(),
         ..lf_store::Query::default()
     };
-    if node.certs.read().has_roots() {
-        q.certification = Some(std::sync::Arc::new(node.certs.clone()));
+    if node.certs().read().has_roots() {
+        q.certification = Some(std::sync::Arc::new(node.certs().clone()));
     }
-    let ranked: Vec<lf_store::QueryResult> = node.store.query(&q)?.into_iter().flatten().collect();
+    let ranked: Vec<lf_store::QueryResult> =
+        node.store().query(&q)?.into_iter().flatten().collect();
     let winner = ranked.first().cloned();
     let by_owner: HashMap<Owner, &lf_store::QueryResult> =
         ranked.iter().rev().map(|r| (r.record.owner(), r)).collect();
