@@ -219,8 +219,30 @@ fn e2e_restart_keeps_everything_and_sigterm_is_clean() {
         "{}",
         stderr(&second)
     );
+    // Every long-lived thread and task is a worker that /status shows, and all of them
+    // end within their deadline at SIGTERM.
+    let workers = node.status()["Workers"].clone();
+    let names: Vec<&str> = workers
+        .as_array()
+        .expect("Workers in /status")
+        .iter()
+        .map(|w| {
+            assert_ne!(w["State"], "failed", "{w}");
+            w["Name"].as_str().unwrap()
+        })
+        .collect();
+    for want in [
+        "lffs-commit",
+        "mounts-reload",
+        "peers-saver",
+        "watch-hub",
+        "sighup",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
     let st = node.stop("TERM");
     assert_eq!(st.code(), Some(0), "{}", node.output());
+    assert!(!node.output().contains("did not stop"), "{}", node.output());
     assert!(!dir.path().join("lf.pid").exists());
     node.restart();
     assert_eq!(

@@ -569,6 +569,15 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
         println!("  mounts.yaml edit refused (running mounts kept): {e}");
     }
     print_collisions(&s.collisions);
+    let words: Vec<String> = s
+        .workers
+        .iter()
+        .map(|w| match w.state.as_str() {
+            "busy" | "failed" => format!("{} {} ({} s)", w.name, w.state, w.seconds),
+            _ => format!("{} {}", w.name, w.state),
+        })
+        .collect();
+    println!("workers        {}", words.join(", "));
     println!(
         "pending        {} LFFS records in {} batches (oldest {} s), {} of {} MiB{}",
         s.pending_commits,

@@ -1,7 +1,8 @@
 //! What several parts of the binary share and that knows no running node: the HTTP
 //! API's JSON shapes (server and client), certificates (issuing, the registry, limbo),
 //! the clock, the home directory and its secrets, the capped log file, the metrics
-//! recorder, the embedded default network, background CPU priority, OS randomness.
+//! recorder, the embedded default network, background CPU priority, OS randomness,
+//! and the shape of long-lived background work (`workers`).
 //! Nothing here imports another part of the daemon (ARCHITECTURE.md, "Modules of the
 //! daemon").
 
@@ -14,3 +15,4 @@ pub mod metrics;
 pub mod network;
 pub mod priority;
 pub mod random;
+pub mod workers;

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use lf_record::{NetworkConfig, Record, RecordType};
 use lf_store::{Store, StoreConfig};
 
+use crate::common::workers::{State, Workers};
 use crate::common::{home, network};
 use crate::http::api::{AppState, LffsHandles};
 use crate::node::{Node, NodeParts};
@@ -102,6 +103,11 @@ fn init_logging(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the workers get to end at shutdown (a publication in progress finishes its
+/// store transaction; proof of work is cancelled at once). One left behind is logged; the
+/// process exits anyway, and the journal replays what it did not finish.
+const WORKER_STOP: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Runs `lf node-start` until SIGTERM or SIGINT.
 pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     home::create_home(&opts.home)?;
@@ -182,33 +188,35 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         &opts.home,
         opts.lffs_queue_bytes,
     )?;
-    let queue_thread = {
+    // Every long-lived thread and task runs as a worker: named, shown in `/status`,
+    // stopped with a deadline at shutdown.
+    let workers = Workers::default();
+    {
         let q = queue.clone();
-        std::thread::Builder::new()
-            .name("lffs-commit".into())
-            .spawn(move || q.run())?
-    };
+        workers.spawn_thread("lffs-commit", None, move |ctx| {
+            q.run(&ctx);
+            Ok(())
+        })?;
+    }
     let mounts = crate::lffs_glue::mount_manager::MountManager::start(
         node.clone(),
         queue.clone(),
         &opts.home,
+        workers.clone(),
     )?;
     let lffs = LffsHandles {
         queue,
         mounts: mounts.clone(),
     };
-    let watcher = crate::lffs_glue::mount_manager::MountWatcher::start(&opts.home, mounts.clone())?;
-    let oracle_thread = match opts.oracle {
-        Some(interval) => {
-            let n = node.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("oracle".into())
-                    .spawn(move || crate::oracle::run(n, interval))?,
-            )
-        }
-        None => None,
-    };
+    let watcher =
+        crate::lffs_glue::mount_manager::MountWatcher::start(&opts.home, mounts.clone(), &workers)?;
+    if let Some(interval) = opts.oracle {
+        let n = node.clone();
+        workers.spawn_thread("oracle", None, move |ctx| {
+            crate::oracle::run(n, interval, &ctx);
+            Ok(())
+        })?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -223,19 +231,30 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         allow_private_peers: opts.allow_private_peers,
     };
     let (replication, result) =
-        match rt.block_on(crate::replication::start(node.clone(), &p2p_opts)) {
+        match rt.block_on(crate::replication::start(node.clone(), &p2p_opts, &workers)) {
             Ok(r) => {
                 let _ = p2p_slot.set(r.p2p().clone());
                 let hub = crate::watch::WatchHub::new(node.clone(), opts.watch_limits);
                 hub.set_mounts(mounts.clone());
-                rt.spawn(hub.clone().run());
+                let h = hub.clone();
+                workers.spawn_task(rt.handle(), "watch-hub", |ctx| async move {
+                    tokio::select! {
+                        _ = h.run() => {}
+                        _ = ctx.stopped() => {}
+                    }
+                    Ok(())
+                });
                 let state = AppState {
                     node: node.clone(),
                     lffs: Some(Arc::new(lffs)),
                     p2p: Some(r.p2p().clone()),
                     watch: Some(hub),
+                    workers: workers.clone(),
                 };
-                (Some(r), rt.block_on(serve(state, &opts, mounts.clone())))
+                (
+                    Some(r),
+                    rt.block_on(serve(state, &opts, mounts.clone(), &workers)),
+                )
             }
             Err(e) => (None, Err(e)),
         };
@@ -247,13 +266,12 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: unmounting");
     mounts.unmount_all();
     node.begin_stopping();
-    let _ = queue_thread.join();
-    if let Some(t) = oracle_thread {
-        let _ = t.join();
-    }
     if let Some(r) = replication {
         rt.block_on(r.stop());
     }
+    // The rest: the commit queue and the oracle (their proof of work is cancelled),
+    // the watch hub, metrics upkeep, the SIGHUP handler.
+    workers.stop(&[], WORKER_STOP);
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(mounts);
     drop(node);
@@ -266,16 +284,22 @@ async fn serve(
     state: AppState,
     opts: &NodeOptions,
     mounts: Arc<crate::lffs_glue::mount_manager::MountManager>,
+    workers: &Workers,
 ) -> anyhow::Result<()> {
-    tokio::spawn(async move {
+    let rt = tokio::runtime::Handle::current();
+    workers.spawn_task(&rt, "sighup", |ctx| async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = ctx.stopped() => return Ok(()),
+                got = hup.recv() => if got.is_none() { return Ok(()) },
+            }
             tracing::info!("SIGHUP: reloading mounts.yaml");
+            ctx.set_state(State::Busy);
             let m = mounts.clone();
             let _ = tokio::task::spawn_blocking(move || m.reload(true)).await;
+            ctx.set_state(State::Idle);
         }
     });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], opts.http_port));
@@ -293,7 +317,13 @@ async fn serve(
         "serving {url}, {} mounts",
         state.lffs.as_ref().map_or(0, |l| l.mounts.mounted().len())
     ));
-    tokio::spawn(crate::common::metrics::upkeep());
+    workers.spawn_task(&rt, "metrics-upkeep", |ctx| async move {
+        tokio::select! {
+            _ = crate::common::metrics::upkeep() => {}
+            _ = ctx.stopped() => {}
+        }
+        Ok(())
+    });
     let hosts = crate::http::server::AllowedHosts::new(
         listener.local_addr()?.port(),
         &opts.http_allow_hosts,

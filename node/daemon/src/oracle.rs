@@ -18,6 +18,7 @@ use std::time::Duration;
 use lf_record::commentary::{Comment, encode_comments};
 use lf_record::{RecordBuilder, RecordType, lf_pow};
 
+use crate::common::workers::{Ctx, State};
 use crate::node::{Node, now};
 
 /// Rounds without anything to flag between two empty commentary records: at the
@@ -28,16 +29,16 @@ pub const IDLE_ROUNDS: u32 = 30;
 
 /// Runs until the node stops: every `interval`, flags new collision losers (and every
 /// [`IDLE_ROUNDS`] rounds without any, publishes an empty commentary).
-pub fn run(node: Arc<Node>, interval: Duration) {
+pub fn run(node: Arc<Node>, interval: Duration, ctx: &Ctx) {
     crate::common::priority::background_thread();
     tracing::info!(oracle = %node.identity().public(), "oracle mode: publishing commentary");
     let mut idle = IdleRounds::new();
     while !node.is_stopping() {
-        let mut waited = Duration::ZERO;
-        while waited < interval && !node.is_stopping() {
-            std::thread::sleep(Duration::from_millis(100));
-            waited += Duration::from_millis(100);
+        ctx.set_state(State::Idle);
+        if !ctx.sleep(interval) {
+            return;
         }
+        ctx.set_state(State::Busy);
         if let Err(e) = round(&node, &mut idle)
             && !node.is_stopping()
         {

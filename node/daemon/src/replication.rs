@@ -15,6 +15,7 @@ use lf_p2p::{Accepted, Keypair, Multiaddr, P2pConfig, P2pNode, RecordSource, Rej
 use lf_record::RecordHash;
 
 use crate::common::home;
+use crate::common::workers::{State, Workers};
 use crate::node::Node;
 
 /// File holding the node's libp2p key (protobuf encoding, mode 0600).
@@ -181,8 +182,11 @@ impl RecordSource for NodeSource {
 pub struct Replication {
     p2p: P2pNode,
     home: PathBuf,
-    saver: tokio::task::JoinHandle<()>,
+    workers: Workers,
 }
+
+/// The worker that saves `peers.json` every [`SAVE_PEERS_EVERY`].
+const PEERS_SAVER: &str = "peers-saver";
 
 /// What `lf node-start` says about P2P.
 pub struct P2pOptions {
@@ -202,7 +206,11 @@ pub struct P2pOptions {
 
 /// Starts P2P on the current runtime: listens on `-p2p-bind`:`-p2p`, dials the genesis
 /// bootstrap peers, the `-peer` flags and `peers.json`, and hooks local writes.
-pub async fn start(node: Arc<Node>, opts: &P2pOptions) -> anyhow::Result<Replication> {
+pub async fn start(
+    node: Arc<Node>,
+    opts: &P2pOptions,
+    workers: &Workers,
+) -> anyhow::Result<Replication> {
     let keypair = identity(&opts.home)?;
     let mut config = P2pConfig::new(node.config().id.0, keypair);
     let ip = match opts.bind {
@@ -234,22 +242,31 @@ pub async fn start(node: Arc<Node>, opts: &P2pOptions) -> anyhow::Result<Replica
     let p2p = P2pNode::start(config, source)
         .await
         .context("cannot start P2P")?;
-    let saver = {
+    {
         let p2p = p2p.clone();
         let home = opts.home.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(SAVE_PEERS_EVERY).await;
-                let peers = p2p.known_peers().await;
-                let h = home.clone();
-                let _ = tokio::task::spawn_blocking(move || save_peers(&h, &peers)).await;
-            }
-        })
-    };
+        workers.spawn_task(
+            &tokio::runtime::Handle::current(),
+            PEERS_SAVER,
+            |ctx| async move {
+                loop {
+                    tokio::select! {
+                        _ = ctx.stopped() => return Ok(()),
+                        _ = tokio::time::sleep(SAVE_PEERS_EVERY) => {}
+                    }
+                    ctx.set_state(State::Busy);
+                    let peers = p2p.known_peers().await;
+                    let h = home.clone();
+                    let _ = tokio::task::spawn_blocking(move || save_peers(&h, &peers)).await;
+                    ctx.set_state(State::Idle);
+                }
+            },
+        );
+    }
     Ok(Replication {
         p2p,
         home: opts.home.clone(),
-        saver,
+        workers: workers.clone(),
     })
 }
 
@@ -262,7 +279,11 @@ impl Replication {
     /// Saves `peers.json` and stops the P2P node.
     pub async fn stop(self) {
         tracing::info!("shutting down: stopping P2P");
-        self.saver.abort();
+        let workers = self.workers.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            workers.stop(&[PEERS_SAVER], std::time::Duration::from_secs(5))
+        })
+        .await;
         let peers = self.p2p.known_peers().await;
         save_peers(&self.home, &peers);
         self.p2p.shutdown().await;

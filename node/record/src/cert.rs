@@ -10,8 +10,9 @@
 //! it has the same certificates and CRLs. Chains are one level deep (root → owner).
 //!
 //! Parsing uses `x509-parser` (no `verify` feature); signatures are ECDSA P-384 with
-//! SHA-384 only and are checked with the same `p384` crate that checks record
-//! signatures. Like the rest of this crate, this module reads no clock: the time a
+//! SHA-384 only and are checked with AWS-LC (`aws-lc-rs`), as record signatures are
+//! (`owner.rs`); `p384` only reads the subject key. Like the rest of this crate, this
+//! module reads no clock: the time a
 //! certificate must be valid at is always a parameter (a record's timestamp).
 
 use std::collections::HashMap;

@@ -199,6 +199,21 @@ pub struct Status {
     /// Selector sets under which records of several owners compete here.
     #[serde(default)]
     pub collisions: CollisionsStatus,
+    /// The node's background workers, in start order.
+    #[serde(default)]
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// One background worker in `/status`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WorkerStatus {
+    /// What it is (`lffs-commit`, `oracle`, `lffs-inval /mnt/lf`, ...).
+    pub name: String,
+    /// `busy`, `idle`, `stopped` (its work ended) or `failed` (logged when it did).
+    pub state: String,
+    /// Seconds in that state.
+    pub seconds: u64,
 }
 
 /// Open collisions in `/status`.

@@ -34,6 +34,8 @@ pub struct AppState {
     pub p2p: Option<lf_p2p::P2pNode>,
     /// Watching (`/watch`, `/history`, `/restore`).
     pub watch: Option<Arc<crate::watch::WatchHub>>,
+    /// The background workers (their states for `/status`).
+    pub workers: crate::common::workers::Workers,
 }
 
 /// What the status page and metrics need from LFFS.
@@ -610,6 +612,16 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
             None => vec![],
         },
         collisions,
+        workers: state
+            .workers
+            .status()
+            .into_iter()
+            .map(|w| json::WorkerStatus {
+                name: w.name,
+                state: w.state.as_str().into(),
+                seconds: w.seconds,
+            })
+            .collect(),
     }))
 }
 

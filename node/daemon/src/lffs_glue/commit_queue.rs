@@ -26,6 +26,7 @@ use lf_record::OwnerSecret;
 use lffs::{Put, Version};
 use serde::{Deserialize, Serialize};
 
+use crate::common::workers::{self, Ctx};
 use crate::lffs_glue::journal::{Entry, Journal, ValueAt};
 use crate::node::{Node, now};
 
@@ -571,12 +572,12 @@ impl CommitQueue {
 
     /// Publishes batches until the node stops. Runs on its own thread: proof of work
     /// never runs on the async runtime or in a FUSE callback.
-    pub fn run(self: Arc<Self>) {
+    pub fn run(self: Arc<Self>, ctx: &Ctx) {
         crate::common::priority::background_thread();
         // After a failure, publish one batch at a time so that one bad batch does not
         // hold back the others.
         let mut one_at_a_time = false;
-        while !self.node.is_stopping() {
+        while !self.node.is_stopping() && !ctx.stopping() {
             let next: Vec<(u64, Arc<Batch>)> = {
                 let st = self.lock();
                 let st = if st.batches.is_empty() {
@@ -599,8 +600,10 @@ impl CommitQueue {
                     .collect()
             };
             if next.is_empty() {
+                ctx.set_state(workers::State::Idle);
                 continue;
             }
+            ctx.set_state(workers::State::Busy);
             match self.publish(&next) {
                 Ok(()) => {
                     one_at_a_time = false;
@@ -617,7 +620,7 @@ impl CommitQueue {
                     crate::common::metrics::error("commit_publish");
                     tracing::warn!(seq = next[0].0, "cannot publish an LFFS change yet: {e:#}");
                     one_at_a_time = true;
-                    std::thread::sleep(Duration::from_secs(2));
+                    ctx.sleep(Duration::from_secs(2));
                 }
             }
         }

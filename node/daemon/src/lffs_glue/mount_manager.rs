@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use lf_record::OwnerSecret;
 use lffs::{FsConfig, FuseAdapter};
 
+use crate::common::workers::Workers;
 use crate::lffs_glue::commit_queue::CommitQueue;
 use crate::lffs_glue::mounts::{self, MountAction, MountSpec, OwnerSource};
 use crate::lffs_glue::store::LffsStore;
@@ -32,6 +33,10 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
 /// Quiet time after the last change of `mounts.yaml` before it is reloaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How long a mount's workers get to end when it is unmounted (they poll every 50 ms).
+const WORKER_STOP: Duration = Duration::from_secs(5);
+/// The `mounts.yaml` watcher's worker.
+const RELOAD_WORKER: &str = "mounts-reload";
 
 /// The delay before retry number `attempts` (from 1) of a failed mount: 1 s doubling
 /// up to 5 min.
@@ -42,12 +47,7 @@ pub fn backoff(attempts: u32) -> Duration {
 
 /// A mount just made: its session, the flag that stops its invalidation thread, its
 /// owner (`@...`) and its filesystem.
-type Started = (
-    fuser::BackgroundSession,
-    Arc<std::sync::atomic::AtomicBool>,
-    String,
-    Arc<MountFs>,
-);
+type Started = (fuser::BackgroundSession, String, String, Arc<MountFs>);
 
 /// A derived owner: the secret and the masking key a passphrase gives.
 type DerivedOwner = (OwnerSecret, Option<Vec<u8>>);
@@ -62,8 +62,8 @@ struct Running {
     /// The filesystem: what it listed as contested (for the status); watch and
     /// history locate paths through it.
     fs: Arc<MountFs>,
-    /// Stops the mount's cache-invalidation thread.
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The name of the mount's cache-invalidation worker.
+    inval: String,
 }
 
 /// The filesystem of a mount.
@@ -88,6 +88,8 @@ pub struct MountManager {
     node: Arc<Node>,
     queue: Arc<CommitQueue>,
     home: PathBuf,
+    /// Where each mount's cache-invalidation thread runs.
+    workers: Workers,
     running: Mutex<Vec<Running>>,
     /// Mounts of the file that could not be mounted, with why and when to retry.
     failed: Mutex<Vec<Failed>>,
@@ -306,6 +308,7 @@ impl MountManager {
         node: Arc<Node>,
         queue: Arc<CommitQueue>,
         home: &Path,
+        workers: Workers,
     ) -> anyhow::Result<Arc<MountManager>> {
         crate::common::home::private_dir(&spill_dir(home))?;
         let file = mounts_file(home);
@@ -330,6 +333,7 @@ impl MountManager {
             node,
             queue,
             home: home.to_path_buf(),
+            workers,
             running: Mutex::new(Vec::new()),
             failed: Mutex::new(Vec::new()),
             wanted: Mutex::new(specs.clone()),
@@ -452,7 +456,7 @@ impl MountManager {
     fn mount_now(&self, spec: MountSpec, owner: Option<DerivedOwner>, attempts: u32) {
         let mut owner = owner;
         match self.mount(&spec, &mut owner) {
-            Ok((session, stop, owner_id, fs)) => {
+            Ok((session, inval, owner_id, fs)) => {
                 tracing::info!(path = %spec.path.display(), root = %spec.root, "mounted");
                 self.lock().push(Running {
                     spec,
@@ -460,7 +464,7 @@ impl MountManager {
                     since: crate::node::now(),
                     session,
                     fs,
-                    stop,
+                    inval,
                 });
             }
             Err(e) => {
@@ -497,7 +501,7 @@ impl MountManager {
                 .map(|i| r.remove(i))
         };
         if let Some(m) = taken {
-            m.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.workers.stop(&[&m.inval], WORKER_STOP);
             match m.session.umount_and_join() {
                 Ok(()) => tracing::info!(path = %path.display(), "unmounted"),
                 Err(e) => {
@@ -649,10 +653,18 @@ impl MountManager {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (notifier, flag) = (session.notifier(), stop.clone());
         let inval = fs.clone();
-        std::thread::Builder::new()
-            .name("lffs-inval".into())
-            .spawn(move || lffs::invalidate_changes(inval, notifier, flag))?;
-        Ok((session, stop, owner_id, fs))
+        let name = format!("lffs-inval {}", spec.path.display());
+        self.workers.spawn_thread(
+            &name,
+            Some(Box::new(move || {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed)
+            })),
+            move |_| {
+                lffs::invalidate_changes(inval, notifier, flag);
+                Ok(())
+            },
+        )?;
+        Ok((session, name, owner_id, fs))
     }
 }
 
@@ -701,14 +713,17 @@ enum WatchMsg {
 /// timer of failed mounts. Stop it before unmounting.
 pub struct MountWatcher {
     watcher: Option<notify::RecommendedWatcher>,
-    tx: std::sync::mpsc::Sender<WatchMsg>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    workers: Workers,
 }
 
 impl MountWatcher {
     /// Starts watching the home of `mounts`. Without inotify the retry timer still runs
     /// (and SIGHUP still reloads).
-    pub fn start(home: &Path, mounts: Arc<MountManager>) -> anyhow::Result<MountWatcher> {
+    pub fn start(
+        home: &Path,
+        mounts: Arc<MountManager>,
+        workers: &Workers,
+    ) -> anyhow::Result<MountWatcher> {
         use notify::Watcher;
         let (tx, rx) = std::sync::mpsc::channel::<WatchMsg>();
         let name = mounts_file(home)
@@ -734,14 +749,22 @@ impl MountWatcher {
             )
         })
         .ok();
-        let thread = std::thread::Builder::new()
-            .name("mounts-reload".into())
-            .spawn(move || watch_loop(&rx, &mounts))
+        let stop = std::sync::Mutex::new(tx);
+        workers
+            .spawn_thread(
+                RELOAD_WORKER,
+                Some(Box::new(move || {
+                    let _ = lock(&stop).send(WatchMsg::Stop);
+                })),
+                move |ctx| {
+                    watch_loop(&rx, &mounts, &ctx);
+                    Ok(())
+                },
+            )
             .context("cannot start the mounts.yaml watcher")?;
         Ok(MountWatcher {
             watcher,
-            tx,
-            thread: Some(thread),
+            workers: workers.clone(),
         })
     }
 
@@ -752,10 +775,8 @@ impl MountWatcher {
 
     fn shutdown(&mut self) {
         drop(self.watcher.take());
-        let _ = self.tx.send(WatchMsg::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // A reload in progress (a mount, an owner's Argon2) finishes first.
+        self.workers.stop(&[RELOAD_WORKER], Duration::from_secs(30));
     }
 }
 
@@ -765,9 +786,15 @@ impl Drop for MountWatcher {
     }
 }
 
-fn watch_loop(rx: &std::sync::mpsc::Receiver<WatchMsg>, mounts: &MountManager) {
+fn watch_loop(
+    rx: &std::sync::mpsc::Receiver<WatchMsg>,
+    mounts: &MountManager,
+    ctx: &crate::common::workers::Ctx,
+) {
+    use crate::common::workers::State;
     use std::sync::mpsc::RecvTimeoutError;
-    loop {
+    while !ctx.stopping() {
+        ctx.set_state(State::Idle);
         // Sleep until a change, or the next retry (checked at least every second, for
         // retries scheduled by a SIGHUP reload).
         let wait = mounts
@@ -786,11 +813,13 @@ fn watch_loop(rx: &std::sync::mpsc::Receiver<WatchMsg>, mounts: &MountManager) {
                         Ok(WatchMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
+                ctx.set_state(State::Busy);
                 mounts.reload(false);
             }
             Ok(WatchMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
                 if mounts.next_retry().is_some_and(|t| t <= Instant::now()) {
+                    ctx.set_state(State::Busy);
                     mounts.retry_due();
                 }
             }
