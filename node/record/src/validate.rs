@@ -27,6 +27,15 @@ impl Record {
     /// [`Record::verify`] with decompressed owner keys kept in `keys` across calls
     /// (what a thread verifying a batch of records does).
     pub fn verify_with(&self, limits: &Limits, keys: &mut OwnerKeys) -> Result<(), RecordError> {
+        self.verify_limits(limits)?;
+        self.verify_signatures_with(keys)
+    }
+
+    /// The checks of [`Record::verify`] that involve no key: value size and proof of
+    /// work. A record this process has just built and signed needs only these (its
+    /// claims and signature are known good; verifying them again costs more than
+    /// signing did).
+    pub fn verify_limits(&self, limits: &Limits) -> Result<(), RecordError> {
         if self.value_size() > limits.max_value_size {
             return Err(RecordError::ValueTooLarge {
                 size: self.value_size(),
@@ -36,21 +45,21 @@ impl Record {
         let required = lf_pow::required_effort(self.billable_bytes(), limits.work_difficulty);
         let challenge = self.work_challenge();
         match self.work() {
-            Some(w) if w.effort < required => {
-                return Err(RecordError::InsufficientWork {
-                    required,
-                    carried: w.effort,
-                });
-            }
-            Some(w) => lf_pow::verify(&challenge, w)?,
-            None if required > 0 => {
-                return Err(RecordError::InsufficientWork {
-                    required,
-                    carried: 0,
-                });
-            }
-            None => {}
+            Some(w) if w.effort < required => Err(RecordError::InsufficientWork {
+                required,
+                carried: w.effort,
+            }),
+            Some(w) => Ok(lf_pow::verify(&challenge, w)?),
+            None if required > 0 => Err(RecordError::InsufficientWork {
+                required,
+                carried: 0,
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The selector claims (Ed25519) and the owner's signature (P-384).
+    pub fn verify_signatures_with(&self, keys: &mut OwnerKeys) -> Result<(), RecordError> {
         let body_hash = self.body_hash();
         for (i, s) in self.selectors().iter().enumerate() {
             if !s.verify(i as u8, &body_hash) {
