@@ -76,6 +76,16 @@ pub trait Store: Send + Sync + 'static {
         let _ = first;
         self.put(puts)
     }
+    /// Like [`Store::put`], but durable only with the next `put` or [`Store::sync`]:
+    /// for a change POSIX makes durable only with a later fsync (a create). It is
+    /// visible at once all the same.
+    fn put_lazy(&self, puts: Vec<Put>) -> Result<(), StoreError> {
+        self.put(puts)
+    }
+    /// Makes every `put_lazy` so far durable.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;

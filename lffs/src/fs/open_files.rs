@@ -235,6 +235,9 @@ impl<S: Store> Filesystem<S> {
             return Ok(());
         }
         if !f.dirty {
+            // Nothing to write, but a close or fsync still makes the file's create
+            // durable (`put_lazy`): a no-op when the store has nothing unsynced.
+            self.store.sync()?;
             return Ok(());
         }
         let mut e = f.entry.clone();

@@ -385,16 +385,24 @@ impl CommitQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes every batch submitted so far durable (those submitted not `durable`).
+    pub fn sync(&self) -> anyhow::Result<()> {
+        self.journal.sync()
+    }
+
     /// Makes a batch durable and visible, then queues it for publication; refuses it
     /// with [`QueueFull`] (keeping nothing) when the queue is over its bound, unless
     /// `admitted` (a later part of a change whose first part was admitted: a big file
     /// is submitted in parts, and refusing its last part would strand the others).
+    /// Not `durable`: visible at once, durable with the next durable submit or
+    /// [`CommitQueue::sync`] (a create, which POSIX makes durable only with an fsync).
     /// Never waits for the worker.
     pub fn submit(
         &self,
         owner: &OwnerSecret,
         puts: Vec<Put>,
         admitted: bool,
+        durable: bool,
     ) -> anyhow::Result<()> {
         let load = Load::of(puts.iter().map(|p| p.value.len()));
         let created = now();
@@ -430,10 +438,13 @@ impl CommitQueue {
         };
         // No lock held while syncing: readers of the overlay never wait for the disk.
         let values: Vec<&[u8]> = puts.iter().map(|p| &p.value[..]).collect();
-        let (segment, at) = match self
-            .journal
-            .append_durable_with(&Entry::Batch(seq, &file), &values)
-        {
+        let entry = Entry::Batch(seq, &file);
+        let appended = if durable {
+            self.journal.append_durable_with(&entry, &values)
+        } else {
+            self.journal.append_lazy_with(&entry, &values)
+        };
+        let (segment, at) = match appended {
             Ok(s) => s,
             Err(e) => {
                 let mut st = self.lock();

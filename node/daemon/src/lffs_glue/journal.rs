@@ -234,9 +234,34 @@ impl Journal {
         values: &[&[u8]],
     ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
         let (segment, mine, at) = self.append(e, values)?;
+        self.sync_upto(mine)?;
+        Ok((segment, at))
+    }
+
+    /// Appends `values`, then `e`, without waiting for them to be durable: the next
+    /// durable append or [`Journal::sync`] covers them (and rotation syncs a segment
+    /// before leaving it).
+    pub fn append_lazy_with<B: Serialize>(
+        &self,
+        e: &Entry<B>,
+        values: &[&[u8]],
+    ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
+        let (segment, _, at) = self.append(e, values)?;
+        Ok((segment, at))
+    }
+
+    /// Makes everything appended so far durable; nothing to do when it is.
+    pub fn sync(&self) -> anyhow::Result<()> {
+        let appended = self.lock().appended;
+        self.sync_upto(appended)
+    }
+
+    /// Returns once everything appended up to `mine` is durable. Concurrent writers
+    /// share one `fdatasync` (group commit).
+    fn sync_upto(&self, mine: u64) -> anyhow::Result<()> {
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
         if *synced >= mine {
-            return Ok((segment, at)); // another writer's sync covered this append
+            return Ok(()); // another writer's sync covered this append
         }
         let (upto, file) = {
             let a = self.lock();
@@ -245,7 +270,7 @@ impl Journal {
         file.sync_data().context("cannot sync the LFFS journal")?;
         *synced = upto;
         ::metrics::counter!("lf_commit_journal_syncs_total").increment(1);
-        Ok((segment, at))
+        Ok(())
     }
 
     /// Reads a value appended with [`Journal::append_durable_with`]. Fails once its

@@ -202,6 +202,32 @@ fn merge(mut versions: Vec<Version>, pending: Version) -> Vec<Version> {
     versions
 }
 
+impl LffsStore {
+    /// Queues a batch for publication (`first`: the first part of a change, which a
+    /// full queue may refuse; `durable`: synced before this returns).
+    fn submit(&self, puts: Vec<Put>, first: bool, durable: bool) -> Result<(), StoreError> {
+        self.queue
+            .submit(&self.owner, puts, !first, durable)
+            .map_err(|e| self.submit_error(e))
+    }
+
+    fn submit_error(&self, e: anyhow::Error) -> StoreError {
+        if e.is::<crate::lffs_glue::commit_queue::QueueFull>() {
+            StoreError::Full(e.to_string())
+        } else if crate::common::home::is_disk_full(&e) {
+            // ENOSPC for the writer; the operator hears of it here (at most every
+            // 10 s: every write fails the same way until there is room).
+            crate::common::metrics::error("disk_full");
+            if DISK_FULL_LOGGED.should_log() {
+                tracing::error!("LFFS write refused: the node's disk is full: {e:#}");
+            }
+            StoreError::Full(format!("the node's disk is full: {e:#}"))
+        } else {
+            err(e)
+        }
+    }
+}
+
 impl lffs::Store for LffsStore {
     fn owner(&self) -> Owner {
         self.owner.public()
@@ -265,21 +291,15 @@ impl lffs::Store for LffsStore {
     }
 
     fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
-        self.queue.submit(&self.owner, puts, !first).map_err(|e| {
-            if e.is::<crate::lffs_glue::commit_queue::QueueFull>() {
-                StoreError::Full(e.to_string())
-            } else if crate::common::home::is_disk_full(&e) {
-                // ENOSPC for the writer; the operator hears of it here (at most every
-                // 10 s: every write fails the same way until there is room).
-                crate::common::metrics::error("disk_full");
-                if DISK_FULL_LOGGED.should_log() {
-                    tracing::error!("LFFS write refused: the node's disk is full: {e:#}");
-                }
-                StoreError::Full(format!("the node's disk is full: {e:#}"))
-            } else {
-                err(e)
-            }
-        })
+        self.submit(puts, first, true)
+    }
+
+    fn put_lazy(&self, puts: Vec<Put>) -> Result<(), StoreError> {
+        self.submit(puts, true, false)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.queue.sync().map_err(|e| self.submit_error(e))
     }
 
     fn write_refused(&self) -> Option<String> {
