@@ -30,7 +30,7 @@ pub async fn converges_through_a_lossy_slow_network<S: HarnessSource>(
         for (i, m) in makers.iter_mut().enumerate() {
             let r = m.record(&format!("lossy{round}-{i}"), "v", &last);
             last = vec![r.hash()];
-            c.write(i as usize, &r);
+            c.write(i, &r);
         }
     }
     let lens = |c: &Cluster<S>| c.nodes.iter().map(|n| n.source.len()).collect::<Vec<_>>();
