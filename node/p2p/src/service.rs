@@ -411,6 +411,9 @@ const LOST_REDIAL_EVERY: Duration = Duration::from_secs(1);
 const LOST_REDIAL_FOR: Duration = Duration::from_secs(600);
 /// Most lost peers remembered for quick redials.
 const MAX_LOST: usize = 256;
+/// Dials at once to the address of a peer lost lately (one a second, each waiting at
+/// most the connection timeout).
+const MAX_LOST_DIALS: usize = 5;
 
 /// Announcements kept while no peer is subscribed yet (reconciliation covers the rest).
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
@@ -1112,14 +1115,18 @@ impl Service {
                     continue;
                 }
                 // One dial at a time per address (a dial into a cut link hangs until
-                // the connection timeout).
-                if self.dial_addr.values().any(|d| *d == a) {
+                // the connection timeout), except to a peer lost lately: a dial into
+                // a cut link waits on SYN retransmissions (1, 2, 4 s apart), so once
+                // the link heals it may complete only seconds later; a new dial every
+                // second sends a fresh SYN, and the peer is back within about a
+                // second of the heal.
+                let lost = peer.is_some_and(|p| self.lost.contains_key(&p));
+                let pending = self.dial_addr.values().filter(|d| **d == a).count();
+                let most = if lost { MAX_LOST_DIALS } else { 1 };
+                if pending >= most {
                     continue;
                 }
-                let wait = match peer {
-                    Some(p) if self.lost.contains_key(&p) => LOST_REDIAL_EVERY,
-                    _ => redial,
-                };
+                let wait = if lost { LOST_REDIAL_EVERY } else { redial };
                 if self
                     .last_dial
                     .get(&a)
