@@ -240,6 +240,11 @@ impl PeerScores {
         out
     }
 
+    /// How long a ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.ban_duration
+    }
+
     /// A peer's score (0 if it never offended).
     pub fn score(&self, peer: &PeerId) -> i32 {
         self.scores.get(peer).copied().unwrap_or(0)
@@ -289,6 +294,50 @@ impl PeerScores {
             self.addr_scores.remove(k);
         }
         (peers, addrs)
+    }
+}
+
+/// Most peers whose address is remembered for charging offences after they left.
+pub const MAX_RECENT_IPS: usize = 4096;
+
+/// The scores, and the address each recent peer connected from. One ledger is shared
+/// (behind a mutex) by the swarm task, the tasks that find offences and the address
+/// gate: an offence is charged to the peer and its address the moment it is found,
+/// before the task that found it lets the connection go, and the gate reads the same
+/// bans, so a new identity from a banned address is refused at its next handshake
+/// whether or not the swarm task has caught up yet.
+#[derive(Debug)]
+pub struct Ledger {
+    /// Scores and bans.
+    pub scores: PeerScores,
+    /// The IP address each recent peer connected from, kept a while after it
+    /// disconnects: an offence found once its records are verified is charged to its
+    /// address too (at most [`MAX_RECENT_IPS`]).
+    recent_ip: HashMap<PeerId, IpAddr>,
+}
+
+impl Ledger {
+    /// No scores, no bans, no addresses.
+    pub fn new(ban_duration: Duration) -> Ledger {
+        Ledger {
+            scores: PeerScores::new(ban_duration),
+            recent_ip: HashMap::new(),
+        }
+    }
+
+    /// `peer` connected from `ip`. When the table is full, only the peers for which
+    /// `keep` holds (those still connected) stay.
+    pub fn connected_from(&mut self, peer: PeerId, ip: IpAddr, keep: impl Fn(&PeerId) -> bool) {
+        if self.recent_ip.len() >= MAX_RECENT_IPS && !self.recent_ip.contains_key(&peer) {
+            self.recent_ip.retain(|p, _| keep(p));
+        }
+        self.recent_ip.insert(peer, ip);
+    }
+
+    /// Charges `count` offences to `peer` and to the address it connected from.
+    pub fn charge(&mut self, peer: PeerId, offence: Offence, count: u32, now: Instant) -> Banned {
+        let ip = self.recent_ip.get(&peer).copied();
+        self.scores.penalize(peer, ip, offence, count, now)
     }
 }
 

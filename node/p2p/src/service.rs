@@ -19,7 +19,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::buckets::HashBuckets;
-use crate::peers::{AddrClass, Offence, PeerScores};
+use crate::peers::{AddrClass, Banned, Ledger, Offence};
 use crate::transport::{self, Behaviour, BehaviourEvent};
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError, RecordSource, sync};
@@ -47,7 +47,8 @@ pub(crate) enum Command {
     ),
     Respond(ResponseChannel<Response>, Response),
     Validate(MessageId, PeerId, MessageAcceptance),
-    Penalize(PeerId, Offence, u32),
+    /// An offence (charged already) banned the peer or its address: act on it.
+    Banned(PeerId, Banned),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     KnownPeers(oneshot::Sender<Vec<Multiaddr>>),
     Learn(Vec<Multiaddr>),
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) serve_slots: Semaphore,
     /// One storage-order walk at a time (see `sync::reconcile`).
     pub(crate) walk_slot: Semaphore,
+    /// Scores, bans and peer addresses; the address gate reads the same.
+    pub(crate) ledger: Arc<Mutex<Ledger>>,
 }
 
 /// One peer's announcement fetches: running ones (a semaphore) and waiting ones.
@@ -119,11 +122,42 @@ impl Shared {
         self.penalize_n(peer, o, 1);
     }
 
-    /// `count` offences at once (invalid records are charged one by one).
+    /// `count` offences at once (invalid records are charged one by one). Charged
+    /// here and now, so the ban of an address holds before the task that found the
+    /// offence drops the connection; the swarm task then disconnects what is banned.
     pub(crate) fn penalize_n(&self, peer: PeerId, o: Offence, count: u32) {
         if count > 0 {
-            self.send(Command::Penalize(peer, o, count));
+            let banned = self.charge(peer, o, count);
+            if banned.peer || !banned.addrs.is_empty() {
+                self.send(Command::Banned(peer, banned));
+            }
         }
+    }
+
+    pub(crate) fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Charges `count` offences to the peer, its address and its network; returns
+    /// what reached its threshold.
+    fn charge(&self, peer: PeerId, o: Offence, count: u32) -> Banned {
+        ::metrics::counter!("lf_p2p_offences_total", "offence" => o.name()).increment(count as u64);
+        let (banned, score, until) = {
+            let mut l = self.ledger();
+            let banned = l.charge(peer, o, count, Instant::now());
+            (banned, l.scores.score(&peer), l.scores.ban_duration())
+        };
+        if banned.peer {
+            ::metrics::counter!("lf_p2p_bans_total", "scope" => "peer").increment(1);
+            tracing::warn!(%peer, offence = ?o, count, ?until, "peer misbehaved: banned");
+        } else {
+            tracing::debug!(%peer, offence = ?o, count, score, "peer penalized");
+        }
+        for key in &banned.addrs {
+            ::metrics::counter!("lf_p2p_bans_total", "scope" => key.scope()).increment(1);
+            tracing::warn!(%peer, ?key, ?until, "peers from this address misbehaved: address banned");
+        }
+        banned
     }
 }
 
@@ -143,7 +177,8 @@ impl P2pNode {
         config: P2pConfig,
         source: Arc<dyn RecordSource>,
     ) -> Result<P2pNode, P2pError> {
-        let mut swarm = transport::build(&config)?;
+        let ledger = Arc::new(Mutex::new(Ledger::new(config.ban_duration)));
+        let mut swarm = transport::build(&config, ledger.clone())?;
         let peer_id = *swarm.local_peer_id();
         let topic = gossipsub::IdentTopic::new(wire::TOPIC);
         swarm
@@ -197,6 +232,7 @@ impl P2pNode {
             peer_fetches: Mutex::new(HashMap::new()),
             serve_slots: Semaphore::new(8),
             walk_slot: Semaphore::new(1),
+            ledger,
         });
         // Compute the bucket digests in the background (a full scan of the hashes).
         {
@@ -215,13 +251,11 @@ impl P2pNode {
             known: HashMap::new(),
             addr_peer: HashMap::new(),
             last_dial: HashMap::new(),
-            scores: PeerScores::new(config.ban_duration),
             own_classes: listen
                 .iter()
                 .filter_map(transport::ip_of)
                 .map(AddrClass::of)
                 .collect(),
-            recent_ip: HashMap::new(),
             announce: Vec::new(),
             flush_at: None,
             syncing: HashSet::new(),
@@ -335,15 +369,10 @@ struct Service {
     /// Which peer an address turned out to be (bootstrap addresses carry no peer ID).
     addr_peer: HashMap<Multiaddr, Option<PeerId>>,
     last_dial: HashMap<Multiaddr, Instant>,
-    scores: PeerScores,
     /// Kinds of network this node's own addresses are in (listen addresses, and the
     /// addresses peers observe): peer exchange dials loopback, private and link-local
     /// addresses only in those (or with `allow_private_peers`).
     own_classes: HashSet<AddrClass>,
-    /// The IP address each recent peer connected from, kept a while after it
-    /// disconnects: an offence found once its records are verified is charged to its
-    /// address too (at most [`MAX_RECENT_IPS`]).
-    recent_ip: HashMap<PeerId, std::net::IpAddr>,
     announce: Vec<RecordHash>,
     flush_at: Option<tokio::time::Instant>,
     syncing: HashSet<PeerId>,
@@ -382,6 +411,9 @@ const LOST_REDIAL_EVERY: Duration = Duration::from_secs(1);
 const LOST_REDIAL_FOR: Duration = Duration::from_secs(600);
 /// Most lost peers remembered for quick redials.
 const MAX_LOST: usize = 256;
+/// Dials at once to the address of a peer lost lately (one a second, each waiting at
+/// most the connection timeout).
+const MAX_LOST_DIALS: usize = 5;
 
 /// Announcements kept while no peer is subscribed yet (reconciliation covers the rest).
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
@@ -391,8 +423,6 @@ const MAX_QUEUED_ANNOUNCEMENTS: usize = 8192;
 const MAX_KNOWN_PEERS: usize = 256;
 /// Most addresses remembered per peer.
 const MAX_ADDRS_PER_PEER: usize = 8;
-/// Most peers whose address is remembered for charging offences after they left.
-const MAX_RECENT_IPS: usize = 4096;
 /// How long announcements wait when every peer's gossip queue is full.
 const FULL_QUEUE_RETRY: Duration = Duration::from_millis(200);
 /// How long announcements of local writes wait to be batched.
@@ -442,7 +472,7 @@ impl Service {
 
     fn dial(&mut self, addr: Multiaddr, reply: Option<oneshot::Sender<Result<PeerId, String>>>) {
         if let Some(Protocol::P2p(p)) = addr.iter().last()
-            && (self.scores.is_banned(&p) || p == *self.swarm.local_peer_id())
+            && (self.shared.ledger().scores.is_banned(&p) || p == *self.swarm.local_peer_id())
         {
             if let Some(r) = reply {
                 let _ = r.send(Err(format!("peer {p} is banned or is this node")));
@@ -450,7 +480,7 @@ impl Service {
             return;
         }
         if let Some(ip) = transport::ip_of(&addr)
-            && self.scores.is_addr_banned(ip)
+            && self.shared.ledger().scores.is_addr_banned(ip)
         {
             if let Some(r) = reply {
                 let _ = r.send(Err(format!("address {ip} is banned for a while")));
@@ -515,11 +545,10 @@ impl Service {
                 if num_established.get() == 1 {
                     let addr = endpoint.get_remote_address().clone();
                     if let Some(ip) = transport::ip_of(&addr) {
-                        if self.recent_ip.len() >= MAX_RECENT_IPS {
-                            let connected = &self.connected;
-                            self.recent_ip.retain(|p, _| connected.contains_key(p));
-                        }
-                        self.recent_ip.insert(peer_id, ip);
+                        let connected = &self.connected;
+                        self.shared
+                            .ledger()
+                            .connected_from(peer_id, ip, |p| connected.contains_key(p));
                     }
                     tracing::info!(peer = %peer_id, %addr, inbound = endpoint.is_listener(), "peer connected");
                     self.connected
@@ -558,7 +587,7 @@ impl Service {
                     self.lost
                         .retain(|_, t| now.duration_since(*t) < LOST_REDIAL_FOR);
                 }
-                if self.lost.len() < MAX_LOST && !self.scores.is_banned(&peer_id) {
+                if self.lost.len() < MAX_LOST && !self.shared.ledger().scores.is_banned(&peer_id) {
                     self.lost.insert(peer_id, Instant::now());
                 }
                 tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
@@ -711,7 +740,7 @@ impl Service {
                     },
                 ..
             } => {
-                if self.scores.is_banned(&peer) {
+                if self.shared.ledger().scores.is_banned(&peer) {
                     return;
                 }
                 let request = match request {
@@ -806,7 +835,7 @@ impl Service {
                     .gossip
                     .report_message_validation_result(&id, &peer, acceptance);
             }
-            Command::Penalize(peer, o, n) => self.penalize_n(peer, o, n),
+            Command::Banned(peer, banned) => self.enforce(peer, banned),
             Command::Peers(reply) => {
                 let mut v: Vec<PeerInfo> = self
                     .connected
@@ -815,7 +844,7 @@ impl Service {
                         peer: *p,
                         addr: a.clone(),
                         inbound: *inbound,
-                        score: self.scores.score(p),
+                        score: self.shared.ledger().scores.score(p),
                     })
                     .collect();
                 v.sort_by_key(|p| p.peer.to_bytes());
@@ -871,22 +900,18 @@ impl Service {
     /// Charges `count` offences to the peer, its address and its network; bans (and
     /// disconnects) whatever reaches its threshold.
     fn penalize_n(&mut self, peer: PeerId, o: Offence, count: u32) {
-        ::metrics::counter!("lf_p2p_offences_total", "offence" => o.name()).increment(count as u64);
-        let ip = self.recent_ip.get(&peer).copied();
-        let banned = self.scores.penalize(peer, ip, o, count, Instant::now());
+        let banned = self.shared.charge(peer, o, count);
+        self.enforce(peer, banned);
+    }
+
+    /// Acts on bans already in the ledger: the peer is blocked and forgotten, and
+    /// every peer connected from a banned address goes, whatever its identity.
+    fn enforce(&mut self, peer: PeerId, banned: Banned) {
         if banned.peer {
-            ::metrics::counter!("lf_p2p_bans_total", "scope" => "peer").increment(1);
-            tracing::warn!(%peer, offence = ?o, count, until = ?self.config.ban_duration, "peer misbehaved: banned");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
             self.known.remove(&peer);
-        } else {
-            tracing::debug!(%peer, offence = ?o, count, score = self.scores.score(&peer), "peer penalized");
         }
-        for key in banned.addrs {
-            ::metrics::counter!("lf_p2p_bans_total", "scope" => key.scope()).increment(1);
-            tracing::warn!(%peer, ?key, until = ?self.config.ban_duration, "peers from this address misbehaved: address banned");
-            self.swarm.behaviour_mut().gate.ban(key);
-            // Every peer connected from there goes, whatever its identity.
+        if !banned.addrs.is_empty() {
             let from_there: Vec<PeerId> = self
                 .connected
                 .iter()
@@ -941,7 +966,7 @@ impl Service {
     fn known_addrs(&self) -> Vec<Multiaddr> {
         let mut out = Vec::new();
         for (p, addrs) in &self.known {
-            if self.scores.is_banned(p) {
+            if self.shared.ledger().scores.is_banned(p) {
                 continue;
             }
             for a in addrs {
@@ -1002,7 +1027,7 @@ impl Service {
             }
         };
         let Some(peer) = peer else { return };
-        if self.scores.is_banned(&peer) {
+        if self.shared.ledger().scores.is_banned(&peer) {
             return;
         }
         if !self.syncing.insert(peer) {
@@ -1024,14 +1049,13 @@ impl Service {
     fn maintain(&mut self) {
         self.ticks += 1;
         let now = Instant::now();
-        let (peers, addrs) = self.scores.expire(now);
+        let (peers, addrs) = self.shared.ledger().scores.expire(now);
         for p in peers {
             tracing::info!(peer = %p, "ban lifted");
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
         }
         for key in addrs {
             tracing::info!(?key, "address ban lifted");
-            self.swarm.behaviour_mut().gate.unban(&key);
         }
         // Recompute every digest now and then, in case an update was missed.
         if self.ticks.is_multiple_of(120) {
@@ -1082,7 +1106,7 @@ impl Service {
                 };
                 if let Some(p) = peer
                     && (self.connected.contains_key(&p)
-                        || self.scores.is_banned(&p)
+                        || self.shared.ledger().scores.is_banned(&p)
                         || p == *self.swarm.local_peer_id())
                 {
                     continue;
@@ -1091,14 +1115,18 @@ impl Service {
                     continue;
                 }
                 // One dial at a time per address (a dial into a cut link hangs until
-                // the connection timeout).
-                if self.dial_addr.values().any(|d| *d == a) {
+                // the connection timeout), except to a peer lost lately: a dial into
+                // a cut link waits on SYN retransmissions (1, 2, 4 s apart), so once
+                // the link heals it may complete only seconds later; a new dial every
+                // second sends a fresh SYN, and the peer is back within about a
+                // second of the heal.
+                let lost = peer.is_some_and(|p| self.lost.contains_key(&p));
+                let pending = self.dial_addr.values().filter(|d| **d == a).count();
+                let most = if lost { MAX_LOST_DIALS } else { 1 };
+                if pending >= most {
                     continue;
                 }
-                let wait = match peer {
-                    Some(p) if self.lost.contains_key(&p) => LOST_REDIAL_EVERY,
-                    _ => redial,
-                };
+                let wait = if lost { LOST_REDIAL_EVERY } else { redial };
                 if self
                     .last_dial
                     .get(&a)
@@ -1148,7 +1176,7 @@ impl Service {
     }
 
     fn start_pull(&mut self, peer: PeerId) {
-        if self.scores.is_banned(&peer) {
+        if self.shared.ledger().scores.is_banned(&peer) {
             return;
         }
         let Some(f) = self.follow.get_mut(&peer) else {

@@ -7,9 +7,9 @@
 //! wrong key shows up as a failed or hung handshake, which is why the connection
 //! timeout is short and failures log the key's fingerprint.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use libp2p::{
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::peers::{AddrKey, addr_keys};
+use crate::peers::Ledger;
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError};
 
@@ -71,10 +71,11 @@ pub(crate) fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
 
 /// Refuses connections from and to banned addresses and networks. An inbound
 /// connection is refused before its handshake (no pnet, no Noise), so a banned
-/// address costs an accept and a close, whatever identity it would have shown.
-#[derive(Default)]
+/// address costs an accept and a close, whatever identity it would have shown. The
+/// bans are read from the ledger that offences are charged to when they are found,
+/// so a ban holds from that moment, not from when the swarm task hears of it.
 pub(crate) struct AddrGate {
-    banned: HashSet<AddrKey>,
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 /// Why [`AddrGate`] refused a connection.
@@ -83,17 +84,16 @@ pub(crate) struct AddrGate {
 pub(crate) struct AddrBanned;
 
 impl AddrGate {
-    pub(crate) fn ban(&mut self, key: AddrKey) {
-        self.banned.insert(key);
-    }
-
-    pub(crate) fn unban(&mut self, key: &AddrKey) {
-        self.banned.remove(key);
-    }
-
+    /// Whether `a` is not banned. Never call with the ledger locked.
     pub(crate) fn allows(&self, a: &Multiaddr) -> bool {
-        self.banned.is_empty()
-            || ip_of(a).is_none_or(|ip| !addr_keys(ip).iter().any(|k| self.banned.contains(k)))
+        ip_of(a).is_none_or(|ip| {
+            !self
+                .ledger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .scores
+                .is_addr_banned(ip)
+        })
     }
 
     fn enforce(&self, a: &Multiaddr) -> Result<(), ConnectionDenied> {
@@ -249,7 +249,10 @@ const GOSSIP_FRAME_BYTES: usize = 64 * 1024;
 const MAX_IHAVE: usize = 256;
 
 /// Builds the swarm (not yet listening).
-pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
+pub(crate) fn build(
+    config: &P2pConfig,
+    ledger: Arc<Mutex<Ledger>>,
+) -> Result<Swarm<Behaviour>, P2pError> {
     let key = psk(&config.network_id);
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established_incoming(Some(config.max_inbound))
@@ -289,7 +292,7 @@ pub(crate) fn build(config: &P2pConfig) -> Result<Swarm<Behaviour>, P2pError> {
         .map_err(|e| P2pError::Build(format!("transport: {e}")))?
         .with_behaviour(|k| -> Result<Behaviour, BoxErr> {
             Ok(Behaviour {
-                gate: AddrGate::default(),
+                gate: AddrGate { ledger },
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: Default::default(),
                 identify: identify::Behaviour::new(

@@ -7,6 +7,8 @@ use std::time::Duration;
 use lf_p2p::harness::{Cluster, MemSource, RecordMaker, test_config};
 use lf_p2p::{Accepted, P2pNode, RecordHash, RecordSource, Rejected};
 
+mod lossy;
+
 const NET: [u8; 32] = [7; 32];
 
 fn init_log() {
@@ -229,47 +231,5 @@ async fn cluster_forging_peer_is_banned_and_others_keep_working() {
 async fn cluster_converges_through_a_lossy_slow_network() {
     init_log();
     let c = Cluster::start(3, NET).await.unwrap();
-    c.connect_chain().await.unwrap();
-    for i in 0..3 {
-        c.set_drop(i, 0.3);
-        c.set_delay(i, Duration::from_millis(40));
-    }
-    // Writes on every node, chains linking across nodes' writes.
-    let mut makers: Vec<RecordMaker> = (0..3).map(|i| RecordMaker::new(20 + i)).collect();
-    let mut last: Vec<RecordHash> = vec![];
-    for round in 0..20 {
-        for (i, m) in makers.iter_mut().enumerate() {
-            let r = m.record(&format!("lossy{round}-{i}"), "v", &last);
-            last = vec![r.hash()];
-            c.write(i, &r);
-        }
-    }
-    assert!(
-        c.wait_converged(Duration::from_secs(40)).await,
-        "no convergence through the lossy network: {:?}",
-        c.nodes.iter().map(|n| n.source.len()).collect::<Vec<_>>()
-    );
-    assert_eq!(c.nodes[0].source.len(), 60);
-    // The network really was lossy and slow.
-    let dropped: u64 = c.nodes.iter().map(|n| n.faults.dropped()).sum();
-    let delayed: u64 = c.nodes.iter().map(|n| n.faults.delayed()).sum();
-    assert!(
-        dropped > 0 && delayed > 0,
-        "dropped {dropped}, delayed {delayed}"
-    );
-    // Fully lossy: nothing gets through; cleared: everything does.
-    for i in 0..3 {
-        c.set_drop(i, 1.0);
-    }
-    let r = makers[0].record("after", "v", &last);
-    c.write(0, &r);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !c.nodes[2].source.has(&r.hash()),
-        "a record crossed a dead network"
-    );
-    c.clear_faults();
-    assert!(c.wait_converged(Duration::from_secs(20)).await);
-    assert!(c.nodes[2].source.has(&r.hash()));
-    c.shutdown().await;
+    lossy::converges_through_a_lossy_slow_network(c, 20, |c| c.converged(), |_| {}).await;
 }

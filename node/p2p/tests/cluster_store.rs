@@ -13,6 +13,8 @@ use lf_record::commentary::{Comment, encode_comments};
 use lf_record::{Limits, Owner, OwnerSecret, Record, RecordBuilder, RecordType, SelectorName};
 use lf_store::{KeyRange, PutOutcome, Query, Store, StoreConfig};
 
+mod lossy;
+
 const NET: [u8; 32] = [9; 32];
 
 /// What the harness's `MemSource::new(true)` checks: no work required, the default
@@ -399,48 +401,17 @@ async fn cluster_store_partition_with_collision_heals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_store_converges_through_a_lossy_slow_network() {
     init_log();
-    let t = Instant::now();
     let c = start(3).await;
-    c.connect_chain().await.unwrap();
-    for i in 0..3 {
-        c.set_drop(i, 0.3);
-        c.set_delay(i, Duration::from_millis(40));
-    }
-    // Writes on every node, each linking to the previous write (made on another node),
-    // so records often arrive before what they link to.
-    let mut makers: Vec<RecordMaker> = (0..3).map(|i| RecordMaker::new(50 + i)).collect();
-    let mut last: Vec<RecordHash> = vec![];
-    for round in 0..20 {
-        for (i, m) in makers.iter_mut().enumerate() {
-            let r = m.record(&format!("lossy{round}-{i}"), "v", &last);
-            last = vec![r.hash()];
-            c.write(i, &r);
+    let check = |c: &Cluster<StoreSource>| {
+        for n in &c.nodes {
+            let s = n.source.store.stats().unwrap();
+            assert_eq!((s.records, s.synced, s.wanted), (60, 60, 0));
         }
-    }
-    assert!(
-        c.wait(Duration::from_secs(30), || synced(&c)).await,
-        "no convergence through the lossy network: {:?}",
-        counts(&c)
-    );
-    for n in &c.nodes {
-        let s = n.source.store.stats().unwrap();
-        assert_eq!((s.records, s.synced, s.wanted), (60, 60, 0));
-    }
-    let w0 = weights(&c, 0);
-    assert_eq!(weights(&c, 1), w0);
-    assert_eq!(weights(&c, 2), w0);
-    // The network really was lossy and slow.
-    let dropped: u64 = c.nodes.iter().map(|n| n.faults.dropped()).sum();
-    let delayed: u64 = c.nodes.iter().map(|n| n.faults.delayed()).sum();
-    assert!(
-        dropped > 0 && delayed > 0,
-        "dropped {dropped}, delayed {delayed}"
-    );
-    eprintln!(
-        "60 records through a lossy network in {:?} ({dropped} dropped, {delayed} delayed)",
-        t.elapsed()
-    );
-    c.shutdown().await;
+        let w0 = weights(c, 0);
+        assert_eq!(weights(c, 1), w0);
+        assert_eq!(weights(c, 2), w0);
+    };
+    lossy::converges_through_a_lossy_slow_network(c, 50, synced, check).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
