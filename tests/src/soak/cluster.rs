@@ -48,7 +48,7 @@ pub fn start(dir: &Path, delay_ms: u32, loss: f64) -> Result<Cluster, String> {
     let mounts: Vec<PathBuf> = (1..=NODES).map(|i| dir.join(format!("m{i}"))).collect();
     let mut nodes: Vec<TestNode> = Vec::new();
     for i in 0..NODES {
-        let mut b = bed.node(i, &homes[i]).mount(Mount::new(&mounts[i], "soak"));
+        let mut b = bed.node(i, &homes[i]).mount(Mount::new(&mounts[i], "soakfs"));
         // Everyone knows nodes 1 and 2; node 1 learns node 2 below (for its restarts).
         for n in nodes.iter().take(2) {
             b = b.peer(n.p2p_addr());
@@ -143,10 +143,10 @@ pub fn write_file(path: &Path, content: &str) -> FileWrite {
     }
 }
 
-/// Values of `soak#lo..=hi` on `n` (`lf -json get`), or None if the node did not
+/// Values of `kv#lo..=hi` on `n` (`lf -json get`), or None if the node did not
 /// answer.
 pub fn set_values(n: &TestNode, lo: u64, hi: u64) -> Option<HashSet<String>> {
-    let o = n.lf_url(&["-json", "get", &format!("soak#{lo}#{hi}")]);
+    let o = n.lf_url(&["-json", "get", &format!("kv#{lo}#{hi}")]);
     if !o.status.success() {
         return None;
     }
@@ -224,6 +224,13 @@ pub fn kill_and_restart(c: &Cluster, i: usize, down: Duration) -> Result<Instant
     n.kill();
     MountGuard::new(&c.mounts[i]).clear();
     std::thread::sleep(down);
+    // The restart starts a new log: keep the killed process's one beside it.
+    let log = n.home.join("test-node.out");
+    let kept = (1..)
+        .map(|k| n.home.join(format!("test-node.out.{k}")))
+        .find(|p| !p.exists())
+        .expect("a free name");
+    let _ = std::fs::rename(&log, kept);
     let restart = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.restart()));
     if restart.is_err() {
         return Err(format!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// One acknowledged write and how to recognise it on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    /// `lf set soak#<id> w<id>`: a key only this write uses.
+    /// `lf set kv#<id> w<id>`: a key only this write uses.
     Set { id: u64 },
     /// A file only this write uses, written, fsync'd and closed on the writer's mount.
     File { name: String, content: String },
@@ -26,7 +26,7 @@ impl Kind {
     /// Short label for reports.
     pub fn label(&self) -> String {
         match self {
-            Kind::Set { id } => format!("lf set soak#{id}"),
+            Kind::Set { id } => format!("lf set kv#{id}"),
             Kind::File { name, .. } => format!("file {name}"),
             Kind::ClashSet { key, hash } => format!("lf set {key} (record {hash})"),
             Kind::ClashFile { name, .. } => format!("file {name} (collision)"),

@@ -259,7 +259,7 @@ fn writer(sh: &Shared, i: usize) {
             .unwrap_or_else(|p| p.into_inner());
         let mount = &sh.cluster.mounts[i];
         let id = sh.next_id.fetch_add(1, Ordering::SeqCst);
-        let r = cluster::set(&node, &format!("soak#{id}"), &format!("w{id}"));
+        let r = cluster::set(&node, &format!("kv#{id}"), &format!("w{id}"));
         note(sh, i, r.map(|_| Kind::Set { id }));
         let name = format!("f{}-{seq}.txt", i + 1);
         let content = format!(
