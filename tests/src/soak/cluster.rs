@@ -48,7 +48,9 @@ pub fn start(dir: &Path, delay_ms: u32, loss: f64) -> Result<Cluster, String> {
     let mounts: Vec<PathBuf> = (1..=NODES).map(|i| dir.join(format!("m{i}"))).collect();
     let mut nodes: Vec<TestNode> = Vec::new();
     for i in 0..NODES {
-        let mut b = bed.node(i, &homes[i]).mount(Mount::new(&mounts[i], "soakfs"));
+        let mut b = bed
+            .node(i, &homes[i])
+            .mount(Mount::new(&mounts[i], "soakfs"));
         // Everyone knows nodes 1 and 2; node 1 learns node 2 below (for its restarts).
         for n in nodes.iter().take(2) {
             b = b.peer(n.p2p_addr());

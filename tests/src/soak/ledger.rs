@@ -125,7 +125,7 @@ impl Ledger {
         }
         let w = &mut self.writes[i];
         w.seen[node] = Some(at);
-        let clean = |n: usize| !self.impaired[n] && self.recovered[n] < w.acked;
+        let clean = |n: usize| !self.impaired[n] && self.recovered[n] <= w.acked;
         if node != w.writer && clean(node) && clean(w.writer) {
             self.propagation.push(at.saturating_duration_since(w.acked));
         }

@@ -18,7 +18,7 @@ mod report;
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, FileWrite, NODES, Usage};
@@ -45,6 +45,9 @@ pub struct Config {
     pub write_pause: Duration,
     /// A new collision round (key and file every node writes once) this often.
     pub round: Duration,
+    /// A write or a probe that has not returned after this long is a hang (a kill -9
+    /// holds the node's writer and prober for `down_for` plus the restart: longer).
+    pub hang: Duration,
     /// Table every this often.
     pub report_every: Duration,
     /// Link: delay of every frame each way (ms).
@@ -82,6 +85,7 @@ impl Config {
             write_pause: Duration::from_millis(400),
             round: Duration::from_secs(20),
             report_every: Duration::from_secs(60),
+            hang: Duration::from_secs(120),
             delay_ms: 25,
             loss: 1.0,
             bounds: Bounds {
@@ -128,6 +132,11 @@ struct Shared<'a> {
     next_id: AtomicU64,
     /// Writers still running (a write may be in flight after `writes_done`).
     writers: AtomicUsize,
+    /// Per writer (0..NODES) and prober (NODES..): when its current operation began
+    /// (ms since `start`, plus 1), 0 when idle; a hung mount or API shows here.
+    busy: Vec<AtomicU64>,
+    /// Each node's process ID at the last sample (to kill a hung node without its lock).
+    pids: Vec<AtomicU32>,
     /// Writes found past their deadline (the run stops at the first check finding any).
     lost: AtomicUsize,
     violation: Mutex<Option<String>>,
@@ -145,6 +154,16 @@ impl Shared<'_> {
             *v = Some(what);
         }
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Thread `slot` begins an operation (`true`) or is idle again.
+    fn busy(&self, slot: usize, busy: bool) {
+        let v = if busy {
+            self.start.elapsed().as_millis() as u64 + 1
+        } else {
+            0
+        };
+        self.busy[slot].store(v, Ordering::SeqCst);
     }
 
     fn stopped(&self) -> bool {
@@ -213,6 +232,8 @@ pub fn run(cfg: &Config, dir: &Path) -> Outcome {
         next_id: AtomicU64::new(1),
         writers: AtomicUsize::new(NODES),
         lost: AtomicUsize::new(0),
+        busy: (0..2 * NODES).map(|_| AtomicU64::new(0)).collect(),
+        pids: (0..NODES).map(|_| AtomicU32::new(0)).collect(),
         violation: Mutex::new(None),
         peak: Mutex::new(vec![Usage::default(); NODES]),
         last: Mutex::new(vec![Usage::default(); NODES]),
@@ -252,6 +273,7 @@ fn writer(sh: &Shared, i: usize) {
     while !sh.stopped() && !sh.writes_done.load(Ordering::SeqCst) {
         seq += 1;
         let round = sh.start.elapsed().as_secs() / sh.cfg.round.as_secs().max(1);
+        sh.busy(i, true);
         // The node's lock: a kill -9 waits for the write in flight, and no write is
         // tried while the node is down.
         let node = sh.cluster.nodes[i]
@@ -283,6 +305,7 @@ fn writer(sh: &Shared, i: usize) {
             note_file(sh, i, &mount.join(&name), Kind::ClashFile { name, content });
         }
         drop(node);
+        sh.busy(i, false);
         sh.sleep(sh.cfg.write_pause);
     }
     sh.writers.fetch_sub(1, Ordering::SeqCst);
@@ -317,6 +340,7 @@ fn prober(sh: &Shared, i: usize) {
     while !sh.stopped() {
         cycle += 1;
         let pending = sh.ledger().pending_on(i);
+        sh.busy(NODES + i, true);
         let node = sh.cluster.nodes[i]
             .read()
             .unwrap_or_else(|p| p.into_inner());
@@ -368,6 +392,7 @@ fn prober(sh: &Shared, i: usize) {
             }
         }
         drop(node);
+        sh.busy(NODES + i, false);
         if !seen.is_empty() {
             let mut l = sh.ledger();
             for (w, at) in seen {
@@ -432,6 +457,29 @@ fn schedule(sh: &Shared) {
     }
 }
 
+/// A writer or prober inside one operation for longer than `cfg.hang`: its mount or
+/// its node's API does not answer.
+fn hung(sh: &Shared, now: Instant) -> Option<String> {
+    let t = now.saturating_duration_since(sh.start).as_millis() as u64;
+    let limit = sh.cfg.hang.as_millis() as u64;
+    sh.busy.iter().enumerate().find_map(|(slot, b)| {
+        let since = b.load(Ordering::SeqCst);
+        (since != 0 && t.saturating_sub(since - 1) > limit).then(|| {
+            let (who, node) = if slot < NODES {
+                ("writer", slot)
+            } else {
+                ("prober", slot - NODES)
+            };
+            format!(
+                "hung: node {}'s {who} has waited {} s for one operation (its mount or its \
+                 HTTP API does not answer)",
+                node + 1,
+                (t - (since - 1)) / 1000
+            )
+        })
+    })
+}
+
 /// The caller's loop: deadlines, bounds, the minute table, the end.
 fn watch(sh: &Shared, schedule: &std::thread::ScopedJoinHandle<'_, ()>) {
     let mut next_report = sh.cfg.report_every;
@@ -459,6 +507,20 @@ fn watch(sh: &Shared, schedule: &std::thread::ScopedJoinHandle<'_, ()>) {
                 sh.violate(what);
                 break;
             }
+        }
+        if let Some(what) = hung(sh, now) {
+            sh.violate(what);
+            // Killing the nodes (by the IDs sampled last) ends their FUSE connections:
+            // the stuck operations return and the threads can be joined.
+            for p in &sh.pids {
+                let pid = p.load(Ordering::SeqCst);
+                if pid != 0 {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+            }
+            break;
         }
         if t >= next_sample {
             next_sample = t + Duration::from_secs(5);

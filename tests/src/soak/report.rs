@@ -17,6 +17,9 @@ pub(super) fn sample(sh: &Shared) -> Result<(), String> {
         let Ok(node) = sh.cluster.nodes[i].try_read() else {
             continue;
         };
+        if let Some(pid) = node.pid() {
+            sh.pids[i].store(pid, Ordering::SeqCst);
+        }
         let Some(u) = node.pid().and_then(cluster::usage) else {
             continue;
         };
