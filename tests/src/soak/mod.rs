@@ -371,13 +371,14 @@ fn prober(sh: &Shared, i: usize) {
                     seen.push((*w, Instant::now()));
                 }
                 // Collisions are asked less often (one `lf history` each).
-                Kind::ClashSet { key, hash } if cycle % 4 == 0 => {
-                    if cluster::history(&node, key).is_some_and(|v| v.iter().any(|x| x.0 == *hash))
-                    {
-                        seen.push((*w, Instant::now()));
-                    }
+                Kind::ClashSet { key, hash }
+                    if cycle.is_multiple_of(4)
+                        && cluster::history(&node, key)
+                            .is_some_and(|v| v.iter().any(|x| x.0 == *hash)) =>
+                {
+                    seen.push((*w, Instant::now()));
                 }
-                Kind::ClashFile { name, content } if cycle % 4 == 0 => {
+                Kind::ClashFile { name, content } if cycle.is_multiple_of(4) => {
                     let path = mount.join(name);
                     let here = cluster::file_is(&path, content)
                         || cluster::history(&node, &path.to_string_lossy()).is_some_and(|v| {
@@ -418,7 +419,7 @@ fn schedule(sh: &Shared) {
         {
             return;
         }
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             let n = CUT[(k / 2) % NODES];
             sh.ledger().impair(n);
             sh.cluster.bed.cut(n);
