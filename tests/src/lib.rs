@@ -1,10 +1,12 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: building and locating the
 //! real `lf` binary and running it in a scratch directory; the test network builder
 //! (networks, homes, mounts, nodes that clean up their mounts) is in [`net`], the bed
-//! of network namespaces joined by an emulated link ([`Bed`]) in [`netns`].
+//! of network namespaces joined by an emulated link ([`Bed`]) in [`netns`], the soak
+//! driver (issue 19) in [`soak`].
 
 mod net;
 mod netns;
+pub mod soak;
 
 pub use netns::Bed;
 

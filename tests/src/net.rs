@@ -684,6 +684,11 @@ impl TestNode {
         child.wait().unwrap()
     }
 
+    /// The process ID of the running node (the `lf` process: `nsenter` execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process (if running); its mounts stay until the node is dropped.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
