@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The simulation toward internet scale (issue 19): node/p2p/examples/sim_bench.rs runs
 # the real P2P code of N nodes in one process over loopback TCP (random topology of
-# degree about 8, 5% loss on every node, churn of 5% of the nodes per minute: nodes
-# leave for 20 s and come back, alternately restarted and fresh) for each size, one
-# process per size, and prints per size:
+# degree about 8, 5% loss on every node; after an idle and a write phase without churn
+# that measure the traffic, 90 s of churn of 5% of the nodes per minute: nodes leave
+# for 20 s and come back, alternately restarted and fresh) for each size, one process
+# per size (phases in the example's header), and prints per size:
 #   - convergence of a record (write -> every node that stayed up holds it) p50/p95/max,
-#     and the time until every node, the ones that came back included, holds every record
-#     after churn stops;
+#     the time until every node, the ones that came back included, holds every record
+#     after churn stops, and a returning node's catch-up (p50/max);
 #   - per record per node: bytes sent (over an idle baseline measured in the same run),
 #     that over the record's own size, socket writes and sync messages; the idle cost per
 #     node (bytes/s, sync messages/s);
@@ -14,7 +15,7 @@
 # What limits the size on this machine is in node/p2p/SCALING.md.
 #
 # Usage: contrib/bench/sim.sh [SIZES...]        (default: 25 50 100 200)
-# Environment: LF_SIM_WRITE_SECONDS=S  write phase length (default 60; one record/s)
+# Environment: LF_SIM_WRITE_SECONDS=S  write phase length (default 60; two records/s)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init sim.sh
 sizes=("$@")
@@ -30,19 +31,20 @@ field() { # field NAME "k=v k=v ..." -> v
 }
 rows=()
 for n in "${sizes[@]}"; do
-  say "$n nodes: ~$((secs + 45)) s"
+  say "$n nodes: ~$((secs + 150)) s"
   out="$("$SB" "$n" "$secs")" || die "$n nodes: the simulation failed (not every record reached every node)"
   rows+=("$out")
 done
 
 echo
-echo "sim.sh: degree ~8, 5% loss, churn 5%/min, ${secs} records (1/s), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), lf $(bench_label node/p2p)"
-printf '%-6s %6s %8s %8s %8s %8s %9s %8s %7s %8s %9s %9s %8s %6s %6s %6s\n' \
-  nodes degree p50_ms p95_ms max_ms all_in_s B/rec/nd x_rec wr/rec msg/rec idle_B/s idle_msg mem_KiB cpu lag_ms churn
+echo "sim.sh: degree ~8, 5% loss, $((secs * 2)) records without churn + 90 with churn 5%/min, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), lf $(bench_label node/p2p)"
+printf '%-6s %6s %8s %8s %8s %8s %9s %9s %8s %7s %8s %9s %9s %8s %6s %6s %6s\n' \
+  nodes degree p50_ms p95_ms max_ms all_in_s catchup_s B/rec/nd x_rec wr/rec msg/rec idle_B/s idle_msg mem_KiB cpu lag_ms churn
 for r in "${rows[@]}"; do
-  printf '%-6s %6s %8s %8s %8s %8s %9s %8s %7s %8s %9s %9s %8s %6s %6s %6s\n' \
+  printf '%-6s %6s %8s %8s %8s %8s %9s %9s %8s %7s %8s %9s %9s %8s %6s %6s %6s\n' \
     "$(field nodes "$r")" "$(field degree "$r")" "$(field conv_p50_ms "$r")" \
     "$(field conv_p95_ms "$r")" "$(field conv_max_ms "$r")" "$(field all_in_s "$r")" \
+    "$(awk -v m="$(field catchup_max_ms "$r")" 'BEGIN { printf "%.1f", m / 1000 }')" \
     "$(field bytes_per_rec_node "$r")" "$(field overhead_x "$r")" \
     "$(field writes_per_rec_node "$r")" "$(field msgs_per_rec_node "$r")" \
     "$(field idle_bps_node "$r")" "$(field idle_msgs_node "$r")" \
@@ -50,5 +52,6 @@ for r in "${rows[@]}"; do
     "$(field left "$r")/$(field restarted "$r")/$(field fresh "$r")"
 done
 echo "B/rec/nd: bytes sent per record per node over the idle baseline; x_rec: that over the"
-echo "record's size; wr/rec: socket writes; msg/rec: sync requests+responses; cpu: cores used"
-echo "while writing; lag_ms: worst lateness of a 100 ms timer; churn: left/restarted/fresh."
+echo "record's size; wr/rec: socket writes; msg/rec: sync requests+responses; catchup_s: the"
+echo "slowest catch-up of a returning node; cpu: cores used while writing; lag_ms: worst"
+echo "lateness of a 100 ms timer while writing; churn: left/restarted/fresh."

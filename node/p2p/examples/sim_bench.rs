@@ -6,24 +6,29 @@
 //! ```
 //!
 //! NODES real P2P nodes over loopback TCP in this process (2 tokio workers), each
-//! dialing 4 random others (degree about 8), 5% loss on every node, production
-//! intervals (reconciliation every 30 s, following every 500 ms), and churn of 5% of
-//! the nodes per minute (each away 20 s, back alternately restarted with its records
-//! and fresh with a new identity and an empty store). Phases:
+//! dialing 2 random others, then peers it learns of up to its target of 8 (degree about
+//! 8), 5% loss on every node, production intervals (reconciliation every 30 s,
+//! following every 500 ms). Phases:
 //!
 //! 1. start and connect; 10 s to settle. Memory per node = (RSS now − RSS before the
 //!    first node) / NODES.
-//! 2. idle, 20 s, churn on: traffic per node per second with no new records (the
-//!    baseline: gossipsub heartbeats, follow polls, reconciliation, churn catch-up).
-//! 3. writes, WRITE_SECONDS (default 60), one record (~330 bytes) per second on a
-//!    random live node, churn on. Per record per node: (traffic in this phase − the
-//!    idle baseline for as long) / records / nodes, in bytes, socket writes and sync
-//!    messages, and bytes over the record's own size.
-//! 4. churn stops, nodes away come back; time until every node holds every record.
+//! 2. idle, 20 s: traffic per node per second with no new records (the baseline:
+//!    gossipsub heartbeats, follow polls, reconciliation).
+//! 3. writes, WRITE_SECONDS (default 60), two records (~360 bytes) per second on random
+//!    nodes. Per record per node: (traffic in this phase − the idle baseline for as
+//!    long) / records / nodes, in bytes, socket writes and sync messages, and bytes
+//!    over the record's own size. No churn in phases 2 and 3: a node's restart moves
+//!    more bytes than dozens of records, and would be counted as theirs.
+//! 4. churn, 90 s: 5% of the nodes leave per minute (each away 20 s, back alternately
+//!    restarted with its records and fresh with a new identity and an empty store),
+//!    one record per second.
+//! 5. churn stops, nodes away come back; time until every node holds every record.
 //!
 //! Convergence of a record: from its write until every node that was up (with the
-//! same store) from the write until the record arrived holds it. Prints one line of
-//! `key=value` figures on stdout (for sim.sh) after a readable report on stderr.
+//! same store) from the write until the record arrived holds it, over the records of
+//! phases 3 and 4. Catch-up: from a node's return until it holds every record written
+//! before. Prints one line of `key=value` figures on stdout (for sim.sh) after a
+//! readable report on stderr.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -88,7 +93,9 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
     }
     let rss0 = status_kib("VmRSS:");
     let t0 = Instant::now();
-    let mut sim = Sim::start(SimConfig::new(nodes), NET)
+    let mut config = SimConfig::new(nodes);
+    config.churn_per_minute = 0.0;
+    let mut sim = Sim::start(config, NET)
         .await
         .map_err(|e| e.to_string())?;
     let started_in = t0.elapsed();
@@ -110,14 +117,21 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
     let cpu2 = cpu_seconds();
     let t_write = Instant::now();
     lag_max_us.store(0, Ordering::Relaxed);
-    for _ in 0..write_secs {
+    for _ in 0..write_secs * 2 {
         sim.write();
-        run_for(&mut sim, Duration::from_secs(1)).await?;
+        run_for(&mut sim, Duration::from_millis(500)).await?;
     }
     let write_secs_f = t_write.elapsed().as_secs_f64();
     let writes = sim.traffic() - tr1;
+    let measured_records = sim.written().len() as f64;
     let write_cpu = (cpu_seconds() - cpu2) / write_secs_f;
     let write_lag_ms = lag_max_us.load(Ordering::Relaxed) as f64 / 1000.0;
+
+    sim.start_churn(0.05);
+    for _ in 0..90 {
+        sim.write();
+        run_for(&mut sim, Duration::from_secs(1)).await?;
+    }
 
     sim.stop_churn();
     let t_heal = Instant::now();
@@ -142,10 +156,18 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
     let unconverged = conv.times.iter().filter(|t| t.is_none()).count();
     let churn = sim.churn();
     let dropped = sim.dropped();
+    let mut catch_up: Vec<f64> = sim
+        .catch_up_times()
+        .iter()
+        .flatten()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    catch_up.sort_by(f64::total_cmp);
 
     // Per record per node: the write phase's traffic over the idle baseline.
     let scale = write_secs_f / idle_secs;
-    let extra = |w: u64, i: u64| (w as f64 - i as f64 * scale) / records / nodes as f64;
+    let extra =
+        |w: u64, i: u64| (w as f64 - i as f64 * scale) / measured_records / nodes as f64;
     let per = |f: fn(&TrafficCounts) -> u64| extra(f(&writes), f(&idle));
     let bytes_rec = per(|t| t.bytes_sent);
     let sock_writes_rec = per(|t| t.writes);
@@ -160,12 +182,16 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
     );
     eprintln!(
         "convergence ms p50 {:.0} p95 {:.0} max {:.0} ({unconverged} not converged); \
-         every node holds every record {:.1?} after churn stopped ({})",
+         every node holds every record {:.1?} after churn stopped ({}); catch-up after \
+         a return ms p50 {:.0} max {:.0} ({} returns)",
         percentile(&times, 0.5),
         percentile(&times, 0.95),
         percentile(&times, 1.0),
         all_in,
-        if delivered { "yes" } else { "NO" }
+        if delivered { "yes" } else { "NO" },
+        percentile(&catch_up, 0.5),
+        percentile(&catch_up, 1.0),
+        catch_up.len()
     );
     eprintln!(
         "per record per node: {bytes_rec:.0} B sent ({:.1}x the record), {sock_writes_rec:.1} \
@@ -186,7 +212,8 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
          msgs_per_rec_node={msgs_rec:.2} idle_bps_node={idle_bps:.0} \
          idle_msgs_node={idle_msgs:.1} mem_kib_node={mem_per_node_kib:.0} \
          rss_end_mib={:.0} cpu_idle={idle_cpu:.2} cpu_write={write_cpu:.2} \
-         lag_ms={write_lag_ms:.0} left={} restarted={} fresh={}",
+         lag_ms={write_lag_ms:.0} left={} restarted={} fresh={} catchup_p50_ms={:.0} \
+         catchup_max_ms={:.0}",
         percentile(&times, 0.5),
         percentile(&times, 0.95),
         percentile(&times, 1.0),
@@ -195,7 +222,9 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
         rss2 as f64 / 1024.0,
         churn.left,
         churn.restarted,
-        churn.fresh
+        churn.fresh,
+        percentile(&catch_up, 0.5),
+        percentile(&catch_up, 1.0)
     );
     let missing = sim.missing();
     sim.shutdown().await;
