@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The simulation toward internet scale (issue 19): node/p2p/examples/sim_bench.rs runs
 # the real P2P code of N nodes in one process over loopback TCP (random topology of
-# degree about 8, 5% loss on every node; after an idle and a write phase without churn
+# degree 8 or more (each node dials up to its target of 8; inbound connections come on
+# top), 5% loss on every node; after an idle and a write phase without churn
 # that measure the traffic, 90 s of churn of 5% of the nodes per minute: nodes leave
 # for 20 s and come back, alternately restarted and fresh) for each size, one process
 # per size (phases in the example's header), and prints per size:
@@ -37,7 +38,7 @@ for n in "${sizes[@]}"; do
 done
 
 echo
-echo "sim.sh: degree ~8, 5% loss, $((secs * 2)) records without churn + 90 with churn 5%/min, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), lf $(bench_label node/p2p)"
+echo "sim.sh: target degree 8, 5% loss, $((secs * 2)) records without churn + 90 with churn 5%/min, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), lf $(bench_label node/p2p)"
 printf '%-6s %6s %8s %8s %8s %8s %9s %9s %8s %7s %8s %9s %9s %8s %6s %6s %6s\n' \
   nodes degree p50_ms p95_ms max_ms all_in_s catchup_s B/rec/nd x_rec wr/rec msg/rec idle_B/s idle_msg mem_KiB cpu lag_ms churn
 for r in "${rows[@]}"; do

@@ -6,8 +6,8 @@
 //! ```
 //!
 //! NODES real P2P nodes over loopback TCP in this process (2 tokio workers), each
-//! dialing 2 random others, then peers it learns of up to its target of 8 (degree about
-//! 8), 5% loss on every node, production intervals (reconciliation every 30 s,
+//! dialing 2 random others, then peers it learns of up to its target of 8 (inbound
+//! connections come on top: mean degree 11 to 13), 5% loss on every node, production intervals (reconciliation every 30 s,
 //! following every 500 ms). Phases:
 //!
 //! 1. start and connect; 10 s to settle. Memory per node = (RSS now − RSS before the
@@ -95,9 +95,7 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
     let t0 = Instant::now();
     let mut config = SimConfig::new(nodes);
     config.churn_per_minute = 0.0;
-    let mut sim = Sim::start(config, NET)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut sim = Sim::start(config, NET).await.map_err(|e| e.to_string())?;
     let started_in = t0.elapsed();
     run_for(&mut sim, Duration::from_secs(10)).await?;
     let degrees = sim.degrees().await;
@@ -166,8 +164,7 @@ async fn run(nodes: usize, write_secs: u64) -> Result<(), String> {
 
     // Per record per node: the write phase's traffic over the idle baseline.
     let scale = write_secs_f / idle_secs;
-    let extra =
-        |w: u64, i: u64| (w as f64 - i as f64 * scale) / measured_records / nodes as f64;
+    let extra = |w: u64, i: u64| (w as f64 - i as f64 * scale) / measured_records / nodes as f64;
     let per = |f: fn(&TrafficCounts) -> u64| extra(f(&writes), f(&idle));
     let bytes_rec = per(|t| t.bytes_sent);
     let sock_writes_rec = per(|t| t.writes);

@@ -1,5 +1,5 @@
 //! The simulation toward internet scale (issue 19) at a size CI can afford: 25 real
-//! nodes, random topology of degree about 8, 5% loss on every node, and churn while
+//! nodes, random topology (each node has 8 peers or more), 5% loss on every node, and churn while
 //! records are written: nodes leave and come back, restarted with their records or as
 //! fresh nodes with an empty store. Every record must reach every node, the ones that
 //! came back included. `examples/sim_bench.rs` runs the same at 25 to 200 nodes and

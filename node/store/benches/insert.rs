@@ -162,7 +162,12 @@ fn checkpoint_sizes(n: usize) -> Vec<usize> {
 
 /// Runs `queries` single-key queries on keys from `sample`, each must find its record;
 /// returns (p50, p99) in microseconds.
-fn measure_queries(store: &Store, sample: &[SelectorKey], queries: usize, rng: &mut Rng) -> (f64, f64) {
+fn measure_queries(
+    store: &Store,
+    sample: &[SelectorKey],
+    queries: usize,
+    rng: &mut Rng,
+) -> (f64, f64) {
     let mut took: Vec<f64> = Vec::with_capacity(queries);
     for _ in 0..queries {
         let key = sample[rng.below(sample.len())];
@@ -177,7 +182,9 @@ fn measure_queries(store: &Store, sample: &[SelectorKey], queries: usize, rng: &
         let sets = store.query(&q).unwrap();
         took.push(t.elapsed().as_secs_f64() * 1e6);
         assert!(
-            sets.iter().flatten().any(|r| r.record.selector_key(0) == Some(key)),
+            sets.iter()
+                .flatten()
+                .any(|r| r.record.selector_key(0) == Some(key)),
             "a query for an inserted key must find its record"
         );
     }
