@@ -25,6 +25,7 @@ mod follow;
 pub mod harness;
 pub mod peers;
 mod service;
+pub mod sim;
 mod sync;
 pub mod transport;
 pub mod wire;

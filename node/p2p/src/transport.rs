@@ -29,6 +29,7 @@ use libp2p::{
 };
 use sha2::{Digest as _, Sha256};
 
+use crate::faults::Counted;
 use crate::peers::Ledger;
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError};
@@ -165,7 +166,10 @@ pub(crate) type Inbound = Result<Request, String>;
 /// the behaviour, so a peer could send garbage forever unpunished. This one hands the
 /// failure up as an `Err` request, and the service penalizes the sender.
 #[derive(Clone, Default)]
-pub(crate) struct SyncCodec;
+pub(crate) struct SyncCodec {
+    /// Where written requests and responses are counted (test networks only).
+    faults: Option<std::sync::Arc<crate::faults::NetFaults>>,
+}
 
 async fn read_capped<T>(io: &mut T, max: u64) -> std::io::Result<Result<Vec<u8>, String>>
 where
@@ -223,6 +227,9 @@ impl request_response::Codec for SyncCodec {
         use futures::AsyncWriteExt as _;
         let req = req.map_err(std::io::Error::other)?;
         let b = cbor4ii::serde::to_vec(Vec::new(), &req).map_err(std::io::Error::other)?;
+        if let Some(f) = &self.faults {
+            f.count_request();
+        }
         io.write_all(&b).await
     }
 
@@ -237,6 +244,9 @@ impl request_response::Codec for SyncCodec {
     {
         use futures::AsyncWriteExt as _;
         let b = cbor4ii::serde::to_vec(Vec::new(), &res).map_err(std::io::Error::other)?;
+        if let Some(f) = &self.faults {
+            f.count_response();
+        }
         io.write_all(&b).await
     }
 }
@@ -277,13 +287,19 @@ pub(crate) fn build(
     let sync_config = request_response::Config::default()
         .with_request_timeout(Duration::from_secs(30))
         .with_max_concurrent_streams(64);
-    let codec = SyncCodec;
+    let codec = SyncCodec {
+        faults: config.faults.clone(),
+    };
+    let counters = config.faults.clone();
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_other_transport(move |k| -> Result<_, BoxErr> {
             Ok(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .and_then(move |sock, _| PnetConfig::new(key).handshake(sock))
+                    // Counted below pnet: the bytes a real network would carry.
+                    .and_then(move |sock, _| {
+                        PnetConfig::new(key).handshake(Counted::new(sock, counters.clone()))
+                    })
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise::Config::new(k)?)
                     .multiplex(yamux::Config::default()),

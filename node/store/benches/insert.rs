@@ -12,13 +12,21 @@
 //! `contrib/bench/store_insert.sh`; `LF_BENCH_DIR` picks the directory (default: a
 //! temporary directory under `TMPDIR`, removed at the end unless `LF_BENCH_KEEP` is
 //! set); `LF_BENCH_OWNERS` spreads the records over that many owners (default 1,000).
+//!
+//! **Growth checkpoints.** At 10k, 100k, 1M, 10M, ... records (each power of ten up to
+//! N, and N) the bench pauses inserting and measures what a growing store costs: the
+//! insert rate over the last 1% before the checkpoint, `LF_BENCH_QUERIES` (default
+//! 2,000) single-key queries ([`Store::query`] on one selector key drawn uniformly from
+//! all the keys inserted so far, each answer checked) as p50/p99, the process RSS (the
+//! store's in-memory graph and SQLite's page cache; a node adds its fixed overhead), and
+//! disk bytes per record. `contrib/bench/store_growth.sh` runs it to 10M.
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lf_record::{Record, RecordHash};
-use lf_store::{PutOutcome, Store, StoreConfig};
+use lf_record::{Record, RecordHash, SelectorKey};
+use lf_store::{KeyRange, PutOutcome, Query, Store, StoreConfig};
 
 const BATCH: usize = 1000;
 /// New records link to 2–3 of this many most recent records.
@@ -48,14 +56,14 @@ impl Rng {
     }
 }
 
-/// Builds record bytes per FORMAT.md: version 1, datum, owner, timestamp, sorted links,
+/// Builds record bytes per FORMAT.md: the current version, datum, owner, timestamp, sorted links,
 /// an optional dummy masked value (17+ bytes), an optional selector, no work, a dummy
 /// signature.
 fn record_bytes(rng: &mut Rng, owner: &[u8; 49], ts: u64, links: &[RecordHash]) -> Vec<u8> {
     let mut links = links.to_vec();
     links.sort();
     let mut b = Vec::with_capacity(512);
-    b.push(1);
+    b.push(lf_record::FORMAT_VERSION);
     b.push(0);
     b.extend_from_slice(owner);
     b.extend_from_slice(&ts.to_be_bytes());
@@ -126,6 +134,65 @@ impl Window {
     }
 }
 
+/// Selector keys kept to query, a uniform sample of every key inserted (reservoir).
+const SAMPLE: usize = 8192;
+
+/// What the store costs at one size.
+struct Checkpoint {
+    records: usize,
+    /// Insert rate over the last 1% of records before the checkpoint.
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    rss_kib: u64,
+    disk_per_record: f64,
+}
+
+/// The checkpoints up to `n`: each power of ten from 10k, and `n`.
+fn checkpoint_sizes(n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut p = 10_000;
+    while p < n {
+        out.push(p);
+        p *= 10;
+    }
+    out.push(n);
+    out
+}
+
+/// Runs `queries` single-key queries on keys from `sample`, each must find its record;
+/// returns (p50, p99) in microseconds.
+fn measure_queries(
+    store: &Store,
+    sample: &[SelectorKey],
+    queries: usize,
+    rng: &mut Rng,
+) -> (f64, f64) {
+    let mut took: Vec<f64> = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let key = sample[rng.below(sample.len())];
+        let q = Query {
+            ranges: vec![KeyRange {
+                start: key,
+                end: key,
+            }],
+            ..Query::default()
+        };
+        let t = Instant::now();
+        let sets = store.query(&q).unwrap();
+        took.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(
+            sets.iter()
+                .flatten()
+                .any(|r| r.record.selector_key(0) == Some(key)),
+            "a query for an inserted key must find its record"
+        );
+    }
+    took.sort_by(f64::total_cmp);
+    let at = |p: f64| took[((took.len() - 1) as f64 * p).round() as usize];
+    (at(0.50), at(0.99))
+}
+
 fn human(n: usize) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
@@ -177,6 +244,19 @@ fn main() {
             o
         })
         .collect();
+    let queries: usize = std::env::var("LF_BENCH_QUERIES")
+        .ok()
+        .map(|v| v.parse().expect("LF_BENCH_QUERIES is a number"))
+        .unwrap_or(2000)
+        .max(1);
+    let mut query_rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut sample: Vec<SelectorKey> = Vec::with_capacity(SAMPLE);
+    let mut keys_seen = 0usize;
+    let mut checkpoints: Vec<usize> = checkpoint_sizes(n);
+    checkpoints.reverse(); // popped from the end, smallest first
+    let mut growth: Vec<Checkpoint> = Vec::new();
+    // Put time at the start of the current checkpoint's last-1% window.
+    let mut tail_mark: Option<(usize, Duration)> = None;
     let mut recent: VecDeque<RecordHash> = VecDeque::with_capacity(RECENT + 1);
     let mut put_time = Duration::ZERO;
     let mut mark = Duration::ZERO;
@@ -201,6 +281,17 @@ fn main() {
             let owner = &owners[rng.below(owner_count)];
             let bytes = record_bytes(&mut rng, owner, 1_700_000_000 + i as u64 / 10, &links);
             let r = Record::from_bytes(&bytes).expect("bench record parses");
+            if let Some(key) = r.selector_key(0) {
+                keys_seen += 1;
+                if sample.len() < SAMPLE {
+                    sample.push(key);
+                } else {
+                    let j = query_rng.below(keys_seen);
+                    if j < SAMPLE {
+                        sample[j] = key;
+                    }
+                }
+            }
             recent.push_back(r.hash());
             if recent.len() > RECENT {
                 recent.pop_front();
@@ -227,6 +318,37 @@ fn main() {
             }
         }
         done += size;
+        if let Some(&next) = checkpoints.last() {
+            let tail_start = next - (next / 100).max(BATCH);
+            if tail_mark.is_none() && done >= tail_start {
+                tail_mark = Some((done, put_time));
+            }
+            if done >= next {
+                checkpoints.pop();
+                let (from, t0) = tail_mark.take().unwrap_or((done - size, put_time - took));
+                let rate = (done - from) as f64 / (put_time - t0).as_secs_f64().max(1e-9);
+                let (p50_us, p99_us) = measure_queries(&store, &sample, queries, &mut query_rng);
+                let disk: u64 = dir_bytes(&dir).iter().map(|f| f.1).sum();
+                let c = Checkpoint {
+                    records: done,
+                    rate,
+                    p50_us,
+                    p99_us,
+                    rss_kib: rss_kib("VmRSS:"),
+                    disk_per_record: disk as f64 / done as f64,
+                };
+                eprintln!(
+                    "checkpoint {}: {:.0} records/s, query p50 {:.0} us p99 {:.0} us, RSS {:.1} MiB, {:.0} B/record",
+                    human(c.records),
+                    c.rate,
+                    c.p50_us,
+                    c.p99_us,
+                    c.rss_kib as f64 / 1024.0,
+                    c.disk_per_record
+                );
+                growth.push(c);
+            }
+        }
         if done.is_multiple_of(100_000) {
             eprintln!(
                 "{done:>9} records  {:>8.0} records/s over the last 100k  {:.1?} elapsed",
@@ -298,6 +420,25 @@ fn main() {
         human(slowest.1)
     );
     println!("{:<22} {:>14.2?}", "reopen (DAG rebuild)", reopen);
+    println!(
+        "growth ({queries} single-key queries per checkpoint, keys drawn from all inserted; \
+         rate over the last 1% before it)"
+    );
+    println!(
+        "{:<10} {:>12} {:>14} {:>14} {:>10} {:>12}",
+        "records", "records/s", "query p50 us", "query p99 us", "RSS MiB", "disk B/rec"
+    );
+    for c in &growth {
+        println!(
+            "{:<10} {:>12.0} {:>14.0} {:>14.0} {:>10.1} {:>12.0}",
+            human(c.records),
+            c.rate,
+            c.p50_us,
+            c.p99_us,
+            c.rss_kib as f64 / 1024.0,
+            c.disk_per_record
+        );
+    }
     if std::env::var_os("LF_BENCH_KEEP").is_some() {
         drop(reopened);
         println!("kept {}", tmp.keep().join("store").display());
