@@ -560,6 +560,7 @@ pub(crate) mod testing {
             record_max_time_drift: 60,
             work_difficulty: 50,
             bootstrap_peers: vec![],
+            mdns: true,
         };
         let owner = crate::random::new_owner();
         let genesis = crate::makegenesis::make_records(&config, &owner, t - 5).unwrap();
