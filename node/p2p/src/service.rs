@@ -61,6 +61,9 @@ pub(crate) enum Command {
     /// A pull of the peer's new records ended (see `follow`); the connection generation
     /// it was started for.
     Followed(PeerId, u64, crate::follow::Pulled),
+    /// Peers as mDNS would report them (tests: the harness has no LAN).
+    #[cfg(test)]
+    LanFound(Vec<(PeerId, Multiaddr)>),
     Shutdown,
 }
 
@@ -891,6 +894,8 @@ impl Service {
                 self.start_sync(Some(peer))
             }
             Command::SyncWith(_) => {}
+            #[cfg(test)]
+            Command::LanFound(found) => self.on_lan(found),
             Command::Shutdown => {}
         }
     }
@@ -1415,6 +1420,33 @@ mod tests {
             .unwrap()
             .public()
             .to_peer_id()
+    }
+
+    /// Peers announced on the LAN are remembered at most `mdns_max_peers` at a time (a
+    /// host flooding announcements of made-up peers fills no more), and only at
+    /// addresses the policy admits (a private address while the node has none).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lan_peers_are_capped_and_checked() {
+        let mut c = Cluster::start(0, [8; 32]).await.unwrap();
+        let mut cfg = test_config([8; 32], 1);
+        cfg.mdns_max_peers = 4;
+        c.add_node(cfg).await.unwrap();
+        let node = &c.nodes[0].p2p;
+        let private: Multiaddr = "/ip4/10.0.0.5/tcp/1".parse().unwrap();
+        node.shared
+            .send(Command::LanFound(vec![(stranger(0), private.clone())]));
+        // Port 1 on loopback: every dial fails at once.
+        let flood = (1..=50)
+            .map(|i| (stranger(i), "/ip4/127.0.0.1/tcp/1".parse().unwrap()))
+            .collect();
+        node.shared.send(Command::LanFound(flood));
+        let known = node.known_peers().await;
+        assert_eq!(known.len(), 4, "{known:?}");
+        assert!(
+            known.iter().all(|a| !a.to_string().contains("10.0.0.5")),
+            "{known:?}"
+        );
+        c.shutdown().await;
     }
 
     /// Peer exchange cannot grow the remembered peers without bound (a peer may answer
