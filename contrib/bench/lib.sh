@@ -150,13 +150,13 @@ bench_network() {
 }
 
 # bench_node HOME OUT [node-start options...]: starts `lf node-start` on HOME in the
-# background (output to OUT; P2P bound on 127.0.0.1), with no FUSE mounts unless HOME
-# has a mounts.yaml; sets NODE_PID, stopped at exit.
+# background (output to OUT; P2P bound on 127.0.0.1, no mDNS: nothing leaves loopback),
+# with no FUSE mounts unless HOME has a mounts.yaml; sets NODE_PID, stopped at exit.
 bench_node() {
   local home="$1" out="$2"
   shift 2
   [[ -e "$home/mounts.yaml" ]] || echo '[]' >"$home/mounts.yaml"
-  "$LF" -home "$home" node-start -p2p-bind 127.0.0.1 "$@" >"$out" 2>&1 &
+  "$LF" -home "$home" node-start -p2p-bind 127.0.0.1 -no-mdns "$@" >"$out" 2>&1 &
   NODE_PID=$!
   bench_track "$NODE_PID"
 }

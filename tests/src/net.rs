@@ -372,6 +372,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Leaves LAN discovery (mDNS) as the network decides (on for a private network),
+    /// instead of `-no-mdns`: only for nodes in a [`crate::Bed`], whose multicast
+    /// stays on its switch.
+    pub fn lan_discovery(mut self) -> Self {
+        self.extra.retain(|a| a != "-no-mdns");
+        self
+    }
+
     /// One more `node-start` option given at every (re)start.
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.into());
@@ -519,7 +527,9 @@ pub struct TestNode {
 
 impl TestNode {
     /// How to start a node on `home` (which may hold a genesis.lf): free ports, no peers,
-    /// no options, the home's mounts.yaml (or none).
+    /// no LAN discovery (`-no-mdns`: tests send nothing beyond loopback and their own
+    /// namespaces, and find no other test's nodes; see [`NodeBuilder::lan_discovery`]),
+    /// the home's mounts.yaml (or none).
     pub fn on(home: &Path) -> NodeBuilder {
         let p2p_port = free_port();
         NodeBuilder {
@@ -527,7 +537,7 @@ impl TestNode {
             port: free_port(),
             p2p_port,
             peers: Vec::new(),
-            extra: Vec::new(),
+            extra: vec!["-no-mdns".into()],
             mounts: None,
             p2p_bind: "127.0.0.1".into(),
             netns: None,

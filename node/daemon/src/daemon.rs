@@ -37,6 +37,8 @@ pub struct NodeOptions {
     pub max_connections: (u32, u32),
     /// `-allow-private-peers`: peer exchange may dial private and loopback addresses.
     pub allow_private_peers: bool,
+    /// `-mdns` (`Some(true)`), `-no-mdns` (`Some(false)`), or neither.
+    pub mdns: Option<bool>,
     /// Oracle mode and its round interval.
     pub oracle: Option<std::time::Duration>,
     /// Bound of the LFFS commit queue (value bytes waiting for publication).
@@ -229,6 +231,7 @@ pub fn run(opts: NodeOptions) -> anyhow::Result<()> {
         peers: opts.peers.clone(),
         max_connections: opts.max_connections,
         allow_private_peers: opts.allow_private_peers,
+        mdns: opts.mdns,
     };
     let (replication, result) =
         match rt.block_on(crate::replication::start(node.clone(), &p2p_opts, &workers)) {

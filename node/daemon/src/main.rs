@@ -143,6 +143,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             peers: a.peers.clone(),
             max_connections: (a.max_inbound, a.max_outbound),
             allow_private_peers: a.allow_private_peers,
+            mdns: match (a.mdns, a.no_mdns) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             oracle: a
                 .oracle
                 .then(|| std::time::Duration::from_secs(a.oracle_interval.max(1))),

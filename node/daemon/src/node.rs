@@ -694,6 +694,7 @@ pub(crate) mod testing {
             record_max_time_drift: 60,
             work_difficulty: 50,
             bootstrap_peers: vec![],
+            mdns: true,
         };
         let owner = crate::common::random::new_owner();
         let genesis = lf_record::create_genesis_records(

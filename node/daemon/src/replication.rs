@@ -202,6 +202,23 @@ pub struct P2pOptions {
     pub max_connections: (u32, u32),
     /// `-allow-private-peers`: peer exchange may dial private and loopback addresses.
     pub allow_private_peers: bool,
+    /// `-mdns` (`Some(true)`), `-no-mdns` (`Some(false)`), or neither.
+    pub mdns: Option<bool>,
+}
+
+/// Whether the node looks for peers on its LAN (mDNS): as the operator said
+/// (`-mdns`, `-no-mdns`), else on a private network unless its genesis says
+/// `mdns: false`. A private network is any network but the embedded default one (made
+/// with `lf makegenesis`, its `genesis.lf` in the home): the default network is public,
+/// its nodes are on the internet, and announcing them on every LAN they sit on would
+/// tell the LAN about them for nothing.
+pub fn lan_discovery(flag: Option<bool>, config: &lf_record::NetworkConfig, private: bool) -> bool {
+    flag.unwrap_or(private && config.mdns)
+}
+
+/// Whether `config` is a private network (see [`lan_discovery`]).
+fn is_private(config: &lf_record::NetworkConfig) -> bool {
+    crate::common::network::default_network().map_or(true, |(d, _)| d.id != config.id)
 }
 
 /// Starts P2P on the current runtime: listens on `-p2p-bind`:`-p2p`, dials the genesis
@@ -219,6 +236,7 @@ pub async fn start(
     };
     (config.max_inbound, config.max_outbound) = opts.max_connections;
     config.allow_private_peers = opts.allow_private_peers;
+    config.mdns = lan_discovery(opts.mdns, &node.config(), is_private(&node.config()));
     config.listen = vec![parse_peer(&format!("{ip}/tcp/{}", opts.port))?];
     let mut bootstrap = Vec::new();
     for p in &node.config().bootstrap_peers {
@@ -306,6 +324,25 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn lan_discovery_is_on_for_private_networks_unless_turned_off() {
+        let (default, _) = crate::common::network::default_network().unwrap();
+        assert!(!is_private(&default));
+        assert!(
+            !lan_discovery(None, &default, false),
+            "not on the public network"
+        );
+        assert!(lan_discovery(Some(true), &default, false), "-mdns");
+        let mut private = default.clone();
+        private.id = lf_record::NetworkId([7; 32]);
+        assert!(is_private(&private));
+        assert!(lan_discovery(None, &private, true), "on by default");
+        assert!(!lan_discovery(Some(false), &private, true), "-no-mdns");
+        private.mdns = false;
+        assert!(!lan_discovery(None, &private, true), "genesis mdns: false");
+        assert!(lan_discovery(Some(true), &private, true), "-mdns wins");
     }
 
     #[test]

@@ -16,10 +16,17 @@
 //!   digests and hash listings for reconciliation, storage-order listings (catch-up
 //!   of a node far behind, and following each peer's new records: see `follow`), and
 //!   peer exchange.
+//! - Kademlia `/lf/kad/<network digest>/1` (see [`kad_protocol`]): routing table and
+//!   random walks that find peers beyond the bootstrap peers; no records.
+//!
+//! Peers are also found on the LAN by mDNS when [`P2pConfig::mdns`] is on. Whatever
+//! names an address (mDNS, Kademlia, peer exchange, identify) is a stranger: the
+//! address passes the same checks, and the peer the same bans, caps and handshake.
 
 #![forbid(unsafe_code)]
 
 pub mod buckets;
+mod discovery;
 pub mod faults;
 mod follow;
 pub mod harness;
@@ -32,6 +39,7 @@ pub mod wire;
 
 use std::time::Duration;
 
+pub use discovery::kad_protocol;
 pub use lf_record::RecordHash;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
@@ -132,6 +140,17 @@ pub struct P2pConfig {
     /// Let peer exchange dial loopback, private and link-local addresses even when
     /// none of this node's own addresses is in such a network.
     pub allow_private_peers: bool,
+    /// Find peers on the local network with mDNS (multicast on every non-loopback
+    /// IPv4 interface). Off by default: the daemon turns it on for private networks.
+    pub mdns: bool,
+    /// Most peers found by mDNS remembered at once (the rest wait for a slot).
+    pub mdns_max_peers: usize,
+    /// How often a Kademlia random walk looks for peers while the node has fewer
+    /// than `target_peers` (one walk at a time).
+    pub kad_walk_interval: Duration,
+    /// Ask connected peers for the peers they know (peer exchange). Off leaves
+    /// finding peers to Kademlia and mDNS (tests use it to show Kademlia alone works).
+    pub peer_exchange: bool,
     /// Injected drops and delays (tests only; `None` in production).
     pub faults: Option<std::sync::Arc<faults::NetFaults>>,
 }
@@ -153,6 +172,10 @@ impl P2pConfig {
             ban_duration: Duration::from_secs(600),
             connection_timeout: Duration::from_secs(5),
             allow_private_peers: false,
+            mdns: false,
+            mdns_max_peers: 32,
+            kad_walk_interval: Duration::from_secs(30),
+            peer_exchange: true,
             faults: None,
         }
     }

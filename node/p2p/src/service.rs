@@ -15,11 +15,12 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::buckets::HashBuckets;
-use crate::peers::{AddrClass, Banned, Ledger, Offence};
+use crate::discovery::{KadDialRefused, LanEvent};
+use crate::peers::{Banned, Ledger, Offence};
 use crate::transport::{self, Behaviour, BehaviourEvent};
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError, RecordSource, sync};
@@ -61,6 +62,9 @@ pub(crate) enum Command {
     /// A pull of the peer's new records ended (see `follow`); the connection generation
     /// it was started for.
     Followed(PeerId, u64, crate::follow::Pulled),
+    /// Peers as mDNS would report them (tests: the harness has no LAN).
+    #[cfg(test)]
+    LanFound(Vec<(PeerId, Multiaddr)>),
     Shutdown,
 }
 
@@ -167,6 +171,7 @@ pub struct P2pNode {
     shared: Arc<Shared>,
     peer_id: PeerId,
     listen: Vec<Multiaddr>,
+    lan_discovery: bool,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -251,11 +256,6 @@ impl P2pNode {
             known: HashMap::new(),
             addr_peer: HashMap::new(),
             last_dial: HashMap::new(),
-            own_classes: listen
-                .iter()
-                .filter_map(transport::ip_of)
-                .map(AddrClass::of)
-                .collect(),
             announce: Vec::new(),
             flush_at: None,
             syncing: HashSet::new(),
@@ -268,13 +268,25 @@ impl P2pNode {
             next_sync: 0,
             ticks: 0,
             fingerprint,
+            kad_protocol: crate::discovery::kad_protocol(&config.network_id),
+            walk: None,
+            walks: 0,
+            next_walk: Instant::now(),
+            mdns_peers: HashSet::new(),
+            mdns_dialed_at: None,
             config,
         };
+        let lan_discovery = service.swarm.behaviour().lan.is_active();
+        ::metrics::gauge!("lf_p2p_mdns_active").set(if lan_discovery { 1.0 } else { 0.0 });
+        if lan_discovery {
+            tracing::info!("LAN discovery (mDNS) on");
+        }
         let task = tokio::spawn(service.run());
         let node = P2pNode {
             shared,
             peer_id,
             listen,
+            lan_discovery,
             task: Arc::new(Mutex::new(Some(task))),
         };
         Ok(node)
@@ -283,6 +295,11 @@ impl P2pNode {
     /// This node's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Whether LAN discovery (mDNS) runs.
+    pub fn lan_discovery(&self) -> bool {
+        self.lan_discovery
     }
 
     /// Bound listen addresses.
@@ -369,10 +386,6 @@ struct Service {
     /// Which peer an address turned out to be (bootstrap addresses carry no peer ID).
     addr_peer: HashMap<Multiaddr, Option<PeerId>>,
     last_dial: HashMap<Multiaddr, Instant>,
-    /// Kinds of network this node's own addresses are in (listen addresses, and the
-    /// addresses peers observe): peer exchange dials loopback, private and link-local
-    /// addresses only in those (or with `allow_private_peers`).
-    own_classes: HashSet<AddrClass>,
     announce: Vec<RecordHash>,
     flush_at: Option<tokio::time::Instant>,
     syncing: HashSet<PeerId>,
@@ -391,6 +404,18 @@ struct Service {
     next_sync: usize,
     ticks: u64,
     fingerprint: String,
+    /// This network's Kademlia protocol (peers listing it join the routing table).
+    kad_protocol: libp2p::StreamProtocol,
+    /// The Kademlia walk running, if any (one at a time).
+    walk: Option<kad::QueryId>,
+    /// Walks started so far (the first looks up this node's own ID).
+    walks: u64,
+    /// When the next walk may start.
+    next_walk: Instant,
+    /// Peers found by mDNS and remembered (at most `mdns_max_peers`).
+    mdns_peers: HashSet<PeerId>,
+    /// When peers found by mDNS were last dialed (at most once a second).
+    mdns_dialed_at: Option<Instant>,
 }
 
 /// The follower of one connected peer.
@@ -620,7 +645,9 @@ impl Service {
                 if let Some(r) = self.dials.remove(&connection_id) {
                     tracing::warn!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
                     let _ = r.send(Err(msg));
-                } else if let libp2p::swarm::DialError::Denied { .. } = error {
+                } else if let libp2p::swarm::DialError::Denied { cause } = &error
+                    && cause.downcast_ref::<KadDialRefused>().is_none()
+                {
                     tracing::info!(peer = ?peer_id, addr = ?addr, "not connecting: {msg}");
                 } else {
                     tracing::debug!(peer = ?peer_id, addr = ?addr, "cannot connect: {msg}");
@@ -644,7 +671,10 @@ impl Service {
                 ),
             },
             SwarmEvent::NewListenAddr { address, .. } => {
+                // Listening on 0.0.0.0 reports every interface's address: a node on a
+                // LAN learns here that it is on one.
                 tracing::debug!(%address, "P2P listen address");
+                self.swarm.behaviour_mut().kad.policy.own(&address);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -656,9 +686,11 @@ impl Service {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                if let Some(ip) = transport::ip_of(&info.observed_addr) {
-                    self.own_classes.insert(AddrClass::of(ip));
-                }
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .policy
+                    .own(&info.observed_addr);
                 let addrs: Vec<Multiaddr> = info
                     .listen_addrs
                     .into_iter()
@@ -666,9 +698,21 @@ impl Service {
                     .take(MAX_ADDRS_PER_PEER)
                     .collect();
                 if !addrs.is_empty() {
+                    // Into the routing table only if it speaks this network's
+                    // Kademlia (it then answers walks).
+                    if info.protocols.contains(&self.kad_protocol) {
+                        let kad = &mut self.swarm.behaviour_mut().kad.inner;
+                        for a in &addrs {
+                            kad.add_address(&peer_id, a.clone());
+                        }
+                    }
                     self.make_room(&peer_id);
                     self.known.insert(peer_id, addrs);
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Lan(LanEvent::Discovered(found))) => {
+                self.on_lan(found)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
@@ -854,18 +898,8 @@ impl Service {
                 let _ = reply.send(self.known_addrs());
             }
             Command::Learn(addrs) => {
-                for a in addrs.into_iter().take(wire::MAX_PEERS) {
-                    if let Some(Protocol::P2p(p)) = a.iter().last()
-                        && p != *self.swarm.local_peer_id()
-                        && self.exchangeable(&a)
-                        && (self.known.len() < MAX_KNOWN_PEERS || self.known.contains_key(&p))
-                    {
-                        let e = self.known.entry(p).or_default();
-                        let plain = strip_p2p(&a);
-                        if e.len() < MAX_ADDRS_PER_PEER && !e.contains(&plain) {
-                            e.push(plain);
-                        }
-                    }
+                if self.config.peer_exchange {
+                    self.learn(addrs.into_iter().take(wire::MAX_PEERS));
                 }
             }
             Command::Block(peer, on) => {
@@ -889,6 +923,8 @@ impl Service {
                 self.start_sync(Some(peer))
             }
             Command::SyncWith(_) => {}
+            #[cfg(test)]
+            Command::LanFound(found) => self.on_lan(found),
             Command::Shutdown => {}
         }
     }
@@ -927,24 +963,157 @@ impl Service {
         }
     }
 
-    /// Whether an address a peer gave (identify, peer exchange) is worth remembering
-    /// and dialing: TCP, not unspecified, not banned, and not in a loopback, private or
-    /// link-local network unless this node's own addresses are in that kind of network
-    /// (or `allow_private_peers` is set): a peer must not make this node dial into its
+    /// Whether an address a peer gave (identify, peer exchange, Kademlia, mDNS) is
+    /// worth remembering and dialing: not banned, and admitted by the address policy
+    /// (`discovery::AddrPolicy`: TCP, and not in a loopback, private or link-local
+    /// network unless this node's own addresses are in that kind of network, or
+    /// `allow_private_peers` is set): a peer must not make this node dial into its
     /// operator's internal network.
     fn exchangeable(&self, a: &Multiaddr) -> bool {
-        if !dialable(a) || !self.swarm.behaviour().gate.allows(a) {
-            return false;
-        }
-        let ok = match transport::ip_of(a).map(AddrClass::of) {
-            None | Some(AddrClass::Public) => true,
-            Some(AddrClass::Unusable) => false,
-            Some(c) => self.config.allow_private_peers || self.own_classes.contains(&c),
-        };
+        let b = self.swarm.behaviour();
+        let ok = b.gate.allows(a) && b.kad.policy.admits(a);
         if !ok {
             ::metrics::counter!("lf_p2p_peer_addrs_skipped_total").increment(1);
         }
         ok
+    }
+
+    /// Remembers the addresses (each with `/p2p/<id>`) that pass [`Self::exchangeable`],
+    /// while the peer book has room; the number of peers it did not know.
+    fn learn(&mut self, addrs: impl Iterator<Item = Multiaddr>) -> usize {
+        let mut new = 0;
+        for a in addrs {
+            if let Some(Protocol::P2p(p)) = a.iter().last()
+                && p != *self.swarm.local_peer_id()
+                && !self.shared.ledger().scores.is_banned(&p)
+                && self.exchangeable(&a)
+                && (self.known.len() < MAX_KNOWN_PEERS || self.known.contains_key(&p))
+            {
+                let e = self.known.entry(p).or_default();
+                if e.is_empty() {
+                    new += 1;
+                }
+                let plain = strip_p2p(&a);
+                if e.len() < MAX_ADDRS_PER_PEER && !e.contains(&plain) {
+                    e.push(plain);
+                }
+            }
+        }
+        new
+    }
+
+    fn on_kad(&mut self, ev: kad::Event) {
+        match ev {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(r),
+                step,
+                ..
+            } => {
+                let (peers, outcome) = match r {
+                    Ok(ok) => (ok.peers, "ok"),
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => (peers, "timeout"),
+                };
+                let found = peers.len();
+                let addrs: Vec<Multiaddr> = peers
+                    .into_iter()
+                    .flat_map(|p| {
+                        p.addrs
+                            .into_iter()
+                            .take(MAX_ADDRS_PER_PEER)
+                            .map(move |a| strip_p2p(&a).with(Protocol::P2p(p.peer_id)))
+                    })
+                    .collect();
+                let new = self.learn(addrs.into_iter());
+                ::metrics::counter!("lf_p2p_kad_peers_found_total").increment(found as u64);
+                ::metrics::counter!("lf_p2p_kad_peers_learned_total").increment(new as u64);
+                if step.last && self.walk == Some(id) {
+                    self.walk = None;
+                    ::metrics::counter!("lf_p2p_kad_walks_total", "result" => outcome).increment(1);
+                    tracing::debug!(found, new, outcome, "Kademlia walk ended");
+                    if new > 0 {
+                        self.dial_more();
+                    }
+                }
+            }
+            kad::Event::RoutingUpdated {
+                peer, is_new_peer, ..
+            } if is_new_peer => {
+                tracing::debug!(%peer, "peer in the Kademlia routing table");
+                // The first peer (a bootstrap peer, usually): walk at once.
+                if self.walks == 0 {
+                    self.start_walk();
+                }
+            }
+            // Records are not LF's business over Kademlia: inbound PUT_VALUE and
+            // ADD_PROVIDER (filtered, never stored) end here.
+            _ => {}
+        }
+    }
+
+    /// Starts a Kademlia walk unless one runs or the node is at its connection
+    /// target: the first looks up this node's own ID (its neighbourhood), the next
+    /// ones random IDs (anywhere in the network). Peers it finds go into the peer
+    /// book; Kademlia itself dials only below the target (`discovery::GatedKad`).
+    fn start_walk(&mut self) {
+        if self.walk.is_some() || self.connected.len() >= self.config.target_peers {
+            return;
+        }
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if kad.routing_table_len() == 0 {
+            return;
+        }
+        let target = if self.walks == 0 {
+            *self.swarm.local_peer_id()
+        } else {
+            PeerId::random()
+        };
+        self.walk = Some(
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .inner
+                .get_closest_peers(target),
+        );
+        self.walks += 1;
+        self.next_walk = Instant::now() + self.config.kad_walk_interval;
+    }
+
+    /// Peers announced on the LAN: remembered (at most `mdns_max_peers` of them)
+    /// when their address passes the same checks as any other, then dialed like
+    /// any known peer (up to the connection target).
+    fn on_lan(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        let mut new = 0;
+        for (peer, addr) in found {
+            if peer == *self.swarm.local_peer_id() || self.shared.ledger().scores.is_banned(&peer) {
+                continue;
+            }
+            if !self.mdns_peers.contains(&peer) {
+                if self.mdns_peers.len() >= self.config.mdns_max_peers {
+                    ::metrics::counter!("lf_p2p_mdns_peers_ignored_total").increment(1);
+                    continue;
+                }
+                if !self.exchangeable(&addr) {
+                    continue;
+                }
+            }
+            let a = strip_p2p(&addr).with(Protocol::P2p(peer));
+            self.learn(std::iter::once(a));
+            if self.known.contains_key(&peer) && self.mdns_peers.insert(peer) {
+                new += 1;
+                tracing::info!(%peer, %addr, "peer found on the LAN (mDNS)");
+            }
+        }
+        ::metrics::counter!("lf_p2p_mdns_peers_found_total").increment(new as u64);
+        let now = Instant::now();
+        if new > 0
+            && self
+                .mdns_dialed_at
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.mdns_dialed_at = Some(now);
+            self.dial_more();
+        }
     }
 
     /// Makes room in `known` for `peer`, which connected: when full, forgets a peer that
@@ -1066,6 +1235,16 @@ impl Service {
                 .mark_all();
         }
         self.dial_more();
+        // Forget mDNS peers that left the peer book (its bound, or bans), so that the
+        // slots they held serve new ones.
+        let known = &self.known;
+        self.mdns_peers.retain(|p| known.contains_key(p));
+        if now >= self.next_walk {
+            self.start_walk();
+        }
+        let table = self.swarm.behaviour_mut().kad.routing_table_len();
+        ::metrics::gauge!("lf_p2p_kad_routing_table_peers").set(table as f64);
+        ::metrics::gauge!("lf_p2p_known_peers").set(self.known.len() as f64);
         // Missing links are fetched by reconciliation too: not both at once.
         if !self.wanted_busy && self.syncing.is_empty() && !self.connected.is_empty() {
             let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
@@ -1238,24 +1417,12 @@ fn strip_p2p(a: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-/// Whether an address is worth dialing (TCP, not unspecified).
-fn dialable(a: &Multiaddr) -> bool {
-    let mut tcp = false;
-    for p in a.iter() {
-        match p {
-            Protocol::Ip4(ip) if ip.is_unspecified() => return false,
-            Protocol::Ip6(ip) if ip.is_unspecified() => return false,
-            Protocol::Tcp(_) => tcp = true,
-            _ => {}
-        }
-    }
-    tcp
-}
-
 /// Why this node's behaviours denied a connection (libp2p's `ConnectionDenied` only
 /// says "connection denied").
 fn denied(cause: &libp2p::swarm::ConnectionDenied) -> String {
     if let Some(e) = cause.downcast_ref::<libp2p::connection_limits::Exceeded>() {
+        e.to_string()
+    } else if let Some(e) = cause.downcast_ref::<KadDialRefused>() {
         e.to_string()
     } else if cause
         .downcast_ref::<libp2p::allow_block_list::Blocked>()
@@ -1281,6 +1448,33 @@ mod tests {
             .unwrap()
             .public()
             .to_peer_id()
+    }
+
+    /// Peers announced on the LAN are remembered at most `mdns_max_peers` at a time (a
+    /// host flooding announcements of made-up peers fills no more), and only at
+    /// addresses the policy admits (a private address while the node has none).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lan_peers_are_capped_and_checked() {
+        let mut c = Cluster::start(0, [8; 32]).await.unwrap();
+        let mut cfg = test_config([8; 32], 1);
+        cfg.mdns_max_peers = 4;
+        c.add_node(cfg).await.unwrap();
+        let node = &c.nodes[0].p2p;
+        let private: Multiaddr = "/ip4/10.0.0.5/tcp/1".parse().unwrap();
+        node.shared
+            .send(Command::LanFound(vec![(stranger(0), private.clone())]));
+        // Port 1 on loopback: every dial fails at once.
+        let flood = (1..=50)
+            .map(|i| (stranger(i), "/ip4/127.0.0.1/tcp/1".parse().unwrap()))
+            .collect();
+        node.shared.send(Command::LanFound(flood));
+        let known = node.known_peers().await;
+        assert_eq!(known.len(), 4, "{known:?}");
+        assert!(
+            known.iter().all(|a| !a.to_string().contains("10.0.0.5")),
+            "{known:?}"
+        );
+        c.shutdown().await;
     }
 
     /// Peer exchange cannot grow the remembered peers without bound (a peer may answer

@@ -1,6 +1,6 @@
 //! The libp2p stack: TCP → pnet (network key) → Noise → Yamux, and the behaviours
 //! (connection limits, address bans, block list, identify, gossipsub,
-//! request-response).
+//! request-response, Kademlia and LAN discovery: see `discovery`).
 //!
 //! pnet sits on the raw socket, before multistream-select and Noise, so a node of
 //! another network cannot even complete a handshake. pnet has no key confirmation: a
@@ -29,6 +29,7 @@ use libp2p::{
 };
 use sha2::{Digest as _, Sha256};
 
+use crate::discovery::{AddrPolicy, GatedKad, LanDiscovery, kad_behaviour};
 use crate::faults::Counted;
 use crate::peers::Ledger;
 use crate::wire::{self, Request, Response};
@@ -59,6 +60,8 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) gossip: gossipsub::Behaviour,
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
+    pub(crate) kad: GatedKad,
+    pub(crate) lan: LanDiscovery,
 }
 
 /// The IP address a multiaddr starts with, if any.
@@ -291,6 +294,13 @@ pub(crate) fn build(
         faults: config.faults.clone(),
     };
     let counters = config.faults.clone();
+    let network_id = config.network_id;
+    let mut policy = AddrPolicy {
+        allow_private: config.allow_private_peers,
+        ..Default::default()
+    };
+    config.listen.iter().for_each(|a| policy.own(a));
+    let (target, server, mdns) = (config.target_peers, config.max_inbound > 0, config.mdns);
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_other_transport(move |k| -> Result<_, BoxErr> {
@@ -313,7 +323,10 @@ pub(crate) fn build(
                 blocked: Default::default(),
                 identify: identify::Behaviour::new(
                     identify::Config::new(wire::IDENTIFY_VERSION.into(), k.public())
-                        .with_agent_version(format!("lf/{}", env!("CARGO_PKG_VERSION"))),
+                        .with_agent_version(format!("lf/{}", env!("CARGO_PKG_VERSION")))
+                        // Its cache would hand peers' self-reported addresses,
+                        // unchecked, to dials by peer ID (Kademlia's).
+                        .with_cache_size(0),
                 ),
                 gossip: gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Signed(k.clone()),
@@ -327,6 +340,12 @@ pub(crate) fn build(
                     )],
                     sync_config,
                 ),
+                kad: GatedKad::new(
+                    kad_behaviour(&network_id, k.public().to_peer_id(), server),
+                    policy,
+                    target,
+                ),
+                lan: LanDiscovery::new(mdns, k.public().to_peer_id())?,
             })
         })
         .map_err(|e| P2pError::Build(format!("behaviour: {e}")))?

@@ -63,6 +63,7 @@ pub const AMENDABLE: &[&str] = &[
     "record_max_time_drift",
     "work_difficulty",
     "bootstrap_peers",
+    "mdns",
 ];
 
 /// A network's configuration, as carried (JSON) in its genesis records.
@@ -103,6 +104,20 @@ pub struct NetworkConfig {
     /// Peers to contact first (libp2p multiaddrs).
     #[serde(default)]
     pub bootstrap_peers: Vec<String>,
+    /// Whether nodes look for each other on their LAN with mDNS (they do by default on
+    /// every network but the embedded default one; `false` turns it off for nodes
+    /// not told otherwise by their operator). Written only when `false`, so a
+    /// configuration that leaves it alone reads the same to nodes that predate it.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub mdns: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// Errors about network configurations and genesis files.
@@ -325,7 +340,25 @@ mod tests {
             record_max_time_drift: 60,
             work_difficulty: 0,
             bootstrap_peers: vec![],
+            mdns: true,
         }
+    }
+
+    /// `mdns` is absent from the JSON unless turned off, and absent means on: a
+    /// configuration that leaves it alone reads the same to older nodes.
+    #[test]
+    fn mdns_defaults_on_and_is_written_only_when_off() {
+        let on = config();
+        let json = String::from_utf8(on.to_json()).unwrap();
+        assert!(!json.contains("mdns"), "{json}");
+        assert!(NetworkConfig::from_json(json.as_bytes()).unwrap().mdns);
+        let off = NetworkConfig {
+            mdns: false,
+            ..config()
+        };
+        let json = off.to_json();
+        assert!(String::from_utf8_lossy(&json).contains("\"mdns\":false"));
+        assert_eq!(NetworkConfig::from_json(&json).unwrap(), off);
     }
 
     #[test]

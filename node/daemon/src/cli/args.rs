@@ -128,6 +128,14 @@ pub struct NodeStartArgs {
     /// of this node's own addresses is in such a network.
     #[arg(long = "allow-private-peers")]
     pub allow_private_peers: bool,
+    /// Look for peers on the LAN with mDNS, whatever the network says (by default a
+    /// node does on every network but the embedded default one, unless its genesis
+    /// says `mdns: false`).
+    #[arg(long, conflicts_with = "no_mdns")]
+    pub mdns: bool,
+    /// Never look for peers on the LAN (no mDNS: nothing multicast, nothing heard).
+    #[arg(long = "no-mdns")]
+    pub no_mdns: bool,
     /// Oracle mode: publish commentary flagging records that lost a collision here (and,
     /// when nothing collides, an empty one every 30 rounds, adding work to the DAG).
     #[arg(long)]
@@ -415,6 +423,10 @@ pub struct MakegenesisArgs {
     /// Bootstrap peer multiaddr (repeatable).
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
+    /// Nodes of this network do not look for each other on their LAN (mDNS) unless
+    /// their operator says `-mdns` (genesis field `mdns: false`).
+    #[arg(long = "no-mdns")]
+    pub no_mdns: bool,
     /// Create a root CA (P-384): its certificate goes into the network configuration,
     /// its certificate and key into genesis-ca.pem (mode 0600).
     #[arg(long)]

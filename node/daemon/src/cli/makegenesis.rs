@@ -105,6 +105,7 @@ fn config(a: &MakegenesisArgs, p: &Prompter) -> anyhow::Result<NetworkConfig> {
         record_max_time_drift: drift,
         work_difficulty: difficulty,
         bootstrap_peers: a.peers.clone(),
+        mdns: !a.no_mdns,
     };
     config.validate()?;
     Ok(config)
@@ -200,6 +201,10 @@ pub fn run(a: &MakegenesisArgs, json: bool) -> anyhow::Result<()> {
         println!("max time drift {} s", config.record_max_time_drift);
         println!("difficulty     {}", config.work_difficulty);
         println!("amendable      {}", config.amendable_fields.join(","));
+        println!(
+            "LAN discovery  {}",
+            if config.mdns { "on (mDNS)" } else { "off" }
+        );
         if let Some((ca, path)) = &ca {
             println!("root CA        {} in {}", ca.key.public(), path.display());
             println!("auth required  {}", config.auth_required);

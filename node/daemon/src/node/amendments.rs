@@ -106,6 +106,7 @@ mod tests {
             record_max_time_drift: 60,
             work_difficulty: 0,
             bootstrap_peers: vec![],
+            mdns: true,
         }
     }
 
