@@ -39,11 +39,9 @@ pub fn manifest_bound(size: u64, max_value: usize) -> u64 {
 
 /// Fetches a chunk and checks it against its reference (hash and length).
 pub fn load_chunk<S: Store>(store: &S, r: &ChunkRef) -> Result<Vec<u8>> {
-    let cands = store.get(&layout::chunk_selector(&r.id), 0, &r.id)?;
-    cands
-        .into_iter()
-        .map(|v| v.value)
-        .find(|v| v.len() == r.len as usize && chunk::chunk_id(v) == r.id)
+    let matches = |v: &[u8]| v.len() == r.len as usize && chunk::chunk_id(v) == r.id;
+    store
+        .find(&layout::chunk_selector(&r.id), &r.id, &matches)?
         .ok_or_else(|| FsError::Corrupt("a chunk of the file is not (yet) in the store".into()))
 }
 

@@ -53,6 +53,22 @@ pub trait Store: Send + Sync + 'static {
     fn max_value_size(&self) -> usize;
     /// Candidates under (name, ordinal), best first (trust, then weight).
     fn get(&self, name: &[u8], ordinal: u64, mask: &[u8]) -> Result<Vec<Version>, StoreError>;
+    /// The value of the first candidate under (name, 0, mask) that `accept` takes: for
+    /// content-addressed chunks, where any candidate with the right bytes will do, so
+    /// an implementation may look where it is cheapest first (a chunk still waiting to
+    /// be published need not wait for the store).
+    fn find(
+        &self,
+        name: &[u8],
+        mask: &[u8],
+        accept: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .get(name, 0, mask)?
+            .into_iter()
+            .map(|v| v.value)
+            .find(|v| accept(v)))
+    }
     /// Every ordinal under `name` with its candidates, best first, in ordinal order.
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError>;
     /// For each (name, ordinal, mask), whether the mount's owner already has a version

@@ -250,6 +250,29 @@ impl lffs::Store for LffsStore {
         Ok(found)
     }
 
+    fn find(
+        &self,
+        name: &[u8],
+        mask: &[u8],
+        accept: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // A chunk still waiting in the overlay is read from the journal without the
+        // store's lock, which the commit queue holds while it stores a group: reading
+        // a file right after writing it is not paced by its publication. Overlay first,
+        // then the store, for the reason given in `get`.
+        if let Some(v) = self.queue.overlay_get(name, 0, mask)
+            && accept(&v.value)
+        {
+            return Ok(Some(v.value));
+        }
+        let key = self.keys.keys(&[(name, 0)])?[0];
+        Ok(self
+            .versions(key, mask)?
+            .into_iter()
+            .map(|v| v.value)
+            .find(|v| accept(v)))
+    }
+
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
         let pending = self.queue.overlay_list(name, mask); // first: see `get`
         let n = SelectorName::new(name);
