@@ -441,7 +441,7 @@ impl Node {
         let signed_here = |r: &Record, keys: &mut lf_record::OwnerKeys| {
             self.check_as(r, keys, Signatures::KnownGood)
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::common::cores::cores();
         let records = rest;
         if records.len() < 8 || threads < 2 {
             let mut keys = lf_record::OwnerKeys::default();

@@ -174,7 +174,7 @@ impl LffsStore {
 /// over the cores.
 fn selector_keys(names: &[(&[u8], u64)]) -> Result<Vec<lf_record::SelectorKey>, StoreError> {
     let key = |(n, o): &(&[u8], u64)| SelectorName::new(n).key(*o);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::common::cores::cores();
     if names.len() < 64 || threads < 2 {
         return Ok(names.iter().map(key).collect());
     }
