@@ -5,7 +5,8 @@
 //!
 //! Usage: links_bench [DELAY_MS] [LOSS_PERCENT]     (default 25 and 1: 50 ms RTT)
 //! Environment: LF_BIN (the binary measured), LINKS_WRITES (propagation samples, 30),
-//! LINKS_KEYS (keys written on each side of the partition, 1000).
+//! LINKS_KEYS (keys written on each side of the partition, 1000), LINKS_FLEET_ONLY
+//! (only the one-owner partition), LINKS_VERBOSE (what the nodes logged after the heal).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -405,7 +406,15 @@ fn main() {
             rows.push((name.to_string(), cols));
         }
     };
+    // LINKS_FLEET_ONLY=1: only the one-owner partition (investigating its convergence).
+    let fleet_only = std::env::var_os("LINKS_FLEET_ONLY").is_some();
     for (col, &(d, l)) in links.iter().enumerate() {
+        if fleet_only {
+            let c = cluster(d, l, true);
+            let (_, text) = partition_same_owner(&c, keys);
+            row("15 s partition, one owner, converged", col, text);
+            continue;
+        }
         eprintln!("== link: {d} ms each way, {l} % loss: different owners");
         let mut c = cluster(d, l, false);
         row(
