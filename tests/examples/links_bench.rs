@@ -301,7 +301,19 @@ fn partition_same_owner(c: &Cluster, keys: usize) -> (Option<Duration>, String) 
     if std::env::var_os("LINKS_VERBOSE").is_some() {
         for (i, n) in c.nodes.iter().enumerate() {
             for l in n.output().lines().filter(|l| {
-                l.contains("caught up") || l.contains("peer connected") || l.contains("silent")
+                [
+                    "caught up",
+                    "peer connected",
+                    "silent",
+                    "banned",
+                    "ban lifted",
+                    "penalized",
+                    "dialing",
+                    "cannot connect",
+                    "not connecting",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
             }) {
                 eprintln!("   node {}: {l}", i + 1);
             }

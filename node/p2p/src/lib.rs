@@ -32,6 +32,7 @@ mod follow;
 pub mod harness;
 pub mod peers;
 mod service;
+mod sever;
 pub mod sim;
 mod sync;
 pub mod transport;

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) walk_slot: Semaphore,
     /// Scores, bans and peer addresses; the address gate reads the same.
     pub(crate) ledger: Arc<Mutex<Ledger>>,
+    /// Sockets of connections presumed dead (see `sever`).
+    pub(crate) severed: Arc<crate::sever::Severed>,
 }
 
 /// One peer's announcement fetches: running ones (a semaphore) and waiting ones.
@@ -183,7 +185,8 @@ impl P2pNode {
         source: Arc<dyn RecordSource>,
     ) -> Result<P2pNode, P2pError> {
         let ledger = Arc::new(Mutex::new(Ledger::new(config.ban_duration)));
-        let mut swarm = transport::build(&config, ledger.clone())?;
+        let severed = Arc::new(crate::sever::Severed::default());
+        let mut swarm = transport::build(&config, ledger.clone(), severed.clone())?;
         let peer_id = *swarm.local_peer_id();
         let topic = gossipsub::IdentTopic::new(wire::TOPIC);
         swarm
@@ -238,6 +241,7 @@ impl P2pNode {
             serve_slots: Semaphore::new(8),
             walk_slot: Semaphore::new(1),
             ledger,
+            severed,
         });
         // Compute the bucket digests in the background (a full scan of the hashes).
         {
@@ -523,6 +527,7 @@ impl Service {
             .allocate_new_port()
             .build();
         let id = opts.connection_id();
+        tracing::debug!(%addr, "dialing");
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.dial_addr.insert(id, addr);
@@ -567,7 +572,9 @@ impl Service {
                         known.push(plain);
                     }
                 }
-                if num_established.get() == 1 {
+                // The first connection, or a new one while an old one presumed dead is
+                // still closing (see `follow_all`).
+                if num_established.get() == 1 || !self.connected.contains_key(&peer_id) {
                     let addr = endpoint.get_remote_address().clone();
                     if let Some(ip) = transport::ip_of(&addr) {
                         let connected = &self.connected;
@@ -599,22 +606,8 @@ impl Service {
                 num_established: 0,
                 cause,
                 ..
-            } if self.connected.remove(&peer_id).is_some() => {
-                self.shared
-                    .peer_fetches
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&peer_id);
-                self.follow.remove(&peer_id);
-                self.heard.remove(&peer_id);
-                if self.lost.len() >= MAX_LOST {
-                    let now = Instant::now();
-                    self.lost
-                        .retain(|_, t| now.duration_since(*t) < LOST_REDIAL_FOR);
-                }
-                if self.lost.len() < MAX_LOST && !self.shared.ledger().scores.is_banned(&peer_id) {
-                    self.lost.insert(peer_id, Instant::now());
-                }
+            } if self.connected.contains_key(&peer_id) => {
+                self.lose(peer_id);
                 tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1346,11 +1339,45 @@ impl Service {
         for (peer, silent) in dead {
             ::metrics::counter!("lf_p2p_dead_connections_total").increment(1);
             tracing::info!(%peer, silent_ms = silent.as_millis() as u64, "peer silent: connection presumed dead, disconnecting");
+            // Severed and lost now, not when the connection has closed: a graceful
+            // close flushes what waits in the socket first, which on a cut link with
+            // a full send buffer takes until TCP's next retransmission after the heal
+            // (20 s and more). Redials start at once, and a new connection is taken as
+            // the peer's even if the old one is still closing.
+            if let Some(remote) = self
+                .connected
+                .get(&peer)
+                .and_then(|(a, _)| transport::socket_of(a))
+            {
+                self.shared.severed.sever(remote);
+            }
+            self.lose(peer);
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         let peers: Vec<PeerId> = self.follow.keys().copied().collect();
         for p in peers {
             self.start_pull(p);
+        }
+    }
+
+    /// Forgets `peer`'s connection (fetch slots, following, liveness) and remembers
+    /// the peer as lost, so it is redialed every second for a while.
+    fn lose(&mut self, peer: PeerId) {
+        self.connected.remove(&peer);
+        self.shared
+            .peer_fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer);
+        self.follow.remove(&peer);
+        self.heard.remove(&peer);
+        if self.lost.len() >= MAX_LOST {
+            let now = Instant::now();
+            self.lost
+                .retain(|_, t| now.duration_since(*t) < LOST_REDIAL_FOR);
+        }
+        if self.lost.len() < MAX_LOST && !self.shared.ledger().scores.is_banned(&peer) {
+            self.lost.insert(peer, Instant::now());
         }
     }
 

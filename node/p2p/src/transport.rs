@@ -32,6 +32,7 @@ use sha2::{Digest as _, Sha256};
 use crate::discovery::{AddrPolicy, GatedKad, LanDiscovery, kad_behaviour};
 use crate::faults::Counted;
 use crate::peers::Ledger;
+use crate::sever::{Severable, Severed};
 use crate::wire::{self, Request, Response};
 use crate::{P2pConfig, P2pError};
 
@@ -65,6 +66,15 @@ pub(crate) struct Behaviour {
 }
 
 /// The IP address a multiaddr starts with, if any.
+/// The IP address and TCP port of `a`, if it has both.
+pub(crate) fn socket_of(a: &Multiaddr) -> Option<std::net::SocketAddr> {
+    let port = a.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })?;
+    Some(std::net::SocketAddr::new(ip_of(a)?, port))
+}
+
 pub(crate) fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
     a.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
@@ -265,6 +275,7 @@ const MAX_IHAVE: usize = 256;
 pub(crate) fn build(
     config: &P2pConfig,
     ledger: Arc<Mutex<Ledger>>,
+    severed: Arc<Severed>,
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let key = psk(&config.network_id);
     let limits = connection_limits::ConnectionLimits::default()
@@ -307,7 +318,9 @@ pub(crate) fn build(
             Ok(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                     // Counted below pnet: the bytes a real network would carry.
-                    .and_then(move |sock, _| {
+                    .and_then(move |sock: tcp::tokio::TcpStream, _| {
+                        let remote = sock.0.peer_addr().ok();
+                        let sock = Severable::new(sock, remote, severed.clone());
                         PnetConfig::new(key).handshake(Counted::new(sock, counters.clone()))
                     })
                     .upgrade(Version::V1Lazy)
