@@ -504,6 +504,8 @@ impl CommitQueue {
             }),
         );
         drop(st);
+        // Pending now: the worker's next rotation keeps the segment for it.
+        self.journal.unpin(segment);
         self.node.bump_generation();
         self.wake.notify_all();
         Ok(())

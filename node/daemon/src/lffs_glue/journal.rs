@@ -70,6 +70,11 @@ struct Appender {
     segments: BTreeSet<u64>,
     /// Bytes appended over all segments since open: the group-commit clock.
     appended: u64,
+    /// Segments holding a batch appended but not yet registered as pending by the
+    /// commit queue (see [`Journal::unpin`]), with how many: rotation never deletes
+    /// them. Without this, a rotation between a batch's append and its registration
+    /// saw nothing pending and deleted the segment holding an acknowledged batch.
+    pinned: std::collections::BTreeMap<u64, usize>,
 }
 
 /// The journal.
@@ -168,6 +173,7 @@ impl Journal {
                     current,
                     segments,
                     appended: 0,
+                    pinned: Default::default(),
                 }),
                 synced: Mutex::new(0),
                 readers: Mutex::new(std::collections::HashMap::new()),
@@ -184,6 +190,7 @@ impl Journal {
         &self,
         e: &Entry<B>,
         values: &[&[u8]],
+        pin: bool,
     ) -> anyhow::Result<(u64, u64, Vec<ValueAt>)> {
         let bytes = serde_json::to_vec(e)?;
         let tagged: Vec<Vec<u8>> = values
@@ -208,6 +215,10 @@ impl Journal {
             }
         };
         a.appended += a.current.file.end() - start;
+        if pin {
+            let no = a.current.no;
+            *a.pinned.entry(no).or_default() += 1;
+        }
         let at = offsets
             .iter()
             .zip(values)
@@ -223,31 +234,49 @@ impl Journal {
     /// Appends `e` and returns once it is durable (and with it everything appended
     /// before). Returns the segment it went to.
     pub fn append_durable<B: Serialize>(&self, e: &Entry<B>) -> anyhow::Result<u64> {
-        self.append_durable_with(e, &[]).map(|(segment, _)| segment)
+        let (segment, mine, _) = self.append(e, &[], false)?;
+        self.sync_upto(mine)?;
+        Ok(segment)
     }
 
-    /// Appends `values`, then `e`, and returns once they are durable: the segment and
-    /// where each value is.
+    /// Appends a batch's `values`, then `e`, and returns once they are durable: the
+    /// segment and where each value is. The segment stays pinned until
+    /// [`Journal::unpin`] (on success only).
     pub fn append_durable_with<B: Serialize>(
         &self,
         e: &Entry<B>,
         values: &[&[u8]],
     ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
-        let (segment, mine, at) = self.append(e, values)?;
-        self.sync_upto(mine)?;
+        let (segment, mine, at) = self.append(e, values, true)?;
+        if let Err(err) = self.sync_upto(mine) {
+            self.unpin(segment);
+            return Err(err);
+        }
         Ok((segment, at))
     }
 
-    /// Appends `values`, then `e`, without waiting for them to be durable: the next
-    /// durable append or [`Journal::sync`] covers them (and rotation syncs a segment
-    /// before leaving it).
+    /// Appends a batch's `values`, then `e`, without waiting for them to be durable:
+    /// the next durable append or [`Journal::sync`] covers them (and rotation syncs a
+    /// segment before leaving it). The segment stays pinned until [`Journal::unpin`].
     pub fn append_lazy_with<B: Serialize>(
         &self,
         e: &Entry<B>,
         values: &[&[u8]],
     ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
-        let (segment, _, at) = self.append(e, values)?;
+        let (segment, _, at) = self.append(e, values, true)?;
         Ok((segment, at))
+    }
+
+    /// Releases a segment pinned by a batch append, once the batch is registered as
+    /// pending (from then on the caller's `oldest_pending` keeps it).
+    pub fn unpin(&self, segment: u64) {
+        let mut a = self.lock();
+        if let std::collections::btree_map::Entry::Occupied(mut e) = a.pinned.entry(segment) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
     }
 
     /// Makes everything appended so far durable; nothing to do when it is.
@@ -300,7 +329,7 @@ impl Journal {
 
     /// Appends `e` without waiting for it to be durable.
     pub fn append_lazy<B: Serialize>(&self, e: &Entry<B>) -> anyhow::Result<()> {
-        self.append(e, &[]).map(|_| ())
+        self.append(e, &[], false).map(|_| ())
     }
 
     /// Starts a new segment if `idle` (nothing pending) and the current one holds
@@ -325,7 +354,11 @@ impl Journal {
             a.segments.insert(no);
         }
         drop(synced);
-        let keep_from = oldest_pending.unwrap_or(a.current.no).min(a.current.no);
+        let pinned = a.pinned.keys().next().copied().unwrap_or(a.current.no);
+        let keep_from = oldest_pending
+            .unwrap_or(a.current.no)
+            .min(a.current.no)
+            .min(pinned);
         let old: Vec<u64> = a.segments.range(..keep_from).copied().collect();
         for no in old {
             self.readers
@@ -444,6 +477,23 @@ mod tests {
         assert_eq!(j.append_durable(&E::Batch(3, "c".into())).unwrap(), 2);
         drop(j);
         assert_eq!(replay(dir.path()), vec![(2, "batch 3 c".to_string())]);
+    }
+
+    /// A batch appended but not yet registered by the commit queue is not deleted by
+    /// a rotation that saw nothing pending (the worker finishing the previous batch).
+    #[test]
+    fn rotation_keeps_a_segment_pinned_by_a_batch_not_yet_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open::<String>(dir.path()).unwrap();
+        let (segment, _) = j
+            .append_durable_with(&E::Batch(1, "acknowledged".into()), &[])
+            .unwrap();
+        j.rotate(true, None).unwrap();
+        assert!(segment_path(dir.path(), segment).exists());
+        j.unpin(segment);
+        j.append_lazy(&E::Done(1)).unwrap();
+        j.rotate(true, None).unwrap();
+        assert!(!segment_path(dir.path(), segment).exists());
     }
 
     #[test]
