@@ -645,7 +645,7 @@ impl Node {
         };
         let started = Instant::now();
         let r = u
-            .sign(effort, owner)?
+            .sign_with(effort, |msg| crate::common::signer::sign(owner, msg))
             .pay(&opts, &self.stopping, progress)?;
         if effort > 0 {
             ::metrics::histogram!("lf_pow_duration_seconds")

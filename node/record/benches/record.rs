@@ -1,4 +1,5 @@
-//! Criterion benches of the record layer: owner sign and verify, record build (encode),
+//! Criterion benches of the record layer: owner sign (p384, and AWS-LC as the daemon
+//! signs its own records) and verify, record build (encode),
 //! parse, and full verification (signature + claims + work).
 
 use std::hint::black_box;
@@ -38,6 +39,22 @@ fn benches(c: &mut Criterion) {
     let sig = owner.sign(b"message");
     c.bench_function("owner_sign", |b| {
         b.iter(|| owner.sign(black_box(b"message")))
+    });
+    // The daemon's signer for its own records (node/daemon/src/common/signer.rs): the
+    // same signature by AWS-LC, with the low-S step it adds.
+    let public = owner.public().uncompressed().unwrap();
+    let aws = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        &owner.to_scalar_bytes(),
+        &public,
+    )
+    .unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    c.bench_function("owner_sign_aws_lc", |b| {
+        b.iter(|| {
+            let s = aws.sign(&rng, black_box(b"message")).unwrap();
+            lf_record::low_s(s.as_ref()).unwrap()
+        })
     });
     c.bench_function("owner_verify", |b| {
         b.iter(|| assert!(owner.public().verify(black_box(b"message"), &sig)))

@@ -32,7 +32,7 @@ pub use genesis::{GenesisError, NetworkConfig, NetworkId, create_genesis_records
 pub use hash::{RecordHash, RecordId};
 pub use mask::{MaskError, MaskingKey};
 pub use ordinal::{MaskedOrdinal, OrdinalMask};
-pub use owner::{Owner, OwnerError, OwnerKeys, OwnerSecret, PASSPHRASE_KDF};
+pub use owner::{Owner, OwnerError, OwnerKeys, OwnerSecret, PASSPHRASE_KDF, low_s};
 pub use record::{
     FORMAT_VERSION, MAX_LINKS, MAX_RECORD_SIZE, MAX_SELECTORS, Record, RecordBuilder, RecordType,
     SELECTOR_LEN, SIGNATURE_LEN, SignedRecord, UnsignedRecord,

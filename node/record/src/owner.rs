@@ -127,6 +127,15 @@ impl OwnerKeys {
     }
 }
 
+/// The low-S form of a fixed-size (r || s) ECDSA P-384 signature, the only form
+/// records accept; `None` if the bytes are not a signature.
+pub fn low_s(signature: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
+    let sig = Signature::from_slice(signature).ok()?;
+    let mut out = [0u8; SIGNATURE_LEN];
+    out.copy_from_slice(&sig.normalize_s().to_bytes());
+    Some(out)
+}
+
 /// ECDSA P-384 / SHA-384 verification by AWS-LC; `alg` picks the signature encoding
 /// (fixed r || s for records, ASN.1 DER for X.509).
 pub(crate) fn verify_p384(

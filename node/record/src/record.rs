@@ -476,13 +476,25 @@ impl UnsignedRecord {
     /// work). The work is paid afterwards, on [`SignedRecord::work_challenge`], which
     /// covers the signature.
     pub fn sign(self, effort: u32, owner: &OwnerSecret) -> Result<SignedRecord, RecordError> {
-        let signature = owner.sign(&signing_message(&self.content, effort));
-        Ok(SignedRecord {
+        Ok(self.sign_with(effort, |msg| owner.sign(msg)))
+    }
+
+    /// Signs with a signer of the caller's (a faster implementation of ECDSA P-384 /
+    /// SHA-384 by the owner the record was built for, giving low-S signatures, see
+    /// [`crate::low_s`]): this crate draws no randomness, and the fast signers do.
+    /// A wrong signature is not caught here but by verification, as any record's.
+    pub fn sign_with(
+        self,
+        effort: u32,
+        signer: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
+    ) -> SignedRecord {
+        let signature = signer(&signing_message(&self.content, effort));
+        SignedRecord {
             challenge: work_challenge(&self.content, &signature),
             billable: self.billable,
             effort,
             signature,
-        })
+        }
     }
 
     /// Signs a record that carries no proof of work.
