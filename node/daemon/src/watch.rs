@@ -275,9 +275,13 @@ impl Watcher {
                     }
                 }
             };
+            // A tree watch passes every record on: a directory and the entries in it
+            // may arrive in one batch, and the entries concern the watch only once the
+            // directory's range is added, which `events_of` does as it goes.
+            let tree = self.ranges.iter().any(Range::is_tree);
             let fresh: Vec<Stored> = batch
                 .iter()
-                .filter(|s| s.seq > self.cursor && self.concerns(&s.record))
+                .filter(|s| s.seq > self.cursor && self.concerns(&s.record, tree))
                 .cloned()
                 .collect();
             let last = batch.last().map_or(self.cursor, |s| s.seq.max(self.cursor));
@@ -312,11 +316,13 @@ impl Watcher {
     }
 
     /// Whether `r` may make an event here (cheap; the rest is on the blocking pool).
-    fn concerns(&self, r: &Record) -> bool {
+    /// With a `tree` watch any record may, once a new subdirectory is known.
+    fn concerns(&self, r: &Record, tree: bool) -> bool {
         if r.record_type() == RecordType::Commentary {
             return self.oracles.contains(&r.owner());
         }
-        r.selector_keys()
+        tree || r
+            .selector_keys()
             .first()
             .is_some_and(|k| self.ranges.iter().any(|x| x.holds(k)))
     }
@@ -332,7 +338,10 @@ fn events_of(
     stored: &[Stored],
 ) -> Result<(Vec<WatchEvent>, Vec<Range>), WatchError> {
     let mut events = Vec::new();
-    let mut subdirs = Vec::new();
+    let mut subdirs: Vec<Range> = Vec::new();
+    // The watch's ranges with the subdirectories found so far in this batch: an entry
+    // may follow its new directory in the same batch.
+    let mut ranges: Vec<Range> = ranges.to_vec();
     for s in stored {
         let r = &s.record;
         if r.record_type() == RecordType::Commentary {
@@ -369,7 +378,7 @@ fn events_of(
         let Some(k) = r.selector_keys().first().copied() else {
             continue;
         };
-        let Some(range) = ranges.iter().find(|x| x.holds(&k)) else {
+        let Some(range) = ranges.iter().find(|x| x.holds(&k)).cloned() else {
             continue;
         };
         let Some(named) = range.name(r, mask) else {
@@ -386,7 +395,11 @@ fn events_of(
         if let (Some((path, sel)), scope::Naming::Entries { fs, .. }) =
             (&named.subdir, &range.naming)
         {
-            subdirs.push(Range::directory(fs.clone(), path, sel.clone(), true));
+            let sub = Range::directory(fs.clone(), path, sel.clone(), true);
+            if ranges.len() < scope::MAX_TREE_DIRS && !ranges.iter().any(|x| x.start == sub.start) {
+                ranges.push(sub.clone());
+            }
+            subdirs.push(sub);
         }
         events.push(event(s.seq, r, &named, kind, is_winner, None));
     }

@@ -73,6 +73,11 @@ pub struct Named {
 }
 
 impl Range {
+    /// Whether this is a directory of a tree watch (its new subdirectories join it).
+    pub fn is_tree(&self) -> bool {
+        matches!(self.naming, Naming::Entries { tree: true, .. })
+    }
+
     /// A selector name's ordinals `first..=last`.
     pub fn selector(name: &str, first: u64, last: u64) -> Range {
         let sel = SelectorName::new(name.as_bytes());
