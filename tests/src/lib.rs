@@ -48,6 +48,53 @@ pub fn lf_bin() -> &'static Path {
     })
 }
 
+/// Path to the hostile peer (`node/p2p/examples/hostile_peer.rs`), built once per
+/// process with the same profile and target directory as the caller.
+pub fn hostile_peer_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "lf-p2p",
+            "--example",
+            "hostile_peer",
+        ]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build for hostile_peer");
+        assert!(status.success(), "building hostile_peer failed");
+        let bin = profile_dir.join("examples").join("hostile_peer");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// Starts the hostile peer's `attack` against `node` of `network` (its id in hex); it
+/// exits by itself within `secs` + 10 s.
+pub fn hostile_peer(
+    node: &TestNode,
+    network: &str,
+    attack: &str,
+    secs: u64,
+) -> std::process::Child {
+    Command::new(hostile_peer_bin())
+        .args([network, node.p2p_addr().as_str(), attack, &secs.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting hostile_peer")
+}
+
 /// Runs `lf` with `args` in `dir` and returns its output.
 pub fn lf(dir: &Path, args: &[&str]) -> Output {
     Command::new(lf_bin())

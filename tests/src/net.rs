@@ -656,6 +656,22 @@ impl TestNode {
         self.lf(&all)
     }
 
+    /// Makes `owner` in this node's client.json and certifies it with the CA key file
+    /// `ca` for 30 days (`lf owner new`, `csr`, `sign`); returns the certificate's
+    /// path (not published: `lf owner publish-cert` does that).
+    pub fn certify(&self, ca: &Path, owner: &str) -> PathBuf {
+        ok(&self.lf_url(&["owner", "new", owner]));
+        let csr = self.home.join(format!("{owner}.csr"));
+        let csr = csr.to_str().expect("UTF-8 home");
+        ok(&self.lf_url(&["owner", "csr", "-owner", owner, "-out", csr]));
+        let crt = self.home.join(format!("{owner}.crt"));
+        let ca = ca.to_str().expect("UTF-8 path");
+        let args = ["owner", "sign", "-ca", ca, "-days", "30", "-out"];
+        let signed = ok(&self.lf_url(&[&args[..], &[crt.to_str().unwrap(), csr]].concat()));
+        assert!(signed.contains("valid 30 days"), "{signed}");
+        crt
+    }
+
     /// `lf -json status` of this node, parsed (asked through [`TestNode::lf_url`]).
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&ok(&self.lf_url(&["-json", "status"]))).expect("status JSON")

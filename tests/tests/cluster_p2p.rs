@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lf_tests::{TestNode, ok, private_network, stderr, stdout, wait_until};
+use lf_tests::{
+    TestNode, hostile_peer, hostile_peer_bin, ok, private_network, stderr, stdout, wait_until,
+};
 
 /// `n` homes sharing one private network (no proof of work).
 fn homes(dir: &Path, n: usize) -> Vec<PathBuf> {
@@ -301,48 +303,6 @@ fn cluster_fresh_node_catches_up_10k_records() {
     }
 }
 
-/// The hostile peer (`node/p2p/examples/hostile_peer.rs`), built once per test process
-/// with the tests' profile.
-fn hostile_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "lf-p2p",
-            "--example",
-            "hostile_peer",
-        ]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building hostile_peer failed"
-        );
-        let bin = profile_dir.join("examples").join("hostile_peer");
-        assert!(bin.exists(), "{} missing", bin.display());
-        bin
-    })
-    .clone()
-}
-
-/// Starts the hostile peer against `node` (it exits by itself within `secs` + 10 s).
-fn hostile(node: &TestNode, network: &str, attack: &str, secs: u64) -> std::process::Child {
-    let addr = node.p2p_addr();
-    std::process::Command::new(hostile_bin())
-        .args([network, addr.as_str(), attack, &secs.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// Peers that send garbage, oversized or forged messages and records are thrown out and
 /// banned; a peer that announces and never answers does not stall replication; the
 /// honest nodes keep replicating throughout and store nothing of it.
@@ -360,10 +320,10 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     assert!(wait_until(20, || n1.peers().len() == 1 && n2.peers().len() == 1));
     let network = n1.status()["Network"]["id"].as_str().unwrap().to_string();
     let before = record_count(&n1);
-    hostile_bin();
+    hostile_peer_bin();
     // A silent peer on node 2 announces records and never serves them: node 2 must
     // still take node 1's writes at once.
-    let silent = hostile(&n2, &network, "silent", 20);
+    let silent = hostile_peer(&n2, &network, "silent", 20);
     let attacks = [
         "garbage-gossip",
         "garbage-request",
@@ -373,7 +333,7 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
     ];
     let children: Vec<_> = attacks
         .iter()
-        .map(|a| (*a, hostile(&n1, &network, a, 15)))
+        .map(|a| (*a, hostile_peer(&n1, &network, a, 15)))
         .collect();
     std::thread::sleep(std::time::Duration::from_secs(2));
     for i in 0..3 {

@@ -3,7 +3,7 @@
 //! `publish-cert`, revocation with `lf owner revoke`, and three nodes replicating
 //! certified writes. Every wait polls with a deadline.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lf_record::{OwnerSecret, RecordBuilder, RecordHash, RecordType};
@@ -44,40 +44,6 @@ fn on(node: &TestNode, args: &[&str]) -> std::process::Output {
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&ok(o)).unwrap()
-}
-
-/// Makes `owner` in the node's client.json and certifies it with the CA file.
-fn certify(node: &TestNode, ca: &Path, owner: &str) -> PathBuf {
-    ok(&on(node, &["owner", "new", owner]));
-    let csr = node.home.join(format!("{owner}.csr"));
-    ok(&on(
-        node,
-        &[
-            "owner",
-            "csr",
-            "-owner",
-            owner,
-            "-out",
-            csr.to_str().unwrap(),
-        ],
-    ));
-    let crt = node.home.join(format!("{owner}.crt"));
-    let signed = ok(&on(
-        node,
-        &[
-            "owner",
-            "sign",
-            "-ca",
-            ca.to_str().unwrap(),
-            "-days",
-            "30",
-            "-out",
-            crt.to_str().unwrap(),
-            csr.to_str().unwrap(),
-        ],
-    ));
-    assert!(signed.contains("valid 30 days"), "{signed}");
-    crt
 }
 
 fn owner_status(node: &TestNode, owner: &str) -> serde_json::Value {
@@ -159,7 +125,7 @@ fn e2e_certs_auth_required_network() {
     assert!(body.contains("requires a certificate"), "{body}");
 
     // Certify alice: request, sign with the CA, publish (by alice, without work).
-    let crt = certify(&node, &ca, "alice");
+    let crt = node.certify(&ca, "alice");
     assert_eq!(owner_status(&node, "alice")["HasCurrentCertificate"], false);
     let published = json(&on(
         &node,
@@ -240,7 +206,7 @@ fn e2e_certs_auth_required_network() {
         .name("other")
         .ca()
         .create(&dir.path().join("other"));
-    let crt = certify(&node, &other.ca_key(), "bob");
+    let crt = node.certify(&other.ca_key(), "bob");
     let err = fails(&on(
         &node,
         &["owner", "publish-cert", crt.to_str().unwrap()],
@@ -281,7 +247,7 @@ fn e2e_certs_three_nodes_certified_write_propagates_and_wins() {
     assert!(early["WorkEffort"].as_u64().unwrap() > 0, "{early}");
 
     // alice is certified on node 1; node 3 learns her certificate from the DAG.
-    let crt = certify(&n1, &ca, "alice");
+    let crt = n1.certify(&ca, "alice");
     ok(&on(&n1, &["owner", "publish-cert", crt.to_str().unwrap()]));
     let alice = owner_status(&n1, "alice")["Owner"]
         .as_str()
@@ -479,7 +445,7 @@ fn e2e_certs_late_node_catches_up_certificate_and_records() {
     let n1 = TestNode::start(&net.home("n1"));
     // Certificate and several writes on node 1 while node 2 is not connected: node 2
     // then gets them all at once, in hash order, certificate anywhere among them.
-    let crt = certify(&n1, &ca, "alice");
+    let crt = n1.certify(&ca, "alice");
     ok(&on(&n1, &["owner", "publish-cert", crt.to_str().unwrap()]));
     let hashes: Vec<String> = (0..6)
         .map(|i| {
@@ -583,4 +549,140 @@ fn fuse_certs_uncertified_mount_refuses_writes_until_certified() {
         20,
         || json(&on(&n, &["-json", "status"]))["PendingCommits"] == 0
     ));
+}
+
+/// The value of metric `name` (with its labels, as `/metrics` writes them) on `node`.
+fn metric(node: &TestNode, name: &str) -> f64 {
+    let text = ureq::get(&format!("{}/metrics", node.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Resident memory of `node`'s process, in MiB.
+fn rss_mib(node: &TestNode) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// regression_17: a limbo flood on an `auth_required` network (three peers from one
+/// address that announce and serve validly signed records of fresh uncertified
+/// owners): limbo stays within its bounds (4,096 records, 8 MiB) and drops the rest
+/// unverified, nothing of the flood is stored or logged record by record, the victim's
+/// memory stays bounded, and a certified owner's writes on the other node keep
+/// reaching the victim at once.
+#[test]
+fn e2e_certs_limbo_flood_is_bounded_and_certified_writes_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = ca_network(dir.path(), true);
+    let ca = net.ca_key();
+    // The flood comes from 127.0.0.1: the honest nodes use addresses of their own.
+    let n1 = TestNode::on(&net.home("n1")).p2p_bind("127.0.0.2").start();
+    let n2 = TestNode::on(&net.home("n2"))
+        .p2p_bind("127.0.0.3")
+        .peer(n1.p2p_addr())
+        .start();
+    assert!(wait_until(20, || n1.peers().len() == 1 && n2.peers().len() == 1));
+    let crt = n1.certify(&ca, "alice");
+    ok(&on(&n1, &["owner", "publish-cert", crt.to_str().unwrap()]));
+    let alice = owner_status(&n1, "alice")["Owner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        wait_until(30, || owner_status(&n2, &alice)["HasCurrentCertificate"]
+            == true),
+        "node 2 never learned alice's certificate: {}",
+        n2.output()
+    );
+    let network = n2.status()["Network"]["id"].as_str().unwrap().to_string();
+    let before = n2.status()["RecordCount"].as_u64().unwrap();
+    // Three identities from one address at once: each is banned after about 20
+    // announcements of records that are not stored (2,560 records), and together
+    // they outgrow limbo.
+    let floods: Vec<_> = (0..3)
+        .map(|_| lf_tests::hostile_peer(&n2, &network, "limbo", 25))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut rss_peak = rss_mib(&n2);
+    for i in 0..5 {
+        let t = Instant::now();
+        let rec = json(&on(
+            &n1,
+            &[
+                "-json",
+                "set",
+                "-owner",
+                "alice",
+                &format!("honest{i}"),
+                "x",
+            ],
+        ));
+        assert_eq!(rec["WorkEffort"], 0, "{rec}");
+        assert!(
+            wait_until(10, || winner(&n2, &format!("honest{i}")).is_some()),
+            "certified write {i} never reached node 2 under the flood: {}",
+            n2.output()
+        );
+        eprintln!("certified write {i} on node 2 after {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "replication slowed under the limbo flood: {:?}",
+            t.elapsed()
+        );
+        rss_peak = rss_peak.max(rss_mib(&n2));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let mut served = 0;
+    for flood in floods {
+        let o = flood.wait_with_output().unwrap();
+        let out = stdout(&o);
+        eprintln!("flood: {out}");
+        served += out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("flooded ")?
+                    .split(" served ")
+                    .nth(1)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no flood report: {out}{}", lf_tests::stderr(&o)));
+    }
+    let log = n2.output();
+    for l in log
+        .lines()
+        .filter(|l| l.contains("misbehaved") || l.contains("banned"))
+    {
+        eprintln!("node 2: {l}");
+    }
+    // The flood must have outgrown limbo, or the bound was not tested.
+    assert!(
+        served > 5_000,
+        "node 2 fetched only {served} flood records: {log}"
+    );
+    let held = metric(&n2, "lf_limbo_records");
+    let bytes = metric(&n2, "lf_limbo_bytes");
+    let dropped = metric(&n2, "lf_limbo_dropped_total{reason=\"full\"}");
+    eprintln!("limbo: {held} records, {bytes} bytes, {dropped} dropped; RSS peak {rss_peak} MiB");
+    assert!(held > 0.0 && held <= 4_096.0, "limbo holds {held} records");
+    assert!(bytes <= 8.0 * 1024.0 * 1024.0, "limbo holds {bytes} bytes");
+    assert!(dropped > 0.0, "limbo never refused a record");
+    assert!(rss_peak < 512, "node 2 grew to {rss_peak} MiB");
+    let records = n2.status()["RecordCount"].as_u64().unwrap();
+    assert_eq!(records, before + 5, "flood records were stored");
+    assert!(
+        log.lines().filter(|l| l.contains("not stored")).count() < 10,
+        "the flood floods the log"
+    );
 }

@@ -55,6 +55,17 @@ pub enum AcceptError {
         /// The record's timestamp.
         timestamp: u64,
     },
+    /// Like [`AcceptError::NotCertified`], but limbo is full: the record was not
+    /// verified (a full limbo would drop it anyway, and a flood of such records must
+    /// not cost a signature check each) and is not held; a peer offers it again later.
+    #[error(
+        "this network requires a certificate and owner {owner} has none here (records of \
+         uncertified owners from peers wait in limbo for one, and limbo is full)"
+    )]
+    LimboFull {
+        /// The record's owner.
+        owner: Owner,
+    },
     /// The owner's certificate was revoked (CRL) at or before the record's time.
     #[error("owner {owner}'s certificate was revoked before {timestamp}")]
     Revoked {
@@ -519,7 +530,12 @@ impl Node {
             {
                 // Verified before it may wait in limbo (work, if carried, claims and
                 // signature), so that a forgery is the sender's fault, not a slot of
-                // limbo: issue 17.
+                // limbo: issue 17. Unless limbo has no room for it: then it is not
+                // verified at all, so that a flood of validly signed records of
+                // uncertified owners costs a lookup each once limbo is full.
+                if !self.limbo.has_room(r.to_bytes().len(), Instant::now()) {
+                    return Err(AcceptError::LimboFull { owner: r.owner() });
+                }
                 limits.work_difficulty = 0;
                 verify(&limits, keys)?;
                 return Err(AcceptError::NotCertified {

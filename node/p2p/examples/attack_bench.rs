@@ -8,7 +8,9 @@
 //! measured (p50, p95), beside the victim's CPU time over the phase and its peak RSS.
 //! Phases: `quiet` (no attack), `sig-flood` (256 records made from one by mutating
 //! signature bytes, announced by a new identity each time the last one is thrown out,
-//! until the address is refused: signature-mutation flood and identity churn),
+//! until the address is refused: signature-mutation flood), `churn` (identity churn
+//! from one address: each new identity announces only two of those records, so no
+//! single identity is thrown out for many; the address's account must stop them),
 //! `lister` (a peer that lists 20,000 hashes and serves none). Each phase gets a fresh
 //! victim; the table gives the median of the runs.
 //!
@@ -309,8 +311,13 @@ async fn attack(
         honest.set_blocked(evil.peer_id(), true);
         if evil.connect(target.clone()).await.is_ok() {
             identities += 1;
-            if kind != "lister" {
-                evil.announce(flood.iter().map(|r| r.hash()).collect());
+            match kind {
+                "lister" => {}
+                "churn" => {
+                    let at = (2 * identities as usize) % flood.len();
+                    evil.announce(flood[at..at + 2].iter().map(|r| r.hash()).collect());
+                }
+                _ => evil.announce(flood.iter().map(|r| r.hash()).collect()),
             }
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) && !stop.load(Ordering::Relaxed) {
@@ -342,7 +349,7 @@ struct Figures {
     ids: u32,
 }
 
-const PHASES: [&str; 3] = ["quiet", "sig-flood", "lister"];
+const PHASES: [&str; 4] = ["quiet", "sig-flood", "churn", "lister"];
 
 async fn phase(phase: &str, round: usize, n: usize, m: &mut RecordMaker) -> Figures {
     let mut victim = Victim::start();
@@ -355,7 +362,11 @@ async fn phase(phase: &str, round: usize, n: usize, m: &mut RecordMaker) -> Figu
     let stop = Arc::new(AtomicBool::new(false));
     let attacker = (phase != "quiet").then(|| {
         tokio::spawn(attack(
-            if phase == "lister" { "lister" } else { "flood" },
+            match phase {
+                "lister" => "lister",
+                "churn" => "churn",
+                _ => "flood",
+            },
             victim.addr.clone(),
             honest.clone(),
             stop.clone(),

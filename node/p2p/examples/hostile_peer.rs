@@ -10,10 +10,14 @@
 //! bytes on the sync protocol), `oversized-request` (a request over the size limit),
 //! `forged` (announces records whose signatures are broken, then serves them),
 //! `oversized-record` (serves a record over the format's size limit), `silent`
-//! (announces records and never answers: must not stall the node).
+//! (announces records and never answers: must not stall the node), `limbo` (on an
+//! `auth_required` network: announces and serves, every [`FLOOD_EVERY`], a batch of
+//! [`FLOOD_BATCH`] validly signed records of fresh uncertified owners, which can only
+//! wait in the node's limbo for certificates that never come).
 //!
 //! Prints `peer <id>` once connected, then `disconnected after <ms> ms` when the node
-//! closes the connection, or `still connected` after `seconds` (default 15); exit code 0
+//! closes the connection, or `still connected` after `seconds` (default 15); the limbo
+//! flood also prints `flooded <records> served <records>` at the end. Exit code 0
 //! either way (the test decides), 2 on usage or connection errors.
 
 use std::io;
@@ -125,6 +129,115 @@ fn forged(i: u64) -> (RecordHash, Vec<u8>) {
     (RecordHash(sha2_digest(&b)), b)
 }
 
+/// Records announced per batch of the limbo flood.
+const FLOOD_BATCH: usize = 128;
+/// Pause between two batches of the limbo flood.
+const FLOOD_EVERY: Duration = Duration::from_millis(100);
+/// Records of the limbo flood kept to be served (the oldest are forgotten).
+const FLOOD_KEPT: usize = 16_384;
+
+/// A batch of the limbo flood, records `first..first + FLOOD_BATCH`: validly signed,
+/// unpaid, without selectors (each would cost a key derivation and a signature more),
+/// a fresh owner per 16 records (drawn from the process id, the time and the
+/// index, so that runs differ). Made on a thread of its own, so that signing never
+/// keeps the swarm from answering (a peer that does not answer is cut as dead).
+fn flood_batch(first: u64) -> Vec<(RecordHash, Vec<u8>)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut owner: Option<OwnerSecret> = None;
+    (first..first + FLOOD_BATCH as u64)
+        .map(|i| {
+            if i % 16 == 0 || owner.is_none() {
+                let mut n = 0u64;
+                owner = Some(OwnerSecret::generate(|b| {
+                    n += 1;
+                    let seed = format!("{} {} {i} {n}", std::process::id(), now.as_nanos());
+                    let first = sha2_digest(seed.as_bytes());
+                    b[..32].copy_from_slice(&first);
+                    b[32..].copy_from_slice(&sha2_digest(&first)[..16]);
+                }));
+            }
+            let owner = owner.as_ref().expect("owner");
+            let r = RecordBuilder::new(RecordType::Datum, now.as_secs())
+                .value(format!("limbo flood {i}").into_bytes())
+                .links(vec![RecordHash([1; 32]), RecordHash([2; 32])])
+                .build(&owner.public())
+                .and_then(|u| u.sign_without_work(owner))
+                .expect("record");
+            let b = r.to_bytes().to_vec();
+            (RecordHash(sha2_digest(&b)), b)
+        })
+        .collect()
+}
+
+/// The limbo flood's records made so far, the latest [`FLOOD_KEPT`] kept to be served.
+#[derive(Default)]
+struct Flood {
+    made: u64,
+    served: u64,
+    records: std::collections::HashMap<RecordHash, Vec<u8>>,
+    order: std::collections::VecDeque<RecordHash>,
+}
+
+impl Flood {
+    /// Takes a batch in; returns its hashes.
+    fn add(&mut self, batch: Vec<(RecordHash, Vec<u8>)>) -> Vec<RecordHash> {
+        let mut hashes = Vec::with_capacity(batch.len());
+        for (h, b) in batch {
+            self.made += 1;
+            self.records.insert(h, b);
+            self.order.push_back(h);
+            hashes.push(h);
+        }
+        while self.order.len() > FLOOD_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.records.remove(&old);
+            }
+        }
+        hashes
+    }
+
+    /// A page of the flood in "storage order" (record `i` at position `i + 1`), as a
+    /// node that follows this peer asks for it.
+    fn stored(&self, after: u64, limit: u16) -> Response {
+        let made = self.made;
+        if after == u64::MAX {
+            return Response::Stored {
+                hashes: wire::HashList::default(),
+                next: made,
+            };
+        }
+        let base = made - self.order.len() as u64;
+        let from = after.max(base);
+        let page: Vec<RecordHash> = self
+            .order
+            .iter()
+            .skip((from - base) as usize)
+            .take(usize::from(limit).min(wire::MAX_HASH_PAGE))
+            .copied()
+            .collect();
+        Response::Stored {
+            hashes: wire::HashList::new(&page),
+            next: if page.is_empty() {
+                after
+            } else {
+                from + page.len() as u64
+            },
+        }
+    }
+
+    fn serve(&mut self, want: &[RecordHash]) -> Vec<serde_bytes::ByteBuf> {
+        let out: Vec<_> = want
+            .iter()
+            .filter_map(|h| self.records.get(h))
+            .map(|b| serde_bytes::ByteBuf::from(b.clone()))
+            .collect();
+        self.served += out.len() as u64;
+        out
+    }
+}
+
 fn sha2_digest(b: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(b).into()
@@ -198,12 +311,44 @@ async fn main() {
     let mut attacked = false;
     // The silent peer keeps every request open (a dropped channel closes the stream).
     let mut held = Vec::new();
+    let mut flood = Flood::default();
+    let flooding = attack == "limbo";
+    let (batches_tx, mut batches) = tokio::sync::mpsc::channel(2);
+    if flooding {
+        std::thread::spawn(move || {
+            let mut first = 0;
+            while batches_tx.blocking_send(flood_batch(first)).is_ok() {
+                first += FLOOD_BATCH as u64;
+                std::thread::sleep(FLOOD_EVERY);
+            }
+        });
+    }
     let deadline = tokio::time::Instant::now() + wait + Duration::from_secs(10);
+    let report = |flood: &Flood| {
+        if flooding {
+            println!("flooded {} served {}", flood.made, flood.served);
+        }
+    };
     loop {
-        let ev = match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
-            Ok(ev) => ev,
+        let next = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                ev = swarm.select_next_some() => Ok(ev),
+                Some(batch) = batches.recv(), if flooding && attacked => Err(batch),
+            }
+        });
+        let ev = match next.await {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(batch)) => {
+                let hashes = flood.add(batch);
+                let g = &mut swarm.behaviour_mut().gossip;
+                if let Err(e) = g.publish(topic.clone(), wire::encode_announce(&hashes)) {
+                    eprintln!("publish failed: {e}");
+                }
+                continue;
+            }
             Err(_) => {
                 if connected_at.is_some() {
+                    report(&flood);
                     println!("still connected");
                     return;
                 }
@@ -214,6 +359,7 @@ async fn main() {
         if let Some(t) = connected_at
             && t.elapsed() > wait
         {
+            report(&flood);
             println!("still connected");
             return;
         }
@@ -284,6 +430,13 @@ async fn main() {
                             .collect();
                         cbor(&Response::Records(recs))
                     }
+                    ("limbo", Ok(Request::Get(list))) => {
+                        let want = list.decode(wire::MAX_GET).unwrap_or_default();
+                        cbor(&Response::Records(flood.serve(&want)))
+                    }
+                    ("limbo", Ok(Request::Stored { after, limit })) => {
+                        cbor(&flood.stored(after, limit))
+                    }
                     ("oversized-record", Ok(Request::Get(_))) => {
                         cbor(&Response::Records(vec![serde_bytes::ByteBuf::from(
                             vec![7u8; wire::MAX_RECORD_SIZE + 100],
@@ -303,6 +456,7 @@ async fn main() {
                 num_established: 0, ..
             } => {
                 if let Some(t) = connected_at {
+                    report(&flood);
                     println!("disconnected after {} ms", t.elapsed().as_millis());
                     return;
                 }

@@ -388,7 +388,10 @@ async fn settle(
                 tracing::debug!(%peer, hash = %h, "invalid record: {why}");
                 invalid += 1;
             }
-            Err(e) => tracing::warn!(hash = %h, "record from a peer not stored: {e}"),
+            // Not stored for now (no certificate here yet, limbo full, from the future,
+            // a store error, which the source logs): debug, since a peer decides how
+            // many such records arrive, and a log line each would be its flood.
+            Err(e) => tracing::debug!(%peer, hash = %h, "record from a peer not stored: {e}"),
         }
     }
     drop(b);

@@ -434,6 +434,18 @@ impl Limbo {
         true
     }
 
+    /// Whether a record of `size` bytes would find room now (after expiry). Checked
+    /// before a record is verified for limbo; counts a `full` drop when not.
+    pub fn has_room(&self, size: usize, now: Instant) -> bool {
+        let mut l = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        l.expire(now, self.max_records);
+        let room = l.records.len() < self.max_records && l.bytes + size <= self.max_bytes;
+        if !room {
+            ::metrics::counter!("lf_limbo_dropped_total", "reason" => "full").increment(1);
+        }
+        room
+    }
+
     /// Takes out every record of `owner` still waiting.
     pub fn take_owner(&self, owner: &Owner, now: Instant) -> Vec<Record> {
         let mut l = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -200,6 +200,10 @@ fn store(batch: &Batch) {
                     out.push((i, Err(Rejected::Unavailable(e.to_string()))));
                     node.hold_in_limbo(r);
                 }
+                // Not verified (limbo is full): neither held nor the sender's fault.
+                Err(e @ AcceptError::LimboFull { .. }) => {
+                    out.push((i, Err(Rejected::Unavailable(e.to_string()))));
+                }
                 // The sender's clock may be ahead of ours: offered again later.
                 Err(e @ AcceptError::Record(lf_record::RecordError::FromTheFuture { .. })) => {
                     out.push((i, Err(Rejected::Unavailable(e.to_string()))));
@@ -399,6 +403,22 @@ mod tests {
             }
         }
         assert_eq!(node.limbo().len().0, 16, "limbo holds its bound, no more");
+        // Once limbo is full, a record of an uncertified owner is not even verified: a
+        // forgery is then not found out, and costs this node a lookup, not a P-384
+        // verification.
+        let late = [flood[1].clone(), {
+            let o = crate::common::random::new_owner();
+            record(&node, &o, RecordType::Datum, b"late".to_vec())
+                .to_bytes()
+                .to_vec()
+        }];
+        for res in accept(&node, &lane, &late) {
+            assert!(
+                matches!(&res, Err(Rejected::Unavailable(m)) if m.contains("limbo is full")),
+                "{res:?}"
+            );
+        }
+        assert_eq!(node.limbo().len().0, 16);
         let honest = record(&node, &bob, RecordType::Datum, b"honest".to_vec());
         let results = accept(&node, &lane, &[honest.to_bytes().to_vec()]);
         assert!(
