@@ -24,28 +24,32 @@ use std::sync::OnceLock;
 /// bench scripts measure a given binary that way).
 pub fn lf_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("LF_BIN") {
-            return PathBuf::from(bin);
-        }
-        // target/<profile>/deps/<test-binary> → target/<profile>/lf
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "lf", "--bin", "lf"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build for the lf binary");
-        assert!(status.success(), "cargo build -p lf failed");
-        let bin = profile_dir.join("lf");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
+    BIN.get_or_init(|| match std::env::var_os("LF_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => cargo_build(&["-p", "lf", "--bin", "lf"], "lf"),
     })
+}
+
+/// Runs `cargo build` with `args` in the caller's profile and target directory (taken
+/// from the running executable: target/<profile>/{deps,examples}/<binary>) and returns
+/// `target/<profile>/<output>`.
+fn cargo_build(args: &[&str], output: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"]).args(args);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+    let bin = profile_dir.join(output);
+    assert!(bin.exists(), "{} missing after build", bin.display());
+    bin
 }
 
 /// Path to the hostile peer (`node/p2p/examples/hostile_peer.rs`), built once per
@@ -53,29 +57,10 @@ pub fn lf_bin() -> &'static Path {
 pub fn hostile_peer_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "lf-p2p",
-            "--example",
-            "hostile_peer",
-        ]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build for hostile_peer");
-        assert!(status.success(), "building hostile_peer failed");
-        let bin = profile_dir.join("examples").join("hostile_peer");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
+        cargo_build(
+            &["-p", "lf-p2p", "--example", "hostile_peer"],
+            "examples/hostile_peer",
+        )
     })
 }
 
