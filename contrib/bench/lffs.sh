@@ -14,8 +14,9 @@
 #   4. dedup after a 1-byte edit in the middle of a 10 MiB file: records the node gained
 #      for the edit vs records the file took when first written (≈ 10 MiB / 8 KiB average
 #      chunk), i.e. the fraction of the file that was rewritten;
-#   5. 64 MiB of random bytes written with `dd bs=1M conv=fsync` (median of 3, MiB/s),
-#      LFFS vs a directory on the disk holding the node home (goal >= 0.5x the disk);
+#   5. 64 MiB of random bytes written with `dd bs=1M conv=fsync` (median of 3, MiB/s;
+#      new bytes each run, so nothing is deduplicated), LFFS vs a directory on the disk
+#      holding the node home (goal >= 0.5x the disk);
 #   6. 1,000 x (create, write 100 B, fsync, close) (median of 3, s), LFFS vs the same
 #      disk (goal <= 1.5x the disk). Baselines of rows 5 and 6 are in the tmpfs column;
 #   7. a published 64 MiB file read after `echo 3 > /proc/sys/vm/drop_caches` (median of
@@ -380,9 +381,15 @@ row "dedup: records for a 1-byte edit of 10 MiB" \
 say "5. 64 MiB written with fsync (3 runs each), LFFS vs the disk holding the node home"
 DISK="$WORK/disk"
 mkdir -p "$DISK"
-head -c $((64 << 20)) /dev/urandom >"$DISK/src64"
+# New random bytes for every run: the same bytes again would be deduplicated (chunks
+# the node has are not written again), which measures a rewrite, not a write. Each
+# measurement starts with nothing dirty (sync), so that one run's writeback does not
+# fall on the next.
 for r in 1 2 3; do
+  head -c $((64 << 20)) /dev/urandom >"$DISK/src64"
+  sync
   py time dd if="$DISK/src64" of="$DISK/w$r" bs=1M conv=fsync status=none >>"$WORK/fsync.disk"
+  sync
   py time dd if="$DISK/src64" of="$LFFS/w$r" bs=1M conv=fsync status=none >>"$WORK/fsync.lffs"
   settle >/dev/null
 done
@@ -397,7 +404,9 @@ rm -f "$DISK"/w* "$LFFS"/w*
 # -------------------- 6. 1,000 x (create, write, fsync, close), vs the home's disk
 say "6. 1,000 small files, each fsynced (3 runs each), LFFS vs the disk holding the node home"
 for r in 1 2 3; do
+  sync
   py small-fsync "$DISK/s$r" >>"$WORK/small.disk"
+  sync
   py small-fsync "$LFFS/s$r" >>"$WORK/small.lffs"
   settle >/dev/null
 done

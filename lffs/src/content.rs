@@ -1,7 +1,8 @@
 //! The content of an open file: the stored version it started from, read by range
 //! (only the chunks a read needs are fetched), and what was written since, kept in an
-//! unlinked temporary file rather than in memory. Memory per open file is its
-//! data-level manifest (bounded by the file's declared size) and one cached chunk.
+//! unlinked temporary file rather than in memory once it passes 64 KiB. Memory per open
+//! file is its data-level manifest (bounded by the file's declared size), one cached
+//! chunk and at most 64 KiB of written bytes.
 //!
 //! Another owner's manifest is untrusted: [`Base::of`] assembles it level by level and
 //! refuses it before fetching a level that is bigger than a file of the declared size
@@ -252,12 +253,71 @@ impl SpillBudget {
     }
 }
 
-/// Written bytes: an unlinked temporary file (gone with the process, even after
-/// `kill -9`) and which of its ranges hold data.
+/// Written bytes and which of their ranges hold data.
 struct Spill {
-    file: File,
+    bytes: SpillBytes,
     ranges: Ranges,
     budget: Arc<SpillBudget>,
+}
+
+/// Written bytes of a file up to this offset stay in memory.
+const IN_MEMORY_SPILL: u64 = 64 << 10;
+
+/// Where written bytes are: in memory while they all lie below [`IN_MEMORY_SPILL`]
+/// (a config file or any small file: creating and deleting a temporary file for each
+/// added journal work to the fsync that follows), else in an unlinked temporary file
+/// (gone with the process, even after `kill -9`).
+enum SpillBytes {
+    Mem(Vec<u8>),
+    File(File),
+}
+
+impl Spill {
+    fn read_at(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        match &self.bytes {
+            SpillBytes::Mem(v) => {
+                // Ranges lie within what was written, so within `v`.
+                let s = offset as usize;
+                out.copy_from_slice(&v[s..s + out.len()]);
+                Ok(())
+            }
+            SpillBytes::File(f) => f.read_exact_at(out, offset).map_err(io),
+        }
+    }
+
+    fn write_at(&mut self, data: &[u8], offset: u64) -> Result<()> {
+        let end = offset + data.len() as u64;
+        if let SpillBytes::Mem(v) = &mut self.bytes {
+            if end <= IN_MEMORY_SPILL {
+                if v.len() < end as usize {
+                    v.resize(end as usize, 0);
+                }
+                v[offset as usize..end as usize].copy_from_slice(data);
+                return Ok(());
+            }
+            let file = match &self.budget.dir {
+                Some(d) => tempfile::tempfile_in(d),
+                None => tempfile::tempfile(),
+            }
+            .map_err(io)?;
+            file.write_all_at(v, 0).map_err(io)?;
+            self.bytes = SpillBytes::File(file);
+        }
+        match &self.bytes {
+            SpillBytes::File(f) => f.write_all_at(data, offset).map_err(io),
+            SpillBytes::Mem(_) => unreachable!("moved to a file above"),
+        }
+    }
+
+    fn set_len(&mut self, size: u64) -> Result<()> {
+        match &mut self.bytes {
+            SpillBytes::Mem(v) => {
+                v.truncate(size as usize);
+                Ok(())
+            }
+            SpillBytes::File(f) => f.set_len(size).map_err(io),
+        }
+    }
 }
 
 impl Drop for Spill {
@@ -326,6 +386,44 @@ impl Content {
 
     /// Bytes `[offset, offset + size)`, clamped to the size.
     pub fn read<S: Store>(&mut self, store: &S, offset: u64, size: u64) -> Result<Vec<u8>> {
+        self.read_with(store, offset, size, &mut Vec::new())
+    }
+
+    /// The stored chunks a read of `[offset, offset + size)` would fetch, the one
+    /// cached aside: the caller fetches them ([`load_chunk`]) without holding the
+    /// lock that guards this content, then hands them to [`Content::read_with`].
+    /// Readers of one file then fetch in parallel: fetching (an index lookup, a record
+    /// read, unmasking, a hash check) is most of a read's time when the file is not in
+    /// the kernel's cache, and the kernel sends a sequential reader's readahead as
+    /// several requests at once. Empty when the file was written since it was opened
+    /// (such reads are rare and stay as they were).
+    pub fn chunks_to_fetch(&self, offset: u64, size: u64) -> Vec<ChunkRef> {
+        let Base::Chunked { refs, ends } = &self.base else {
+            return Vec::new();
+        };
+        if self.spill.is_some() {
+            return Vec::new();
+        }
+        let a = offset.min(self.base_len);
+        let b = a.saturating_add(size).min(self.base_len);
+        let first = ends.partition_point(|e| *e <= a);
+        let last = ends.partition_point(|e| *e < b);
+        (first..=last.min(refs.len().saturating_sub(1)))
+            .filter(|_| a < b)
+            .filter(|i| self.cached.as_ref().is_none_or(|(c, _)| c != i))
+            .map(|i| refs[i])
+            .collect()
+    }
+
+    /// [`Content::read`], taking the chunks it needs from `fetched` (chunks with
+    /// their data, from [`Content::chunks_to_fetch`]) before the store.
+    pub fn read_with<S: Store>(
+        &mut self,
+        store: &S,
+        offset: u64,
+        size: u64,
+        fetched: &mut Vec<(ChunkRef, Vec<u8>)>,
+    ) -> Result<Vec<u8>> {
         let a = offset.min(self.len);
         let b = a.saturating_add(size).min(self.len);
         let mut out = vec![0u8; (b - a) as usize];
@@ -343,21 +441,25 @@ impl Content {
                     store,
                     at,
                     &mut out[(at - a) as usize..(gap_end - a) as usize],
+                    fetched,
                 )?;
             }
             if s < e {
                 let spill = self.spill.as_ref().expect("ranges come from the spill");
-                spill
-                    .file
-                    .read_exact_at(&mut out[(s - a) as usize..(e - a) as usize], s)
-                    .map_err(io)?;
+                spill.read_at(&mut out[(s - a) as usize..(e - a) as usize], s)?;
             }
             at = e;
         }
         Ok(out)
     }
 
-    fn read_base<S: Store>(&mut self, store: &S, offset: u64, out: &mut [u8]) -> Result<()> {
+    fn read_base<S: Store>(
+        &mut self,
+        store: &S,
+        offset: u64,
+        out: &mut [u8],
+        fetched: &mut Vec<(ChunkRef, Vec<u8>)>,
+    ) -> Result<()> {
         let (refs, ends) = match &self.base {
             Base::Inline(d) => {
                 let s = offset as usize;
@@ -372,7 +474,11 @@ impl Content {
         while at < end {
             let start = if i == 0 { 0 } else { ends[i - 1] };
             if self.cached.as_ref().is_none_or(|(c, _)| *c != i) {
-                self.cached = Some((i, load_chunk(store, &refs[i])?));
+                let data = match fetched.iter().position(|(r, _)| *r == refs[i]) {
+                    Some(k) => fetched.swap_remove(k).1,
+                    None => load_chunk(store, &refs[i])?,
+                };
+                self.cached = Some((i, data));
             }
             let data = &self.cached.as_ref().expect("just cached").1;
             let stop = ends[i].min(end);
@@ -384,31 +490,23 @@ impl Content {
         Ok(())
     }
 
-    /// Writes `data` at `offset` (into the spill file; refused with ENOSPC when the
+    /// Writes `data` at `offset` (into the spill; refused with ENOSPC when the
     /// mount's budget is spent).
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
         let end = offset + data.len() as u64;
-        if self.spill.is_none() {
-            let file = match &self.budget.dir {
-                Some(d) => tempfile::tempfile_in(d),
-                None => tempfile::tempfile(),
-            }
-            .map_err(io)?;
-            self.spill = Some(Spill {
-                file,
-                ranges: Ranges::default(),
-                budget: self.budget.clone(),
-            });
-        }
-        let spill = self.spill.as_mut().expect("created above");
+        let spill = self.spill.get_or_insert_with(|| Spill {
+            bytes: SpillBytes::Mem(Vec::new()),
+            ranges: Ranges::default(),
+            budget: self.budget.clone(),
+        });
         let add = spill.ranges.uncovered(offset, end);
         self.budget.reserve(add)?;
-        if let Err(e) = spill.file.write_all_at(data, offset) {
+        if let Err(e) = spill.write_at(data, offset) {
             self.budget.release(add);
-            return Err(io(e));
+            return Err(e);
         }
         spill.ranges.insert(offset, end);
         self.len = self.len.max(end);
@@ -421,7 +519,7 @@ impl Content {
             if let Some(s) = self.spill.as_mut() {
                 let dropped = s.ranges.cut(size);
                 s.budget.release(dropped);
-                s.file.set_len(size).map_err(io)?;
+                s.set_len(size)?;
             }
             self.base_len = self.base_len.min(size);
         }
@@ -488,6 +586,53 @@ mod tests {
         assert_eq!(r.cut(55), 5);
         assert_eq!(r.cut(15), 25 + 5);
         assert_eq!(r.total(), 5);
+    }
+
+    /// Written bytes stay in memory below 64 KiB and move to a temporary file past it,
+    /// and reads, overwrites and truncation give the same bytes either way.
+    #[test]
+    fn spill_moves_from_memory_to_a_file_and_keeps_the_bytes() {
+        let budget = SpillBudget::new(1 << 30, Some(std::env::temp_dir()));
+        let base: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut c = Content::new(Base::Inline(base.clone()), budget.clone());
+        let mut model = base;
+        let mut write = |c: &mut Content, model: &mut Vec<u8>, at: usize, data: &[u8]| {
+            c.write(at as u64, data).unwrap();
+            if model.len() < at + data.len() {
+                model.resize(at + data.len(), 0);
+            }
+            model[at..at + data.len()].copy_from_slice(data);
+        };
+        write(&mut c, &mut model, 10, b"small");
+        assert!(matches!(
+            c.spill.as_ref().unwrap().bytes,
+            SpillBytes::Mem(_)
+        ));
+        // A hole from 5,000 to 60,000 that reads as zeros.
+        write(&mut c, &mut model, 60_000, &[7; 1000]);
+        assert!(matches!(
+            c.spill.as_ref().unwrap().bytes,
+            SpillBytes::Mem(_)
+        ));
+        let owner = lf_record::OwnerSecret::from_scalar_bytes(&[5; 48]).unwrap();
+        let store = crate::store::MemStore::new(owner.public(), 1000);
+        assert_eq!(c.read(&store, 0, 1 << 20).unwrap(), model);
+        // Past 64 KiB: to a file, what was in memory with it.
+        write(&mut c, &mut model, 70_000, &[9; 3000]);
+        assert!(matches!(
+            c.spill.as_ref().unwrap().bytes,
+            SpillBytes::File(_)
+        ));
+        write(&mut c, &mut model, 8, b"overwrite");
+        assert_eq!(c.read(&store, 0, 1 << 20).unwrap(), model);
+        assert_eq!(c.read(&store, 59_990, 30).unwrap(), model[59_990..60_020]);
+        c.truncate(65_000).unwrap();
+        model.truncate(65_000);
+        assert_eq!(c.read(&store, 0, 1 << 20).unwrap(), model);
+        // "small", the 1,000 bytes, the 4 bytes "overwrite" added; the 3,000 cut.
+        assert_eq!(budget.used(), 5 + 1000 + 4);
+        drop(c);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

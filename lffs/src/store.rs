@@ -85,10 +85,19 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch; all of it is visible at once, and durable, when this returns.
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError>;
     /// Writes one part of a change that is stored in several batches (a big file's
-    /// chunks ahead of its entry, so it is never held in memory whole): like `put`,
-    /// but only the change's `first` part may be refused for a full queue
+    /// chunks ahead of its entry, so it is never held in memory whole): visible at
+    /// once, durable with the change's [`Store::put_last`] (one disk flush for the
+    /// change: a flush per part made a big file's fsync wait for each in turn). Only
+    /// the change's `first` part may be refused for a full queue
     /// ([`StoreError::Full`]); later parts belong to a change already admitted.
     fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
+        let _ = first;
+        self.put_lazy(puts)
+    }
+    /// Writes the last part of a change (or all of it, `first`): like [`Store::put`],
+    /// durable with every part before it when this returns; refused for a full queue
+    /// only if `first`.
+    fn put_last(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
         let _ = first;
         self.put(puts)
     }

@@ -87,7 +87,7 @@ impl<S: Store> Filesystem<S> {
         mut commit: Commit,
     ) -> Result<()> {
         commit.puts.push(self.entry_put(dir_sel, e)?);
-        self.store.put_part(commit.puts, !commit.admitted)?;
+        self.store.put_last(commit.puts, !commit.admitted)?;
         Ok(())
     }
 
@@ -444,7 +444,7 @@ impl<S: Store> Filesystem<S> {
                 value: stone.encode(),
             },
         ]);
-        self.store.put_part(puts, !commit.admitted)?;
+        self.store.put_last(puts, !commit.admitted)?;
         self.names_changed(&src_sel, &[layout::name_ordinal(name)], stone.mtime);
         if !replaces {
             self.names_changed(&dst_sel, &[layout::name_ordinal(newname)], stone.mtime);

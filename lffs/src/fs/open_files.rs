@@ -194,8 +194,21 @@ impl<S: Store> Filesystem<S> {
         } else {
             let f = self.open_file(ino)?;
             self.refresh(&f);
+            // Chunks fetched outside the file's lock (see `chunks_to_fetch`); if the
+            // content changed meanwhile, `read_with` fetches what it still lacks.
+            let wanted = f
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .content
+                .chunks_to_fetch(offset, size as u64);
+            let mut fetched = Vec::with_capacity(wanted.len());
+            for r in wanted {
+                fetched.push((r, crate::content::load_chunk(&self.store, &r)?));
+            }
             let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-            return f.content.read(&self.store, offset, size as u64);
+            return f
+                .content
+                .read_with(&self.store, offset, size as u64, &mut fetched);
         };
         let start = (offset as usize).min(data.len());
         let end = start.saturating_add(size as usize).min(data.len());

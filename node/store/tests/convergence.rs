@@ -203,3 +203,32 @@ fn a_certified_owner_wins_on_every_node_whichever_it_saw_first() {
     assert_eq!(ranked(&n1, b"motd", SortOrder::Trust)[0], c.hash());
     assert_eq!(ranked(&n2, b"motd", SortOrder::Trust)[0], s.hash());
 }
+
+/// `records_at` (the unranked look LFFS uses for content-addressed chunks) finds what a
+/// ranked query finds under the key, whoever wrote it, up to its limit.
+#[test]
+fn unranked_lookup_finds_every_owner_record_under_a_key() {
+    let (a, b) = (owner(1), owner(2));
+    let (ga, gb) = (genesis(&a), genesis(&b));
+    let ra = rec(&a, 10, &[ga.hash()], b"chunk", b"from a");
+    let rb = rec(&b, 11, &[gb.hash()], b"chunk", b"from b");
+    let other = rec(&a, 12, &[ra.hash()], b"other", b"x");
+    let (_dir, s) = store_with(&[&ga, &gb, &ra, &rb, &other]);
+    let key = SelectorName::new(b"chunk").key(0);
+    let mut found: Vec<RecordHash> = s
+        .records_at(&key, 16)
+        .unwrap()
+        .iter()
+        .map(|r| r.hash())
+        .collect();
+    found.sort();
+    let mut ranked = ranked(&s, b"chunk", SortOrder::Trust);
+    ranked.sort();
+    assert_eq!(found, ranked);
+    let mut both = vec![ra.hash(), rb.hash()];
+    both.sort();
+    assert_eq!(found, both);
+    assert_eq!(s.records_at(&key, 1).unwrap().len(), 1);
+    let nothing = SelectorName::new(b"absent").key(0);
+    assert!(s.records_at(&nothing, 16).unwrap().is_empty());
+}

@@ -283,6 +283,15 @@ pub struct QueueFull {
 /// from the queue at once, a single bigger batch aside).
 const PUBLISH_GROUP: usize = 256;
 
+/// A publication that starts within this of the previous one's end is part of a
+/// stream of changes (a loop writing small files with an fsync each): it first waits
+/// [`STREAM_LINGER`], so that one store transaction and one `records.lf` flush take
+/// many changes. Without it every small file cost a second disk flush in the
+/// background, which the writer's next journal flush queued behind. A change after a
+/// quiet moment is published at once.
+const STREAM_GAP: Duration = Duration::from_millis(100);
+const STREAM_LINGER: Duration = Duration::from_millis(25);
+
 /// Fewest records a group must have to be built on several threads (a thread per
 /// small change would cost more than it saves).
 const PARALLEL_BUILD_MIN: usize = 8;
@@ -606,17 +615,24 @@ impl CommitQueue {
         // After a failure, publish one batch at a time so that one bad batch does not
         // hold back the others.
         let mut one_at_a_time = false;
+        let mut last_end: Option<Instant> = None;
         while !self.node.is_stopping() && !ctx.stopping() {
             let next: Vec<(u64, Arc<Batch>)> = {
-                let st = self.lock();
-                let st = if st.batches.is_empty() {
-                    self.wake
+                let mut st = self.lock();
+                if st.batches.is_empty() {
+                    st = self
+                        .wake
                         .wait_timeout(st, Duration::from_millis(500))
                         .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                } else {
-                    st
-                };
+                        .unwrap_or_else(|e| e.into_inner().0);
+                }
+                let streaming = last_end.is_some_and(|t| t.elapsed() < STREAM_GAP);
+                if streaming && !st.batches.is_empty() && st.pending.records < PUBLISH_GROUP as u64
+                {
+                    drop(st);
+                    ctx.sleep(STREAM_LINGER);
+                    st = self.lock();
+                }
                 let mut records = 0;
                 st.batches
                     .iter()
@@ -633,7 +649,9 @@ impl CommitQueue {
                 continue;
             }
             ctx.set_state(workers::State::Busy);
-            match self.publish(&next) {
+            let published = self.publish(&next);
+            last_end = Some(Instant::now());
+            match published {
                 Ok(()) => {
                     one_at_a_time = false;
                     for (seq, _) in &next {

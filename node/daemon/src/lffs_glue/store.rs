@@ -24,6 +24,9 @@ pub struct LffsStore {
     keys: KeyCache,
 }
 
+/// Most records `find` looks at unranked before it asks for the ranked candidates.
+const FIND_UNRANKED: usize = 16;
+
 /// Most selector keys a mount remembers (about 3 MiB): the chunks of a 128 MiB file.
 const KEY_CACHE: usize = 16_384;
 
@@ -266,6 +269,24 @@ impl lffs::Store for LffsStore {
             return Ok(Some(v.value));
         }
         let key = self.keys.keys(&[(name, 0)])?[0];
+        // Unranked first (see `records_at`); the ranked query only when strangers put
+        // more records under this name than the unranked look takes.
+        let quick = self
+            .node
+            .store()
+            .records_at(&key, FIND_UNRANKED)
+            .map_err(err)?;
+        let all_seen = quick.len() < FIND_UNRANKED;
+        if let Some(v) = quick
+            .iter()
+            .filter_map(|r| r.value(Some(mask)).ok())
+            .find(|v| accept(v))
+        {
+            return Ok(Some(v));
+        }
+        if all_seen {
+            return Ok(None);
+        }
         Ok(self
             .versions(key, mask)?
             .into_iter()
@@ -310,10 +331,14 @@ impl lffs::Store for LffsStore {
     }
 
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
-        self.put_part(puts, true)
+        self.put_last(puts, true)
     }
 
     fn put_part(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
+        self.submit(puts, first, false)
+    }
+
+    fn put_last(&self, puts: Vec<Put>, first: bool) -> Result<(), StoreError> {
         self.submit(puts, first, true)
     }
 
