@@ -248,12 +248,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `limit` records whose first selector is `key`, unranked, skipped as a
-    /// query skips them (not yet synced, negative reputation): for values the caller
-    /// checks by their content (LFFS chunks, named by their hash), where any record
-    /// with the right bytes will do. One indexed lookup: a ranked query costs about
-    /// three times as much, most of a cold read of a big file.
-    pub fn records_at(&self, key: &SelectorKey, limit: usize) -> Result<Vec<Record>, StoreError> {
+    /// The records among the first `limit` whose first selector is `key`, unranked,
+    /// those a query skips left out (not yet synced, negative reputation), and whether
+    /// there may be more (`limit` were looked at): for values the caller checks by
+    /// their content (LFFS chunks, named by their hash), where any record with the
+    /// right bytes will do. One indexed lookup: a ranked query costs about three times
+    /// as much, most of a cold read of a big file.
+    pub fn records_at(
+        &self,
+        key: &SelectorKey,
+        limit: usize,
+    ) -> Result<(Vec<Record>, bool), StoreError> {
+        let more;
         let at: Vec<(i64, i64)> = {
             let inner = self.lock();
             let _read = inner.db.unchecked_transaction()?; // see `owner_has`
@@ -270,6 +276,7 @@ impl Store {
             let found: Vec<i64> = seqs
                 .query_map([&key.0[..]], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
+            more = found.len() >= limit;
             let mut at = Vec::with_capacity(found.len());
             for seq in found {
                 if let Some(loc) = record
@@ -281,9 +288,11 @@ impl Store {
             }
             at
         };
-        at.into_iter()
+        let records = at
+            .into_iter()
             .map(|(off, len)| self.read_unlocked(off, len))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((records, more))
     }
 
     /// Reads a stored record.

@@ -215,12 +215,9 @@ fn unranked_lookup_finds_every_owner_record_under_a_key() {
     let other = rec(&a, 12, &[ra.hash()], b"other", b"x");
     let (_dir, s) = store_with(&[&ga, &gb, &ra, &rb, &other]);
     let key = SelectorName::new(b"chunk").key(0);
-    let mut found: Vec<RecordHash> = s
-        .records_at(&key, 16)
-        .unwrap()
-        .iter()
-        .map(|r| r.hash())
-        .collect();
+    let (records, more) = s.records_at(&key, 16).unwrap();
+    assert!(!more);
+    let mut found: Vec<RecordHash> = records.iter().map(|r| r.hash()).collect();
     found.sort();
     let mut ranked = ranked(&s, b"chunk", SortOrder::Trust);
     ranked.sort();
@@ -228,7 +225,11 @@ fn unranked_lookup_finds_every_owner_record_under_a_key() {
     let mut both = vec![ra.hash(), rb.hash()];
     both.sort();
     assert_eq!(found, both);
-    assert_eq!(s.records_at(&key, 1).unwrap().len(), 1);
-    let nothing = SelectorName::new(b"absent").key(0);
-    assert!(s.records_at(&nothing, 16).unwrap().is_empty());
+    let (one, more) = s.records_at(&key, 1).unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(more, "a look that took the limit says there may be more");
+    let (none, more) = s
+        .records_at(&SelectorName::new(b"absent").key(0), 16)
+        .unwrap();
+    assert!(none.is_empty() && !more);
 }

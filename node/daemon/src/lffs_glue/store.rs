@@ -271,12 +271,11 @@ impl lffs::Store for LffsStore {
         let key = self.keys.keys(&[(name, 0)])?[0];
         // Unranked first (see `records_at`); the ranked query only when strangers put
         // more records under this name than the unranked look takes.
-        let quick = self
+        let (quick, more) = self
             .node
             .store()
             .records_at(&key, FIND_UNRANKED)
             .map_err(err)?;
-        let all_seen = quick.len() < FIND_UNRANKED;
         if let Some(v) = quick
             .iter()
             .filter_map(|r| r.value(Some(mask)).ok())
@@ -284,7 +283,7 @@ impl lffs::Store for LffsStore {
         {
             return Ok(Some(v));
         }
-        if all_seen {
+        if !more {
             return Ok(None);
         }
         Ok(self
