@@ -596,7 +596,7 @@ mod tests {
         let base: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
         let mut c = Content::new(Base::Inline(base.clone()), budget.clone());
         let mut model = base;
-        let mut write = |c: &mut Content, model: &mut Vec<u8>, at: usize, data: &[u8]| {
+        let write = |c: &mut Content, model: &mut Vec<u8>, at: usize, data: &[u8]| {
             c.write(at as u64, data).unwrap();
             if model.len() < at + data.len() {
                 model.resize(at + data.len(), 0);
