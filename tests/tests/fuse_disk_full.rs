@@ -75,10 +75,14 @@ fn fuse_disk_full_refuses_writes_keeps_data_and_recovers() {
     // The CLI's write: refused, saying why.
     let e = fails(&f.node.lf_url(&["set", "full#0", "x"]));
     assert!(e.contains("disk is full"), "{e}");
-    // A file write through the mount: ENOSPC (at the create, or at the write when the
-    // create's journal entry still fitted in an allocated page). dd names the errno;
-    // the shell's echo says "I/O error" for any failed write.
-    let w = f.sh_status("echo y | dd of=$M/new.txt status=none");
+    // A file write through the mount that needs room: ENOSPC. (A few bytes may still
+    // succeed, durably: a file's first 64 KiB wait in memory and their journal entry
+    // can fit in the journal's last allocated page. Past 64 KiB they go to a spill
+    // file, which needs new pages.) dd names the errno; the shell's echo says "I/O
+    // error" for any failed write.
+    let w = f.sh_status(
+        "head -c 200000 /dev/urandom | dd of=$M/new.txt bs=64k iflag=fullblock status=none",
+    );
     assert!(!w.status.success());
     assert!(
         stderr(&w).contains("No space left on device"),
