@@ -313,3 +313,14 @@ fn fuse_sigterm_and_sigint_leave_no_mount_after_an_edit_or_a_failed_mount() {
         );
     }
 }
+
+/// A mount asks the kernel for 1 MiB of readahead (the default 128 KiB keeps one or two
+/// reads in flight; a cold sequential read fetches chunks on several FUSE threads with
+/// more). The tests run as root, which may write the setting.
+#[test]
+fn fuse_mount_gets_a_wider_readahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    let ra = f.sh("cat /sys/class/bdi/$(mountpoint -d $M)/read_ahead_kb");
+    assert_eq!(ra.trim(), "1024", "read_ahead_kb of the mount");
+}
