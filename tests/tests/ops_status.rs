@@ -154,7 +154,13 @@ fn kill_9_with_commits_pending_replays_the_journal_and_publishes_it() {
     assert!(pending > 0, "proof of work should still be running");
     n.stop("KILL");
     n.restart();
-    assert!(wait_until(20, || is_mounted(&mnt)), "{}", n.output());
+    // The killed node's mount stays listed (dead: ENOTCONN) until the new node
+    // replaces it, which may come after the node serves HTTP: wait for a live one.
+    assert!(
+        wait_until(20, || std::fs::metadata(mnt.join("d")).is_ok()),
+        "{}",
+        n.output()
+    );
     for i in 0..10 {
         assert_eq!(
             std::fs::read_to_string(mnt.join("d").join(format!("f{i}"))).unwrap(),
