@@ -359,8 +359,10 @@ fn cluster_hostile_peers_are_disconnected_and_others_keep_working() {
         let o = child.wait_with_output().unwrap();
         let out = stdout(&o);
         // The earlier attackers may already have got their address (127.0.0.1) banned:
-        // then this one is refused at the handshake, before it can do anything.
-        if out.contains("cannot connect") && out.contains("Connection reset by peer") {
+        // then this one is refused at the handshake, before it can do anything (it says
+        // so on stdout or, as an error, on stderr).
+        let said = format!("{out}{}", stderr(&o));
+        if said.contains("cannot connect") && said.contains("Connection reset by peer") {
             continue;
         }
         assert!(
