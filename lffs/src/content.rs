@@ -406,10 +406,13 @@ impl Content {
         }
         let a = offset.min(self.base_len);
         let b = a.saturating_add(size).min(self.base_len);
+        if a >= b {
+            return Vec::new();
+        }
+        // The chunks holding bytes `a` and `b - 1` (b <= base_len = the last end).
         let first = ends.partition_point(|e| *e <= a);
         let last = ends.partition_point(|e| *e < b);
-        (first..=last.min(refs.len().saturating_sub(1)))
-            .filter(|_| a < b)
+        (first..=last)
             .filter(|i| self.cached.as_ref().is_none_or(|(c, _)| c != i))
             .map(|i| refs[i])
             .collect()
