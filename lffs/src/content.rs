@@ -353,6 +353,44 @@ fn io(e: std::io::Error) -> FsError {
     FsError::Store(crate::StoreError::Failed(format!("spill file: {e}")))
 }
 
+/// Chunks of a file cut ahead of its commit (see `fs::cut_ahead`): bytes `[0, upto)`
+/// are cut, into `refs`, exactly as cutting the whole file would cut them (a cut point
+/// depends only on the bytes since the one before it).
+#[derive(Default)]
+struct CutAhead {
+    upto: u64,
+    refs: Vec<ChunkRef>,
+    /// The record size the chunks were cut for.
+    max_value: usize,
+    /// Bumped whenever written bytes change or go (an overwrite, a truncation, a
+    /// commit): a job that read older bytes is dropped.
+    epoch: u64,
+    /// A job is out.
+    busy: bool,
+    /// A job failed (the store refused a part): the commit does it all.
+    off: bool,
+}
+
+/// A cutting job: the written bytes `[from, to)` of a file, in `file` (a duplicate of
+/// the spill file's descriptor, read without the content's lock).
+pub struct CutJob {
+    /// First byte to cut: a cut point.
+    pub from: u64,
+    /// End of the bytes to cut (the last chunk up to it is left for later).
+    pub to: u64,
+    file: File,
+    epoch: u64,
+}
+
+impl CutJob {
+    /// The job's bytes.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        let mut b = vec![0u8; (self.to - self.from) as usize];
+        self.file.read_exact_at(&mut b, self.from).map_err(io)?;
+        Ok(b)
+    }
+}
+
 /// An open file's content.
 pub struct Content {
     base: Base,
@@ -363,6 +401,7 @@ pub struct Content {
     budget: Arc<SpillBudget>,
     /// The last chunk fetched, by index: sequential reads fetch each chunk once.
     cached: Option<(usize, Vec<u8>)>,
+    cut: CutAhead,
 }
 
 impl Content {
@@ -376,6 +415,108 @@ impl Content {
             spill: None,
             budget,
             cached: None,
+            cut: CutAhead::default(),
+        }
+    }
+
+    /// A job cutting at most `most` of the written bytes not cut yet, if at least
+    /// `least` wait, no job is out, and the file is written from its start with no
+    /// hole (a new or truncated file written in order: a big copy, a download, a log):
+    /// other files are cut at their commit.
+    pub fn cut_job(&mut self, max_value: usize, least: u64, most: u64) -> Option<CutJob> {
+        let c = &self.cut;
+        if c.busy || c.off || self.base_len != 0 || self.len - c.upto < least {
+            return None;
+        }
+        let Some(Spill {
+            bytes: SpillBytes::File(f),
+            ranges,
+            ..
+        }) = &self.spill
+        else {
+            return None;
+        };
+        if ranges.0.len() != 1 || ranges.0.first_key_value() != Some((&0, &self.len)) {
+            return None;
+        }
+        if c.upto > 0 && c.max_value != max_value {
+            return None;
+        }
+        let file = f.try_clone().ok()?;
+        self.cut.busy = true;
+        self.cut.max_value = max_value;
+        Some(CutJob {
+            from: self.cut.upto,
+            to: self.len.min(self.cut.upto + most),
+            file,
+            epoch: self.cut.epoch,
+        })
+    }
+
+    /// Takes a job's outcome: the chunks it cut and where they end, or `None` if it
+    /// failed. Dropped if the bytes changed meanwhile.
+    pub fn cut_done(&mut self, job: CutJob, cut: Option<(Vec<ChunkRef>, u64)>) {
+        self.cut.busy = false;
+        match cut {
+            None => self.cut.off = true,
+            Some((refs, upto)) if job.epoch == self.cut.epoch && job.from == self.cut.upto => {
+                self.cut.refs.extend(refs);
+                self.cut.upto = upto;
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Whether nothing of the stored version is left (a new file, or one truncated
+    /// to nothing since it was opened).
+    pub fn started_empty(&self) -> bool {
+        self.base_len == 0
+    }
+
+    /// Whether a cutting job is out.
+    pub fn cut_busy(&self) -> bool {
+        self.cut.busy
+    }
+
+    /// Takes back a job that was not run.
+    pub fn cut_abandoned(&mut self, job: CutJob) {
+        drop(job);
+        self.cut_abandoned_unseen();
+    }
+
+    /// Forgets the job out (lost before it ran).
+    pub fn cut_abandoned_unseen(&mut self) {
+        self.cut.busy = false;
+    }
+
+    /// The bytes cut ahead so far for records of `max_value` bytes: `[0, upto)`, into
+    /// the chunks returned.
+    pub fn cut_so_far(&self, max_value: usize) -> (u64, &[ChunkRef]) {
+        if self.cut.max_value != max_value {
+            return (0, &[]);
+        }
+        (self.cut.upto, &self.cut.refs)
+    }
+
+    /// Records the chunks a commit cut: all but the last (which later writes may
+    /// extend) stay valid until the bytes under them change.
+    pub fn commit_cut(&mut self, max_value: usize, mut refs: Vec<ChunkRef>) {
+        self.cut.epoch += 1;
+        let last = refs.pop();
+        self.cut.upto = self.len - last.map_or(0, |r| r.len as u64);
+        self.cut.refs = refs;
+        self.cut.max_value = max_value;
+        self.cut.off = false;
+    }
+
+    /// Forgets cut chunks from `offset` on (bytes there change).
+    fn uncut(&mut self, offset: u64) {
+        if offset < self.len {
+            self.cut.epoch += 1;
+        }
+        if offset < self.cut.upto {
+            self.cut.upto = 0;
+            self.cut.refs = Vec::new();
         }
     }
 
@@ -500,6 +641,7 @@ impl Content {
             return Ok(());
         }
         let end = offset + data.len() as u64;
+        self.uncut(offset);
         let spill = self.spill.get_or_insert_with(|| Spill {
             bytes: SpillBytes::Mem(Vec::new()),
             ranges: Ranges::default(),
@@ -518,6 +660,7 @@ impl Content {
 
     /// Sets the size: shorter drops what was past it, longer reads as zeros.
     pub fn truncate(&mut self, size: u64) -> Result<()> {
+        self.uncut(size.min(self.len));
         if size < self.len {
             if let Some(s) = self.spill.as_mut() {
                 let dropped = s.ranges.cut(size);
@@ -530,12 +673,12 @@ impl Content {
         Ok(())
     }
 
-    /// A reader of the whole content from the start (for committing it).
-    pub fn reader<'a, S: Store>(&'a mut self, store: &'a S) -> ContentReader<'a, S> {
+    /// A reader of the content from `pos` to the end (for committing it).
+    pub fn reader<'a, S: Store>(&'a mut self, store: &'a S, pos: u64) -> ContentReader<'a, S> {
         ContentReader {
             content: self,
             store,
-            pos: 0,
+            pos,
             failed: None,
         }
     }

@@ -17,6 +17,7 @@ use crate::{FsError, Put, Store, Version};
 
 mod changes;
 mod contested;
+mod cut_ahead;
 mod entries;
 mod kernel_cache;
 mod locate;
@@ -187,6 +188,8 @@ pub struct Filesystem<S: Store> {
     contested: Mutex<contested::ContestedNames>,
     /// Where each directory seen was, for the paths of contested names.
     dir_parents: Mutex<contested::DirParents>,
+    /// Signalled when a job cutting a file ahead of its commit ends (`cut_ahead`).
+    cut_idle: (Mutex<()>, std::sync::Condvar),
 }
 
 /// A directory's derived mtime and what it was derived from.
@@ -223,6 +226,8 @@ const COMMIT_PART_BYTES: usize = 8 << 20;
 struct Commit {
     puts: Vec<Put>,
     admitted: bool,
+    /// A chunked file's data chunks, in order (stored once the commit is).
+    cut: Vec<ChunkRef>,
 }
 
 /// (mtime, size) of an entry: what tells that a file changed.
@@ -284,6 +289,7 @@ impl<S: Store> Filesystem<S> {
             started,
             contested: Mutex::new(std::collections::BTreeMap::new()),
             dir_parents: Mutex::new(HashMap::new()),
+            cut_idle: Default::default(),
             config,
         }
     }

@@ -339,7 +339,11 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     ) {
         let _t = crate::fuse_metrics::OpTimer::start("write");
         match self.fs.write(ino.0, offset, data) {
-            Ok(n) => reply.written(n),
+            Ok(n) => {
+                reply.written(n);
+                // After the reply: the writer goes on while a job starts.
+                self.fs.cut_ahead(ino.0);
+            }
             Err(e) => reply.error(self.fail("write", ino.0, &e)),
         }
     }

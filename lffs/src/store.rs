@@ -82,6 +82,14 @@ pub trait Store: Send + Sync + 'static {
             .map(|(n, o, m)| Ok(self.get(n, *o, m)?.iter().any(|v| v.owner == me)))
             .collect()
     }
+    /// Like [`Store::has_own`], but may answer `false` for a chunk the owner has in
+    /// the store when checking there costs more than writing it again: a store that
+    /// answers so must not publish the chunk a second time (the node's commit queue
+    /// checks before it signs, where the selector key is derived anyway). For the
+    /// chunks of a file cut while it is written, on the writer's time.
+    fn has_pending_own(&self, keys: &[(&[u8], u64, &[u8])]) -> Result<Vec<bool>, StoreError> {
+        self.has_own(keys)
+    }
     /// Writes a batch; all of it is visible at once, and durable, when this returns.
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError>;
     /// Writes one part of a change that is stored in several batches (a big file's

@@ -854,6 +854,57 @@ fn chunked_10_mib_round_trips_and_a_1_byte_edit_writes_few_records() {
     assert!(read_all(&fs, attr.ino).unwrap() == data);
 }
 
+/// A file cut while it is written (`cut_ahead`) is stored with exactly the chunks that
+/// cutting it whole at its commit makes, whatever the writes do meanwhile: in order,
+/// overwriting a byte that was cut, truncating below what was cut and writing again,
+/// an fsync halfway; its chunks reach the store before the commit.
+#[test]
+fn chunked_cut_ahead_while_writing_stores_the_chunks_of_a_whole_file_cut() {
+    for seed in 1..=5u64 {
+        let fs = fs_with(60_000);
+        let size = 12 * MIB + seed as usize * 7919;
+        let mut data = pseudo_random(size, seed);
+        let (attr, fh) = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+        let (mut at, mut step, mut jobs) = (0, 0, 0);
+        while at < size {
+            let n = (300_000 + (seed as usize * 104_729 * (step + 1)) % 900_000).min(size - at);
+            fs.write(attr.ino, at as u64, &data[at..at + n]).unwrap();
+            at += n;
+            step += 1;
+            if fs.cut_ahead_now(attr.ino) {
+                jobs += 1;
+            }
+            match (seed, step) {
+                (2, 8) => {
+                    data[1000] ^= 1;
+                    fs.write(attr.ino, 1000, &data[1000..1001]).unwrap();
+                }
+                (3, 10) => {
+                    assert!(fs.truncate_open(attr.ino, 3 * MIB as u64).unwrap());
+                    at = 3 * MIB;
+                }
+                (4, 9) => fs.flush(attr.ino).unwrap(),
+                _ => {}
+            }
+        }
+        let stored_ahead = fs.store().put_count();
+        fs.release(fh).unwrap();
+        let whole = fs_with(60_000);
+        write_file(&whole, ROOT_INO, b"f", &data);
+        assert_eq!(
+            stored_entry(&fs, ROOT, b"f").body,
+            stored_entry(&whole, ROOT, b"f").body,
+            "seed {seed}: other chunks than a whole-file cut"
+        );
+        assert!(jobs >= 3, "seed {seed}: {jobs} jobs");
+        assert!(
+            stored_ahead > 600,
+            "seed {seed}: {stored_ahead} chunks stored ahead"
+        );
+        assert!(read_path(&fs, ROOT_INO, b"f") == data, "seed {seed}");
+    }
+}
+
 #[test]
 fn chunked_identical_content_is_deduplicated() {
     let fs = fs_with(60_000);

@@ -160,3 +160,63 @@ fn fuse_bind_mount_into_another_namespace_with_allow_other() {
     ));
     assert_eq!(o, "shared\n");
 }
+
+/// A big file is cut and journaled while it is written (its chunks wait in the commit
+/// queue before its close), published only once its writer's close makes it durable,
+/// and a copy of it to a new name adds no chunk record (the chunks journaled again for
+/// the new file are found stored when they are published).
+#[test]
+fn fuse_big_file_is_cut_while_written_published_at_close_and_a_copy_adds_no_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    let records = |f: &FuseNode| f.node.status()["RecordCount"].as_u64().unwrap();
+    let pending = |f: &FuseNode| f.node.status()["PendingCommits"].as_u64().unwrap();
+    assert!(wait_until(30, || pending(&f) == 0));
+    let before = records(&f);
+    f.sh("head -c 12582912 /dev/urandom > $M/../big");
+    // Written in 1 MiB pieces by another process (a descriptor this process held
+    // would be closed, so flushed, in every child it starts), held open until the
+    // file `closing` appears.
+    let signal = dir.path().join("closing");
+    let opened = std::time::Instant::now();
+    let mut writer = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os, sys, time\n\
+             data = open(sys.argv[1], 'rb').read()\n\
+             fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n\
+             for i in range(0, len(data), 1 << 20): os.write(fd, data[i:i + (1 << 20)])\n\
+             while not os.path.exists(sys.argv[3]): time.sleep(0.05)\n\
+             os.close(fd)\n",
+        )
+        .arg(dir.path().join("big"))
+        .arg(f.mnt.join("big"))
+        .arg(&signal)
+        .spawn()
+        .unwrap();
+    // 12 MiB in chunks of 8 KiB on average: most of them wait before the close.
+    assert!(
+        wait_until(30, || pending(&f) > 800),
+        "chunks journaled before the close: {}",
+        pending(&f)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let now = records(&f);
+    // The node publishes what waits unflushed after 5 s all the same.
+    if opened.elapsed() < std::time::Duration::from_secs(4) {
+        assert_eq!(now, before, "published before the file was closed");
+    }
+    std::fs::write(&signal, b"").unwrap();
+    assert!(writer.wait().unwrap().success());
+    assert!(wait_until(60, || pending(&f) == 0));
+    let written = records(&f) - before;
+    assert!(written > 1000, "{written} records for a 12 MiB file");
+    f.sh("cmp $M/../big $M/big");
+    // The copy: its chunks are journaled again and dropped at publication.
+    let before_copy = records(&f);
+    f.sh("cp $M/big $M/copy");
+    assert!(wait_until(60, || pending(&f) == 0));
+    let copy = records(&f) - before_copy;
+    assert!(copy <= 3, "{copy} records for a copy of a stored file");
+    f.sh("cmp $M/../big $M/copy");
+}

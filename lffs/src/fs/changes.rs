@@ -73,7 +73,7 @@ impl<S: Store> Filesystem<S> {
             e,
             Commit {
                 puts: extra,
-                admitted: false,
+                ..Commit::default()
             },
         )
     }

@@ -240,8 +240,13 @@ impl<S: Store> Filesystem<S> {
         }
     }
 
-    pub(super) fn flush_file(&self, ino: u64, f: &Mutex<OpenFile>) -> Result<()> {
-        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn flush_file(&self, ino: u64, file: &Mutex<OpenFile>) -> Result<()> {
+        let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        while f.dirty && f.content.cut_busy() {
+            drop(f);
+            self.wait_for_cut();
+            f = file.lock().unwrap_or_else(|e| e.into_inner());
+        }
         if f.detached {
             // Unlinked or replaced while open: its data goes with its last handle.
             f.dirty = false;
@@ -255,10 +260,15 @@ impl<S: Store> Filesystem<S> {
         }
         let mut e = f.entry.clone();
         e.mtime = self.store.now_nanos();
-        let commit = self.store_content(&mut e, &mut f.content)?;
+        let mut commit = self.store_content(&mut e, &mut f.content)?;
+        let cut = std::mem::take(&mut commit.cut);
         // Taken before the put: a record arriving meanwhile still triggers a check.
         let generation = self.store.generation();
         self.put_entry_after(&f.node.dir_sel, &e, commit)?;
+        if !cut.is_empty() {
+            // Stored now: the next commit of this file cuts only what changes after.
+            f.content.commit_cut(self.store.max_value_size(), cut);
+        }
         // The kernel's pages hold what was just written: they stay valid.
         if let Some(v) = self
             .cached
@@ -322,9 +332,16 @@ impl<S: Store> Filesystem<S> {
         // lookup for many chunks) and written if the owner does not have them yet.
         let mut part: Vec<(ChunkRef, Vec<u8>)> = Vec::new();
         let mut part_bytes = 0;
-        let mut refs = Vec::new();
+        // What was cut ahead (and stored) while the file was written: only the rest
+        // is cut now.
+        let (upto, cut) = content.cut_so_far(max);
+        let mut refs = cut.to_vec();
+        // A file that started empty (new, or truncated) is mostly new chunks: only
+        // those waiting to be published are looked for, as when it is cut ahead (see
+        // `Store::has_pending_own`); an edited file's chunks are mostly stored.
+        let new_file = content.started_empty();
         let (min, avg, most) = chunk::sizes(max);
-        let mut reader = content.reader(&self.store);
+        let mut reader = content.reader(&self.store, upto);
         let mut seen = HashSet::new();
         let mut failed = false;
         for c in fastcdc::v2020::StreamCDC::new(&mut reader, min, avg, most) {
@@ -342,7 +359,7 @@ impl<S: Store> Filesystem<S> {
                 part.push((r, c.data));
             }
             if part_bytes >= COMMIT_PART_BYTES {
-                let puts = self.missing_chunks(std::mem::take(&mut part))?;
+                let puts = self.chunk_puts(std::mem::take(&mut part), new_file)?;
                 if !puts.is_empty() {
                     self.store.put_part(puts, !commit.admitted)?;
                     commit.admitted = true;
@@ -356,7 +373,8 @@ impl<S: Store> Filesystem<S> {
                 .take()
                 .unwrap_or_else(|| FsError::Corrupt("chunking failed".into())));
         }
-        commit.puts = self.missing_chunks(part)?;
+        commit.puts = self.chunk_puts(part, new_file)?;
+        commit.cut = refs.clone();
         let mut depth = 1u8;
         loop {
             let manifest = chunk::encode_refs(&refs);
@@ -387,6 +405,16 @@ impl<S: Store> Filesystem<S> {
 
     /// The puts for those of `chunks` that the mount's owner does not have yet.
     fn missing_chunks(&self, chunks: Vec<(ChunkRef, Vec<u8>)>) -> Result<Vec<Put>> {
+        self.chunk_puts(chunks, false)
+    }
+
+    /// [`Filesystem::missing_chunks`]; `pending` asks only about chunks waiting to be
+    /// published (see [`Store::has_pending_own`]).
+    pub(super) fn chunk_puts(
+        &self,
+        chunks: Vec<(ChunkRef, Vec<u8>)>,
+        pending: bool,
+    ) -> Result<Vec<Put>> {
         if chunks.is_empty() {
             return Ok(Vec::new());
         }
@@ -399,7 +427,11 @@ impl<S: Store> Filesystem<S> {
             .zip(&chunks)
             .map(|(n, (r, _))| (&n[..], 0, &r.id[..]))
             .collect();
-        let has = self.store.has_own(&keys)?;
+        let has = if pending {
+            self.store.has_pending_own(&keys)?
+        } else {
+            self.store.has_own(&keys)?
+        };
         Ok(chunks
             .into_iter()
             .zip(names)

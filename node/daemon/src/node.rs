@@ -625,6 +625,23 @@ impl Node {
         timestamp: u64,
         progress: &(dyn Fn(lf_pow::Progress) + Sync),
     ) -> Result<Record, anyhow::Error> {
+        let names = selectors
+            .iter()
+            .map(|(n, o)| (lf_record::SelectorName::new(n), *o))
+            .collect();
+        self.build_record_named(owner, names, value, masking_key, timestamp, progress)
+    }
+
+    /// [`Node::build_record`] with the selector names already derived.
+    pub fn build_record_named(
+        &self,
+        owner: &OwnerSecret,
+        selectors: Vec<(lf_record::SelectorName, u64)>,
+        value: Vec<u8>,
+        masking_key: Option<Vec<u8>>,
+        timestamp: u64,
+        progress: &(dyn Fn(lf_pow::Progress) + Sync),
+    ) -> Result<Record, anyhow::Error> {
         let links = self
             .store
             .link_candidates(self.config().record_min_links as usize)?;
@@ -632,7 +649,7 @@ impl Node {
             .value(value)
             .links(links);
         for (n, o) in selectors {
-            b = b.selector(n, *o);
+            b = b.selector_name(n, o);
         }
         if let Some(k) = masking_key {
             b = b.masking_key(k);

@@ -137,6 +137,11 @@ struct JournalFile {
 struct Batch {
     /// Journal segment holding it.
     segment: u64,
+    /// Where its journal append ends: it is published only once the journal is
+    /// durable that far (0: durable when submitted, or replayed).
+    end: u64,
+    /// When it was submitted.
+    queued: Instant,
     owner: OwnerSecret,
     created: u64,
     puts: Vec<QueuedPut>,
@@ -292,6 +297,17 @@ const PUBLISH_GROUP: usize = 256;
 const STREAM_GAP: Duration = Duration::from_millis(100);
 const STREAM_LINGER: Duration = Duration::from_millis(25);
 
+/// A batch the journal holds but has not flushed yet (a create, or chunks of a big
+/// file cut while it is written) is published once a flush covers it (its writer's
+/// fsync or close, or anyone's), or after this long: publishing chunks while their file
+/// is still being written took a core from the writer (signing is most of the work),
+/// and a file unlinked before its close is mostly never published.
+const LAZY_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest the worker sleeps while the oldest batch waits for a flush (a flush wakes
+/// it; this is for stopping).
+const LAZY_POLL: Duration = Duration::from_millis(500);
+
 /// Fewest records a group must have to be built on several threads (a thread per
 /// small change would cost more than it saves).
 const PARALLEL_BUILD_MIN: usize = 8;
@@ -412,7 +428,9 @@ impl CommitQueue {
 
     /// Makes every batch submitted so far durable (those submitted not `durable`).
     pub fn sync(&self) -> anyhow::Result<()> {
-        self.journal.sync()
+        self.journal.sync()?;
+        self.wake.notify_all(); // what waited for it may be published now
+        Ok(())
     }
 
     /// Makes a batch durable and visible, then queues it for publication; refuses it
@@ -465,11 +483,13 @@ impl CommitQueue {
         let values: Vec<&[u8]> = puts.iter().map(|p| &p.value[..]).collect();
         let entry = Entry::Batch(seq, &file);
         let appended = if durable {
-            self.journal.append_durable_with(&entry, &values)
+            self.journal
+                .append_durable_with(&entry, &values)
+                .map(|(s, at)| (s, at, 0))
         } else {
             self.journal.append_lazy_with(&entry, &values)
         };
-        let (segment, at) = match appended {
+        let (segment, at, end) = match appended {
             Ok(s) => s,
             Err(e) => {
                 let mut st = self.lock();
@@ -507,6 +527,8 @@ impl CommitQueue {
             seq,
             Arc::new(Batch {
                 segment,
+                end,
+                queued: Instant::now(),
                 owner: owner.clone(),
                 created,
                 puts: queued,
@@ -626,6 +648,30 @@ impl CommitQueue {
                         .map(|(g, _)| g)
                         .unwrap_or_else(|e| e.into_inner().0);
                 }
+                // The oldest batch is published once the journal is durable past it
+                // (see `LAZY_WAIT`); a durable submit or a sync wakes this.
+                let synced = self.journal.synced();
+                if let Some(b) = st.batches.values().next()
+                    && b.end > synced
+                {
+                    let waited = b.queued.elapsed();
+                    drop(st);
+                    ctx.set_state(workers::State::Idle);
+                    if waited >= LAZY_WAIT {
+                        if let Err(e) = self.journal.sync() {
+                            tracing::warn!("cannot sync the LFFS journal: {e:#}");
+                            ctx.sleep(Duration::from_secs(1));
+                        }
+                    } else {
+                        let st = self.lock();
+                        drop(
+                            self.wake
+                                .wait_timeout(st, (LAZY_WAIT - waited).min(LAZY_POLL))
+                                .unwrap_or_else(|e| e.into_inner()),
+                        );
+                    }
+                    continue;
+                }
                 let streaming = last_end.is_some_and(|t| t.elapsed() < STREAM_GAP);
                 if streaming && !st.batches.is_empty() && st.pending.records < PUBLISH_GROUP as u64
                 {
@@ -636,6 +682,7 @@ impl CommitQueue {
                 let mut records = 0;
                 st.batches
                     .iter()
+                    .take_while(|(_, b)| b.end <= synced)
                     .take_while(|(_, b)| {
                         records += b.puts.len();
                         records <= PUBLISH_GROUP || records == b.puts.len()
@@ -714,7 +761,9 @@ impl CommitQueue {
                 .collect();
             if jobs.len() < PARALLEL_BUILD_MIN {
                 for (p, ts) in jobs {
-                    let r = self.build_one(batch, p, ts)?;
+                    let Some(r) = self.build_one(batch, p, ts)? else {
+                        continue;
+                    };
                     if out.len() >= PUBLISH_GROUP {
                         self.store(out)?;
                     }
@@ -731,7 +780,7 @@ impl CommitQueue {
                         s.spawn(move || {
                             crate::common::priority::background_thread();
                             part.iter()
-                                .map(|(p, ts)| self.build_one(batch, p, *ts))
+                                .filter_map(|(p, ts)| self.build_one(batch, p, *ts).transpose())
                                 .collect::<anyhow::Result<Vec<_>>>()
                         })
                     })
@@ -789,14 +838,30 @@ impl CommitQueue {
         ts
     }
 
-    /// Builds (links, proof of work, signature) the record for `p`.
+    /// Builds (links, proof of work, signature) the record for `p`; `None` for a chunk
+    /// the owner has in the store already (a file's chunks cut while it was written are
+    /// journaled unchecked, see `LffsStore::has_pending_own`: checked here, where the
+    /// key derivation is needed for the record anyway).
     fn build_one(
         &self,
         batch: &Batch,
         p: &QueuedPut,
         ts: u64,
-    ) -> anyhow::Result<lf_record::Record> {
+    ) -> anyhow::Result<Option<lf_record::Record>> {
         let (name, ordinal) = (p.key.name(), p.key.ordinal());
+        let selector = lf_record::SelectorName::new(&name);
+        if matches!(p.key, PutKey::Chunk(_))
+            && self
+                .node
+                .store()
+                .owner_has(&batch.owner.public(), &[selector.key(0)])?
+                .first()
+                .copied()
+                .unwrap_or(false)
+        {
+            ::metrics::counter!("lf_commit_queue_chunks_known_total").increment(1);
+            return Ok(None);
+        }
         let mask = Some(p.key.mask());
         self.lock().pow = Some(PowState {
             name: name.clone(),
@@ -813,11 +878,16 @@ impl CommitQueue {
         let value = self
             .value(&p.value)
             .context("reading a waiting value from the LFFS journal")?;
-        let made =
-            self.node
-                .build_record(&batch.owner, &[(name, ordinal)], value, mask, ts, &progress);
+        let made = self.node.build_record_named(
+            &batch.owner,
+            vec![(selector, ordinal)],
+            value,
+            mask,
+            ts,
+            &progress,
+        );
         self.lock().pow = None;
-        made.context("building a record")
+        made.context("building a record").map(Some)
     }
 
     /// Timestamp of `owner`'s newest stored record under (name, ordinal), 0 if none.
@@ -915,6 +985,8 @@ fn decode(segment: u64, f: JournalFile, values: Vec<ValueAt>) -> anyhow::Result<
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Batch {
         segment,
+        end: 0, // on disk before this run
+        queued: Instant::now(),
         owner,
         created: f.created,
         puts,

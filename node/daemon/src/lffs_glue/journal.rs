@@ -85,6 +85,8 @@ pub struct Journal {
     readers: Mutex<std::collections::HashMap<u64, std::sync::Arc<File>>>,
     /// Bytes of `appended` known durable; also serializes the syncs.
     synced: Mutex<u64>,
+    /// The value of `synced`, readable while a flush holds its lock.
+    synced_to: std::sync::atomic::AtomicU64,
 }
 
 fn segment_path(dir: &Path, no: u64) -> PathBuf {
@@ -176,6 +178,7 @@ impl Journal {
                     pinned: Default::default(),
                 }),
                 synced: Mutex::new(0),
+                synced_to: Default::default(),
                 readers: Mutex::new(std::collections::HashMap::new()),
             },
             entries,
@@ -193,20 +196,15 @@ impl Journal {
         pin: bool,
     ) -> anyhow::Result<(u64, u64, Vec<ValueAt>)> {
         let bytes = serde_json::to_vec(e)?;
-        let tagged: Vec<Vec<u8>> = values
-            .iter()
-            .map(|v| {
-                let mut t = Vec::with_capacity(v.len() + 1);
-                t.push(VALUE_TAG);
-                t.extend_from_slice(v);
-                t
-            })
-            .collect();
-        let mut frames: Vec<&[u8]> = tagged.iter().map(|t| &t[..]).collect();
-        frames.push(&bytes);
+        // Tag and value as two parts of one frame: the value is not copied.
+        let tag = [VALUE_TAG];
+        let parts: Vec<[&[u8]; 2]> = values.iter().map(|v| [&tag[..], v]).collect();
+        let mut frames: Vec<&[&[u8]]> = parts.iter().map(|p| &p[..]).collect();
+        let entry = [&bytes[..]];
+        frames.push(&entry);
         let mut a = self.lock();
         let start = a.current.file.end();
-        let offsets = match a.current.file.append(&frames) {
+        let offsets = match a.current.file.append_parts(&frames) {
             Ok(o) => o,
             Err(err) => {
                 // Never leave half a frame for a later append to follow.
@@ -258,13 +256,22 @@ impl Journal {
     /// Appends a batch's `values`, then `e`, without waiting for them to be durable:
     /// the next durable append or [`Journal::sync`] covers them (and rotation syncs a
     /// segment before leaving it). The segment stays pinned until [`Journal::unpin`].
+    /// Also returns where the append ends: it is durable once [`Journal::synced`]
+    /// reaches that.
     pub fn append_lazy_with<B: Serialize>(
         &self,
         e: &Entry<B>,
         values: &[&[u8]],
-    ) -> anyhow::Result<(u64, Vec<ValueAt>)> {
-        let (segment, _, at) = self.append(e, values, true)?;
-        Ok((segment, at))
+    ) -> anyhow::Result<(u64, Vec<ValueAt>, u64)> {
+        let (segment, end, at) = self.append(e, values, true)?;
+        Ok((segment, at, end))
+    }
+
+    /// How far the journal is durable (in the units [`Journal::append_lazy_with`]
+    /// returns).
+    pub fn synced(&self) -> u64 {
+        // A copy of `synced`, whose lock is held through a flush.
+        self.synced_to.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Releases a segment pinned by a batch append, once the batch is registered as
@@ -298,6 +305,8 @@ impl Journal {
         };
         file.sync_data().context("cannot sync the LFFS journal")?;
         *synced = upto;
+        self.synced_to
+            .store(upto, std::sync::atomic::Ordering::Release);
         ::metrics::counter!("lf_commit_journal_syncs_total").increment(1);
         Ok(())
     }
@@ -348,6 +357,8 @@ impl Journal {
                 .sync_data()
                 .context("cannot sync the LFFS journal")?;
             *synced = a.appended;
+            self.synced_to
+                .store(a.appended, std::sync::atomic::Ordering::Release);
             let no = a.current.no + 1;
             a.current = open_segment(&self.dir, no)?;
             sync_dir(&self.dir)?;

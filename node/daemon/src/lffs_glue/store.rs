@@ -329,6 +329,17 @@ impl lffs::Store for LffsStore {
             .collect())
     }
 
+    fn has_pending_own(&self, keys: &[(&[u8], u64, &[u8])]) -> Result<Vec<bool>, StoreError> {
+        // The overlay only: deriving a selector key (about 25 µs) per chunk of a file
+        // being written took a third of its writer's time. The commit queue drops a
+        // chunk the owner has stored already before signing it.
+        let owner = self.owner.public();
+        Ok(keys
+            .iter()
+            .map(|(n, o, m)| self.queue.overlay_has(&owner, n, *o, m))
+            .collect())
+    }
+
     fn put(&self, puts: Vec<Put>) -> Result<(), StoreError> {
         self.put_last(puts, true)
     }
