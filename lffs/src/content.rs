@@ -367,6 +367,9 @@ struct CutAhead {
     epoch: u64,
     /// A job is out.
     busy: bool,
+    /// A commit waits for the job out: no other starts (a writer that keeps ahead
+    /// would otherwise hold the commit off for as long as it writes).
+    held: bool,
     /// A job failed (the store refused a part): the commit does it all.
     off: bool,
 }
@@ -425,7 +428,7 @@ impl Content {
     /// other files are cut at their commit.
     pub fn cut_job(&mut self, max_value: usize, least: u64, most: u64) -> Option<CutJob> {
         let c = &self.cut;
-        if c.busy || c.off || self.base_len != 0 || self.len - c.upto < least {
+        if c.busy || c.held || c.off || self.base_len != 0 || self.len - c.upto < least {
             return None;
         }
         let Some(Spill {
@@ -509,15 +512,40 @@ impl Content {
         self.cut.off = false;
     }
 
-    /// Forgets cut chunks from `offset` on (bytes there change).
+    /// Forgets the cut chunks that bytes from `offset` on decide (they change). A cut
+    /// point is decided by the bytes before it and the first byte after it: a chunk
+    /// ending at `offset` goes too.
     fn uncut(&mut self, offset: u64) {
         if offset < self.len {
             self.cut.epoch += 1;
         }
-        if offset < self.cut.upto {
-            self.cut.upto = 0;
-            self.cut.refs = Vec::new();
+        if offset <= self.cut.upto {
+            let mut end = 0;
+            let keep = self
+                .cut
+                .refs
+                .iter()
+                .take_while(|r| {
+                    end += r.len as u64;
+                    end < offset
+                })
+                .count();
+            self.cut.refs.truncate(keep);
+            self.cut.upto = self.cut.refs.iter().map(|r| r.len as u64).sum();
         }
+    }
+
+    /// Keeps jobs from starting while a commit waits for the one out (`true`), or lets
+    /// them start again.
+    pub fn hold_cuts(&mut self, held: bool) {
+        self.cut.held = held;
+    }
+
+    /// Forgets a job that ended without handing its outcome back (it panicked): no
+    /// more jobs for this content, the commit cuts it all.
+    pub fn cut_lost(&mut self) {
+        self.cut.busy = false;
+        self.cut.off = true;
     }
 
     /// Size in bytes.
@@ -779,6 +807,46 @@ mod tests {
         assert_eq!(budget.used(), 5 + 1000 + 4);
         drop(c);
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A cutting job's outcome is dropped when the bytes it read change while it runs;
+    /// a write or truncation below what was cut keeps only the chunks whose cut point
+    /// the changed bytes do not decide (a cut point is decided by the bytes before it
+    /// and the first one after it).
+    #[test]
+    fn cut_jobs_are_dropped_or_trimmed_when_the_bytes_under_them_change() {
+        let budget = SpillBudget::new(1 << 30, Some(std::env::temp_dir()));
+        let mut c = Content::new(Base::Inline(Vec::new()), budget);
+        let max = 60_000;
+        c.write(0, &[1; 300_000]).unwrap();
+        let job = c.cut_job(max, 100_000, 1 << 20).unwrap();
+        assert_eq!((job.from, job.to), (0, 300_000));
+        assert!(c.cut_job(max, 1, 1 << 20).is_none(), "one job at a time");
+        let r = |n: u8| ChunkRef {
+            id: [n; 32],
+            len: 10_000,
+        };
+        // A write into the job's bytes while it runs: its outcome is dropped.
+        c.write(1000, &[2]).unwrap();
+        c.cut_done(job, Some((vec![r(1), r(2), r(3)], 30_000)));
+        assert_eq!(c.cut_so_far(max).0, 0);
+        let job = c.cut_job(max, 100_000, 1 << 20).unwrap();
+        c.cut_done(job, Some((vec![r(1), r(2), r(3)], 30_000)));
+        assert_eq!(c.cut_so_far(max), (30_000, &[r(1), r(2), r(3)][..]));
+        // A commit waiting: no job starts.
+        c.hold_cuts(true);
+        assert!(c.cut_job(max, 1, 1 << 20).is_none());
+        c.hold_cuts(false);
+        // Appending leaves what was cut alone.
+        c.write(300_000, &[3; 10]).unwrap();
+        assert_eq!(c.cut_so_far(max).0, 30_000);
+        // The byte just past the last cut chunk decided its cut point: that chunk goes.
+        c.write(30_000, &[4]).unwrap();
+        assert_eq!(c.cut_so_far(max), (20_000, &[r(1), r(2)][..]));
+        c.truncate(15_000).unwrap();
+        assert_eq!(c.cut_so_far(max), (10_000, &[r(1)][..]));
+        // Chunks cut for another record size do not count.
+        assert_eq!(c.cut_so_far(1000).0, 0);
     }
 
     #[test]

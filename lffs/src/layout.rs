@@ -89,9 +89,16 @@ pub fn inode(dir_selector: &[u8], name: &[u8]) -> u64 {
 
 /// Selector name of a chunk.
 pub fn chunk_selector(id: &[u8; 32]) -> Vec<u8> {
-    let mut s = b"lffs-chunk:".to_vec();
+    let mut s = CHUNK_PREFIX.to_vec();
     s.extend_from_slice(id);
     s
+}
+
+const CHUNK_PREFIX: &[u8] = b"lffs-chunk:";
+
+/// Whether `name` has the form of a chunk's selector name.
+pub fn is_chunk_selector(name: &[u8]) -> bool {
+    name.len() == CHUNK_PREFIX.len() + 32 && name.starts_with(CHUNK_PREFIX)
 }
 
 /// Checks a name: non-empty, ≤ 255 bytes, not `.`/`..`, no `/` or NUL, and not the

@@ -153,6 +153,7 @@ pub struct MemStore {
     clock: AtomicU64,
     puts: AtomicU64,
     largest_batch: AtomicU64,
+    checked: AtomicU64,
 }
 
 impl MemStore {
@@ -166,7 +167,14 @@ impl MemStore {
             clock: AtomicU64::new(1_700_000_000_000_000_000),
             puts: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
+            checked: AtomicU64::new(0),
         }
+    }
+
+    /// Keys asked about through `has_own` and `has_pending_own` so far (how many
+    /// chunks commits looked up).
+    pub fn checked_count(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
     }
 
     /// Number of values written so far (to count chunk records in tests).
@@ -239,6 +247,13 @@ impl Store for MemStore {
             self.put_as(self.owner, p);
         }
         Ok(())
+    }
+    fn has_own(&self, keys: &[(&[u8], u64, &[u8])]) -> Result<Vec<bool>, StoreError> {
+        self.checked.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let me = self.owner;
+        keys.iter()
+            .map(|(n, o, m)| Ok(self.get(n, *o, m)?.iter().any(|v| v.owner == me)))
+            .collect()
     }
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)

@@ -888,7 +888,14 @@ fn chunked_cut_ahead_while_writing_stores_the_chunks_of_a_whole_file_cut() {
             }
         }
         let stored_ahead = fs.store().put_count();
+        let checked_ahead = fs.store().checked_count();
         fs.release(fh).unwrap();
+        // The commit looked up only what was not cut yet (the cut chunks are reused).
+        let checked = fs.store().checked_count() - checked_ahead;
+        assert!(
+            checked < 600,
+            "seed {seed}: the commit looked up {checked} chunks"
+        );
         let whole = fs_with(60_000);
         write_file(&whole, ROOT_INO, b"f", &data);
         assert_eq!(

@@ -213,10 +213,23 @@ fn fuse_big_file_is_cut_while_written_published_at_close_and_a_copy_adds_no_chun
     assert!(written > 1000, "{written} records for a 12 MiB file");
     f.sh("cmp $M/../big $M/big");
     // The copy: its chunks are journaled again and dropped at publication.
-    let before_copy = records(&f);
+    let known = |f: &FuseNode| {
+        let m = ureq::get(&format!("{}/metrics", f.node.url()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix("lf_commit_queue_chunks_known_total "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let (before_copy, known_before) = (records(&f), known(&f));
     f.sh("cp $M/big $M/copy");
     assert!(wait_until(60, || pending(&f) == 0));
     let copy = records(&f) - before_copy;
     assert!(copy <= 3, "{copy} records for a copy of a stored file");
+    let dropped = known(&f) - known_before;
+    assert!(dropped > 1000, "{dropped} chunks of the copy found stored");
     f.sh("cmp $M/../big $M/copy");
 }

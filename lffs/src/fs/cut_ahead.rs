@@ -31,6 +31,15 @@ const MAX_JOBS: usize = 2;
 
 static JOBS: AtomicUsize = AtomicUsize::new(0);
 
+/// A job thread's place in [`JOBS`], given back when the thread ends, however.
+struct JobSlot;
+
+impl Drop for JobSlot {
+    fn drop(&mut self) {
+        JOBS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl<S: Store> Filesystem<S> {
     /// After a write to `ino`: starts a job cutting what was written since the last
     /// one, if there is enough of it (on its own thread; nothing is waited for).
@@ -50,26 +59,39 @@ impl<S: Store> Filesystem<S> {
                 .cut_abandoned(job);
             return;
         }
+        let slot = JobSlot;
         let fs = Arc::clone(self);
         let f2 = f.clone();
         let spawned = std::thread::Builder::new()
             .name("lffs-cut".into())
             .spawn(move || {
+                let _slot = slot;
                 // One job after another while the writer keeps ahead: waiting for its
                 // next write to start the next would leave more for the commit.
-                let mut job = job;
-                loop {
-                    fs.run_cut(&f2, job);
-                    match fs.take_job(&f2) {
-                        Some(next) => job = next,
-                        None => break,
+                let jobs = std::panic::AssertUnwindSafe(|| {
+                    let mut job = job;
+                    loop {
+                        fs.run_cut(&f2, job);
+                        match fs.take_job(&f2) {
+                            Some(next) => job = next,
+                            None => break,
+                        }
                     }
+                });
+                if std::panic::catch_unwind(jobs).is_err() {
+                    // A bug, not the writer's: its commit cuts the file and must not
+                    // wait for a job that will never end.
+                    tracing::error!("a job cutting a file ahead of its commit panicked");
+                    f2.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .content
+                        .cut_lost();
+                    fs.notify_cut();
                 }
-                JOBS.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
-            // No thread now: the commit cuts it. (The job went with the closure.)
-            JOBS.fetch_sub(1, Ordering::AcqRel);
+            // No thread now: the commit cuts it. (The job and the slot went with the
+            // closure.)
             f.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .content
@@ -113,6 +135,10 @@ impl<S: Store> Filesystem<S> {
             .unwrap_or_else(|e| e.into_inner())
             .content
             .cut_done(job, cut);
+        self.notify_cut();
+    }
+
+    fn notify_cut(&self) {
         let (lock, done) = &self.cut_idle;
         let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
         done.notify_all();

@@ -242,11 +242,15 @@ impl<S: Store> Filesystem<S> {
 
     pub(super) fn flush_file(&self, ino: u64, file: &Mutex<OpenFile>) -> Result<()> {
         let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+        // The job out on this file cuts what the commit would: wait for it (and let no
+        // other start meanwhile), then keep the lock until the commit ends.
+        f.content.hold_cuts(true);
         while f.dirty && f.content.cut_busy() {
             drop(f);
             self.wait_for_cut();
             f = file.lock().unwrap_or_else(|e| e.into_inner());
         }
+        f.content.hold_cuts(false);
         if f.detached {
             // Unlinked or replaced while open: its data goes with its last handle.
             f.dirty = false;

@@ -300,8 +300,7 @@ const STREAM_LINGER: Duration = Duration::from_millis(25);
 /// A batch the journal holds but has not flushed yet (a create, or chunks of a big
 /// file cut while it is written) is published once a flush covers it (its writer's
 /// fsync or close, or anyone's), or after this long: publishing chunks while their file
-/// is still being written took a core from the writer (signing is most of the work),
-/// and a file unlinked before its close is mostly never published.
+/// is still being written took a core from the writer (signing is most of the work).
 const LAZY_WAIT: Duration = Duration::from_secs(5);
 
 /// Longest the worker sleeps while the oldest batch waits for a flush (a flush wakes
@@ -429,7 +428,10 @@ impl CommitQueue {
     /// Makes every batch submitted so far durable (those submitted not `durable`).
     pub fn sync(&self) -> anyhow::Result<()> {
         self.journal.sync()?;
-        self.wake.notify_all(); // what waited for it may be published now
+        // What waited for it may be published now. The lock first: the worker looks
+        // at the journal and waits under it, so the wake-up cannot fall in between.
+        drop(self.lock());
+        self.wake.notify_all();
         Ok(())
     }
 
@@ -649,21 +651,24 @@ impl CommitQueue {
                         .unwrap_or_else(|e| e.into_inner().0);
                 }
                 // The oldest batch is published once the journal is durable past it
-                // (see `LAZY_WAIT`); a durable submit or a sync wakes this.
+                // (see `LAZY_WAIT`); a durable submit or a sync wakes this (they take
+                // the lock before they notify, so the wake-up is not lost).
                 let synced = self.journal.synced();
                 if let Some(b) = st.batches.values().next()
                     && b.end > synced
                 {
                     let waited = b.queued.elapsed();
-                    drop(st);
+                    // A durable batch behind it (appended before it, numbered after):
+                    // flush now rather than hold that one back.
+                    let durable_behind = st.batches.values().any(|b| b.end <= synced);
                     ctx.set_state(workers::State::Idle);
-                    if waited >= LAZY_WAIT {
+                    if waited >= LAZY_WAIT || durable_behind {
+                        drop(st);
                         if let Err(e) = self.journal.sync() {
                             tracing::warn!("cannot sync the LFFS journal: {e:#}");
                             ctx.sleep(Duration::from_secs(1));
                         }
                     } else {
-                        let st = self.lock();
                         drop(
                             self.wake
                                 .wait_timeout(st, (LAZY_WAIT - waited).min(LAZY_POLL))

@@ -30,15 +30,49 @@ const FIND_UNRANKED: usize = 16;
 /// Most selector keys a mount remembers (about 3 MiB): the chunks of a 128 MiB file.
 const KEY_CACHE: usize = 16_384;
 
+/// Most directory selector names a mount keeps derived (a few hundred bytes each).
+const NAME_CACHE: usize = 1024;
+
 /// The selector keys of names looked up or written lately. Deriving one costs an
 /// Ed25519 base-point multiplication and an ordinal masking (about 25 µs), and a file's
 /// chunks are looked up once when it is written and again at every read: a 64 MiB file
-/// has about 8,000.
-struct KeyCache(std::sync::Mutex<hashlink::LruCache<(Vec<u8>, u64), lf_record::SelectorKey>>);
+/// has about 8,000. Directories' names are kept derived apart: each name in a
+/// directory is another ordinal of the directory's selector name, whose derivation
+/// (the base-point multiplication) is the same for all (a new file's lookup, create
+/// and commit each paid it).
+struct KeyCache(
+    std::sync::Mutex<hashlink::LruCache<(Vec<u8>, u64), lf_record::SelectorKey>>,
+    std::sync::Mutex<hashlink::LruCache<Vec<u8>, SelectorName>>,
+);
 
 impl KeyCache {
     fn new() -> Self {
-        KeyCache(std::sync::Mutex::new(hashlink::LruCache::new(KEY_CACHE)))
+        KeyCache(
+            std::sync::Mutex::new(hashlink::LruCache::new(KEY_CACHE)),
+            std::sync::Mutex::new(hashlink::LruCache::new(NAME_CACHE)),
+        )
+    }
+
+    /// A directory's selector name, derived once.
+    fn name(&self, name: &[u8]) -> SelectorName {
+        let known = self
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        let sn = match known {
+            Some(sn) => sn,
+            None => {
+                let sn = SelectorName::new(name);
+                self.1
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_vec(), sn.clone());
+                sn
+            }
+        };
+        sn
     }
 
     fn lock(
@@ -66,7 +100,11 @@ impl KeyCache {
         if missing.is_empty() {
             return Ok(out.into_iter().flatten().collect());
         }
-        let derived = selector_keys(&missing)?;
+        let derived = if missing.len() == 1 && !lffs::layout::is_chunk_selector(missing[0].0) {
+            vec![self.name(missing[0].0).key(missing[0].1)]
+        } else {
+            selector_keys(&missing)?
+        };
         let mut c = self.lock();
         let mut fresh = missing.iter().zip(derived);
         for k in out.iter_mut().filter(|k| k.is_none()) {
@@ -295,7 +333,7 @@ impl lffs::Store for LffsStore {
 
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
         let pending = self.queue.overlay_list(name, mask); // first: see `get`
-        let n = SelectorName::new(name);
+        let n = self.keys.name(name);
         let mut all = self.query(&n, 0, u64::MAX, mask)?;
         for (ordinal, p) in pending {
             let v = all.remove(&ordinal).unwrap_or_default();
