@@ -61,17 +61,15 @@ impl KeyCache {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned();
-        let sn = match known {
-            Some(sn) => sn,
-            None => {
-                let sn = SelectorName::new(name);
-                self.1
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.to_vec(), sn.clone());
-                sn
-            }
-        };
+        if let Some(sn) = known {
+            return sn;
+        }
+        // Derived outside the lock: other lookups need not wait for it.
+        let sn = SelectorName::new(name);
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_vec(), sn.clone());
         sn
     }
 
