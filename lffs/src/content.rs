@@ -46,6 +46,27 @@ pub fn load_chunk<S: Store>(store: &S, r: &ChunkRef) -> Result<Vec<u8>> {
         .ok_or_else(|| FsError::Corrupt("a chunk of the file is not (yet) in the store".into()))
 }
 
+/// Fetches chunks (looked up together) and checks each against its reference.
+pub fn load_chunks<S: Store>(store: &S, refs: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
+    let names: Vec<Vec<u8>> = refs.iter().map(|r| layout::chunk_selector(&r.id)).collect();
+    let wanted: Vec<(&[u8], &[u8])> = names
+        .iter()
+        .zip(refs)
+        .map(|(n, r)| (&n[..], &r.id[..]))
+        .collect();
+    let matches =
+        |i: usize, v: &[u8]| v.len() == refs[i].len as usize && chunk::chunk_id(v) == refs[i].id;
+    store
+        .find_many(&wanted, &matches)?
+        .into_iter()
+        .map(|v| {
+            v.ok_or_else(|| {
+                FsError::Corrupt("a chunk of the file is not (yet) in the store".into())
+            })
+        })
+        .collect()
+}
+
 /// The stored version an open file started from.
 pub enum Base {
     /// Content held in the entry.

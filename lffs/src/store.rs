@@ -69,6 +69,19 @@ pub trait Store: Send + Sync + 'static {
             .map(|v| v.value)
             .find(|v| accept(v)))
     }
+    /// [`Store::find`] of several values at once (`accept` is given the index of the
+    /// one it judges): the chunks one read needs, looked up together.
+    fn find_many(
+        &self,
+        wanted: &[(&[u8], &[u8])],
+        accept: &dyn Fn(usize, &[u8]) -> bool,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        wanted
+            .iter()
+            .enumerate()
+            .map(|(i, (name, mask))| self.find(name, mask, &|v| accept(i, v)))
+            .collect()
+    }
     /// Every ordinal under `name` with its candidates, best first, in ordinal order.
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError>;
     /// For each (name, ordinal, mask), whether the mount's owner already has a version

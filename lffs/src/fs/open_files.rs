@@ -201,10 +201,8 @@ impl<S: Store> Filesystem<S> {
                 .unwrap_or_else(|e| e.into_inner())
                 .content
                 .chunks_to_fetch(offset, size as u64);
-            let mut fetched = Vec::with_capacity(wanted.len());
-            for r in wanted {
-                fetched.push((r, crate::content::load_chunk(&self.store, &r)?));
-            }
+            let data = crate::content::load_chunks(&self.store, &wanted)?;
+            let mut fetched: Vec<(ChunkRef, Vec<u8>)> = wanted.into_iter().zip(data).collect();
             let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
             return f
                 .content

@@ -232,4 +232,24 @@ fn unranked_lookup_finds_every_owner_record_under_a_key() {
         .records_at(&SelectorName::new(b"absent").key(0), 16)
         .unwrap();
     assert!(none.is_empty() && !more);
+    // Several keys at once: each key's records, in the order of the keys.
+    let many = s
+        .records_at_many(
+            &[
+                SelectorName::new(b"other").key(0),
+                SelectorName::new(b"absent").key(0),
+                key,
+            ],
+            16,
+        )
+        .unwrap();
+    assert_eq!(many.len(), 3);
+    assert_eq!(
+        many[0].0.iter().map(|r| r.hash()).collect::<Vec<_>>(),
+        vec![other.hash()]
+    );
+    assert!(many[1].0.is_empty());
+    let mut third: Vec<RecordHash> = many[2].0.iter().map(|r| r.hash()).collect();
+    third.sort();
+    assert_eq!(third, both);
 }

@@ -329,6 +329,47 @@ impl lffs::Store for LffsStore {
             .find(|v| accept(v)))
     }
 
+    fn find_many(
+        &self,
+        wanted: &[(&[u8], &[u8])],
+        accept: &dyn Fn(usize, &[u8]) -> bool,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // As `find`, the store's lookups for all in one go.
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; wanted.len()];
+        let mut rest = Vec::new();
+        for (i, (name, mask)) in wanted.iter().enumerate() {
+            match self.queue.overlay_get(name, 0, mask) {
+                Some(v) if accept(i, &v.value) => out[i] = Some(v.value),
+                _ => rest.push(i),
+            }
+        }
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<(&[u8], u64)> = rest.iter().map(|i| (wanted[*i].0, 0)).collect();
+        let keys = self.keys.keys(&names)?;
+        let found = self
+            .node
+            .store()
+            .records_at_many(&keys, FIND_UNRANKED)
+            .map_err(err)?;
+        for ((i, key), (records, more)) in rest.into_iter().zip(keys).zip(found) {
+            let mask = wanted[i].1;
+            out[i] = records
+                .iter()
+                .filter_map(|r| r.value(Some(mask)).ok())
+                .find(|v| accept(i, v));
+            if out[i].is_none() && more {
+                out[i] = self
+                    .versions(key, mask)?
+                    .into_iter()
+                    .map(|v| v.value)
+                    .find(|v| accept(i, v));
+            }
+        }
+        Ok(out)
+    }
+
     fn list(&self, name: &[u8], mask: &[u8]) -> Result<Vec<(u64, Vec<Version>)>, StoreError> {
         let pending = self.queue.overlay_list(name, mask); // first: see `get`
         let n = self.keys.name(name);
