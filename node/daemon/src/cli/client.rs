@@ -128,9 +128,18 @@ pub struct Api {
 impl Api {
     /// A client for `urls` (an explicit `-url` wins over client.json).
     pub fn new(urls: Vec<String>, token: Option<String>) -> Self {
+        // Timeouts per phase, not one for the whole call: with a global (or per-call,
+        // or resolve) timeout, ureq resolves the host on a thread of its own, even an
+        // IP address, so each command started and tore down a thread (a tenth of an
+        // `lf get`). Without one, a host name resolves with the system's own timeouts.
+        let minute = Some(Duration::from_secs(60));
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_send_request(minute)
+            .timeout_send_body(minute)
+            .timeout_recv_response(minute)
+            .timeout_recv_body(minute)
             .build()
             .into();
         Api { agent, urls, token }
