@@ -142,8 +142,18 @@ struct OpenFile {
 /// no longer be the one registered under that inode, after a rename or unlink).
 type Handle = (u64, Option<Arc<Mutex<OpenFile>>>);
 
-/// Resolved entries by (directory selector, name), valid for one store generation.
-type LookupCache = HashMap<(Vec<u8>, Vec<u8>), Option<(Entry, Owner)>>;
+/// Resolved entries by (directory selector, name), valid for one generation of
+/// others' changes ([`Store::others_generation`]); this mount's own changes forget
+/// the names of the directories they touch and bump `epoch`.
+#[derive(Default)]
+struct LookupCache {
+    generation: u64,
+    epoch: u64,
+    names: HashMap<(Vec<u8>, Vec<u8>), Resolved>,
+}
+
+/// What a name resolves to: its winning entry and owner, or nothing.
+type Resolved = Option<(Entry, Owner)>;
 
 /// The filesystem.
 ///
@@ -160,7 +170,7 @@ pub struct Filesystem<S: Store> {
     open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: Mutex<u64>,
-    cache: Mutex<(u64, LookupCache)>,
+    cache: Mutex<LookupCache>,
     owners_seen: Mutex<HashSet<Owner>>,
     /// Version (mtime, size) of each file whose pages the kernel may hold.
     cached: Mutex<HashMap<u64, (u64, u64)>>,
@@ -277,7 +287,7 @@ impl<S: Store> Filesystem<S> {
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: Mutex::new(1),
-            cache: Mutex::new((0, HashMap::new())),
+            cache: Mutex::new(LookupCache::default()),
             owners_seen: Mutex::new(HashSet::new()),
             cached: Mutex::new(HashMap::new()),
             attrs_out: Mutex::new(HashMap::new()),

@@ -135,6 +135,13 @@ pub trait Store: Send + Sync + 'static {
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;
+    /// Changes whenever what readers see may have changed other than by this store's
+    /// own puts (records from peers or other clients, another mount's writes): the
+    /// filesystem forgets what it resolved then, and after its own puts only the names
+    /// they touch. The default, [`Store::generation`], forgets all after every put.
+    fn others_generation(&self) -> u64 {
+        self.generation()
+    }
     /// Changes whenever records arrive that were not written through this store
     /// (records from peers, other clients): the kernel's caches of files are checked
     /// against the store then, not after this store's own writes are published.
@@ -167,6 +174,7 @@ pub struct MemStore {
     puts: AtomicU64,
     largest_batch: AtomicU64,
     checked: AtomicU64,
+    others: AtomicU64,
 }
 
 impl MemStore {
@@ -181,6 +189,7 @@ impl MemStore {
             puts: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
             checked: AtomicU64::new(0),
+            others: AtomicU64::new(1),
         }
     }
 
@@ -203,6 +212,11 @@ impl MemStore {
 
     /// Writes as another owner, as if the record had arrived from a peer.
     pub fn put_as(&self, owner: Owner, p: Put) {
+        self.others.fetch_add(1, Ordering::Relaxed);
+        self.insert(owner, p);
+    }
+
+    fn insert(&self, owner: Owner, p: Put) {
         let ts = self.now_nanos() / 1_000_000_000;
         let mut d = self.data.lock().unwrap_or_else(|e| e.into_inner());
         let slot = d.entry((p.name, p.ordinal)).or_default();
@@ -257,7 +271,7 @@ impl Store for MemStore {
                 )));
             }
             self.puts.fetch_add(1, Ordering::Relaxed);
-            self.put_as(self.owner, p);
+            self.insert(self.owner, p);
         }
         Ok(())
     }
@@ -270,6 +284,9 @@ impl Store for MemStore {
     }
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)
+    }
+    fn others_generation(&self) -> u64 {
+        self.others.load(Ordering::Relaxed)
     }
     fn now_nanos(&self) -> u64 {
         self.clock.fetch_add(1_000_000, Ordering::Relaxed)

@@ -1,7 +1,7 @@
 //! FUSE end-to-end tests on a real kernel mount served by a real `lf node-start`
 //! (needs root and /dev/fuse, as in CI).
 
-use lf_tests::{FuseNode, is_mounted, wait_until};
+use lf_tests::{FuseNode, Mount, TestNet, TestNode, is_mounted, wait_until};
 
 #[test]
 fn fuse_shell_operations() {
@@ -232,4 +232,43 @@ fn fuse_big_file_is_cut_while_written_published_at_close_and_a_copy_adds_no_chun
     let dropped = known(&f) - known_before;
     assert!(dropped > 1000, "{dropped} chunks of the copy found stored");
     f.sh("cmp $M/../big $M/copy");
+}
+
+/// Two mounts of one tree on one node: each sees what the other writes, renames and
+/// deletes (a mount keeps what it resolved until it changes the directory itself or
+/// someone else changes the store, and the other mount's writes count as someone
+/// else's).
+#[test]
+fn fuse_two_mounts_of_one_tree_see_each_others_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNet::private()
+        .name("fuse")
+        .max_value(60_000)
+        .create(&dir.path().join("home"));
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let f = FuseNode::start_on(
+        TestNode::on(net.dir())
+            .mount(Mount::new(&a, "shared.root"))
+            .mount(Mount::new(&b, "shared.root")),
+    );
+    assert!(wait_until(20, || is_mounted(&b)));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+    std::fs::write(a.join("conf"), "one").unwrap();
+    assert!(wait_until(5, || read(&b.join("conf")).as_deref() == Some("one")));
+    // b has resolved the name now; a changes it.
+    std::fs::write(a.join("conf"), "two").unwrap();
+    assert!(
+        wait_until(5, || read(&b.join("conf")).as_deref() == Some("two")),
+        "b still reads {:?}",
+        read(&b.join("conf"))
+    );
+    std::fs::rename(a.join("conf"), a.join("conf2")).unwrap();
+    assert!(wait_until(5, || !b.join("conf").exists()
+        && read(&b.join("conf2")).as_deref() == Some("two")));
+    std::fs::remove_file(a.join("conf2")).unwrap();
+    assert!(wait_until(5, || !b.join("conf2").exists()));
+    // And the other way round.
+    std::fs::write(b.join("back"), "from b").unwrap();
+    assert!(wait_until(5, || read(&a.join("back")).as_deref() == Some("from b")));
+    drop(f);
 }

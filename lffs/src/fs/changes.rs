@@ -31,12 +31,14 @@ impl<S: Store> Filesystem<S> {
             body: Body::Dir(self.config.root.clone()),
         };
         let sel = self.root_entry_selector();
-        self.store.put(vec![Put {
+        let stored = self.store.put(vec![Put {
             ordinal: 0,
             mask: self.mask_for(&sel),
-            name: sel,
+            name: sel.clone(),
             value: e.encode(),
-        }])?;
+        }]);
+        self.changed_dirs(&[&sel]);
+        stored?;
         Ok(self.root_attr())
     }
 
@@ -87,7 +89,10 @@ impl<S: Store> Filesystem<S> {
         mut commit: Commit,
     ) -> Result<()> {
         commit.puts.push(self.entry_put(dir_sel, e)?);
-        self.store.put_last(commit.puts, !commit.admitted)?;
+        let stored = self.store.put_last(commit.puts, !commit.admitted);
+        // Also after a failure: part of it may be visible.
+        self.changed_dirs(&[dir_sel]);
+        stored?;
         Ok(())
     }
 
@@ -117,7 +122,9 @@ impl<S: Store> Filesystem<S> {
         // Durable with the file's first fsync or close, or any durable change after it
         // (as on ext4, a create alone is not durable without an fsync): one journal
         // sync per small file instead of two.
-        self.store.put_lazy(vec![self.entry_put(&sel, &e)?])?;
+        let stored = self.store.put_lazy(vec![self.entry_put(&sel, &e)?]);
+        self.changed_dirs(&[&sel]);
+        stored?;
         self.names_changed(&sel, &[layout::name_ordinal(name)], e.mtime);
         let ino = self.remember(&sel, name);
         let fh = self.open(ino, true)?;
@@ -444,7 +451,9 @@ impl<S: Store> Filesystem<S> {
                 value: stone.encode(),
             },
         ]);
-        self.store.put_last(puts, !commit.admitted)?;
+        let stored = self.store.put_last(puts, !commit.admitted);
+        self.changed_dirs(&[&src_sel, &dst_sel]);
+        stored?;
         self.names_changed(&src_sel, &[layout::name_ordinal(name)], stone.mtime);
         if !replaces {
             self.names_changed(&dst_sel, &[layout::name_ordinal(newname)], stone.mtime);

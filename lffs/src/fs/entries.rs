@@ -59,17 +59,21 @@ impl<S: Store> Filesystem<S> {
     }
 
     /// The winning entry for `name` in the directory with selector `dir_sel`, or `None`
-    /// (absent or deleted). Cached until the store's generation changes.
+    /// (absent or deleted). Cached until others change the store
+    /// ([`Store::others_generation`]) or this mount changes the directory
+    /// ([`Filesystem::changed_dirs`]).
     pub(super) fn resolve(&self, dir_sel: &[u8], name: &[u8]) -> Result<Option<(Entry, Owner)>> {
-        let gen_now = self.store.generation();
-        {
+        let gen_now = self.store.others_generation();
+        let epoch = {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if c.0 != gen_now {
-                *c = (gen_now, HashMap::new());
-            } else if let Some(hit) = c.1.get(&(dir_sel.to_vec(), name.to_vec())) {
+            if c.generation != gen_now {
+                c.generation = gen_now;
+                c.names.clear();
+            } else if let Some(hit) = c.names.get(&(dir_sel.to_vec(), name.to_vec())) {
                 return Ok(hit.clone());
             }
-        }
+            c.epoch
+        };
         let ordinal = layout::name_ordinal(name);
         let cands = self.store.get(dir_sel, ordinal, &self.mask_for(dir_sel))?;
         let mut found = None;
@@ -86,10 +90,20 @@ impl<S: Store> Filesystem<S> {
             found = self.resolve_copy(dir_sel, name)?;
         }
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if c.0 == gen_now {
-            c.1.insert((dir_sel.to_vec(), name.to_vec()), found.clone());
+        // Not if anything changed meanwhile: this may be what was there before.
+        if c.generation == gen_now && c.epoch == epoch {
+            c.names
+                .insert((dir_sel.to_vec(), name.to_vec()), found.clone());
         }
         Ok(found)
+    }
+
+    /// After this mount's own puts into the directories `dir_sels` (stored): what was
+    /// resolved in them is forgotten, and resolutions under way are not kept.
+    pub(super) fn changed_dirs(&self, dir_sels: &[&[u8]]) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.epoch += 1;
+        c.names.retain(|(d, _), _| !dir_sels.contains(&&d[..]));
     }
 
     /// Every usable entry among `cands` (each owner's latest), with its owner.

@@ -323,6 +323,8 @@ pub struct CommitQueue {
     /// (a P-384 scalar multiplication, about 0.4 ms), which a small file paid twice on
     /// the FUSE thread. A node signs for a handful of owners (its mounts').
     pems: Mutex<HashMap<lf_record::Owner, Arc<str>>>,
+    /// Batches submitted so far (each changes what readers see).
+    submitted: std::sync::atomic::AtomicU64,
 }
 
 impl CommitQueue {
@@ -407,6 +409,7 @@ impl CommitQueue {
             state: Mutex::new(state),
             wake: Condvar::new(),
             pems: Mutex::default(),
+            submitted: Default::default(),
         }))
     }
 
@@ -539,6 +542,8 @@ impl CommitQueue {
         drop(st);
         // Pending now: the worker's next rotation keeps the segment for it.
         self.journal.unpin(segment);
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.node.bump_generation();
         self.wake.notify_all();
         Ok(())
@@ -608,6 +613,11 @@ impl CommitQueue {
             .into_iter()
             .filter_map(|(o, p)| Some((o, self.version(p)?)))
             .collect()
+    }
+
+    /// Batches submitted so far, by every mount (see `LffsStore::others_generation`).
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Depth and age.

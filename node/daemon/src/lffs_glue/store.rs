@@ -22,6 +22,8 @@ pub struct LffsStore {
     queue: Arc<CommitQueue>,
     owner: OwnerSecret,
     keys: KeyCache,
+    /// Batches this store submitted (counted after the queue counts them).
+    submitted: std::sync::atomic::AtomicU64,
 }
 
 /// Most records `find` looks at unranked before it asks for the ranked candidates.
@@ -127,6 +129,7 @@ impl LffsStore {
             queue,
             owner,
             keys: KeyCache::new(),
+            submitted: Default::default(),
         }
     }
 
@@ -247,7 +250,10 @@ impl LffsStore {
     fn submit(&self, puts: Vec<Put>, first: bool, durable: bool) -> Result<(), StoreError> {
         self.queue
             .submit(&self.owner, puts, !first, durable)
-            .map_err(|e| self.submit_error(e))
+            .map_err(|e| self.submit_error(e))?;
+        self.submitted
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
     }
 
     fn submit_error(&self, e: anyhow::Error) -> StoreError {
@@ -447,6 +453,18 @@ impl lffs::Store for LffsStore {
 
     fn external_generation(&self) -> u64 {
         self.node.external_generation()
+    }
+
+    fn others_generation(&self) -> u64 {
+        // Records from elsewhere, and batches other mounts submitted: the queue's
+        // count less this store's. This store's first: it counts a batch after the
+        // queue does, so the difference may be one ahead for a moment, never behind
+        // (behind, another mount's batch could go unseen).
+        let mine = self.submitted.load(std::sync::atomic::Ordering::Acquire);
+        let all = self.queue.submitted();
+        self.node
+            .external_generation()
+            .wrapping_add(all.wrapping_sub(mine))
     }
 
     fn now_nanos(&self) -> u64 {
