@@ -149,8 +149,15 @@ type Handle = (u64, Option<Arc<Mutex<OpenFile>>>);
 struct LookupCache {
     generation: u64,
     epoch: u64,
-    names: HashMap<(Vec<u8>, Vec<u8>), Resolved>,
+    /// By directory selector, then name.
+    dirs: HashMap<Vec<u8>, HashMap<Vec<u8>, Resolved>>,
+    /// Names in `dirs`, all directories together (bounded by [`LOOKUP_CACHE_MAX`]).
+    names: usize,
 }
+
+/// Most resolved names kept (then all are forgotten at once): names looked up that do
+/// not exist are kept too, and anyone may ask for any.
+const LOOKUP_CACHE_MAX: usize = 65_536;
 
 /// What a name resolves to: its winning entry and owner, or nothing.
 type Resolved = Option<(Entry, Owner)>;

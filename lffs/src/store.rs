@@ -212,8 +212,9 @@ impl MemStore {
 
     /// Writes as another owner, as if the record had arrived from a peer.
     pub fn put_as(&self, owner: Owner, p: Put) {
-        self.others.fetch_add(1, Ordering::Relaxed);
         self.insert(owner, p);
+        // After: a resolution of what was there before must not be kept under it.
+        self.others.fetch_add(1, Ordering::Relaxed);
     }
 
     fn insert(&self, owner: Owner, p: Put) {

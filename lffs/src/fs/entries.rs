@@ -68,8 +68,9 @@ impl<S: Store> Filesystem<S> {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if c.generation != gen_now {
                 c.generation = gen_now;
-                c.names.clear();
-            } else if let Some(hit) = c.names.get(&(dir_sel.to_vec(), name.to_vec())) {
+                c.dirs.clear();
+                c.names = 0;
+            } else if let Some(hit) = c.dirs.get(dir_sel).and_then(|d| d.get(name)) {
                 return Ok(hit.clone());
             }
             c.epoch
@@ -92,8 +93,14 @@ impl<S: Store> Filesystem<S> {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Not if anything changed meanwhile: this may be what was there before.
         if c.generation == gen_now && c.epoch == epoch {
-            c.names
-                .insert((dir_sel.to_vec(), name.to_vec()), found.clone());
+            if c.names >= super::LOOKUP_CACHE_MAX {
+                c.dirs.clear();
+                c.names = 0;
+            }
+            let dir = c.dirs.entry(dir_sel.to_vec()).or_default();
+            if dir.insert(name.to_vec(), found.clone()).is_none() {
+                c.names += 1;
+            }
         }
         Ok(found)
     }
@@ -103,7 +110,11 @@ impl<S: Store> Filesystem<S> {
     pub(super) fn changed_dirs(&self, dir_sels: &[&[u8]]) {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.epoch += 1;
-        c.names.retain(|(d, _), _| !dir_sels.contains(&&d[..]));
+        for d in dir_sels {
+            if let Some(names) = c.dirs.remove(*d) {
+                c.names -= names.len();
+            }
+        }
     }
 
     /// Every usable entry among `cands` (each owner's latest), with its owner.

@@ -199,6 +199,19 @@ struct State {
     last_ts: HashMap<(Vec<u8>, u64), u64>,
     /// The proof of work being paid now, if any.
     pow: Option<PowState>,
+    /// What changed readers' view, and who changed it (`others_changes`).
+    changes: Changes,
+}
+
+/// Counts behind [`CommitQueue::others_changes`].
+#[derive(Default)]
+struct Changes {
+    /// Batches submitted.
+    submitted: u64,
+    /// Of those, by submitter.
+    by: HashMap<u64, u64>,
+    /// Publications of batches holding entries.
+    published: u64,
 }
 
 /// The record whose proof of work the worker is paying now.
@@ -323,8 +336,6 @@ pub struct CommitQueue {
     /// (a P-384 scalar multiplication, about 0.4 ms), which a small file paid twice on
     /// the FUSE thread. A node signs for a handful of owners (its mounts').
     pems: Mutex<HashMap<lf_record::Owner, Arc<str>>>,
-    /// Batches submitted so far (each changes what readers see).
-    submitted: std::sync::atomic::AtomicU64,
 }
 
 impl CommitQueue {
@@ -409,7 +420,6 @@ impl CommitQueue {
             state: Mutex::new(state),
             wake: Condvar::new(),
             pems: Mutex::default(),
-            submitted: Default::default(),
         }))
     }
 
@@ -447,6 +457,7 @@ impl CommitQueue {
     /// Never waits for the worker.
     pub fn submit(
         &self,
+        submitter: u64,
         owner: &OwnerSecret,
         puts: Vec<Put>,
         admitted: bool,
@@ -528,6 +539,9 @@ impl CommitQueue {
                 st.overlay.insert(p.key.clone(), v);
             }
         }
+        // Counted with the overlay change, under the same lock (`others_changes`).
+        st.changes.submitted += 1;
+        *st.changes.by.entry(submitter).or_insert(0) += 1;
         st.batches.insert(
             seq,
             Arc::new(Batch {
@@ -542,8 +556,6 @@ impl CommitQueue {
         drop(st);
         // Pending now: the worker's next rotation keeps the segment for it.
         self.journal.unpin(segment);
-        self.submitted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.node.bump_generation();
         self.wake.notify_all();
         Ok(())
@@ -615,9 +627,14 @@ impl CommitQueue {
             .collect()
     }
 
-    /// Batches submitted so far, by every mount (see `LffsStore::others_generation`).
-    pub fn submitted(&self) -> u64 {
-        self.submitted.load(std::sync::atomic::Ordering::Acquire)
+    /// A count that changes whenever what readers see changes other than by the
+    /// batches `submitter` submits: another submitter's batch, or a publication of
+    /// entries (a stored version may rank otherwise than a waiting one, and a waiting
+    /// version hides another owner's waiting one). Never goes down.
+    pub fn others_changes(&self, submitter: u64) -> u64 {
+        let st = self.lock();
+        let mine = st.changes.by.get(&submitter).copied().unwrap_or(0);
+        st.changes.submitted - mine + st.changes.published
     }
 
     /// Depth and age.
@@ -935,6 +952,9 @@ impl CommitQueue {
         }
         let mut st = self.lock();
         if let Some(b) = st.batches.remove(&seq) {
+            if b.puts.iter().any(|p| !matches!(p.key, PutKey::Chunk(_))) {
+                st.changes.published += 1;
+            }
             let load = Load::of(b.puts.iter().map(|p| p.value.len()));
             st.pending.bytes -= load.bytes;
             st.pending.records -= load.records;

@@ -22,9 +22,12 @@ pub struct LffsStore {
     queue: Arc<CommitQueue>,
     owner: OwnerSecret,
     keys: KeyCache,
-    /// Batches this store submitted (counted after the queue counts them).
-    submitted: std::sync::atomic::AtomicU64,
+    /// This store among the queue's submitters (see `others_generation`).
+    id: u64,
 }
+
+/// The next [`LffsStore::id`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Most records `find` looks at unranked before it asks for the ranked candidates.
 const FIND_UNRANKED: usize = 16;
@@ -129,7 +132,7 @@ impl LffsStore {
             queue,
             owner,
             keys: KeyCache::new(),
-            submitted: Default::default(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -249,11 +252,8 @@ impl LffsStore {
     /// full queue may refuse; `durable`: synced before this returns).
     fn submit(&self, puts: Vec<Put>, first: bool, durable: bool) -> Result<(), StoreError> {
         self.queue
-            .submit(&self.owner, puts, !first, durable)
-            .map_err(|e| self.submit_error(e))?;
-        self.submitted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Ok(())
+            .submit(self.id, &self.owner, puts, !first, durable)
+            .map_err(|e| self.submit_error(e))
     }
 
     fn submit_error(&self, e: anyhow::Error) -> StoreError {
@@ -456,15 +456,10 @@ impl lffs::Store for LffsStore {
     }
 
     fn others_generation(&self) -> u64 {
-        // Records from elsewhere, and batches other mounts submitted: the queue's
-        // count less this store's. This store's first: it counts a batch after the
-        // queue does, so the difference may be one ahead for a moment, never behind
-        // (behind, another mount's batch could go unseen).
-        let mine = self.submitted.load(std::sync::atomic::Ordering::Acquire);
-        let all = self.queue.submitted();
+        // Both never go down: a value seen before never comes back.
         self.node
             .external_generation()
-            .wrapping_add(all.wrapping_sub(mine))
+            .wrapping_add(self.queue.others_changes(self.id))
     }
 
     fn now_nanos(&self) -> u64 {
