@@ -24,7 +24,7 @@
 #   8. a fresh 64 MiB file read (its page cache dropped) right after it is written, while
 #      its records wait to be published, vs the same read once they are (goal >= 0.8x);
 #   9. publication of a 64 MiB file: records per second from close until nothing waits
-#      (goal >= 2,000/s);
+#      (median of 3, polled every 50 ms; goal >= 2,000/s);
 #  10. `lf get` of one key, whole CLI process (median of 100), beside `cat` of a file on
 #      the mount (goal < 3 ms).
 #
@@ -160,6 +160,16 @@ elif cmd == "small-fsync":              # small-fsync DIR -> wall s of 1,000 fil
         os.fsync(fd)
         os.close(fd)
     print(time.perf_counter() - t)
+elif cmd == "publish-wait":             # publish-wait LF HOME URL -> s until nothing
+    lf, home, url = sys.argv[2:5]           # waits (polled every 50 ms), then the count
+    t = time.perf_counter()
+    while True:
+        j = json.loads(subprocess.run([lf, "-home", home, "-url", url, "-json", "status"],
+                                      capture_output=True, check=True).stdout)
+        if j["PendingCommits"] == 0:
+            break
+        time.sleep(0.05)
+    print(time.perf_counter() - t, j["RecordCount"])
 elif cmd == "median":                   # median X... -> median
     print(statistics.median(float(x) for x in sys.argv[2:]))
 elif cmd == "status":                   # status FIELD < json -> value
@@ -458,18 +468,20 @@ row "read 64 MiB right after writing / after publishing (median of 3, MiB/s)" \
 rm -f "$LFFS"/fresh* "$LFFS/cold64" "$DISK/cold64" "$DISK/fresh64"
 
 # ------------------------------------------------- 9. publication rate, 64 MiB
-say "9. publication of a 64 MiB file: records per second from close until nothing waits"
-head -c $((64 << 20)) /dev/urandom >"$DISK/pub64"
-r0="$(settle)"
-cp "$DISK/pub64" "$LFFS/pub64"
-t0="$(date +%s.%N)"
-r1="$(settle)"
-t1="$(date +%s.%N)"
-pub_rate="$(python3 -c "print(($r1 - $r0) / ($t1 - $t0))")"
-DETAILS+=("publishing 64 MiB: $((r1 - r0)) records in $(python3 -c "print(f'{$t1-$t0:.2f}')") s (settling polls every 0.25 s)")
-row "publish 64 MiB without proof of work (records/s)" "$(fmt "$pub_rate" .0f)" "-" "-" "-" \
-  ">= 2000/s: $(verdict "$pub_rate" ge 2000)"
-rm -f "$LFFS/pub64" "$DISK/pub64"
+say "9. publication of a 64 MiB file: records per second from close until nothing waits (3 runs)"
+for r in 1 2 3; do
+  head -c $((64 << 20)) /dev/urandom >"$DISK/pub64"
+  r0="$(settle)"
+  cp "$DISK/pub64" "$LFFS/pub$r"
+  read -r secs r1 < <(py publish-wait "$LF" "$HOMEDIR" "$URL")
+  rate="$(python3 -c "print(($r1 - $r0) / $secs)")"
+  echo "$rate" >>"$WORK/publish"
+  DETAILS+=("publishing 64 MiB, run $r: $((r1 - r0)) records in $(fmt "$secs" .2f) s (polled every 50 ms)")
+done
+pub_rate="$(py median-file "$WORK/publish")"
+row "publish 64 MiB without proof of work (median of 3, records/s)" "$(fmt "$pub_rate" .0f)" \
+  "-" "-" "-" ">= 2000/s: $(verdict "$pub_rate" ge 2000)"
+rm -f "$LFFS"/pub* "$DISK/pub64"
 
 # ----------------------------------------- 10. lf get per process, vs cat on the mount
 say "10. lf get of one key, whole CLI process, vs cat of a file on the mount (median of 100)"
