@@ -502,14 +502,8 @@ impl Content {
         self.cut.busy
     }
 
-    /// Takes back a job that was not run.
-    pub fn cut_abandoned(&mut self, job: CutJob) {
-        drop(job);
-        self.cut_abandoned_unseen();
-    }
-
-    /// Forgets the job out (lost before it ran).
-    pub fn cut_abandoned_unseen(&mut self) {
+    /// Forgets the job out: it was not run (a later write or the commit cuts it).
+    pub fn cut_abandoned(&mut self) {
         self.cut.busy = false;
     }
 

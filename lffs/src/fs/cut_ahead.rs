@@ -53,10 +53,11 @@ impl<S: Store> Filesystem<S> {
         if JOBS.fetch_add(1, Ordering::AcqRel) >= MAX_JOBS {
             // Every job slot is taken: a later write (or the commit) cuts it.
             JOBS.fetch_sub(1, Ordering::AcqRel);
+            drop(job);
             f.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .content
-                .cut_abandoned(job);
+                .cut_abandoned();
             return;
         }
         let slot = JobSlot;
@@ -95,7 +96,7 @@ impl<S: Store> Filesystem<S> {
             f.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .content
-                .cut_abandoned_unseen();
+                .cut_abandoned();
         }
     }
 

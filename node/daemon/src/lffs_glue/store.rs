@@ -301,38 +301,11 @@ impl lffs::Store for LffsStore {
         mask: &[u8],
         accept: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        // A chunk still waiting in the overlay is read from the journal without the
-        // store's lock, which the commit queue holds while it stores a group: reading
-        // a file right after writing it is not paced by its publication. Overlay first,
-        // then the store, for the reason given in `get`.
-        if let Some(v) = self.queue.overlay_get(name, 0, mask)
-            && accept(&v.value)
-        {
-            return Ok(Some(v.value));
-        }
-        let key = self.keys.keys(&[(name, 0)])?[0];
-        // Unranked first (see `records_at`); the ranked query only when strangers put
-        // more records under this name than the unranked look takes.
-        let (quick, more) = self
-            .node
-            .store()
-            .records_at(&key, FIND_UNRANKED)
-            .map_err(err)?;
-        if let Some(v) = quick
-            .iter()
-            .filter_map(|r| r.value(Some(mask)).ok())
-            .find(|v| accept(v))
-        {
-            return Ok(Some(v));
-        }
-        if !more {
-            return Ok(None);
-        }
+        // One of `find_many`.
         Ok(self
-            .versions(key, mask)?
-            .into_iter()
-            .map(|v| v.value)
-            .find(|v| accept(v)))
+            .find_many(&[(name, mask)], &|_, v| accept(v))?
+            .pop()
+            .flatten())
     }
 
     fn find_many(
@@ -340,7 +313,12 @@ impl lffs::Store for LffsStore {
         wanted: &[(&[u8], &[u8])],
         accept: &dyn Fn(usize, &[u8]) -> bool,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        // As `find`, the store's lookups for all in one go.
+        // A chunk still waiting in the overlay is read from the journal without the
+        // store's lock, which the commit queue holds while it stores a group: reading
+        // a file right after writing it is not paced by its publication. Overlay first,
+        // then the store, for the reason given in `get`. The store's lookups for all
+        // in one go: unranked (see `records_at`), the ranked query only when strangers
+        // put more records under a name than the unranked look takes.
         let mut out: Vec<Option<Vec<u8>>> = vec![None; wanted.len()];
         let mut rest = Vec::new();
         for (i, (name, mask)) in wanted.iter().enumerate() {
