@@ -128,8 +128,9 @@ fn write_until_killed(dir: &Path, acks_path: &Path, iteration: u64) {
         .append(true)
         .open(acks_path)
         .unwrap();
-    // One write per acknowledged record: a SIGKILL cannot tear a line that was written,
-    // and the parent ignores an unterminated last line anyway.
+    // One write per acknowledgement, after the put returned. A SIGKILL can still cut a
+    // write of several pages short: the parent ignores an unterminated last line, and
+    // cuts it off before the next writer appends (see `Acks::cut_torn_tail`).
     let mut ack = |records: &[&Record]| {
         let mut line = String::new();
         for r in records {
@@ -235,6 +236,17 @@ impl Acks {
         }
         self.read += complete;
         &self.records
+    }
+
+    /// Cuts an unterminated last line a killed writer left (never acknowledged: its
+    /// write did not return), so that the next writer's first line does not join it.
+    fn cut_torn_tail(&self) {
+        let data = std::fs::read(&self.path).unwrap_or_default();
+        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if keep < data.len() {
+            let f = OpenOptions::new().write(true).open(&self.path).unwrap();
+            f.set_len(keep as u64).unwrap();
+        }
     }
 
     /// Whether the writer has appended anything since the last `refresh`.
@@ -449,6 +461,7 @@ fn crash_kill9_loses_no_acknowledged_record() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        acks.cut_torn_tail();
         let acked = acks.refresh();
 
         let mut s = Store::open(&dir, CONFIG).unwrap();
