@@ -70,6 +70,9 @@ struct Appender {
     segments: BTreeSet<u64>,
     /// Bytes appended over all segments since open: the group-commit clock.
     appended: u64,
+    /// Where the last batch append (values and entry) ends: what [`Journal::sync`]
+    /// must make durable (a `Done` mark after it need not be).
+    batches_end: u64,
     /// Segments holding a batch appended but not yet registered as pending by the
     /// commit queue (see [`Journal::unpin`]), with how many: rotation never deletes
     /// them. Without this, a rotation between a batch's append and its registration
@@ -175,6 +178,7 @@ impl Journal {
                     current,
                     segments,
                     appended: 0,
+                    batches_end: 0,
                     pinned: Default::default(),
                 }),
                 synced: Mutex::new(0),
@@ -213,6 +217,9 @@ impl Journal {
             }
         };
         a.appended += a.current.file.end() - start;
+        if pin {
+            a.batches_end = a.appended;
+        }
         if pin {
             let no = a.current.no;
             *a.pinned.entry(no).or_default() += 1;
@@ -286,10 +293,13 @@ impl Journal {
         }
     }
 
-    /// Makes everything appended so far durable; nothing to do when it is.
+    /// Makes every batch appended so far durable; nothing to do when they are. `Done`
+    /// marks appended since may stay unsynced (a lost one means its batch is published
+    /// again after a restart): a file closed after its fsync paid a second flush when
+    /// a publication's mark fell between the two.
     pub fn sync(&self) -> anyhow::Result<()> {
-        let appended = self.lock().appended;
-        self.sync_upto(appended)
+        let batches_end = self.lock().batches_end;
+        self.sync_upto(batches_end)
     }
 
     /// Returns once everything appended up to `mine` is durable. Concurrent writers
