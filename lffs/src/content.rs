@@ -38,11 +38,23 @@ pub fn manifest_bound(size: u64, max_value: usize) -> u64 {
     (size / min_chunk(max_value) + 2) * REF_LEN as u64
 }
 
-/// Fetches a chunk and checks it against its reference (hash and length).
+/// Whether `v` is the chunk `r` names. Its length always; its hash unless the record
+/// is the mount's owner's own (`own`): those were cut and hashed here or by another
+/// holder of the owner's key, nobody else can sign one (peers' records are verified
+/// on arrival), and the masking's tag (keyed by the chunk's id) fails on any changed
+/// byte. A stranger's record under a chunk's name is hashed: anyone who read the
+/// manifest knows the id and can put other bytes under it. Hashing was a quarter of a
+/// cold read's time.
+fn is_chunk(r: &ChunkRef, v: &[u8], own: bool) -> bool {
+    v.len() == r.len as usize && (own || chunk::chunk_id(v) == r.id)
+}
+
+/// Fetches a chunk and checks it against its reference ([`is_chunk`]).
 pub fn load_chunk<S: Store>(store: &S, r: &ChunkRef) -> Result<Vec<u8>> {
-    let matches = |v: &[u8]| v.len() == r.len as usize && chunk::chunk_id(v) == r.id;
     store
-        .find(&layout::chunk_selector(&r.id), &r.id, &matches)?
+        .find(&layout::chunk_selector(&r.id), &r.id, &|v, own| {
+            is_chunk(r, v, own)
+        })?
         .ok_or_else(|| FsError::Corrupt("a chunk of the file is not (yet) in the store".into()))
 }
 
@@ -54,10 +66,8 @@ pub fn load_chunks<S: Store>(store: &S, refs: &[ChunkRef]) -> Result<Vec<Vec<u8>
         .zip(refs)
         .map(|(n, r)| (&n[..], &r.id[..]))
         .collect();
-    let matches =
-        |i: usize, v: &[u8]| v.len() == refs[i].len as usize && chunk::chunk_id(v) == refs[i].id;
     store
-        .find_many(&wanted, &matches)?
+        .find_many(&wanted, &|i, v, own| is_chunk(&refs[i], v, own))?
         .into_iter()
         .map(|v| {
             v.ok_or_else(|| {

@@ -56,30 +56,33 @@ pub trait Store: Send + Sync + 'static {
     /// The value of the first candidate under (name, 0, mask) that `accept` takes: for
     /// content-addressed chunks, where any candidate with the right bytes will do, so
     /// an implementation may look where it is cheapest first (a chunk still waiting to
-    /// be published need not wait for the store).
+    /// be published need not wait for the store). `accept` is also told whether the
+    /// candidate is the mount's owner's own (see [`load_chunk`](crate::content::load_chunk)
+    /// for why that matters).
     fn find(
         &self,
         name: &[u8],
         mask: &[u8],
-        accept: &dyn Fn(&[u8]) -> bool,
+        accept: &dyn Fn(&[u8], bool) -> bool,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let me = self.owner();
         Ok(self
             .get(name, 0, mask)?
             .into_iter()
-            .map(|v| v.value)
-            .find(|v| accept(v)))
+            .find(|v| accept(&v.value, v.owner == me))
+            .map(|v| v.value))
     }
     /// [`Store::find`] of several values at once (`accept` is given the index of the
     /// one it judges): the chunks one read needs, looked up together.
     fn find_many(
         &self,
         wanted: &[(&[u8], &[u8])],
-        accept: &dyn Fn(usize, &[u8]) -> bool,
+        accept: &dyn Fn(usize, &[u8], bool) -> bool,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         wanted
             .iter()
             .enumerate()
-            .map(|(i, (name, mask))| self.find(name, mask, &|v| accept(i, v)))
+            .map(|(i, (name, mask))| self.find(name, mask, &|v, own| accept(i, v, own)))
             .collect()
     }
     /// Every ordinal under `name` with its candidates, best first, in ordinal order.

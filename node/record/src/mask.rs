@@ -8,9 +8,12 @@
 //! already unique per (owner, timestamp, type, masking key), so a repeated key and
 //! nonce reveals only that two such records hold the same value. An empty value is
 //! stored as zero bytes (no tag): there is nothing to protect.
+//!
+//! The AEAD is AWS-LC's (assembly with AES-NI and carry-less multiplication), twice as
+//! fast as the RustCrypto crate on 8 KiB values: a cold read of an LFFS file unmasks
+//! every chunk it fetches, and publication masks every chunk it signs.
 
-use aes_gcm_siv::aead::{Aead, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use crate::kdf::hkdf_sha256;
 use crate::owner::Owner;
@@ -31,13 +34,18 @@ pub enum MaskError {
     WrongKey,
 }
 
-fn cipher(key: &[u8], owner: &Owner, timestamp: u64, record_type: u8) -> Aes256GcmSiv {
+fn cipher(key: &[u8], owner: &Owner, timestamp: u64, record_type: u8) -> LessSafeKey {
     let k: [u8; 32] = hkdf_sha256(
         b"lf value mask v1",
         key,
         &[owner.as_bytes(), &timestamp.to_be_bytes(), &[record_type]],
     );
-    Aes256GcmSiv::new(&k.into())
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM_SIV, &k).expect("a 32-byte AES-256 key"))
+}
+
+/// The fixed nonce (see the module's comment).
+fn zero_nonce() -> Nonce {
+    Nonce::assume_unique_for_key([0; 12])
 }
 
 /// Masks `plain`; empty in, empty out.
@@ -51,10 +59,13 @@ pub(crate) fn mask(
     if plain.is_empty() {
         return Vec::new();
     }
+    let mut out = Vec::with_capacity(plain.len() + TAG_LEN);
+    out.extend_from_slice(plain);
     cipher(key, owner, timestamp, record_type)
-        .encrypt(&Nonce::default(), plain)
+        .seal_in_place_append_tag(zero_nonce(), Aad::empty(), &mut out)
         // GCM-SIV encryption only fails for inputs over 2^36 bytes.
-        .expect("aes-gcm-siv encryption of a bounded value")
+        .expect("aes-gcm-siv encryption of a bounded value");
+    out
 }
 
 /// Unmasks a value masked by [`mask`].
@@ -68,9 +79,13 @@ pub(crate) fn unmask(
     if masked.is_empty() {
         return Ok(Vec::new());
     }
-    cipher(key, owner, timestamp, record_type)
-        .decrypt(&Nonce::default(), masked)
-        .map_err(|_| MaskError::WrongKey)
+    let mut out = masked.to_vec();
+    let plain = cipher(key, owner, timestamp, record_type)
+        .open_in_place(zero_nonce(), Aad::empty(), &mut out)
+        .map_err(|_| MaskError::WrongKey)?
+        .len();
+    out.truncate(plain);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -90,5 +105,35 @@ mod tests {
             Err(MaskError::WrongKey)
         );
         assert!(mask(b"", b"k", &o, 5, 0).is_empty());
+    }
+
+    /// Masked values are stored and exchanged: the bytes must not change with the
+    /// implementation (this one was made by the RustCrypto `aes-gcm-siv` crate).
+    #[test]
+    fn masked_bytes_are_those_of_the_format() {
+        let o = Owner([2; 49]);
+        let plain: Vec<u8> = (0..100u8).collect();
+        let known = "0ab04e35b11448257c4e490ff09da38813004a369feb79272d54ba58bbf50514d3bfcec3\
+                     d5b3027533a01f4fd315abb3454add1d57a1eaace4dc8532ceb50a434e84c9436d8dedfe\
+                     ecf4462c88c443f8654028c84d399de75aea25ab6371f460078241cb42fdf867f865d9af\
+                     5209d2a346dda196";
+        let m = mask(&plain, b"lffs-chunk:k", &o, 1_700_000_000, 3);
+        let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, known);
+        assert_eq!(
+            unmask(&m, b"lffs-chunk:k", &o, 1_700_000_000, 3).unwrap(),
+            plain
+        );
+        let mut bad = m.clone();
+        bad[50] ^= 1;
+        assert_eq!(
+            unmask(&bad, b"lffs-chunk:k", &o, 1_700_000_000, 3),
+            Err(MaskError::WrongKey)
+        );
+        // Shorter than a tag: refused, not a panic.
+        assert_eq!(
+            unmask(&m[..5], b"lffs-chunk:k", &o, 1_700_000_000, 3),
+            Err(MaskError::WrongKey)
+        );
     }
 }

@@ -134,9 +134,28 @@ impl Record {
         Ok(r)
     }
 
+    /// [`Record::from_bytes`] of bytes the caller owns already (read from a file):
+    /// kept as they are, not copied.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Record, RecordError> {
+        let (mut r, used) = Record::parse_fields(&bytes)?;
+        if used != bytes.len() {
+            return Err(RecordError::TrailingBytes(bytes.len() - used));
+        }
+        r.bytes = bytes;
+        Ok(r)
+    }
+
     /// Parses the record at the start of `bytes`, returning it and its length, so
     /// concatenated records (`genesis.lf`) can be read one after another.
     pub fn parse_prefix(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
+        let (mut r, len) = Record::parse_fields(bytes)?;
+        r.bytes = bytes[..len].to_vec();
+        Ok((r, len))
+    }
+
+    /// The record at the start of `bytes`, all but its bytes (left empty for the
+    /// caller to fill), and its length.
+    fn parse_fields(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
         let mut r = Reader { b: bytes, pos: 0 };
         let version = r.u8("version")?;
         if version != FORMAT_VERSION {
@@ -184,10 +203,9 @@ impl Record {
                 max: MAX_RECORD_SIZE,
             });
         }
-        let bytes = bytes[..len].to_vec();
         let record = Record {
             hash: std::sync::OnceLock::new(),
-            bytes,
+            bytes: Vec::new(),
             record_type,
             owner,
             timestamp,
@@ -642,6 +660,17 @@ mod tests {
         assert_eq!(
             Record::from_bytes(&trailing),
             Err(RecordError::TrailingBytes(1))
+        );
+        // The owned variant parses the same and refuses the same.
+        assert_eq!(Record::from_vec(b.to_vec()).unwrap(), r);
+        assert_eq!(Record::from_vec(b.to_vec()).unwrap().hash(), r.hash());
+        assert_eq!(
+            Record::from_vec(trailing.clone()),
+            Err(RecordError::TrailingBytes(1))
+        );
+        assert_eq!(
+            Record::from_vec(b[..10].to_vec()),
+            Err(RecordError::Truncated("owner"))
         );
         let mut v = b.to_vec();
         v[0] = 9;

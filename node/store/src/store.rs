@@ -165,7 +165,7 @@ impl Store {
         self.reader
             .read_exact_at(&mut b, off as u64)
             .map_err(|e| StoreError::io(&self.dir.join("records.lf"), e))?;
-        Ok(Record::from_bytes(&b)?)
+        Ok(Record::from_vec(b)?)
     }
 
     /// Stores one verified record. Durable when this returns.
@@ -567,9 +567,7 @@ impl Inner {
     }
 
     pub(crate) fn read(&self, off: i64, len: i64) -> Result<Record, StoreError> {
-        Ok(Record::from_bytes(
-            &self.file.read(off as u64, len as usize)?,
-        )?)
+        Ok(Record::from_vec(self.file.read(off as u64, len as usize)?)?)
     }
 
     /// Rebuilds the DAG (parents, linked counts, tips, weights) and the record count

@@ -299,11 +299,11 @@ impl lffs::Store for LffsStore {
         &self,
         name: &[u8],
         mask: &[u8],
-        accept: &dyn Fn(&[u8]) -> bool,
+        accept: &dyn Fn(&[u8], bool) -> bool,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         // One of `find_many`.
         Ok(self
-            .find_many(&[(name, mask)], &|_, v| accept(v))?
+            .find_many(&[(name, mask)], &|_, v, own| accept(v, own))?
             .pop()
             .flatten())
     }
@@ -311,7 +311,7 @@ impl lffs::Store for LffsStore {
     fn find_many(
         &self,
         wanted: &[(&[u8], &[u8])],
-        accept: &dyn Fn(usize, &[u8]) -> bool,
+        accept: &dyn Fn(usize, &[u8], bool) -> bool,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         // A chunk still waiting in the overlay is read from the journal without the
         // store's lock, which the commit queue holds while it stores a group: reading
@@ -319,11 +319,12 @@ impl lffs::Store for LffsStore {
         // then the store, for the reason given in `get`. The store's lookups for all
         // in one go: unranked (see `records_at`), the ranked query only when strangers
         // put more records under a name than the unranked look takes.
+        let me = self.owner.public();
         let mut out: Vec<Option<Vec<u8>>> = vec![None; wanted.len()];
         let mut rest = Vec::new();
         for (i, (name, mask)) in wanted.iter().enumerate() {
             match self.queue.overlay_get(name, 0, mask) {
-                Some(v) if accept(i, &v.value) => out[i] = Some(v.value),
+                Some(v) if accept(i, &v.value, v.owner == me) => out[i] = Some(v.value),
                 _ => rest.push(i),
             }
         }
@@ -341,14 +342,15 @@ impl lffs::Store for LffsStore {
             let mask = wanted[i].1;
             out[i] = records
                 .iter()
-                .filter_map(|r| r.value(Some(mask)).ok())
-                .find(|v| accept(i, v));
+                .filter_map(|r| Some((r.value(Some(mask)).ok()?, r.owner() == me)))
+                .find(|(v, own)| accept(i, v, *own))
+                .map(|(v, _)| v);
             if out[i].is_none() && more {
                 out[i] = self
                     .versions(key, mask)?
                     .into_iter()
-                    .map(|v| v.value)
-                    .find(|v| accept(i, v));
+                    .find(|v| accept(i, &v.value, v.owner == me))
+                    .map(|v| v.value);
             }
         }
         Ok(out)
