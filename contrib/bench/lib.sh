@@ -55,7 +55,7 @@ bench_lf() {
     say "using $LF (LF_BIN)"
   else
     say "cargo build --release -p lf"
-    cargo build --release -q -p lf --bin lf || die "build failed (set LF_BIN to use a built binary)"
+    cargo build --release -q -p lf || die "build failed (set LF_BIN to use a built binary)"
     LF="$(realpath "$(bench_target)/release/lf")"
   fi
 }

@@ -20,13 +20,14 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// Path to a freshly built `lf` binary (built once per test process, with the same
-/// profile and target directory as the tests themselves), or `$LF_BIN` when set (the
-/// bench scripts measure a given binary that way).
+/// profile and target directory as the tests themselves, with `lf-node` beside it, which
+/// `lf node-start` runs), or `$LF_BIN` when set (the bench scripts measure a given
+/// binary that way; its `lf-node` must be beside it).
 pub fn lf_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("LF_BIN") {
         Some(bin) => PathBuf::from(bin),
-        None => cargo_build(&["-p", "lf", "--bin", "lf"], "lf"),
+        None => cargo_build(&["-p", "lf", "--bins"], "lf"),
     })
 }
 
