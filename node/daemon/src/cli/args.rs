@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// LF: a fully replicated, decentralized key/value store and filesystem.
 #[derive(Parser, Debug)]
@@ -462,10 +462,11 @@ fn long_names(cmd: &clap::Command, out: &mut HashSet<String>) {
     }
 }
 
-/// Rewrites `-name[=v]` to `--name[=v]` for every long option `name` of the CLI.
-pub fn normalize_single_dash(argv: Vec<OsString>) -> Vec<OsString> {
+/// Rewrites `-name[=v]` to `--name[=v]` for every long option `name` of `cli` (the
+/// grammar, [`Cli::command`], built once by the caller for this and for parsing).
+pub fn normalize_single_dash(cli: &clap::Command, argv: Vec<OsString>) -> Vec<OsString> {
     let mut names = HashSet::new();
-    long_names(&Cli::command(), &mut names);
+    long_names(cli, &mut names);
     names.insert("help".into());
     names.insert("version".into());
     let mut out = Vec::with_capacity(argv.len());
@@ -499,9 +500,10 @@ pub fn normalize_single_dash(argv: Vec<OsString>) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     fn norm(a: &[&str]) -> Vec<String> {
-        normalize_single_dash(a.iter().map(OsString::from).collect())
+        normalize_single_dash(&Cli::command(), a.iter().map(OsString::from).collect())
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect()
