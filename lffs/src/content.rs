@@ -623,7 +623,10 @@ impl Content {
     ) -> Result<Vec<u8>> {
         let a = offset.min(self.len);
         let b = a.saturating_add(size).min(self.len);
-        let mut out = vec![0u8; (b - a) as usize];
+        // Filled in order, not zeroed first (zeroing was a tenth of a cold read): the
+        // stored version, the written ranges, zeros where neither reaches (past a
+        // stored version that a truncate lengthened).
+        let mut out = Vec::with_capacity((b - a) as usize);
         let written = self
             .spill
             .as_ref()
@@ -634,38 +637,37 @@ impl Content {
             // The gap before this written range comes from the stored version.
             let gap_end = s.min(self.base_len);
             if at < gap_end {
-                self.read_base(
-                    store,
-                    at,
-                    &mut out[(at - a) as usize..(gap_end - a) as usize],
-                    fetched,
-                )?;
+                self.read_base(store, at, gap_end - at, &mut out, fetched)?;
             }
+            out.resize((s - a) as usize, 0);
             if s < e {
                 let spill = self.spill.as_ref().expect("ranges come from the spill");
-                spill.read_at(&mut out[(s - a) as usize..(e - a) as usize], s)?;
+                out.resize((e - a) as usize, 0);
+                spill.read_at(&mut out[(s - a) as usize..], s)?;
             }
             at = e;
         }
         Ok(out)
     }
 
+    /// Appends bytes `[offset, offset + len)` of the stored version to `out`.
     fn read_base<S: Store>(
         &mut self,
         store: &S,
         offset: u64,
-        out: &mut [u8],
+        len: u64,
+        out: &mut Vec<u8>,
         fetched: &mut Vec<(ChunkRef, Vec<u8>)>,
     ) -> Result<()> {
         let (refs, ends) = match &self.base {
             Base::Inline(d) => {
                 let s = offset as usize;
-                out.copy_from_slice(&d[s..s + out.len()]);
+                out.extend_from_slice(&d[s..s + len as usize]);
                 return Ok(());
             }
             Base::Chunked { refs, ends } => (refs, ends),
         };
-        let end = offset + out.len() as u64;
+        let end = offset + len;
         let mut i = ends.partition_point(|e| *e <= offset);
         let mut at = offset;
         while at < end {
@@ -679,8 +681,7 @@ impl Content {
             }
             let data = &self.cached.as_ref().expect("just cached").1;
             let stop = ends[i].min(end);
-            out[(at - offset) as usize..(stop - offset) as usize]
-                .copy_from_slice(&data[(at - start) as usize..(stop - start) as usize]);
+            out.extend_from_slice(&data[(at - start) as usize..(stop - start) as usize]);
             at = stop;
             i += 1;
         }
@@ -828,8 +829,31 @@ mod tests {
         c.truncate(65_000).unwrap();
         model.truncate(65_000);
         assert_eq!(c.read(&store, 0, 1 << 20).unwrap(), model);
+        // Every window, across the stored bytes, the written ranges and the hole.
+        for (at, len) in [
+            (0, 7),
+            (5, 20),
+            (4990, 30),
+            (4999, 2),
+            (59_999, 3),
+            (64_990, 50),
+        ] {
+            let end = (at + len).min(model.len());
+            assert_eq!(
+                c.read(&store, at as u64, len as u64).unwrap(),
+                model[at..end],
+                "read of {len} at {at}"
+            );
+        }
         // "small", the 1,000 bytes, the 4 bytes "overwrite" added; the 3,000 cut.
         assert_eq!(budget.used(), 5 + 1000 + 4);
+        // Shorter than the stored version, then longer: zeros past the cut.
+        c.truncate(3000).unwrap();
+        c.truncate(9000).unwrap();
+        model.truncate(3000);
+        model.resize(9000, 0);
+        assert_eq!(c.read(&store, 0, 1 << 20).unwrap(), model);
+        assert_eq!(c.read(&store, 2990, 20).unwrap(), model[2990..3010]);
         drop(c);
         assert_eq!(budget.used(), 0);
     }
