@@ -38,13 +38,13 @@ pub fn manifest_bound(size: u64, max_value: usize) -> u64 {
     (size / min_chunk(max_value) + 2) * REF_LEN as u64
 }
 
-/// Whether `v` is the chunk `r` names. Its length always; its hash unless the record
-/// is the mount's owner's own (`own`): those were cut and hashed here or by another
-/// holder of the owner's key, nobody else can sign one (peers' records are verified
-/// on arrival), and the masking's tag (keyed by the chunk's id) fails on any changed
-/// byte. A stranger's record under a chunk's name is hashed: anyone who read the
-/// manifest knows the id and can put other bytes under it. Hashing was a quarter of a
-/// cold read's time.
+/// Whether `v` is the chunk `r` names. Its length always; its hash unless it is a
+/// record the mount's owner signed (`own`): nobody else can sign one (peers' records
+/// are verified on arrival), the node hashes a chunk again just before signing it,
+/// and the masking's tag (keyed by the chunk's id) fails on any changed byte. A
+/// stranger's record under a chunk's name is hashed: anyone who read the manifest
+/// knows the id and can put other bytes under it. Hashing was a quarter of a cold
+/// read's time.
 fn is_chunk(r: &ChunkRef, v: &[u8], own: bool) -> bool {
     v.len() == r.len as usize && (own || chunk::chunk_id(v) == r.id)
 }

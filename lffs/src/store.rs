@@ -57,8 +57,9 @@ pub trait Store: Send + Sync + 'static {
     /// content-addressed chunks, where any candidate with the right bytes will do, so
     /// an implementation may look where it is cheapest first (a chunk still waiting to
     /// be published need not wait for the store). `accept` is also told whether the
-    /// candidate is the mount's owner's own (see [`load_chunk`](crate::content::load_chunk)
-    /// for why that matters).
+    /// candidate is a record the mount's owner signed (see
+    /// [`load_chunk`](crate::content::load_chunk) for why that matters); an
+    /// implementation may always say no.
     fn find(
         &self,
         name: &[u8],

@@ -47,8 +47,9 @@ pub fn node_main() -> ExitCode {
     main_with(start_node)
 }
 
-/// Names one build of both programs: `lf` passes it to the `lf-node` it runs, which
-/// refuses a mismatch (a node from an older build behind a newer `lf`).
+/// Names the sources both programs were built from (`build.rs`): `lf` passes it to
+/// the `lf-node` it runs, which refuses a mismatch (a node from older sources behind a
+/// newer `lf`).
 const BUILD_ID: &str = env!("LF_BUILD_ID");
 const BUILD_ENV: &str = "LF_CLIENT_BUILD";
 
@@ -64,8 +65,8 @@ fn run_node_program(_home: PathBuf, _args: &NodeStartArgs) -> anyhow::Result<()>
         .exec();
     if e.kind() == std::io::ErrorKind::NotFound {
         bail!(
-            "the node program {} is missing: `lf node-start` runs it, install it beside {} \
-             (cargo build --release -p lf builds both)",
+            "the node program {} is missing (or cannot be loaded): `lf node-start` runs it, \
+             install it beside {} (cargo build --release -p lf builds both)",
             node.display(),
             me.display()
         );

@@ -910,6 +910,18 @@ impl CommitQueue {
         let value = self
             .value(&p.value)
             .context("reading a waiting value from the LFFS journal")?;
+        // Readers trust the owner's own chunk records without hashing them again
+        // (lffs `content::is_chunk`): this is where they are made, so the bytes read
+        // back from the journal are checked here. A mismatch stays pending, retried
+        // and reported, never signed.
+        if let PutKey::Chunk(id) = &p.key
+            && lffs::chunk::chunk_id(&value) != *id
+        {
+            anyhow::bail!(
+                "a waiting chunk read back from the LFFS journal does not match its hash \
+                 (the journal's bytes changed): not published"
+            );
+        }
         let made = self.node.build_record_named(
             &batch.owner,
             vec![(selector, ordinal)],

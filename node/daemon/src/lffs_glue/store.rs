@@ -323,8 +323,10 @@ impl lffs::Store for LffsStore {
         let mut out: Vec<Option<Vec<u8>>> = vec![None; wanted.len()];
         let mut rest = Vec::new();
         for (i, (name, mask)) in wanted.iter().enumerate() {
+            // A waiting value comes from the journal as plain bytes (no tag to fail
+            // on a changed byte): never taken as the owner's own, so it is hashed.
             match self.queue.overlay_get(name, 0, mask) {
-                Some(v) if accept(i, &v.value, v.owner == me) => out[i] = Some(v.value),
+                Some(v) if accept(i, &v.value, false) => out[i] = Some(v.value),
                 _ => rest.push(i),
             }
         }
