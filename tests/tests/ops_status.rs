@@ -232,6 +232,7 @@ fn a_full_commit_queue_refuses_writes_with_enospc_and_says_so() {
     let s = status_json(&n);
     assert!(s["PendingBytes"].as_u64().unwrap() > 1 << 20, "{s}");
     assert_eq!(s["PendingMaxBytes"], 1 << 20, "{s}");
+    assert_eq!(s["PendingMaxRecords"], 1 << 16, "{s}");
 
     // Now it is over the bound: the next change fails at once with ENOSPC...
     let started = std::time::Instant::now();

@@ -585,7 +585,10 @@ pub fn status(home: &Path, url: Option<&str>, json_out: bool) -> anyhow::Result<
         s.oldest_pending_seconds,
         mib(s.pending_bytes),
         s.pending_max_bytes >> 20,
-        if s.pending_commits > 0 && s.pending_bytes >= s.pending_max_bytes {
+        if s.pending_commits > 0
+            && (s.pending_bytes >= s.pending_max_bytes
+                || (s.pending_max_records > 0 && s.pending_commits >= s.pending_max_records))
+        {
             ": full, new writes fail with ENOSPC"
         } else {
             ""

@@ -187,6 +187,9 @@ pub struct Status {
     /// Bound of `pending_bytes`: past it, LFFS writes fail with ENOSPC.
     #[serde(default)]
     pub pending_max_bytes: u64,
+    /// Bound of `pending_commits`: past it too.
+    #[serde(default)]
+    pub pending_max_records: u64,
     /// The proof of work the commit queue is paying now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_of_work: Option<PowStatus>,

@@ -586,6 +586,7 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<json::Sta
         pending_batches: queue.batches as u64,
         pending_bytes: queue.bytes,
         pending_max_bytes: queue.max_bytes,
+        pending_max_records: queue.max_records,
         proof_of_work: queue.pow.map(|p| json::PowStatus {
             name: p.name,
             elapsed_seconds: p.elapsed,

@@ -244,6 +244,8 @@ pub struct QueueStats {
     pub bytes: u64,
     /// Bound of `bytes` for new writes.
     pub max_bytes: u64,
+    /// Bound of `records` for new writes.
+    pub max_records: u64,
     /// Batches (one per close, fsync, create, rename, ...) waiting.
     pub batches: usize,
     /// Age of the oldest batch, seconds.
@@ -286,9 +288,9 @@ pub fn admits(pending: Load, add: Load, max_bytes: u64) -> bool {
 /// A write refused because the queue is full (`lffs` turns it into ENOSPC).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the LFFS commit queue is full ({} records, {} MiB waiting for proof of work; \
-     bound {} MiB): try again once it drains (see lf status)",
-    pending.records, pending.bytes >> 20, max_bytes >> 20
+    "the LFFS commit queue is full ({} records of at most {}, {} MiB of at most {} MiB \
+     waiting for proof of work): try again once it drains (see lf status)",
+    pending.records, MAX_PENDING_RECORDS, pending.bytes >> 20, max_bytes >> 20
 )]
 pub struct QueueFull {
     /// What was waiting.
@@ -644,6 +646,7 @@ impl CommitQueue {
             records: st.pending.records as usize,
             bytes: st.pending.bytes,
             max_bytes: self.max_pending_bytes,
+            max_records: MAX_PENDING_RECORDS,
             batches: st.batches.len(),
             pow: st.pow.as_ref().map(|p| PowProgress {
                 name: printable(&p.name),
