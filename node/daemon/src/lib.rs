@@ -1,8 +1,8 @@
 //! The `lf` command line and the node, as a library behind two programs (see
 //! ARCHITECTURE.md, "Two programs"): `lf` (`src/main.rs`), the commands a user runs,
 //! which hands `lf node-start` to `lf-node` (`src/bin/lf-node.rs`), the whole program.
-//! `lf` links none of the node, so each `lf get` loads a fifth of the code and
-//! relocates a tenth of the data. This file only parses arguments, dispatches and
+//! `lf` links none of the node, so each `lf get` maps a third of the code and
+//! relocates a sixth of the data. This file only parses arguments, dispatches and
 //! turns errors into one clear line and a non-zero exit.
 
 mod cli;
