@@ -25,6 +25,7 @@ mod open_files;
 
 pub use contested::Contested;
 pub use locate::Location;
+pub use open_files::Unsaved;
 
 type Result<T> = std::result::Result<T, FsError>;
 

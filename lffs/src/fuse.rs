@@ -13,7 +13,8 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::{Attr, FsError, Kind, Store, fs::Filesystem};
+use crate::fuse_workers::Workers;
+use crate::{Attr, FsError, Kind, Store, Unsaved, fs::Filesystem};
 
 /// How long the kernel may cache entries and attributes. Short, because records from
 /// other nodes can change any entry at any time.
@@ -64,13 +65,24 @@ pub fn invalidate_changes<S: Store>(
 /// Adapts a [`Filesystem`] to fuser.
 pub struct FuseAdapter<S: Store> {
     fs: Arc<Filesystem<S>>,
-    name: String,
+    name: Arc<str>,
+    /// For the requests that may take long: see `fuse_workers.rs`.
+    workers: Workers,
 }
 
+/// Workers beside the session's one reader thread.
+const WORKERS: usize = 3;
+
 impl<S: Store> FuseAdapter<S> {
-    /// Wraps a filesystem; `name` labels log lines (the mount path).
+    /// Wraps a filesystem; `name` labels log lines (the mount path). The session must
+    /// read requests on one thread (`fuser::Config::n_threads` 1): this adapter sends
+    /// the slow ones to its own workers.
     pub fn new(fs: Arc<Filesystem<S>>, name: String) -> Self {
-        FuseAdapter { fs, name }
+        FuseAdapter {
+            fs,
+            name: name.into(),
+            workers: Workers::new(WORKERS, "lffs-io"),
+        }
     }
 }
 
@@ -115,13 +127,38 @@ fn file_attr(a: &Attr) -> FileAttr {
 
 impl<S: Store> FuseAdapter<S> {
     fn fail(&self, op: &'static str, ino: u64, e: &FsError) -> Errno {
-        crate::fuse_metrics::error(op, e.errno());
-        if e.is_serious() {
-            tracing::error!(mount = %self.name, op, ino, "lffs: {e}");
-        } else {
-            tracing::debug!(mount = %self.name, op, ino, "lffs: {e}");
+        fail(&self.name, op, ino, e)
+    }
+}
+
+/// The errno of a failed request; counted, and logged once here.
+fn fail(mount: &str, op: &'static str, ino: u64, e: &FsError) -> Errno {
+    crate::fuse_metrics::error(op, e.errno());
+    if e.is_serious() {
+        tracing::error!(mount, op, ino, "lffs: {e}");
+    } else {
+        tracing::debug!(mount, op, ino, "lffs: {e}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+impl<S: Store> FuseAdapter<S> {
+    /// A flush or fsync: commits the file's unsaved data, on a worker when that may
+    /// take long; a small file's commit (one journal flush) is answered here, where
+    /// the caller's other requests ran (on a worker it took half as long again).
+    fn commit(&self, op: &'static str, ino: INodeNo, reply: ReplyEmpty) {
+        let (fs, mount) = (self.fs.clone(), self.name.clone());
+        let job = move || {
+            let _t = crate::fuse_metrics::OpTimer::start(op);
+            match fs.flush(ino.0) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(&mount, op, ino.0, &e)),
+            }
+        };
+        match self.fs.unsaved(ino.0) {
+            Unsaved::Much => self.workers.run(job),
+            Unsaved::Little | Unsaved::Nothing => job(),
         }
-        Errno::from_i32(e.errno())
     }
 }
 
@@ -318,11 +355,15 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("read");
-        match self.fs.read(ino.0, offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(self.fail("read", ino.0, &e)),
-        }
+        // Data may come from the disk: on a worker.
+        let (fs, mount) = (self.fs.clone(), self.name.clone());
+        self.workers.run(move || {
+            let _t = crate::fuse_metrics::OpTimer::start("read");
+            match fs.read(ino.0, offset, size) {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(fail(&mount, "read", ino.0, &e)),
+            }
+        });
     }
 
     fn write(
@@ -356,11 +397,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("flush");
-        match self.fs.flush(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("flush", ino.0, &e)),
-        }
+        self.commit("flush", ino, reply);
     }
 
     fn release(
@@ -381,11 +418,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
-        let _t = crate::fuse_metrics::OpTimer::start("fsync");
-        match self.fs.flush(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("fsync", ino.0, &e)),
-        }
+        self.commit("fsync", ino, reply);
     }
 
     fn readdir(

@@ -14,11 +14,12 @@ mod error;
 mod fs;
 mod fuse;
 mod fuse_metrics;
+mod fuse_workers;
 pub mod layout;
 mod store;
 mod untrusted;
 
 pub use error::FsError;
-pub use fs::{Attr, Contested, DirEntry, Filesystem, FsConfig, Kind, Location};
+pub use fs::{Attr, Contested, DirEntry, Filesystem, FsConfig, Kind, Location, Unsaved};
 pub use fuse::{FuseAdapter, invalidate_changes, mount_options};
 pub use store::{MemStore, Put, Store, StoreError, Version};

@@ -136,6 +136,11 @@ pub trait Store: Send + Sync + 'static {
     fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Whether a `put_lazy` is not yet durable ([`Store::sync`] would wait for the
+    /// disk). May say true when it is not.
+    fn unsynced(&self) -> bool {
+        false
+    }
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;

@@ -4,6 +4,21 @@
 
 use super::*;
 
+/// Largest file whose commit counts as small for [`Filesystem::unsaved`]: one journal
+/// flush of a few records.
+const SMALL_COMMIT: u64 = 256 << 10;
+
+/// What a flush has to do ([`Filesystem::unsaved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsaved {
+    /// Nothing: the file and every create are durable.
+    Nothing,
+    /// A commit of a small file, or a flush of creates: one journal flush.
+    Little,
+    /// Maybe a big file's data, or it waits for a commit under way.
+    Much,
+}
+
 impl<S: Store> Filesystem<S> {
     /// Bytes of written, uncommitted data the open files hold now.
     pub fn spilled_bytes(&self) -> u64 {
@@ -20,6 +35,27 @@ impl<S: Store> Filesystem<S> {
             }
         }
         a
+    }
+
+    /// What a flush of `ino` has to do: nothing but a check, a small commit (one
+    /// journal flush of a small file or a create), or maybe more (a big file's data,
+    /// or a commit of it under way, whose buffer is locked).
+    pub fn unsaved(&self, ino: u64) -> Unsaved {
+        let big = |g: &OpenFile| g.content.len() > SMALL_COMMIT;
+        let dirty = self.registered(ino).map(|f| match f.try_lock() {
+            Ok(g) => (g.dirty, big(&g)),
+            Err(std::sync::TryLockError::Poisoned(g)) => {
+                let g = g.into_inner();
+                (g.dirty, big(&g))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => (true, true),
+        });
+        match dirty {
+            Some((true, true)) => Unsaved::Much,
+            Some((true, false)) => Unsaved::Little,
+            _ if self.store.unsynced() => Unsaved::Little,
+            _ => Unsaved::Nothing,
+        }
     }
 
     /// The open buffer registered under `ino` if it still holds the entry the inode

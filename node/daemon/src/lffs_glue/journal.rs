@@ -302,6 +302,12 @@ impl Journal {
         self.sync_upto(batches_end)
     }
 
+    /// Whether a batch appended is not yet durable (`sync` would wait for the disk).
+    pub fn unsynced(&self) -> bool {
+        let end = self.lock().batches_end;
+        end > self.synced_to.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Returns once everything appended up to `mine` is durable. Concurrent writers
     /// share one `fdatasync` (group commit).
     fn sync_upto(&self, mine: u64) -> anyhow::Result<()> {

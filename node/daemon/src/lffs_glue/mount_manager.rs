@@ -644,8 +644,9 @@ impl MountManager {
         } else {
             fuser::SessionACL::Owner
         };
-        config.n_threads = Some(4);
-        config.clone_fd = true;
+        // One reader thread; the adapter hands requests that may take long to its
+        // own workers (`lffs/src/fuse_workers.rs`).
+        config.n_threads = Some(1);
         let fs = Arc::new(fs);
         let adapter = FuseAdapter::new(fs.clone(), spec.path.display().to_string());
         let session = fuser::spawn_mount(adapter, &spec.path, &config)

@@ -425,6 +425,10 @@ impl lffs::Store for LffsStore {
         self.queue.sync().map_err(|e| self.submit_error(e))
     }
 
+    fn unsynced(&self) -> bool {
+        self.queue.unsynced()
+    }
+
     fn write_refused(&self) -> Option<String> {
         self.node.write_refused(&self.owner.public())
     }
