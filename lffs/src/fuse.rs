@@ -143,6 +143,15 @@ fn fail(mount: &str, op: &'static str, ino: u64, e: &FsError) -> Errno {
 }
 
 impl<S: Store> FuseAdapter<S> {
+    /// Runs a request that may commit `ino` here, or on a worker when the commit may
+    /// take long.
+    fn by_commit_size(&self, ino: INodeNo, job: impl FnOnce() + Send + 'static) {
+        match self.fs.unsaved(ino.0) {
+            Unsaved::Much => self.workers.run(job),
+            Unsaved::Little | Unsaved::Nothing => job(),
+        }
+    }
+
     /// A flush or fsync: commits the file's unsaved data, on a worker when that may
     /// take long; a small file's commit (one journal flush) is answered here, where
     /// the caller's other requests ran (on a worker it took half as long again).
@@ -155,10 +164,7 @@ impl<S: Store> FuseAdapter<S> {
                 Err(e) => reply.error(fail(&mount, op, ino.0, &e)),
             }
         };
-        match self.fs.unsaved(ino.0) {
-            Unsaved::Much => self.workers.run(job),
-            Unsaved::Little | Unsaved::Nothing => job(),
-        }
+        self.by_commit_size(ino, job);
     }
 }
 
@@ -410,11 +416,16 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("release");
-        match self.fs.release(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("release", ino.0, &e)),
-        }
+        // The last close commits what no flush did (rare: the kernel flushes first).
+        let (fs, mount) = (self.fs.clone(), self.name.clone());
+        let job = move || {
+            let _t = crate::fuse_metrics::OpTimer::start("release");
+            match fs.release(fh.0) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(&mount, "release", ino.0, &e)),
+            }
+        };
+        self.by_commit_size(ino, job);
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {

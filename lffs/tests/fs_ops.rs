@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lf_record::Owner;
 use lffs::layout::{self, Body, Entry, FileData, ROOT_INO};
-use lffs::{Filesystem, FsConfig, FsError, Kind, MemStore, Put, Store};
+use lffs::{Filesystem, FsConfig, FsError, Kind, MemStore, Put, Store, Unsaved};
 
 const ROOT: &[u8] = b"com.example.lffs-test";
 const MIB: usize = 1 << 20;
@@ -133,6 +133,25 @@ fn file_create_write_flush_read_back() {
         assert_eq!(fs.read(attr.ino, 100, 5).unwrap(), b"");
         fs.release(fh).unwrap();
     }
+}
+
+#[test]
+fn unsaved_tells_how_much_a_flush_has_to_do() {
+    // The adapter answers a flush here or on a worker by this (`fuse_workers.rs`).
+    let fs = fs_with(60_000);
+    let (attr, fh) = fs.create(ROOT_INO, b"f", 0o644).unwrap();
+    fs.write(attr.ino, 0, b"small").unwrap();
+    assert_eq!(fs.unsaved(attr.ino), Unsaved::Little);
+    fs.flush(attr.ino).unwrap();
+    assert_eq!(fs.unsaved(attr.ino), Unsaved::Nothing);
+    fs.write(attr.ino, 0, &pseudo_random(MIB, 3)).unwrap();
+    assert_eq!(fs.unsaved(attr.ino), Unsaved::Much);
+    fs.flush(attr.ino).unwrap();
+    assert_eq!(fs.unsaved(attr.ino), Unsaved::Nothing);
+    fs.release(fh).unwrap();
+    // Not open: nothing to flush.
+    assert_eq!(fs.unsaved(attr.ino), Unsaved::Nothing);
+    assert_eq!(fs.unsaved(9_999_999), Unsaved::Nothing);
 }
 
 #[test]
