@@ -78,8 +78,13 @@ pub struct Store {
     /// A read-only handle on `records.lf` for reads outside the lock: the index only
     /// names frames that are complete and durable, and those never change.
     reader: File,
+    /// Held through a put: see [`Store::put_many`].
+    writer: Mutex<()>,
     dir: PathBuf,
     _lock: File,
+    /// Called by a put just before its flush (tests of what runs meanwhile).
+    #[cfg(test)]
+    before_flush: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
@@ -144,6 +149,9 @@ impl Store {
         Ok(Store {
             inner: Mutex::new(inner),
             reader,
+            writer: Mutex::new(()),
+            #[cfg(test)]
+            before_flush: Mutex::new(None),
             dir: dir.to_path_buf(),
             _lock: lock,
         })
@@ -174,25 +182,48 @@ impl Store {
     }
 
     /// Stores verified records with one fsync and one index transaction. Durable when
-    /// this returns (steps in README.md).
+    /// this returns (steps in README.md). The store's lock is not held through the
+    /// fsync: queries and reads (a mount's lookups) go on while the disk flushes, since
+    /// nothing indexed names the new frames yet; puts wait for each other (`writer`),
+    /// so the file's tail is this put's until it is indexed or cut back.
     pub fn put_many(&self, records: &[Record]) -> Result<Vec<PutOutcome>, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut outcomes = vec![PutOutcome::Duplicate; records.len()];
-        let mut fresh: Vec<usize> = Vec::new();
-        {
+        // 1-3: which are new, and their frames appended.
+        let (fresh, start, offsets) = {
+            let mut inner = self.lock();
+            let mut fresh: Vec<usize> = Vec::new();
             let mut seen = std::collections::HashSet::new();
             for (i, r) in records.iter().enumerate() {
                 if seen.insert(r.hash()) && !exists(&inner.db, &r.hash())? {
                     fresh.push(i);
                 }
             }
+            if fresh.is_empty() {
+                return Ok(outcomes);
+            }
+            let start = inner.file.end();
+            let bytes: Vec<&[u8]> = fresh.iter().map(|&i| records[i].to_bytes()).collect();
+            match inner.file.append(&bytes) {
+                Ok(offsets) => (fresh, start, offsets),
+                Err(e) => {
+                    inner.undo_batch(start);
+                    return Err(e);
+                }
+            }
+        };
+        // 4: durable before they are indexed.
+        #[cfg(test)]
+        if let Some(hook) = &*self.before_flush.lock().unwrap() {
+            hook();
         }
-        if fresh.is_empty() {
-            return Ok(outcomes);
+        if let Err(e) = self.reader.sync_data() {
+            self.lock().undo_batch(start);
+            return Err(StoreError::io(&self.dir.join("records.lf"), e));
         }
-        let start = inner.file.end();
-        if let Err(e) = inner.append_and_index(records, &fresh, &mut outcomes) {
+        // 5-6: indexed in one transaction.
+        let mut inner = self.lock();
+        if let Err(e) = inner.index_appended(records, &fresh, &offsets, &mut outcomes) {
             inner.undo_batch(start);
             return Err(e);
         }
@@ -519,17 +550,15 @@ impl Store {
 
 impl Inner {
     /// Steps 3–6 of the write path (README) for the records `fresh` of `records`.
-    fn append_and_index(
+    /// Indexes records whose frames were appended (at `offsets`) and made durable, in
+    /// one transaction that also records how far the index reaches.
+    fn index_appended(
         &mut self,
         records: &[Record],
         fresh: &[usize],
+        offsets: &[u64],
         outcomes: &mut [PutOutcome],
     ) -> Result<(), StoreError> {
-        // 3-4: append the frames and make them durable before indexing them.
-        let bytes: Vec<&[u8]> = fresh.iter().map(|&i| records[i].to_bytes()).collect();
-        let offsets = self.file.append(&bytes)?;
-        self.file.sync()?;
-        // 5-6: index them in one transaction, recording how far the index reaches.
         let end = self.file.end();
         let tx = self.db.transaction()?;
         for (k, &i) in fresh.iter().enumerate() {
@@ -540,7 +569,7 @@ impl Inner {
                 &self.config,
                 r,
                 offsets[k],
-                bytes[k].len(),
+                r.to_bytes().len(),
             )?;
             outcomes[i] = PutOutcome::Added {
                 synced: self.dag.is_synced(seq),
@@ -832,5 +861,46 @@ fn mark_synced(
                 queue.push((w, hash_from(&h)?));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lf_record::{OwnerSecret, RecordBuilder, RecordType};
+    use std::sync::Arc;
+
+    #[test]
+    fn queries_go_on_while_a_put_flushes_and_see_it_only_once_indexed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Arc::new(Store::open(tmp.path(), StoreConfig { max_time_drift: 60 }).unwrap());
+        let o = OwnerSecret::from_scalar_bytes(&[7; 48]).unwrap();
+        let r = RecordBuilder::new(RecordType::Datum, 1)
+            .value(b"v".to_vec())
+            .build(&o.public())
+            .unwrap()
+            .sign_without_work(&o)
+            .unwrap();
+        let (h, other) = (r.hash(), s.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        *s.before_flush.lock().unwrap() = Some(Box::new(move || {
+            // Another thread's lookup, while this put is between append and flush:
+            // it must not wait for the put (the lock is free), and must not see it.
+            let (other, (done_tx, done_rx)) = (other.clone(), std::sync::mpsc::channel());
+            std::thread::spawn(move || {
+                let _ = done_tx.send(other.contains(&h).unwrap());
+            });
+            let waited = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+            let _ = tx.send(waited.ok());
+        }));
+        s.put(&r).unwrap();
+        *s.before_flush.lock().unwrap() = None;
+        let seen = rx.recv().unwrap();
+        assert_eq!(
+            seen,
+            Some(false),
+            "answered during the flush, without the record"
+        );
+        assert!(s.contains(&h).unwrap());
     }
 }
