@@ -128,7 +128,10 @@ impl<S: Store> Filesystem<S> {
         self.names_changed(&sel, &[layout::name_ordinal(name)], e.mtime);
         let ino = self.remember(&sel, name);
         let fh = self.open(ino, true)?;
-        Ok((self.getattr(ino)?, fh))
+        // The entry just put, not read back through the store (a query per create).
+        let attr = self.attr_of(ino, &e, &self.store.owner(), false);
+        self.note_attrs_out(ino, &e);
+        Ok((attr, fh))
     }
 
     /// Creates a directory with a fresh selector name (stable across renames).
