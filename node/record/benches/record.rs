@@ -89,6 +89,18 @@ fn benches(c: &mut Criterion) {
     c.bench_function("value_unmask_8k", |b| {
         b.iter(|| chunk.value(Some(black_box(b"lffs-chunk:bench"))).unwrap())
     });
+    // What reading a chunk first costs on a node that has not seen its name lately.
+    c.bench_function("selector_key_of_a_new_name", |b| {
+        let mut n = 0u64;
+        b.iter(|| {
+            n += 1;
+            lf_record::SelectorName::new(&n.to_le_bytes()).key(0)
+        })
+    });
+    let name = lf_record::SelectorName::new(b"bench");
+    c.bench_function("ordinal_mask", |b| {
+        b.iter(|| name.ordinal_mask().mask(black_box(0x1234_5678_9abc_def0)))
+    });
 }
 
 criterion_group!(record_benches, benches);

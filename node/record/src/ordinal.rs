@@ -22,6 +22,14 @@ use aes::cipher::{BlockCipherEncrypt, KeyInit};
 
 use crate::kdf::hkdf_sha256;
 
+/// The AES input of the pseudorandom value at tree `level` for the node `prefix`.
+fn prf_input(level: u8, prefix: u64) -> [u8; 16] {
+    let mut block = [0u8; 16];
+    block[0] = level;
+    block[8..].copy_from_slice(&prefix.to_be_bytes());
+    block
+}
+
 /// A masked ordinal: 16 bytes, big-endian, so byte order equals numeric order.
 pub type MaskedOrdinal = [u8; 16];
 
@@ -41,10 +49,7 @@ impl OrdinalMask {
     }
 
     fn prf(&self, level: u8, prefix: u64) -> u128 {
-        let mut block = [0u8; 16];
-        block[0] = level;
-        block[8..].copy_from_slice(&prefix.to_be_bytes());
-        let mut b = block.into();
+        let mut b = prf_input(level, prefix).into();
         self.cipher.encrypt_block(&mut b);
         let out: [u8; 16] = b.into();
         u128::from_be_bytes(out)
@@ -68,10 +73,24 @@ impl OrdinalMask {
 
     /// Masks an ordinal.
     pub fn mask(&self, ordinal: u64) -> MaskedOrdinal {
-        let (mut lo, mut size) = self.root();
-        for level in (0..64u32).rev() {
+        // Every block the walk uses is known from the ordinal alone (its bits pick the
+        // path): all 66 go through AES in one call, several at a time (a block at a
+        // time, masking took 5.8 us).
+        let mut blocks = [[0u8; 16]; 66];
+        for level in 0..64u32 {
             let prefix = ordinal.checked_shr(level + 1).unwrap_or(0);
-            let split = self.split(level, prefix, size);
+            blocks[level as usize] = prf_input(level as u8, prefix);
+        }
+        blocks[64] = prf_input(64, ordinal);
+        blocks[65] = prf_input(65, 0);
+        let mut b: [aes::Block; 66] = blocks.map(Into::into);
+        self.cipher.encrypt_blocks(&mut b);
+        let prf = |i: usize| u128::from_be_bytes(b[i].into());
+        let (mut lo, mut size) = (prf(65) >> 1, 1u128 << 127); // `root`
+        for level in (0..64u32).rev() {
+            // `split`, with the block computed above.
+            let half = 1u128 << level;
+            let split = half + prf(level as usize) % (size - 2 * half + 1);
             if ordinal >> level & 1 == 0 {
                 size = split;
             } else {
@@ -80,7 +99,7 @@ impl OrdinalMask {
             }
         }
         // Leaf: tag 64 cannot collide with a tree level (0..=63) or the root (65).
-        (lo + self.prf(64, ordinal) % size).to_be_bytes()
+        (lo + prf(64) % size).to_be_bytes()
     }
 
     /// Recovers the ordinal from a masked ordinal made with this name. For a masked
@@ -108,6 +127,57 @@ impl OrdinalMask {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The walk as written first, one AES block at a time.
+    fn mask_walk(m: &OrdinalMask, ordinal: u64) -> MaskedOrdinal {
+        let (mut lo, mut size) = m.root();
+        for level in (0..64u32).rev() {
+            let prefix = ordinal.checked_shr(level + 1).unwrap_or(0);
+            let split = m.split(level, prefix, size);
+            if ordinal >> level & 1 == 0 {
+                size = split;
+            } else {
+                lo += split;
+                size -= split;
+            }
+        }
+        (lo + m.prf(64, ordinal) % size).to_be_bytes()
+    }
+
+    #[test]
+    fn masked_ordinals_are_those_of_the_format() {
+        // Stored records carry masked ordinals: the function must never change.
+        let m = OrdinalMask::new(b"bad horse");
+        // Computed by the first implementation (one block at a time).
+        for (o, want) in [
+            (0u64, "0ec3d923d756e504e07dcd49ac00bf25"),
+            (1, "0ec3d923d756e504e07dcd4ff1cd8440"),
+            (0x1234_5678_9abc_def0, "230a134cfdcd304bbec722b3bce178cc"),
+            (u64::MAX, "8ec3d923d756e504e07dcd48b252235a"),
+        ] {
+            assert_eq!(hex::encode(m.mask(o)), want, "ordinal {o}");
+            assert_eq!(m.unmask(&m.mask(o)), o);
+        }
+        for o in [
+            0u64,
+            1,
+            2,
+            0xff,
+            0x1234_5678_9abc_def0,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(m.mask(o), mask_walk(&m, o), "ordinal {o}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn batched_mask_is_the_tree_walk(name in proptest::collection::vec(any::<u8>(), 0..40), o in any::<u64>()) {
+            let m = OrdinalMask::new(&name);
+            prop_assert_eq!(m.mask(o), mask_walk(&m, o));
+        }
+    }
 
     #[test]
     fn extremes_and_neighbours_keep_order() {
