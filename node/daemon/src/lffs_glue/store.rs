@@ -39,7 +39,7 @@ const KEY_CACHE: usize = 16_384;
 const NAME_CACHE: usize = 1024;
 
 /// The selector keys of names looked up or written lately. Deriving one costs an
-/// Ed25519 base-point multiplication and an ordinal masking (about 25 µs), and a file's
+/// Ed25519 base-point multiplication and an ordinal masking (about 10 µs), and a file's
 /// chunks are looked up once when it is written and again at every read: a 64 MiB file
 /// has about 8,000. Directories' names are kept derived apart: each name in a
 /// directory is another ordinal of the directory's selector name, whose derivation
@@ -215,7 +215,7 @@ impl LffsStore {
 }
 
 /// The selector keys of (name, ordinal) pairs. Deriving one costs an Ed25519 base-point
-/// multiplication (about 15 µs), so a big batch (a file's chunks at fsync) is split
+/// multiplication (about 7 µs), so a big batch (a file's chunks at fsync) is split
 /// over the cores.
 fn selector_keys(names: &[(&[u8], u64)]) -> Result<Vec<lf_record::SelectorKey>, StoreError> {
     let key = |(n, o): &(&[u8], u64)| SelectorName::new(n).key(*o);
@@ -395,7 +395,7 @@ impl lffs::Store for LffsStore {
     }
 
     fn has_pending_own(&self, keys: &[(&[u8], u64, &[u8])]) -> Result<Vec<bool>, StoreError> {
-        // The overlay only: deriving a selector key (about 25 µs) per chunk of a file
+        // The overlay only: deriving a selector key (about 10 µs) per chunk of a file
         // being written took a third of its writer's time. The commit queue drops a
         // chunk the owner has stored already before signing it.
         let owner = self.owner.public();
