@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -64,10 +65,40 @@ pub fn invalidate_changes<S: Store>(
 
 /// Adapts a [`Filesystem`] to fuser.
 pub struct FuseAdapter<S: Store> {
-    fs: Arc<Filesystem<S>>,
-    name: Arc<str>,
+    core: Core<S>,
     /// For the requests that may take long: see `fuse_workers.rs`.
     workers: Workers,
+    /// Requests handed to the workers as slow and not finished yet: while any is
+    /// under way, every request goes to the workers (it may wait for that one).
+    slow: Arc<AtomicUsize>,
+}
+
+/// What a request needs, for a worker to own.
+struct Core<S: Store> {
+    fs: Arc<Filesystem<S>>,
+    mount: Arc<str>,
+}
+
+impl<S: Store> Clone for Core<S> {
+    fn clone(&self) -> Self {
+        Core {
+            fs: self.fs.clone(),
+            mount: self.mount.clone(),
+        }
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// The errno of a failed request; counted, and logged once here.
+    fn fail(&self, op: &'static str, ino: u64, e: &FsError) -> Errno {
+        crate::fuse_metrics::error(op, e.errno());
+        if e.is_serious() {
+            tracing::error!(mount = %self.mount, op, ino, "lffs: {e}");
+        } else {
+            tracing::debug!(mount = %self.mount, op, ino, "lffs: {e}");
+        }
+        Errno::from_i32(e.errno())
+    }
 }
 
 /// Workers beside the session's one reader thread.
@@ -79,10 +110,66 @@ impl<S: Store> FuseAdapter<S> {
     /// the slow ones to its own workers.
     pub fn new(fs: Arc<Filesystem<S>>, name: String) -> Self {
         FuseAdapter {
-            fs,
-            name: name.into(),
+            core: Core {
+                fs,
+                mount: name.into(),
+            },
             workers: Workers::new(WORKERS, "lffs-io"),
+            slow: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Whether a request may run here: nothing slow is under way that it could wait
+    /// for (a commit holding a file's buffer, a journal flush, a big backlog to flush).
+    fn quiet(&self) -> bool {
+        self.slow.load(Ordering::Acquire) == 0 && !self.core.fs.store().flush_busy()
+    }
+
+    /// Runs a quick request here, or on a worker when something slow is under way.
+    fn route(&self, job: impl FnOnce(&Core<S>) + Send + 'static) {
+        let core = self.core.clone();
+        if self.quiet() {
+            job(&core);
+        } else {
+            self.workers.run(move || job(&core));
+        }
+    }
+
+    /// Runs a request that may take long on a worker, counted as slow until it ends.
+    fn run_slow(&self, job: impl FnOnce(&Core<S>) + Send + 'static) {
+        struct Done(Arc<AtomicUsize>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.slow.fetch_add(1, Ordering::AcqRel);
+        let (core, done) = (self.core.clone(), Done(self.slow.clone()));
+        self.workers.run(move || {
+            let _done = done; // also when the job panics
+            job(&core)
+        });
+    }
+
+    /// A request that may commit `ino`: slow when the commit may take long; a small
+    /// file's commit (one short journal flush) is answered here, where the caller's
+    /// other requests ran (on a worker it took half as long again).
+    fn by_commit_size(&self, ino: INodeNo, job: impl FnOnce(&Core<S>) + Send + 'static) {
+        match self.core.fs.unsaved(ino.0) {
+            Unsaved::Much => self.run_slow(job),
+            Unsaved::Little | Unsaved::Nothing => self.route(job),
+        }
+    }
+
+    /// A flush or fsync: commits the file's unsaved data.
+    fn commit(&self, op: &'static str, ino: INodeNo, reply: ReplyEmpty) {
+        self.by_commit_size(ino, move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start(op);
+            match c.fs.flush(ino.0) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(c.fail(op, ino.0, &e)),
+            }
+        });
     }
 }
 
@@ -125,49 +212,6 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
-impl<S: Store> FuseAdapter<S> {
-    fn fail(&self, op: &'static str, ino: u64, e: &FsError) -> Errno {
-        fail(&self.name, op, ino, e)
-    }
-}
-
-/// The errno of a failed request; counted, and logged once here.
-fn fail(mount: &str, op: &'static str, ino: u64, e: &FsError) -> Errno {
-    crate::fuse_metrics::error(op, e.errno());
-    if e.is_serious() {
-        tracing::error!(mount, op, ino, "lffs: {e}");
-    } else {
-        tracing::debug!(mount, op, ino, "lffs: {e}");
-    }
-    Errno::from_i32(e.errno())
-}
-
-impl<S: Store> FuseAdapter<S> {
-    /// Runs a request that may commit `ino` here, or on a worker when the commit may
-    /// take long.
-    fn by_commit_size(&self, ino: INodeNo, job: impl FnOnce() + Send + 'static) {
-        match self.fs.unsaved(ino.0) {
-            Unsaved::Much => self.workers.run(job),
-            Unsaved::Little | Unsaved::Nothing => job(),
-        }
-    }
-
-    /// A flush or fsync: commits the file's unsaved data, on a worker when that may
-    /// take long; a small file's commit (one journal flush) is answered here, where
-    /// the caller's other requests ran (on a worker it took half as long again).
-    fn commit(&self, op: &'static str, ino: INodeNo, reply: ReplyEmpty) {
-        let (fs, mount) = (self.fs.clone(), self.name.clone());
-        let job = move || {
-            let _t = crate::fuse_metrics::OpTimer::start(op);
-            match fs.flush(ino.0) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(fail(&mount, op, ino.0, &e)),
-            }
-        };
-        self.by_commit_size(ino, job);
-    }
-}
-
 fn time_of(t: TimeOrNow) -> SystemTime {
     match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -177,19 +221,24 @@ fn time_of(t: TimeOrNow) -> SystemTime {
 
 impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _t = crate::fuse_metrics::OpTimer::start("lookup");
-        match self.fs.lookup(parent.0, name.as_bytes()) {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(self.fail("lookup", parent.0, &e)),
-        }
+        let name = name.to_owned();
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("lookup");
+            match c.fs.lookup(parent.0, name.as_bytes()) {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(c.fail("lookup", parent.0, &e)),
+            }
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _t = crate::fuse_metrics::OpTimer::start("getattr");
-        match self.fs.getattr(ino.0) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(self.fail("getattr", ino.0, &e)),
-        }
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("getattr");
+            match c.fs.getattr(ino.0) {
+                Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+                Err(e) => reply.error(c.fail("getattr", ino.0, &e)),
+            }
+        });
     }
 
     fn setattr(
@@ -210,27 +259,39 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("setattr");
-        match self.fs.may_change(req.uid()).and_then(|()| {
-            // Through a handle, a truncate waits in the open file's buffer for its close.
-            let size = match (fh, size) {
-                (Some(_), Some(sz)) if self.fs.truncate_open(ino.0, sz)? => None,
-                (_, size) => size,
-            };
-            self.fs
-                .setattr(ino.0, mode, uid, gid, size, mtime.map(time_of))
-        }) {
-            Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(self.fail("setattr", ino.0, &e)),
+        let caller = req.uid();
+        let mtime = mtime.map(time_of);
+        let job = move |c: &Core<S>| {
+            let _t = crate::fuse_metrics::OpTimer::start("setattr");
+            match c.fs.may_change(caller).and_then(|()| {
+                // Through a handle, a truncate waits in the open file's buffer for its
+                // close.
+                let size = match (fh, size) {
+                    (Some(_), Some(sz)) if c.fs.truncate_open(ino.0, sz)? => None,
+                    (_, size) => size,
+                };
+                c.fs.setattr(ino.0, mode, uid, gid, size, mtime)
+            }) {
+                Ok(a) => reply.attr(&TTL, &file_attr(&a)),
+                Err(e) => reply.error(c.fail("setattr", ino.0, &e)),
+            }
+        };
+        // A truncate may cut a stored file again.
+        if size.is_some() {
+            self.run_slow(job);
+        } else {
+            self.route(job);
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let _t = crate::fuse_metrics::OpTimer::start("readlink");
-        match self.fs.readlink(ino.0) {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(self.fail("readlink", ino.0, &e)),
-        }
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("readlink");
+            match c.fs.readlink(ino.0) {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(c.fail("readlink", ino.0, &e)),
+            }
+        });
     }
 
     fn mkdir(
@@ -242,39 +303,48 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("mkdir");
-        match self
-            .fs
-            .may_change(req.uid())
-            .and_then(|()| self.fs.mkdir(parent.0, name.as_bytes(), mode & !umask))
-        {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(self.fail("mkdir", parent.0, &e)),
-        }
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("mkdir");
+            match c
+                .fs
+                .may_change(caller)
+                .and_then(|()| c.fs.mkdir(parent.0, name.as_bytes(), mode & !umask))
+            {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(c.fail("mkdir", parent.0, &e)),
+            }
+        });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _t = crate::fuse_metrics::OpTimer::start("unlink");
-        match self
-            .fs
-            .may_change(req.uid())
-            .and_then(|()| self.fs.unlink(parent.0, name.as_bytes()))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("unlink", parent.0, &e)),
-        }
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("unlink");
+            match c
+                .fs
+                .may_change(caller)
+                .and_then(|()| c.fs.unlink(parent.0, name.as_bytes()))
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(c.fail("unlink", parent.0, &e)),
+            }
+        });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _t = crate::fuse_metrics::OpTimer::start("rmdir");
-        match self
-            .fs
-            .may_change(req.uid())
-            .and_then(|()| self.fs.rmdir(parent.0, name.as_bytes()))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("rmdir", parent.0, &e)),
-        }
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("rmdir");
+            match c
+                .fs
+                .may_change(caller)
+                .and_then(|()| c.fs.rmdir(parent.0, name.as_bytes()))
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(c.fail("rmdir", parent.0, &e)),
+            }
+        });
     }
 
     fn symlink(
@@ -285,17 +355,16 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("symlink");
-        match self.fs.may_change(req.uid()).and_then(|()| {
-            self.fs.symlink(
-                parent.0,
-                link_name.as_bytes(),
-                target.as_os_str().as_bytes(),
-            )
-        }) {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(self.fail("symlink", parent.0, &e)),
-        }
+        let (caller, name, target) = (req.uid(), link_name.to_owned(), target.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("symlink");
+            match c.fs.may_change(caller).and_then(|()| {
+                c.fs.symlink(parent.0, name.as_bytes(), target.as_os_str().as_bytes())
+            }) {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(c.fail("symlink", parent.0, &e)),
+            }
+        });
     }
 
     fn rename(
@@ -308,19 +377,22 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("rename");
         if !flags.is_empty() {
             // RENAME_EXCHANGE / RENAME_NOREPLACE are not supported: say so.
             reply.error(Errno::EINVAL);
             return;
         }
-        match self.fs.may_change(req.uid()).and_then(|()| {
-            self.fs
-                .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes())
-        }) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("rename", parent.0, &e)),
-        }
+        let (caller, name, newname) = (req.uid(), name.to_owned(), newname.to_owned());
+        // Slow: a rename commits a file still open with unsaved data first.
+        self.run_slow(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("rename");
+            match c.fs.may_change(caller).and_then(|()| {
+                c.fs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes())
+            }) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(c.fail("rename", parent.0, &e)),
+            }
+        });
     }
 
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
@@ -330,24 +402,27 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _t = crate::fuse_metrics::OpTimer::start("open");
+        let caller = req.uid();
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
-        let allowed = if write {
-            self.fs.may_change(req.uid())
-        } else {
-            Ok(())
-        };
-        match allowed.and_then(|()| self.fs.open_keep_cache(ino.0, write)) {
-            Ok((fh, keep)) => {
-                let flags = if keep {
-                    FopenFlags::FOPEN_KEEP_CACHE
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened(FileHandle(fh), flags)
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("open");
+            let allowed = if write {
+                c.fs.may_change(caller)
+            } else {
+                Ok(())
+            };
+            match allowed.and_then(|()| c.fs.open_keep_cache(ino.0, write)) {
+                Ok((fh, keep)) => {
+                    let flags = if keep {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags)
+                }
+                Err(e) => reply.error(c.fail("open", ino.0, &e)),
             }
-            Err(e) => reply.error(self.fail("open", ino.0, &e)),
-        }
+        });
     }
 
     fn read(
@@ -361,13 +436,13 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        // Data may come from the disk: on a worker.
-        let (fs, mount) = (self.fs.clone(), self.name.clone());
+        // Data may come from the disk: on a worker, beside the other reads.
+        let core = self.core.clone();
         self.workers.run(move || {
             let _t = crate::fuse_metrics::OpTimer::start("read");
-            match fs.read(ino.0, offset, size) {
+            match core.fs.read(ino.0, offset, size) {
                 Ok(d) => reply.data(&d),
-                Err(e) => reply.error(fail(&mount, "read", ino.0, &e)),
+                Err(e) => reply.error(core.fail("read", ino.0, &e)),
             }
         });
     }
@@ -384,14 +459,25 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("write");
-        match self.fs.write(ino.0, offset, data) {
-            Ok(n) => {
-                reply.written(n);
-                // After the reply: the writer goes on while a job starts.
-                self.fs.cut_ahead(ino.0);
+        fn write<S: Store>(c: &Core<S>, ino: INodeNo, offset: u64, data: &[u8], reply: ReplyWrite) {
+            let _t = crate::fuse_metrics::OpTimer::start("write");
+            match c.fs.write(ino.0, offset, data) {
+                Ok(n) => {
+                    reply.written(n);
+                    // After the reply: the writer goes on while a job starts.
+                    c.fs.cut_ahead(ino.0);
+                }
+                Err(e) => reply.error(c.fail("write", ino.0, &e)),
             }
-            Err(e) => reply.error(self.fail("write", ino.0, &e)),
+        }
+        if self.quiet() {
+            write(&self.core, ino, offset, data, reply);
+        } else {
+            // The data is the request's: a worker needs its own copy.
+            let data = data.to_vec();
+            let core = self.core.clone();
+            self.workers
+                .run(move || write(&core, ino, offset, &data, reply));
         }
     }
 
@@ -417,15 +503,13 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         // The last close commits what no flush did (rare: the kernel flushes first).
-        let (fs, mount) = (self.fs.clone(), self.name.clone());
-        let job = move || {
+        self.by_commit_size(ino, move |c| {
             let _t = crate::fuse_metrics::OpTimer::start("release");
-            match fs.release(fh.0) {
+            match c.fs.release(fh.0) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(fail(&mount, "release", ino.0, &e)),
+                Err(e) => reply.error(c.fail("release", ino.0, &e)),
             }
-        };
-        self.by_commit_size(ino, job);
+        });
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
@@ -440,29 +524,31 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("readdir");
-        let entries = match self.fs.readdir(ino.0) {
-            Ok(e) => e,
-            Err(e) => return reply.error(self.fail("readdir", ino.0, &e)),
-        };
-        let dots = [
-            (ino.0, FileType::Directory, &b"."[..]),
-            (ino.0, FileType::Directory, b".."),
-        ];
-        let all = dots.into_iter().chain(entries.iter().map(|e| {
-            let kind = match e.kind {
-                Kind::File => FileType::RegularFile,
-                Kind::Dir => FileType::Directory,
-                Kind::Symlink => FileType::Symlink,
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("readdir");
+            let entries = match c.fs.readdir(ino.0) {
+                Ok(e) => e,
+                Err(e) => return reply.error(c.fail("readdir", ino.0, &e)),
             };
-            (e.ino, kind, &e.name[..])
-        }));
-        for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(ino), (i + 1) as u64, kind, OsStr::from_bytes(name)) {
-                break;
+            let dots = [
+                (ino.0, FileType::Directory, &b"."[..]),
+                (ino.0, FileType::Directory, b".."),
+            ];
+            let all = dots.into_iter().chain(entries.iter().map(|e| {
+                let kind = match e.kind {
+                    Kind::File => FileType::RegularFile,
+                    Kind::Dir => FileType::Directory,
+                    Kind::Symlink => FileType::Symlink,
+                };
+                (e.ino, kind, &e.name[..])
+            }));
+            for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(ino), (i + 1) as u64, kind, OsStr::from_bytes(name)) {
+                    break;
+                }
             }
-        }
-        reply.ok();
+            reply.ok();
+        });
     }
 
     fn mknod(
@@ -475,27 +561,29 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("mknod");
-        // A regular file is a create without an open handle; device nodes, FIFOs and
-        // sockets have no meaning in records shared across machines: EPERM, as on
-        // filesystems that cannot hold them (SEMANTICS.md).
-        const S_IFMT: u32 = 0o170000;
-        const S_IFREG: u32 = 0o100000;
-        if mode & S_IFMT != S_IFREG {
-            reply.error(self.fail("mknod", parent.0, &FsError::Perm));
-            return;
-        }
-        let made = self.fs.may_change(req.uid()).and_then(|()| {
-            let (a, fh) = self
-                .fs
-                .create(parent.0, name.as_bytes(), mode & !umask & 0o7777)?;
-            self.fs.release(fh)?;
-            Ok(a)
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("mknod");
+            // A regular file is a create without an open handle; device nodes, FIFOs
+            // and sockets have no meaning in records shared across machines: EPERM,
+            // as on filesystems that cannot hold them (SEMANTICS.md).
+            const S_IFMT: u32 = 0o170000;
+            const S_IFREG: u32 = 0o100000;
+            if mode & S_IFMT != S_IFREG {
+                reply.error(c.fail("mknod", parent.0, &FsError::Perm));
+                return;
+            }
+            let made = c.fs.may_change(caller).and_then(|()| {
+                let (a, fh) =
+                    c.fs.create(parent.0, name.as_bytes(), mode & !umask & 0o7777)?;
+                c.fs.release(fh)?;
+                Ok(a)
+            });
+            match made {
+                Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
+                Err(e) => reply.error(c.fail("mknod", parent.0, &e)),
+            }
         });
-        match made {
-            Ok(a) => reply.entry(&TTL, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(self.fail("mknod", parent.0, &e)),
-        }
     }
 
     fn link(
@@ -509,7 +597,7 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         let _t = crate::fuse_metrics::OpTimer::start("link");
         // One entry per file: a second name would be a second, independent copy on
         // other nodes. EPERM, as on filesystems without hard links (SEMANTICS.md).
-        reply.error(self.fail("link", ino.0, &FsError::Perm));
+        reply.error(self.core.fail("link", ino.0, &FsError::Perm));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -527,20 +615,23 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let _t = crate::fuse_metrics::OpTimer::start("create");
-        match self
-            .fs
-            .may_change(req.uid())
-            .and_then(|()| self.fs.create(parent.0, name.as_bytes(), mode & !umask))
-        {
-            Ok((a, fh)) => reply.created(
-                &TTL,
-                &file_attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
-            Err(e) => reply.error(self.fail("create", parent.0, &e)),
-        }
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start("create");
+            match c
+                .fs
+                .may_change(caller)
+                .and_then(|()| c.fs.create(parent.0, name.as_bytes(), mode & !umask))
+            {
+                Ok((a, fh)) => reply.created(
+                    &TTL,
+                    &file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(c.fail("create", parent.0, &e)),
+            }
+        });
     }
 }

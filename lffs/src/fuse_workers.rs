@@ -70,7 +70,11 @@ fn work(rx: &Mutex<Receiver<Job>>) {
             Ok(job) => job,
             Err(_) => return, // the session ended
         };
-        job();
+        // A panicking job (its reply, dropped, answers EIO) must not take the worker
+        // with it.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a FUSE request panicked (answered EIO)");
+        }
     }
 }
 
@@ -118,6 +122,16 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("a second job ran while the first was blocked");
         hold_tx.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_its_worker_running() {
+        let w = Workers::new(1, "t");
+        w.run(|| panic!("a bug in one request"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        w.run(move || tx.send(()).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the one worker ran the next job");
     }
 
     #[test]

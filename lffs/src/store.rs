@@ -141,6 +141,11 @@ pub trait Store: Send + Sync + 'static {
     fn unsynced(&self) -> bool {
         false
     }
+    /// Whether a durable put or a sync now would be long or wait for another flush.
+    /// Never blocks (the FUSE adapter asks before every request).
+    fn flush_busy(&self) -> bool {
+        false
+    }
     /// Changes whenever anything readable may have changed (local writes, records
     /// from peers): caches compare it to know they are stale.
     fn generation(&self) -> u64;

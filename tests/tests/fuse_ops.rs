@@ -272,3 +272,67 @@ fn fuse_two_mounts_of_one_tree_see_each_others_changes() {
     assert!(wait_until(5, || read(&a.join("back")).as_deref() == Some("from b")));
     drop(f);
 }
+
+#[test]
+fn fuse_requests_are_answered_while_a_big_file_is_flushed() {
+    // The session reads requests on one thread; a flush that takes long runs on a
+    // worker, and what comes meanwhile must not wait behind it, not even a request
+    // that waits for that flush itself (lffs/src/fuse.rs).
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = FuseNode::start(dir.path(), 60_000);
+    let mut data = vec![0u8; 64 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .mode(0o644)
+        .open(f.mnt.join("big"))
+        .unwrap();
+    file.write_all(&data).unwrap();
+    let started = std::time::Instant::now();
+    let flush = std::thread::spawn(move || {
+        file.sync_all().unwrap();
+        started.elapsed()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Attributes of the file being flushed, asked of the node (not the kernel's
+    // cache): answered once the flush ends, on a worker.
+    let big = f.mnt.join("big");
+    let stat = std::thread::spawn(move || {
+        rustix::fs::statx(
+            rustix::fs::CWD,
+            &big,
+            rustix::fs::AtFlags::STATX_FORCE_SYNC,
+            rustix::fs::StatxFlags::SIZE,
+        )
+        .map(|s| s.stx_size)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Lookups of names that do not exist: never cached by the kernel, each one is a
+    // request to the node.
+    let mut answered = Vec::new();
+    for i in 0..2000 {
+        assert!(std::fs::metadata(f.mnt.join(format!("absent-{i}"))).is_err());
+        answered.push(started.elapsed());
+        if flush.is_finished() {
+            break;
+        }
+    }
+    let flushed = flush.join().unwrap();
+    assert_eq!(stat.join().unwrap().unwrap(), 64 << 20);
+    let during = answered.iter().filter(|t| **t < flushed).count();
+    assert!(
+        during >= 1,
+        "no lookup answered during a flush of {flushed:?}; first answer after {:?}",
+        answered.first()
+    );
+    assert_eq!(std::fs::read(f.mnt.join("big")).unwrap(), data);
+}

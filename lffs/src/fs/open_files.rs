@@ -26,12 +26,18 @@ impl<S: Store> Filesystem<S> {
     }
 
     /// The size of unflushed writes wins over the stored size; a clean buffer may be
-    /// older than the store (a newer version arrived), so the store's size counts.
+    /// older than the store (a newer version arrived), so the store's size counts,
+    /// unless the buffer committed a newer entry after `a` was read (a stat that
+    /// waited for an fsync's commit took size 0 from the create before it).
     pub(super) fn with_open_size(&self, mut a: Attr) -> Attr {
         if let Some(f) = self.live_open(a.ino) {
             let g = f.lock().unwrap_or_else(|e| e.into_inner());
+            let committed = time(g.entry.mtime);
             if g.dirty {
                 a.size = g.content.len();
+            } else if committed > a.mtime {
+                a.size = g.content.len();
+                a.mtime = committed;
             }
         }
         a

@@ -460,6 +460,12 @@ impl CommitQueue {
         self.journal.unsynced()
     }
 
+    /// Whether a durable submit or a sync now would be long or wait (see
+    /// [`Journal::flush_busy`]).
+    pub fn flush_busy(&self) -> bool {
+        self.journal.flush_busy()
+    }
+
     /// Makes a batch durable and visible, then queues it for publication; refuses it
     /// with [`QueueFull`] (keeping nothing) when the queue is over its bound, unless
     /// `admitted` (a later part of a change whose first part was admitted: a big file

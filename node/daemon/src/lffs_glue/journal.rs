@@ -90,7 +90,13 @@ pub struct Journal {
     synced: Mutex<u64>,
     /// The value of `synced`, readable while a flush holds its lock.
     synced_to: std::sync::atomic::AtomicU64,
+    /// The appender's `batches_end`, readable without its lock (which an append or
+    /// a rotation holds through a write or a flush).
+    batches_end: std::sync::atomic::AtomicU64,
 }
+
+/// Unsynced bytes past which [`Journal::flush_busy`] says a flush would be long.
+const FLUSH_BACKLOG: u64 = 1 << 20;
 
 fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:020}.log"))
@@ -183,6 +189,7 @@ impl Journal {
                 }),
                 synced: Mutex::new(0),
                 synced_to: Default::default(),
+                batches_end: Default::default(),
                 readers: Mutex::new(std::collections::HashMap::new()),
             },
             entries,
@@ -219,6 +226,8 @@ impl Journal {
         a.appended += a.current.file.end() - start;
         if pin {
             a.batches_end = a.appended;
+            self.batches_end
+                .store(a.appended, std::sync::atomic::Ordering::Release);
         }
         if pin {
             let no = a.current.no;
@@ -304,8 +313,19 @@ impl Journal {
 
     /// Whether a batch appended is not yet durable (`sync` would wait for the disk).
     pub fn unsynced(&self) -> bool {
-        let end = self.lock().batches_end;
-        end > self.synced_to.load(std::sync::atomic::Ordering::Acquire)
+        self.unsynced_bytes() > 0
+    }
+
+    fn unsynced_bytes(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        let end = self.batches_end.load(Acquire);
+        end.saturating_sub(self.synced_to.load(Acquire))
+    }
+
+    /// Whether a flush now would be long or wait: one is under way (a flush holds
+    /// its lock), or more than [`FLUSH_BACKLOG`] waits to be flushed. Never blocks.
+    pub fn flush_busy(&self) -> bool {
+        self.synced.try_lock().is_err() || self.unsynced_bytes() > FLUSH_BACKLOG
     }
 
     /// Returns once everything appended up to `mine` is durable. Concurrent writers

@@ -429,6 +429,10 @@ impl lffs::Store for LffsStore {
         self.queue.unsynced()
     }
 
+    fn flush_busy(&self) -> bool {
+        self.queue.flush_busy()
+    }
+
     fn write_refused(&self) -> Option<String> {
         self.node.write_refused(&self.owner.public())
     }
