@@ -291,7 +291,7 @@ fn fuse_requests_are_answered_while_a_big_file_is_flushed() {
         *b = x as u8;
     }
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
         .mode(0o644)
         .open(f.mnt.join("big"))
