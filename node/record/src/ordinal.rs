@@ -12,7 +12,8 @@
 //! between its two children, leaving each child at least as many range values as it
 //! has domain values. The ordinal's bits pick the path; at the leaf a last
 //! pseudorandom offset picks the value inside the leaf's interval. Strictly
-//! increasing by construction, 66 AES blocks to mask (the root, 64 levels, the leaf), as many to unmask.
+//! increasing by construction, 66 AES blocks to mask (the root, 64 levels, the
+//! leaf), as many to unmask.
 //!
 //! What it reveals: the order of one name's ordinals (by design) and, as any OPE, a
 //! coarse idea of their distance. Ordinals of different names share nothing.
