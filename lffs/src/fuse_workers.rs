@@ -57,8 +57,13 @@ impl Workers {
             return job();
         };
         match tx.try_send(Box::new(job)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => job(),
+            Ok(()) => {
+                metrics::counter!("lf_fuse_worker_jobs_total", "ran" => "worker").increment(1)
+            }
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                metrics::counter!("lf_fuse_worker_jobs_total", "ran" => "here").increment(1);
+                job()
+            }
         }
     }
 }

@@ -135,6 +135,8 @@ fn fuse_metrics_after_set_get_and_a_fuse_write() {
     }
     assert!(s("lf_fuse_op_duration_seconds_sum", &[("op", "write")]) > 0.0);
     assert!(s("lf_fuse_errors_total", &[("op", "lookup"), ("errno", "2")]) >= 1.0);
+    // Reads of data run on the adapter's workers.
+    assert!(s("lf_fuse_worker_jobs_total", &[("ran", "worker")]) >= 1.0);
     // The node paid proof of work for the LFFS records; the queue drained.
     assert!(s("lf_pow_duration_seconds_count", &[]) >= 1.0);
     assert!(s("lf_commit_queue_publish_delay_seconds_count", &[]) >= 1.0);

@@ -47,13 +47,10 @@ impl<S: Store> Filesystem<S> {
     /// journal flush of a small file or a create), or maybe more (a big file's data,
     /// or a commit of it under way, whose buffer is locked).
     pub fn unsaved(&self, ino: u64) -> Unsaved {
-        let big = |g: &OpenFile| g.content.len() > SMALL_COMMIT;
+        let state = |g: &OpenFile| (g.dirty, g.content.len() > SMALL_COMMIT);
         let dirty = self.registered(ino).map(|f| match f.try_lock() {
-            Ok(g) => (g.dirty, big(&g)),
-            Err(std::sync::TryLockError::Poisoned(g)) => {
-                let g = g.into_inner();
-                (g.dirty, big(&g))
-            }
+            Ok(g) => state(&g),
+            Err(std::sync::TryLockError::Poisoned(g)) => state(&g.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => (true, true),
         });
         match dirty {

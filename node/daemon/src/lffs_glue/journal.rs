@@ -70,9 +70,6 @@ struct Appender {
     segments: BTreeSet<u64>,
     /// Bytes appended over all segments since open: the group-commit clock.
     appended: u64,
-    /// Where the last batch append (values and entry) ends: what [`Journal::sync`]
-    /// must make durable (a `Done` mark after it need not be).
-    batches_end: u64,
     /// Segments holding a batch appended but not yet registered as pending by the
     /// commit queue (see [`Journal::unpin`]), with how many: rotation never deletes
     /// them. Without this, a rotation between a batch's append and its registration
@@ -90,8 +87,10 @@ pub struct Journal {
     synced: Mutex<u64>,
     /// The value of `synced`, readable while a flush holds its lock.
     synced_to: std::sync::atomic::AtomicU64,
-    /// The appender's `batches_end`, readable without its lock (which an append or
-    /// a rotation holds through a write or a flush).
+    /// Where the last batch append (values and entry) ends, in `appended` units:
+    /// what [`Journal::sync`] must make durable (a `Done` mark after it need not be).
+    /// Set under the appender's lock, read without it (an append or a rotation holds
+    /// that lock through a write or a flush).
     batches_end: std::sync::atomic::AtomicU64,
 }
 
@@ -184,7 +183,6 @@ impl Journal {
                     current,
                     segments,
                     appended: 0,
-                    batches_end: 0,
                     pinned: Default::default(),
                 }),
                 synced: Mutex::new(0),
@@ -225,11 +223,9 @@ impl Journal {
         };
         a.appended += a.current.file.end() - start;
         if pin {
-            a.batches_end = a.appended;
+            // Under the appender's lock: stores of `batches_end` are in append order.
             self.batches_end
                 .store(a.appended, std::sync::atomic::Ordering::Release);
-        }
-        if pin {
             let no = a.current.no;
             *a.pinned.entry(no).or_default() += 1;
         }
@@ -307,8 +303,7 @@ impl Journal {
     /// again after a restart): a file closed after its fsync paid a second flush when
     /// a publication's mark fell between the two.
     pub fn sync(&self) -> anyhow::Result<()> {
-        let batches_end = self.lock().batches_end;
-        self.sync_upto(batches_end)
+        self.sync_upto(self.batches_end.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Whether a batch appended is not yet durable (`sync` would wait for the disk).
