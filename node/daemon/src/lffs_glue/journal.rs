@@ -16,6 +16,12 @@
 //! leaves values without an entry, which replay ignores. Values stay on disk: readers
 //! fetch them by [`ValueAt`] ([`Journal::read`]), so what waits for publication is not
 //! held in memory.
+//!
+//! Writeback starts as the journal grows: every [`WRITEBACK_BYTES`] appended, a
+//! thread of the journal's flushes what is there (an `fdatasync` that makes nothing
+//! count as durable: only [`Journal::sync`] does). A big file's chunks are on disk by
+//! the time its fsync comes, which then flushes only the last few MiB instead of the
+//! whole file (the kernel's own writeback waits for 10 % of memory or 30 s).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -62,6 +68,9 @@ struct Segment {
     file: RecordsFile,
     /// A second handle on the same file, synced outside the append lock.
     sync: std::sync::Arc<File>,
+    /// A third, for writeback only: a write error is reported once per open file
+    /// description, and must reach `sync`'s, which acknowledges writes.
+    writeback: std::sync::Arc<File>,
 }
 
 struct Appender {
@@ -75,6 +84,8 @@ struct Appender {
     /// them. Without this, a rotation between a batch's append and its registration
     /// saw nothing pending and deleted the segment holding an acknowledged batch.
     pinned: std::collections::BTreeMap<u64, usize>,
+    /// `appended` when the last writeback was asked for.
+    written_back: u64,
 }
 
 /// The journal.
@@ -92,7 +103,15 @@ pub struct Journal {
     /// Set under the appender's lock, read without it (an append or a rotation holds
     /// that lock through a write or a flush).
     batches_end: std::sync::atomic::AtomicU64,
+    /// Segments to write back, to the writeback thread (which ends when this drops).
+    writeback: std::sync::mpsc::SyncSender<std::sync::Arc<File>>,
+    /// Writebacks done (the metric counts them too; read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    written_backs: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Bytes appended between two writebacks (see the module's doc).
+const WRITEBACK_BYTES: u64 = 4 << 20;
 
 /// Unsynced bytes past which [`Journal::flush_busy`] says a flush would be long.
 const FLUSH_BACKLOG: u64 = 1 << 20;
@@ -113,12 +132,35 @@ fn open_segment(dir: &Path, no: u64) -> anyhow::Result<Segment> {
     // The mode above applies only to a new file, through the umask.
     crate::common::home::private_file(&path)?;
     let file = RecordsFile::open(&path)?;
-    let sync = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let handle = || File::open(&path).with_context(|| format!("cannot open {}", path.display()));
     Ok(Segment {
         no,
         file,
-        sync: std::sync::Arc::new(sync),
+        sync: std::sync::Arc::new(handle()?),
+        writeback: std::sync::Arc::new(handle()?),
     })
+}
+
+/// Starts the thread that writes segments back (see the module's doc).
+fn start_writeback(
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> anyhow::Result<std::sync::mpsc::SyncSender<std::sync::Arc<File>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<File>>(1);
+    std::thread::Builder::new()
+        .name("lffs-writeback".into())
+        .spawn(move || {
+            for segment in rx {
+                // Only a head start: a failure here is the next sync's to report (on
+                // its own handle, which the kernel tells too).
+                if let Err(e) = segment.sync_data() {
+                    tracing::debug!("writeback of the LFFS journal failed: {e}");
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ::metrics::counter!("lf_commit_journal_writebacks_total").increment(1);
+            }
+        })
+        .context("cannot start the LFFS journal's writeback thread")?;
+    Ok(tx)
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {
@@ -176,6 +218,7 @@ impl Journal {
                 s
             }
         };
+        let written_backs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         Ok((
             Journal {
                 dir: dir.to_path_buf(),
@@ -184,11 +227,14 @@ impl Journal {
                     segments,
                     appended: 0,
                     pinned: Default::default(),
+                    written_back: 0,
                 }),
                 synced: Mutex::new(0),
                 synced_to: Default::default(),
                 batches_end: Default::default(),
                 readers: Mutex::new(std::collections::HashMap::new()),
+                writeback: start_writeback(written_backs.clone())?,
+                written_backs,
             },
             entries,
         ))
@@ -222,6 +268,11 @@ impl Journal {
             }
         };
         a.appended += a.current.file.end() - start;
+        if a.appended - a.written_back >= WRITEBACK_BYTES {
+            a.written_back = a.appended;
+            // Full: one is queued already, and covers this append too.
+            let _ = self.writeback.try_send(a.current.writeback.clone());
+        }
         if pin {
             // Under the appender's lock: stores of `batches_end` are in append order.
             self.batches_end
@@ -536,6 +587,32 @@ mod tests {
         j.append_lazy(&E::Done(1)).unwrap();
         j.rotate(true, None).unwrap();
         assert!(!segment_path(dir.path(), segment).exists());
+    }
+
+    #[test]
+    fn a_growing_journal_is_written_back_without_counting_as_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open::<String>(dir.path()).unwrap();
+        let value = vec![7u8; 1 << 20];
+        for i in 0..WRITEBACK_BYTES / (1 << 20) - 1 {
+            j.append_lazy_with(&E::Batch(i, "part".into()), &[&value])
+                .unwrap();
+        }
+        let written_back = || j.written_backs.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(written_back(), 0, "less than WRITEBACK_BYTES appended");
+        j.append_lazy_with(&E::Batch(99, "part".into()), &[&value])
+            .unwrap();
+        let t = std::time::Instant::now();
+        while written_back() == 0 {
+            assert!(t.elapsed().as_secs() < 10, "no writeback started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Durable only through `sync`: a writeback acknowledges nothing.
+        assert_eq!(j.synced(), 0);
+        assert!(j.unsynced());
+        j.sync().unwrap();
+        assert!(!j.unsynced());
     }
 
     #[test]
