@@ -357,10 +357,11 @@ impl<S: Store> Filesystem<S> {
     }
 
     /// Sets `e.body` to hold `content` (inline or chunked) and returns what is left
-    /// to put with the entry. A chunked file streams through the chunker: its new
-    /// chunks go to the store in parts of [`COMMIT_PART_BYTES`] as they are cut
-    /// (content-addressed, so harmless before the entry names them), never the whole
-    /// file in memory; chunks already stored are not written again.
+    /// to put with the entry. A chunked file streams through the chunker: it is cut
+    /// in parts of [`COMMIT_PART_BYTES`] of the file (two in memory at most), whose new
+    /// chunks go to the store as they are cut (content-addressed, so harmless before
+    /// the entry names them), never the whole file in memory; chunks already stored
+    /// are not written again.
     pub(super) fn store_content(&self, e: &mut Entry, content: &mut Content) -> Result<Commit> {
         let max = self.store.max_value_size();
         let len = content.len();

@@ -22,6 +22,11 @@
 //! count as durable: only [`Journal::sync`] does). A big file's chunks are on disk by
 //! the time its fsync comes, which then flushes only the last few MiB instead of the
 //! whole file (the kernel's own writeback waits for 10 % of memory or 30 s).
+//!
+//! A failed flush poisons the journal: the kernel reports a write error once per open
+//! file and may drop the pages that failed, so a later flush that succeeds says nothing
+//! of them. Every later [`Journal::sync`] fails (LFFS answers EIO) until the node
+//! restarts and replays what the disk really holds.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -104,7 +109,13 @@ pub struct Journal {
     /// that lock through a write or a flush).
     batches_end: std::sync::atomic::AtomicU64,
     /// Segments to write back, to the writeback thread (which ends when this drops).
-    writeback: std::sync::mpsc::SyncSender<std::sync::Arc<File>>,
+    /// Absent if its thread could not start (flushes then write everything).
+    writeback: Option<std::sync::mpsc::SyncSender<std::sync::Arc<File>>>,
+    /// Why a flush failed, once one has: no flush after it acknowledges anything.
+    poisoned: Mutex<Option<String>>,
+    /// Tests: the next flush fails as if the disk had.
+    #[cfg(test)]
+    fail_next_flush: std::sync::atomic::AtomicBool,
     /// Writebacks done (the metric counts them too; read by the tests).
     #[cfg_attr(not(test), allow(dead_code))]
     written_backs: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -233,8 +244,13 @@ impl Journal {
                 synced_to: Default::default(),
                 batches_end: Default::default(),
                 readers: Mutex::new(std::collections::HashMap::new()),
-                writeback: start_writeback(written_backs.clone())?,
+                writeback: start_writeback(written_backs.clone())
+                    .map_err(|e| tracing::warn!("{e:#}; fsyncs of big files will be slower"))
+                    .ok(),
                 written_backs,
+                poisoned: Mutex::new(None),
+                #[cfg(test)]
+                fail_next_flush: Default::default(),
             },
             entries,
         ))
@@ -268,10 +284,12 @@ impl Journal {
             }
         };
         a.appended += a.current.file.end() - start;
-        if a.appended - a.written_back >= WRITEBACK_BYTES {
+        if a.appended - a.written_back >= WRITEBACK_BYTES
+            && let Some(w) = &self.writeback
+            && w.try_send(a.current.writeback.clone()).is_ok()
+        {
+            // Not when one is queued already: it may be of a segment rotated since.
             a.written_back = a.appended;
-            // Full: one is queued already, and covers this append too.
-            let _ = self.writeback.try_send(a.current.writeback.clone());
         }
         if pin {
             // Under the appender's lock: stores of `batches_end` are in append order.
@@ -385,12 +403,40 @@ impl Journal {
             let a = self.lock();
             (a.appended, a.current.sync.clone())
         };
-        file.sync_data().context("cannot sync the LFFS journal")?;
+        self.flush(&file)?;
         *synced = upto;
         self.synced_to
             .store(upto, std::sync::atomic::Ordering::Release);
         ::metrics::counter!("lf_commit_journal_syncs_total").increment(1);
         Ok(())
+    }
+
+    /// `fdatasync` of a segment, unless the journal is poisoned (see the module's doc);
+    /// poisons it on failure.
+    fn flush(&self, file: &File) -> anyhow::Result<()> {
+        let mut poisoned = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = &*poisoned {
+            anyhow::bail!(
+                "the LFFS journal could not be flushed earlier ({why}): nothing written \
+                 since can be made durable until the node restarts"
+            );
+        }
+        drop(poisoned);
+        #[cfg(test)]
+        let failed = self
+            .fail_next_flush
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            .then(|| std::io::Error::other("injected"));
+        #[cfg(not(test))]
+        let failed: Option<std::io::Error> = None;
+        match failed.map_or_else(|| file.sync_data(), Err) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                poisoned = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+                *poisoned = Some(e.to_string());
+                Err(e).context("cannot sync the LFFS journal")
+            }
+        }
     }
 
     /// Reads a value appended with [`Journal::append_durable_with`]. Fails once its
@@ -434,10 +480,7 @@ impl Journal {
         if (idle && size > 0) || size > SEGMENT_BYTES {
             // Everything in the old segment is durable before the new one is used:
             // a sync of the new segment must never be taken to cover the old one.
-            a.current
-                .sync
-                .sync_data()
-                .context("cannot sync the LFFS journal")?;
+            self.flush(&a.current.sync)?;
             *synced = a.appended;
             self.synced_to
                 .store(a.appended, std::sync::atomic::Ordering::Release);
@@ -599,10 +642,17 @@ mod tests {
                 .unwrap();
         }
         let written_back = || j.written_backs.load(std::sync::atomic::Ordering::Relaxed);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(written_back(), 0, "less than WRITEBACK_BYTES appended");
+        assert_eq!(
+            j.lock().written_back,
+            0,
+            "less than WRITEBACK_BYTES appended"
+        );
         j.append_lazy_with(&E::Batch(99, "part".into()), &[&value])
             .unwrap();
+        assert!(
+            j.lock().written_back >= WRITEBACK_BYTES,
+            "no writeback asked for"
+        );
         let t = std::time::Instant::now();
         while written_back() == 0 {
             assert!(t.elapsed().as_secs() < 10, "no writeback started");
@@ -613,6 +663,43 @@ mod tests {
         assert!(j.unsynced());
         j.sync().unwrap();
         assert!(!j.unsynced());
+    }
+
+    /// After a failed flush, no later flush acknowledges anything (the kernel may have
+    /// dropped the pages that failed, and reports the error only once).
+    #[test]
+    fn a_failed_flush_fails_every_later_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = Journal::open::<String>(dir.path()).unwrap();
+        j.append_durable(&E::Batch(1, "before".into())).unwrap();
+        j.fail_next_flush
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = j.append_durable(&E::Batch(2, "lost".into())).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot sync the LFFS journal"),
+            "{e:#}"
+        );
+        for _ in 0..2 {
+            let e = j.append_durable(&E::Batch(3, "after".into())).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("until the node restarts"),
+                "{e:#}"
+            );
+        }
+        // A lazily appended batch (a create) is not made durable by a later sync.
+        j.append_lazy_with(&E::Batch(5, "lazy".into()), &[b"v"])
+            .unwrap();
+        assert!(j.sync().is_err());
+        assert!(j.unsynced());
+        assert!(
+            j.rotate(true, None).is_err(),
+            "a rotation must not flush either"
+        );
+        // A restart starts clean: what the disk holds is replayed and syncs work.
+        drop(j);
+        let (j, entries) = Journal::open::<String>(dir.path()).unwrap();
+        assert!(!entries.is_empty());
+        j.append_durable(&E::Batch(4, "restarted".into())).unwrap();
     }
 
     #[test]
