@@ -17,6 +17,9 @@ use fuser::{
 use crate::fuse_workers::Workers;
 use crate::{Attr, FsError, Kind, Store, Unsaved, fs::Filesystem};
 
+/// [`Filesystem::unlink`] or [`Filesystem::rmdir`].
+type Removal<S> = fn(&Filesystem<S>, u64, &[u8]) -> Result<(), FsError>;
+
 /// How long the kernel may cache entries and attributes. Short, because records from
 /// other nodes can change any entry at any time.
 const TTL: Duration = Duration::from_secs(1);
@@ -159,6 +162,30 @@ impl<S: Store> FuseAdapter<S> {
             Unsaved::Much => self.run_slow(job),
             Unsaved::Little | Unsaved::Nothing => self.route(job),
         }
+    }
+
+    /// An unlink or rmdir of `name` in `parent`, by the caller if it may change the mount.
+    fn remove(
+        &self,
+        op: &'static str,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEmpty,
+        remove: Removal<S>,
+    ) {
+        let (caller, name) = (req.uid(), name.to_owned());
+        self.route(move |c| {
+            let _t = crate::fuse_metrics::OpTimer::start(op);
+            match c
+                .fs
+                .may_change(caller)
+                .and_then(|()| remove(&c.fs, parent.0, name.as_bytes()))
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(c.fail(op, parent.0, &e)),
+            }
+        });
     }
 
     /// A flush or fsync: commits the file's unsaved data.
@@ -318,33 +345,11 @@ impl<S: Store> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let (caller, name) = (req.uid(), name.to_owned());
-        self.route(move |c| {
-            let _t = crate::fuse_metrics::OpTimer::start("unlink");
-            match c
-                .fs
-                .may_change(caller)
-                .and_then(|()| c.fs.unlink(parent.0, name.as_bytes()))
-            {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(c.fail("unlink", parent.0, &e)),
-            }
-        });
+        self.remove("unlink", req, parent, name, reply, Filesystem::unlink);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let (caller, name) = (req.uid(), name.to_owned());
-        self.route(move |c| {
-            let _t = crate::fuse_metrics::OpTimer::start("rmdir");
-            match c
-                .fs
-                .may_change(caller)
-                .and_then(|()| c.fs.rmdir(parent.0, name.as_bytes()))
-            {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(c.fail("rmdir", parent.0, &e)),
-            }
-        });
+        self.remove("rmdir", req, parent, name, reply, Filesystem::rmdir);
     }
 
     fn symlink(
